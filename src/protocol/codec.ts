@@ -1,0 +1,130 @@
+/**
+ * Encodes and decodes wire messages. Decoding never throws: anything that is not a valid
+ * message (wrong frame count, unknown topic, oversized, not msgpack, wrong field types,
+ * unknown version) comes back as a {@link DecodeResult} rejection with a reason to count.
+ *
+ * @module
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import {
+  MAX_ID_LENGTH,
+  MAX_PAYLOAD_BYTES,
+  MAX_TOPIC_BYTES,
+  PROTOCOL_VERSION,
+  TOPICS,
+  type DecodeResult,
+  type Payload,
+  type Topic,
+  type WireMessage,
+} from './messages.js';
+
+// Plain msgpack maps with string keys: no msgpackr records, no shared structures, so any
+// msgpack implementation can read and write our payloads.
+const packr = new Packr({ useRecords: false, moreTypes: false, useFloat32: 0 });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const topicBuffers = new Map<Topic, Buffer>(TOPICS.map((t) => [t, Buffer.from(t, 'utf8')]));
+
+/** Encodes a message as the two frames `[topic, msgpack(payload)]`. */
+export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
+  const body: Record<string, unknown> = {
+    version: payload.version,
+    instanceId: payload.instanceId,
+    epoch: payload.epoch,
+    seq: payload.seq,
+    sentAt: payload.sentAt,
+    pid: payload.pid,
+    host: payload.host,
+  };
+  if (payload.heartbeatInterval !== undefined) body.heartbeatInterval = payload.heartbeatInterval;
+  if (payload.priority !== undefined) body.priority = payload.priority;
+  return [topicBuffers.get(topic) as Buffer, packr.pack(body)];
+}
+
+/** Decodes the frames of one multipart message. Never throws. */
+export function decode(frames: readonly Uint8Array[]): DecodeResult {
+  if (frames.length !== 2) {
+    return reject('frames', `expected 2 frames, received ${frames.length}`);
+  }
+  const [topicFrame, payloadFrame] = frames as [Uint8Array, Uint8Array];
+  if (topicFrame.byteLength > MAX_TOPIC_BYTES) {
+    return reject('oversize', `topic frame of ${topicFrame.byteLength} bytes`);
+  }
+  if (payloadFrame.byteLength > MAX_PAYLOAD_BYTES) {
+    return reject('oversize', `payload frame of ${payloadFrame.byteLength} bytes`);
+  }
+  const topicText = Buffer.from(topicFrame.buffer, topicFrame.byteOffset, topicFrame.byteLength)
+    .toString('utf8');
+  const topic = TOPICS.find((t) => t === topicText);
+  if (topic === undefined) return reject('topic', `unknown topic ${JSON.stringify(topicText)}`);
+
+  let body: unknown;
+  try {
+    body = unpackr.unpack(payloadFrame);
+  } catch (error) {
+    return reject('msgpack', error instanceof Error ? error.message : 'undecodable payload');
+  }
+  if (
+    typeof body !== 'object' ||
+    body === null ||
+    Array.isArray(body) ||
+    Object.getPrototypeOf(body) !== Object.prototype
+  ) {
+    return reject('shape', 'payload is not a msgpack map');
+  }
+  const map = body as Record<string, unknown>;
+  const field = (name: string): unknown => (Object.hasOwn(map, name) ? map[name] : undefined);
+
+  const version = field('version');
+  if (!isUint(version)) return reject('shape', 'version is not a non-negative integer');
+  if (version !== PROTOCOL_VERSION) return reject('version', `unsupported version ${version}`);
+
+  const instanceId = field('instanceId');
+  if (!isId(instanceId)) return reject('shape', 'instanceId is not a string of 1-256 chars');
+  const host = field('host');
+  if (!isId(host)) return reject('shape', 'host is not a string of 1-256 chars');
+  const epoch = field('epoch');
+  if (!isUint(epoch)) return reject('shape', 'epoch is not a non-negative integer');
+  const seq = field('seq');
+  if (!isUint(seq)) return reject('shape', 'seq is not a non-negative integer');
+  const pid = field('pid');
+  if (!isUint(pid) || pid === 0) return reject('shape', 'pid is not a positive integer');
+  const sentAt = field('sentAt');
+  if (typeof sentAt !== 'number' || !Number.isFinite(sentAt)) {
+    return reject('shape', 'sentAt is not a finite number');
+  }
+  const heartbeatInterval = field('heartbeatInterval');
+  if (heartbeatInterval !== undefined && (!isUint(heartbeatInterval) || heartbeatInterval === 0)) {
+    return reject('shape', 'heartbeatInterval is not a positive integer');
+  }
+  const priority = field('priority');
+  if (priority !== undefined && !isUint(priority)) {
+    return reject('shape', 'priority is not a non-negative integer');
+  }
+
+  const message: WireMessage = {
+    topic,
+    version,
+    instanceId,
+    epoch,
+    seq,
+    sentAt,
+    pid,
+    host,
+    heartbeatInterval,
+    priority,
+  };
+  return { ok: true, message };
+}
+
+function reject(reason: Exclude<DecodeResult, { ok: true }>['reason'], detail: string): DecodeResult {
+  return { ok: false, reason, detail };
+}
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
+}

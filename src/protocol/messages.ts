@@ -1,0 +1,84 @@
+/**
+ * Wire messages of the ZeroMQ watcher. `docs/PROTOCOL.md` is the contract; this file is its
+ * TypeScript mirror. Every message is a two-frame multipart `[topic, msgpack(payload)]`.
+ *
+ * @module
+ */
+
+/** The protocol version this build speaks and accepts. */
+export const PROTOCOL_VERSION = 1;
+
+/** Topics, sent as the first frame in UTF-8. Secondaries subscribe to the prefix `instance.`. */
+export const TOPICS = ['instance.heartbeat', 'instance.shutdown', 'instance.promoted'] as const;
+
+/** One of {@link TOPICS}. */
+export type Topic = (typeof TOPICS)[number];
+
+/** The common subscription prefix of every topic. */
+export const TOPIC_PREFIX = 'instance.';
+
+/** Largest accepted payload frame, in bytes. Larger frames are dropped unread. */
+export const MAX_PAYLOAD_BYTES = 4096;
+
+/** Largest accepted topic frame, in bytes. */
+export const MAX_TOPIC_BYTES = 64;
+
+/** Longest accepted `instanceId` and `host`, in UTF-16 code units. */
+export const MAX_ID_LENGTH = 256;
+
+/** Fields carried by every payload. */
+export interface Payload {
+  /** Protocol version; {@link PROTOCOL_VERSION}. */
+  readonly version: number;
+  /** The sender's instance id. */
+  readonly instanceId: string;
+  /** The sender's epoch: the term it is primary for. */
+  readonly epoch: number;
+  /** Per-sender sequence number, +1 on every message the sender publishes. */
+  readonly seq: number;
+  /** Sender's wall clock, ms since the Unix epoch. Informational: never used for decisions. */
+  readonly sentAt: number;
+  /** The sender's process id. */
+  readonly pid: number;
+  /** The sender's host name. */
+  readonly host: string;
+  /** The sender's heartbeat interval in ms, when it announces it. */
+  readonly heartbeatInterval?: number | undefined;
+  /** The sender's priority (lower is preferred), when it announces it. */
+  readonly priority?: number | undefined;
+}
+
+/** A decoded, validated message. */
+export interface WireMessage extends Payload {
+  readonly topic: Topic;
+}
+
+/** Why an incoming message was dropped; each reason is counted in `status().dropped`. */
+export type RejectReason =
+  /** Not exactly two frames. */
+  | 'frames'
+  /** Topic frame is not one of {@link TOPICS}. */
+  | 'topic'
+  /** A frame exceeds its size limit. */
+  | 'oversize'
+  /** Payload is not a single valid msgpack value. */
+  | 'msgpack'
+  /** Payload is valid msgpack but not a map with the required fields of the right types. */
+  | 'shape'
+  /** Payload's `version` is not one this build speaks. */
+  | 'version';
+
+/** All reject reasons, for counters. */
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'frames',
+  'topic',
+  'oversize',
+  'msgpack',
+  'shape',
+  'version',
+];
+
+/** The result of decoding: a message, or a counted rejection. Never throws. */
+export type DecodeResult =
+  | { readonly ok: true; readonly message: WireMessage }
+  | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };
