@@ -1,0 +1,832 @@
+/**
+ * The heartbeat watcher's decisions, as a pure state machine.
+ *
+ * `step(state, input, env) -> { state, effects }`. It imports nothing from Node, reads no clock
+ * and starts no timer: time (`env.now`, local monotonic milliseconds) and randomness
+ * (`env.random`) come in with every input, and everything it wants done (bind the endpoint,
+ * publish, call `onPromote`, wake up at a time) goes out as effects for the driver to run. The
+ * driver feeds the outcome of each asynchronous effect back as another input.
+ *
+ * What it guarantees (given a transport whose bind is exclusive, see DESIGN.md):
+ * - a node becomes primary only after its own bind of the endpoint succeeded, and announces the
+ *   role only after `onPromote` resolved;
+ * - epochs it takes are larger than every epoch it has seen on the wire or in the state file;
+ * - a primary that sees a higher epoch steps down at once;
+ * - `onDemote` is called exactly once for every `onPromote` that resolved, after it resolved;
+ * - a secondary promotes on `instance.shutdown` at once, on silence only after
+ *   `heartbeatTimeout`, and never while it is disabled; after a lost race, a disabled period or a
+ *   failed `onPromote` it keeps watching and tries again when the primary is lost again;
+ * - after its own stall (a wake-up much later than planned) it drains already-queued messages
+ *   before it judges silence.
+ *
+ * @module
+ */
+import type { Topic, WireMessage } from '../protocol/messages.js';
+
+/** The public role of a watcher. */
+export type Role = 'starting' | 'secondary' | 'primary' | 'stopped';
+
+/** How a watcher was asked to start. */
+export type InitialRole = 'primary' | 'secondary' | 'auto';
+
+/** Why a node became primary. */
+export type PromoteReason = 'startup' | 'shutdown' | 'silence' | 'disconnect';
+
+/** Why a node stopped being primary. */
+export type DemoteReason = 'higher-epoch' | 'shutdown' | 'stepdown';
+
+/** Why a role changed. */
+export type RoleChangeReason = PromoteReason | DemoteReason;
+
+/** Internal lifecycle phase; finer than {@link Role}. */
+export type Phase =
+  | 'idle'
+  | 'binding'
+  | 'secondary'
+  | 'acquiring'
+  | 'claiming'
+  | 'promoting'
+  | 'primary'
+  | 'verifying'
+  | 'stopping'
+  | 'stopped';
+
+/** What a node knows about the primary it follows. */
+export interface PrimaryView {
+  readonly instanceId: string;
+  readonly epoch: number;
+  readonly pid: number;
+  readonly host: string;
+  readonly seq: number;
+  /** Local monotonic time of the last message from it. */
+  readonly lastSeenAt: number;
+  /** Local wall-clock time of the last heartbeat from it (for display only). */
+  readonly lastSeenWallAt: number;
+}
+
+/** A primary this node considers lost, and since when. */
+export interface Loss {
+  readonly cause: PromoteReason;
+  readonly since: number;
+  readonly instanceId: string | undefined;
+  readonly epoch: number | undefined;
+}
+
+/** Fixed parameters of a machine. Durations in ms. */
+export interface MachineConfig {
+  readonly instanceId: string;
+  readonly initialRole: InitialRole;
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  /** Base delay before retrying after a failed `onPromote`; doubles per failure, jittered. */
+  readonly retryInterval: number;
+  /** Cap of that backoff. */
+  readonly maxRetryInterval: number;
+  /** After the primary announced shutdown, first bind retry delay (the old primary may still be closing). */
+  readonly fastRetryInterval: number;
+  /** A wake-up later than planned by more than this means this process itself stalled. */
+  readonly stallThreshold: number;
+  /** After a stall, how long to let queued messages drain before judging silence. */
+  readonly drainDelay: number;
+}
+
+/** Counters kept by the machine; exposed through `status()`. */
+export interface MachineCounters {
+  readonly heartbeatsSent: number;
+  readonly heartbeatsSeen: number;
+  readonly promotions: number;
+  readonly demotions: number;
+  readonly failedPromotions: number;
+  readonly lostRaces: number;
+  readonly stalls: number;
+}
+
+/** The whole state. Treat as immutable. */
+export interface MachineState {
+  readonly config: MachineConfig;
+  readonly phase: Phase;
+  readonly role: Role;
+  readonly enabled: boolean;
+  /** Own epoch while claiming/promoting/primary; otherwise the highest epoch known. */
+  readonly epoch: number;
+  /** Highest epoch seen anywhere (wire, state file, own). */
+  readonly knownEpoch: number;
+  /** Counter of promotion attempts; identifies one onPromote/onDemote pairing. */
+  readonly term: number;
+  /** The reason of the running claim/promotion. */
+  readonly claimReason: PromoteReason | undefined;
+  /** True while an onPromote call has not settled. */
+  readonly promoteOutstanding: boolean;
+  /** Term whose onPromote resolved and whose onDemote has not been called yet. */
+  readonly promotedTerm: number | undefined;
+  /** True while onDemote runs. */
+  readonly demoteOutstanding: boolean;
+  /** Whether this node currently holds (has bound) the endpoint. */
+  readonly holdsEndpoint: boolean;
+  readonly primary: PrimaryView | undefined;
+  /** Monotonic time from which silence is measured. */
+  readonly silenceFrom: number;
+  readonly loss: Loss | undefined;
+  readonly attempts: number;
+  readonly nextAttemptAt: number | undefined;
+  /** No takeover attempt before this time (after a step-down). */
+  readonly holdOffUntil: number | undefined;
+  /** Do not judge silence before this time (draining after a stall). */
+  readonly drainUntil: number | undefined;
+  readonly nextHeartbeatAt: number | undefined;
+  readonly lastSentAt: number | undefined;
+  /** Last time this primary saw its own heartbeat come back through the endpoint. */
+  readonly lastSelfSeenAt: number | undefined;
+  readonly seq: number;
+  /** When the driver should call back with a `tick`. */
+  readonly wakeAt: number | undefined;
+  /** What the machine does once the pending callbacks settle while stopping or stepping down. */
+  readonly pendingExit: 'shutdown' | 'stepdown' | undefined;
+  readonly counters: MachineCounters;
+}
+
+/** Inputs the driver feeds in. */
+export type Input =
+  | { readonly type: 'start' }
+  | { readonly type: 'tick' }
+  | { readonly type: 'message'; readonly message: WireMessage; readonly wallNow: number }
+  | { readonly type: 'bindResult'; readonly outcome: 'bound' | 'in-use' | 'failed'; readonly detail?: string }
+  | { readonly type: 'epochLoaded'; readonly fileEpoch: number }
+  | { readonly type: 'stateSaved'; readonly ok: boolean; readonly detail?: string }
+  | { readonly type: 'promoteSettled'; readonly term: number; readonly ok: boolean; readonly detail?: string }
+  | { readonly type: 'demoteSettled'; readonly term: number }
+  | { readonly type: 'setEnabled'; readonly enabled: boolean }
+  | { readonly type: 'stepDown' }
+  | { readonly type: 'shutdown' }
+  | { readonly type: 'closed' };
+
+/** A notification the driver delivers to listeners (never blocking the machine). */
+export type Notification =
+  | {
+      readonly type: 'roleChanged';
+      readonly from: Role;
+      readonly to: Role;
+      readonly epoch: number;
+      readonly reason: RoleChangeReason;
+    }
+  | {
+      readonly type: 'primaryChanged';
+      readonly instanceId: string;
+      readonly epoch: number;
+      readonly pid: number;
+      readonly host: string;
+    }
+  | {
+      readonly type: 'primaryLost';
+      readonly instanceId: string | undefined;
+      readonly epoch: number | undefined;
+      readonly cause: PromoteReason;
+      readonly willPromote: boolean;
+    }
+  | {
+      readonly type: 'promotionFailed';
+      readonly epoch: number;
+      readonly reason: PromoteReason;
+      readonly detail: string;
+      readonly retryInMs: number;
+    };
+
+/** Effects the driver runs, in order. */
+export type Effect =
+  /** Bind the endpoint (exclusive); answer with `bindResult`. */
+  | { readonly type: 'bind' }
+  /** Read the epoch from the state file; answer with `epochLoaded`. */
+  | { readonly type: 'loadEpoch' }
+  /** Write the state file atomically; answer with `stateSaved`. */
+  | { readonly type: 'saveState'; readonly epoch: number; readonly primary: boolean }
+  /** Publish a message on the endpoint this node holds. */
+  | { readonly type: 'publish'; readonly topic: Topic; readonly epoch: number; readonly seq: number }
+  /**
+   * Publish `instance.shutdown` (when `farewellSeq` is set), make sure it left, and unbind.
+   * Later socket effects wait for this one.
+   */
+  | { readonly type: 'release'; readonly epoch: number; readonly farewellSeq: number | undefined }
+  /** Call onPromote; answer with `promoteSettled`. */
+  | { readonly type: 'callPromote'; readonly term: number; readonly epoch: number; readonly reason: PromoteReason }
+  /** Abort the signal handed to onPromote of `term`. */
+  | { readonly type: 'abortPromote'; readonly term: number }
+  /** Call onDemote; answer with `demoteSettled`. */
+  | { readonly type: 'callDemote'; readonly term: number; readonly epoch: number; readonly reason: DemoteReason }
+  | { readonly type: 'notify'; readonly notification: Notification }
+  | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly message: string }
+  /** The start sequence is over: the watcher is secondary or primary. */
+  | { readonly type: 'started' }
+  /** The start failed; the driver rejects `start()` and closes. */
+  | { readonly type: 'startFailed'; readonly reason: 'in-use' | 'bind-failed' | 'promote-failed'; readonly detail: string }
+  /** Close every socket (after a `release` if one is needed); answer with `closed`. */
+  | { readonly type: 'close' };
+
+/** Time and randomness for one step. */
+export interface StepEnv {
+  /** Local monotonic time, ms. */
+  readonly now: number;
+  /** A uniform random number in [0, 1). */
+  readonly random: () => number;
+}
+
+/** The outcome of one step. */
+export interface StepResult {
+  readonly state: MachineState;
+  readonly effects: readonly Effect[];
+}
+
+const ZERO_COUNTERS: MachineCounters = Object.freeze({
+  heartbeatsSent: 0,
+  heartbeatsSeen: 0,
+  promotions: 0,
+  demotions: 0,
+  failedPromotions: 0,
+  lostRaces: 0,
+  stalls: 0,
+});
+
+/** The state of a machine that has not started. */
+export function initialState(config: MachineConfig, enabled: boolean, knownEpoch = 0): MachineState {
+  return {
+    config,
+    phase: 'idle',
+    role: 'starting',
+    enabled,
+    epoch: knownEpoch,
+    knownEpoch,
+    term: 0,
+    claimReason: undefined,
+    promoteOutstanding: false,
+    promotedTerm: undefined,
+    demoteOutstanding: false,
+    holdsEndpoint: false,
+    primary: undefined,
+    silenceFrom: 0,
+    loss: undefined,
+    attempts: 0,
+    nextAttemptAt: undefined,
+    holdOffUntil: undefined,
+    drainUntil: undefined,
+    nextHeartbeatAt: undefined,
+    lastSentAt: undefined,
+    lastSelfSeenAt: undefined,
+    seq: 0,
+    wakeAt: undefined,
+    pendingExit: undefined,
+    counters: ZERO_COUNTERS,
+  };
+}
+
+/** One transition. Pure: the same state, input and env always give the same result. */
+export function step(state: MachineState, input: Input, env: StepEnv): StepResult {
+  const b = new Builder(state, env);
+  switch (input.type) {
+    case 'start':
+      onStart(b);
+      break;
+    case 'tick':
+      onTick(b);
+      break;
+    case 'message':
+      onMessage(b, input.message, input.wallNow);
+      break;
+    case 'bindResult':
+      onBindResult(b, input.outcome, input.detail ?? input.outcome);
+      break;
+    case 'epochLoaded':
+      onEpochLoaded(b, input.fileEpoch);
+      break;
+    case 'stateSaved':
+      onStateSaved(b, input.ok, input.detail ?? 'state file not written');
+      break;
+    case 'promoteSettled':
+      onPromoteSettled(b, input.term, input.ok, input.detail ?? 'onPromote failed');
+      break;
+    case 'demoteSettled':
+      onDemoteSettled(b, input.term);
+      break;
+    case 'setEnabled':
+      onSetEnabled(b, input.enabled);
+      break;
+    case 'stepDown':
+      onStepDown(b);
+      break;
+    case 'shutdown':
+      onShutdown(b);
+      break;
+    case 'closed':
+      onClosed(b);
+      break;
+  }
+  return b.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Accumulates the next state and the effects of one step. */
+class Builder {
+  s: MachineState;
+  readonly effects: Effect[] = [];
+  readonly now: number;
+  readonly random: () => number;
+
+  constructor(state: MachineState, env: StepEnv) {
+    this.s = state;
+    this.now = env.now;
+    this.random = env.random;
+  }
+
+  set(patch: Partial<MachineState>): void {
+    this.s = { ...this.s, ...patch };
+  }
+
+  count(name: keyof MachineCounters, by = 1): void {
+    this.s = { ...this.s, counters: { ...this.s.counters, [name]: this.s.counters[name] + by } };
+  }
+
+  emit(effect: Effect): void {
+    this.effects.push(effect);
+  }
+
+  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void {
+    this.effects.push({ type: 'log', level, message });
+  }
+
+  notify(notification: Notification): void {
+    this.effects.push({ type: 'notify', notification });
+  }
+
+  /** The one funnel for public role changes. */
+  changeRole(to: Role, reason: RoleChangeReason): void {
+    const from = this.s.role;
+    if (from === to) return;
+    this.set({ role: to });
+    this.log('info', `role ${from} -> ${to} (${reason}, epoch ${this.s.epoch})`);
+    this.notify({ type: 'roleChanged', from, to, epoch: this.s.epoch, reason });
+  }
+
+  nextSeq(): number {
+    const seq = this.s.seq + 1;
+    this.set({ seq });
+    return seq;
+  }
+
+  finish(): StepResult {
+    this.set({ wakeAt: computeWakeAt(this.s, this.now) });
+    return { state: this.s, effects: this.effects };
+  }
+}
+
+function onStart(b: Builder): void {
+  if (b.s.phase !== 'idle') return;
+  if (b.s.config.initialRole === 'secondary') {
+    becomeFollower(b);
+    b.changeRole('secondary', 'startup');
+    b.emit({ type: 'started' });
+    return;
+  }
+  b.set({ phase: 'binding', claimReason: 'startup' });
+  b.emit({ type: 'bind' });
+}
+
+/** Enter the plain secondary phase, measuring silence from now. */
+function becomeFollower(b: Builder): void {
+  b.set({
+    phase: 'secondary',
+    silenceFrom: b.now,
+    claimReason: undefined,
+    nextHeartbeatAt: undefined,
+    drainUntil: undefined,
+  });
+}
+
+function onTick(b: Builder): void {
+  const s = b.s;
+  const planned = s.wakeAt;
+  // A wake-up far later than planned means this process was stalled (SIGSTOP, a blocked event
+  // loop, a suspended laptop). Messages that arrived meanwhile are still queued: let them drain
+  // before judging the primary by a silence that may be our own.
+  if (planned !== undefined && b.now - planned > s.config.stallThreshold) {
+    b.count('stalls');
+    b.log('warn', `this process stalled for ~${Math.round(b.now - planned)} ms`);
+    if (s.phase === 'secondary' || s.phase === 'acquiring') {
+      b.set({ drainUntil: b.now + s.config.drainDelay });
+    }
+  }
+
+  switch (b.s.phase) {
+    case 'secondary':
+      judgeSilence(b);
+      maybeAttempt(b);
+      return;
+    case 'claiming':
+    case 'promoting':
+    case 'primary':
+    case 'stopping':
+      heartbeatIfDue(b);
+      return;
+    default:
+      return;
+  }
+}
+
+function judgeSilence(b: Builder): void {
+  const s = b.s;
+  if (s.loss !== undefined) return;
+  if (s.drainUntil !== undefined && b.now < s.drainUntil) return;
+  if (b.now - s.silenceFrom < s.config.heartbeatTimeout) return;
+  declareLoss(b, 'silence');
+}
+
+function declareLoss(b: Builder, cause: PromoteReason): void {
+  const p = b.s.primary;
+  const willPromote = b.s.enabled;
+  b.set({ loss: { cause, since: b.now, instanceId: p?.instanceId, epoch: p?.epoch }, attempts: 0, nextAttemptAt: b.now });
+  const who = p === undefined ? 'no primary heard' : `primary ${p.instanceId} (epoch ${p.epoch})`;
+  b.log(willPromote ? 'info' : 'warn', `${who}: lost by ${cause}${willPromote ? '' : '; failover disabled, not promoting'}`);
+  b.notify({
+    type: 'primaryLost',
+    instanceId: p?.instanceId,
+    epoch: p?.epoch,
+    cause,
+    willPromote,
+  });
+}
+
+function maybeAttempt(b: Builder): void {
+  const s = b.s;
+  if (s.phase !== 'secondary' || s.loss === undefined || !s.enabled) return;
+  if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
+  if (s.nextAttemptAt !== undefined && b.now < s.nextAttemptAt) return;
+  b.set({ phase: 'acquiring', claimReason: s.loss.cause, nextAttemptAt: undefined });
+  b.emit({ type: 'bind' });
+}
+
+function heartbeatIfDue(b: Builder): void {
+  const s = b.s;
+  if (!s.holdsEndpoint || s.nextHeartbeatAt === undefined || b.now < s.nextHeartbeatAt) return;
+  if (s.phase === 'primary' && s.lastSentAt !== undefined && b.now - s.lastSentAt > s.config.heartbeatTimeout) {
+    // Stalled longer than heartbeatTimeout: someone may have taken over meanwhile. Check the
+    // state file for a higher epoch before acting as primary again.
+    b.log('warn', `primary stalled for ${Math.round(b.now - s.lastSentAt)} ms; verifying epoch`);
+    b.set({ phase: 'verifying', nextHeartbeatAt: undefined });
+    b.emit({ type: 'loadEpoch' });
+    return;
+  }
+  sendHeartbeat(b);
+}
+
+function sendHeartbeat(b: Builder): void {
+  const seq = b.nextSeq();
+  b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq });
+  b.count('heartbeatsSent');
+  const interval = b.s.config.heartbeatInterval;
+  const planned = b.s.nextHeartbeatAt ?? b.now;
+  // Keep a steady cadence, but never try to catch up on beats missed during a stall.
+  const next = planned + interval > b.now ? planned + interval : b.now + interval;
+  b.set({ lastSentAt: b.now, nextHeartbeatAt: next });
+}
+
+function onMessage(b: Builder, m: WireMessage, wallNow: number): void {
+  const s = b.s;
+  if (s.phase === 'idle' || s.phase === 'stopped') return;
+  if (m.instanceId === s.config.instanceId) {
+    if (s.holdsEndpoint && m.topic === 'instance.heartbeat') b.set({ lastSelfSeenAt: b.now });
+    return;
+  }
+  if (m.epoch > s.knownEpoch) {
+    // A secondary's `epoch` is the highest it knows; a holder's is its own term's.
+    b.set(s.holdsEndpoint ? { knownEpoch: m.epoch } : { knownEpoch: m.epoch, epoch: m.epoch });
+  }
+
+  if (s.pendingExit !== undefined) return;
+  if (s.holdsEndpoint) {
+    // Another node publishes on the endpoint we hold: only possible if we lost it (a stall, a
+    // stolen filesystem socket). A strictly higher epoch wins.
+    if (m.epoch > s.epoch && m.topic !== 'instance.shutdown') {
+      b.log('warn', `${m.instanceId} publishes epoch ${m.epoch} > own ${s.epoch}: stepping down`);
+      loseRole(b, 'higher-epoch');
+      follow(b, m, wallNow);
+    }
+    return;
+  }
+
+  if (s.phase !== 'secondary' && s.phase !== 'acquiring' && s.phase !== 'binding') return;
+
+  if (m.topic === 'instance.shutdown') {
+    const p = s.primary;
+    // A shutdown from a node we do not follow, with an older epoch, is stale: ignore it.
+    if (p !== undefined && p.instanceId !== m.instanceId && m.epoch < p.epoch) return;
+    if (s.phase === 'binding') return;
+    if (s.loss?.cause !== 'shutdown') {
+      b.set({ loss: undefined });
+      declareLoss(b, 'shutdown');
+    }
+    b.set({ primary: undefined });
+    maybeAttempt(b);
+    return;
+  }
+
+  // A heartbeat or promoted announcement: the sender holds the endpoint.
+  b.count('heartbeatsSeen');
+  follow(b, m, wallNow);
+}
+
+/** Follow `m`'s sender as the primary. */
+function follow(b: Builder, m: WireMessage, wallNow: number): void {
+  const prev = b.s.primary;
+  const changed = prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch;
+  if (prev !== undefined && m.epoch < prev.epoch && prev.instanceId !== m.instanceId) {
+    b.log('warn', `${m.instanceId} holds the endpoint with epoch ${m.epoch}, lower than ${prev.epoch}`);
+  }
+  b.set({
+    primary: {
+      instanceId: m.instanceId,
+      epoch: m.epoch,
+      pid: m.pid,
+      host: m.host,
+      seq: m.seq,
+      lastSeenAt: b.now,
+      lastSeenWallAt: wallNow,
+    },
+    silenceFrom: b.now,
+    drainUntil: undefined,
+  });
+  if (b.s.loss !== undefined) b.set({ loss: undefined, attempts: 0, nextAttemptAt: undefined });
+  if (changed) {
+    b.log('info', `following primary ${m.instanceId} (epoch ${m.epoch})`);
+    b.notify({ type: 'primaryChanged', instanceId: m.instanceId, epoch: m.epoch, pid: m.pid, host: m.host });
+  }
+}
+
+function onBindResult(b: Builder, outcome: 'bound' | 'in-use' | 'failed', detail: string): void {
+  const s = b.s;
+  if (s.phase === 'binding') {
+    if (outcome === 'bound') {
+      b.set({ phase: 'claiming', holdsEndpoint: true });
+      b.emit({ type: 'loadEpoch' });
+      return;
+    }
+    if (s.config.initialRole === 'primary' || outcome === 'failed') {
+      b.set({ phase: 'stopped', role: 'stopped' });
+      b.emit({ type: 'startFailed', reason: outcome === 'in-use' ? 'in-use' : 'bind-failed', detail });
+      b.emit({ type: 'close' });
+      return;
+    }
+    // auto: someone holds the endpoint, so we follow it.
+    becomeFollower(b);
+    b.changeRole('secondary', 'startup');
+    b.emit({ type: 'started' });
+    return;
+  }
+  if (s.phase === 'acquiring') {
+    if (outcome === 'bound') {
+      b.set({ phase: 'claiming', holdsEndpoint: true });
+      b.emit({ type: 'loadEpoch' });
+      return;
+    }
+    // Lost the race, or the old primary still holds the endpoint (closing, or hung).
+    b.count('lostRaces');
+    if (outcome === 'failed') b.log('warn', `bind failed: ${detail}`);
+    const loss = s.loss;
+    const fast = loss !== undefined && loss.cause !== 'silence' && b.now - loss.since < s.config.heartbeatTimeout;
+    const delay = fast
+      ? Math.min(s.config.fastRetryInterval * 2 ** s.attempts, s.config.heartbeatInterval)
+      : s.config.heartbeatInterval;
+    b.set({ phase: 'secondary', claimReason: undefined, attempts: s.attempts + 1, nextAttemptAt: b.now + delay });
+    return;
+  }
+  // In 'stopping' a late answer is ignored: the driver closes whatever it bound.
+}
+
+function onEpochLoaded(b: Builder, fileEpoch: number): void {
+  const s = b.s;
+  if (s.phase === 'claiming') {
+    const epoch = Math.max(s.knownEpoch, fileEpoch, s.epoch) + 1;
+    b.set({ epoch, knownEpoch: epoch, term: s.term + 1 });
+    b.emit({ type: 'saveState', epoch, primary: true });
+    return;
+  }
+  if (s.phase === 'verifying') {
+    if (fileEpoch > s.epoch) {
+      b.set({ knownEpoch: Math.max(s.knownEpoch, fileEpoch) });
+      b.log('warn', `state file holds epoch ${fileEpoch} > own ${s.epoch}: stepping down`);
+      loseRole(b, 'higher-epoch');
+      becomeFollower(b);
+      return;
+    }
+    b.set({ phase: 'primary' });
+    sendHeartbeat(b);
+  }
+}
+
+function onStateSaved(b: Builder, ok: boolean, detail: string): void {
+  const s = b.s;
+  if (s.phase !== 'claiming') return;
+  if (!ok) {
+    failPromotion(b, `state file: ${detail}`);
+    return;
+  }
+  const reason = s.claimReason ?? 'startup';
+  b.set({ phase: 'promoting', promoteOutstanding: true, nextHeartbeatAt: b.now, primary: undefined, loss: undefined });
+  b.emit({ type: 'publish', topic: 'instance.promoted', epoch: s.epoch, seq: b.nextSeq() });
+  sendHeartbeat(b);
+  b.emit({ type: 'callPromote', term: s.term, epoch: s.epoch, reason });
+}
+
+function onPromoteSettled(b: Builder, term: number, ok: boolean, detail: string): void {
+  const s = b.s;
+  if (term !== s.term || !s.promoteOutstanding) return;
+  b.set({ promoteOutstanding: false });
+  if (s.phase === 'promoting' && s.pendingExit === undefined) {
+    if (ok) {
+      b.set({ phase: 'primary', promotedTerm: term, attempts: 0, holdOffUntil: undefined });
+      b.count('promotions');
+      b.changeRole('primary', s.claimReason ?? 'startup');
+      if (s.claimReason === 'startup') b.emit({ type: 'started' });
+      return;
+    }
+    failPromotion(b, detail);
+    return;
+  }
+  // The role was lost, or a stop or step-down began, while onPromote ran: pair a resolved
+  // onPromote with its onDemote, then carry on leaving.
+  if (ok) {
+    b.set({ promotedTerm: term });
+    callDemote(b, s.pendingExit ?? 'higher-epoch');
+    return;
+  }
+  continueExit(b);
+}
+
+/** onPromote (or the state file) failed: give the endpoint back and retry later. */
+function failPromotion(b: Builder, detail: string): void {
+  const s = b.s;
+  const reason = s.claimReason ?? 'startup';
+  b.count('failedPromotions');
+  const attempts = s.attempts + 1;
+  const base = Math.min(s.config.retryInterval * 2 ** (attempts - 1), s.config.maxRetryInterval);
+  const delay = Math.round(base * (0.5 + b.random()));
+  b.log('warn', `promotion to epoch ${s.epoch} failed (${detail}); retrying in ${delay} ms`);
+  b.emit({ type: 'release', epoch: s.epoch, farewellSeq: b.nextSeq() });
+  b.set({
+    holdsEndpoint: false,
+    nextHeartbeatAt: undefined,
+    claimReason: undefined,
+    attempts,
+    nextAttemptAt: b.now + delay,
+    primary: undefined,
+  });
+  b.notify({ type: 'promotionFailed', epoch: s.epoch, reason, detail, retryInMs: delay });
+  if (reason === 'startup' && s.role === 'starting') {
+    if (s.config.initialRole === 'primary') {
+      b.set({ phase: 'stopped', role: 'stopped' });
+      b.emit({ type: 'startFailed', reason: 'promote-failed', detail });
+      b.emit({ type: 'close' });
+      return;
+    }
+    becomeFollower(b);
+    b.set({ loss: { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined }, nextAttemptAt: b.now + delay });
+    b.changeRole('secondary', 'startup');
+    b.emit({ type: 'started' });
+    return;
+  }
+  becomeFollower(b);
+  b.set({
+    loss: { cause: reason, since: b.now, instanceId: undefined, epoch: undefined },
+    nextAttemptAt: b.now + delay,
+  });
+}
+
+/** Stop acting as primary at once (a higher epoch exists). */
+function loseRole(b: Builder, reason: DemoteReason): void {
+  const s = b.s;
+  b.count('demotions');
+  if (s.promoteOutstanding) b.emit({ type: 'abortPromote', term: s.term });
+  // Not a graceful handover: another node already leads, so no farewell.
+  b.emit({ type: 'release', epoch: s.epoch, farewellSeq: undefined });
+  b.set({ holdsEndpoint: false, nextHeartbeatAt: undefined, phase: 'secondary', claimReason: undefined });
+  if (s.role === 'primary') b.changeRole('secondary', reason);
+  if (s.promotedTerm !== undefined) callDemote(b, reason);
+}
+
+function callDemote(b: Builder, reason: DemoteReason): void {
+  const term = b.s.promotedTerm;
+  if (term === undefined) return;
+  b.set({ promotedTerm: undefined, demoteOutstanding: true });
+  b.emit({ type: 'callDemote', term, epoch: b.s.epoch, reason });
+}
+
+function onDemoteSettled(b: Builder, _term: number): void {
+  if (!b.s.demoteOutstanding) return;
+  b.set({ demoteOutstanding: false });
+  if (b.s.pendingExit !== undefined) continueExit(b);
+}
+
+function onSetEnabled(b: Builder, enabled: boolean): void {
+  if (b.s.enabled === enabled) return;
+  b.set({ enabled });
+  b.log('info', `failover ${enabled ? 'enabled' : 'disabled'}`);
+  if (enabled && b.s.loss !== undefined && b.s.phase === 'secondary') {
+    b.set({ nextAttemptAt: b.now, holdOffUntil: undefined });
+    maybeAttempt(b);
+  }
+}
+
+function onStepDown(b: Builder): void {
+  const s = b.s;
+  if (!s.holdsEndpoint || s.pendingExit !== undefined) return;
+  if (s.phase !== 'primary' && s.phase !== 'promoting') return;
+  b.set({ pendingExit: 'stepdown' });
+  beginExit(b, 'stepdown');
+}
+
+function onShutdown(b: Builder): void {
+  const s = b.s;
+  if (s.phase === 'stopped' || s.pendingExit === 'shutdown') return;
+  b.set({ pendingExit: 'shutdown' });
+  if (s.phase === 'idle') {
+    b.set({ phase: 'stopped', role: 'stopped' });
+    b.emit({ type: 'close' });
+    return;
+  }
+  beginExit(b, 'shutdown');
+}
+
+/** Start leaving the primary role (or the cluster): abort onPromote, run onDemote, then continue. */
+function beginExit(b: Builder, reason: DemoteReason): void {
+  const s = b.s;
+  if (s.promoteOutstanding) b.emit({ type: 'abortPromote', term: s.term });
+  if (s.promotedTerm !== undefined) callDemote(b, reason);
+  continueExit(b);
+}
+
+/**
+ * Finish a stop or step-down once no onPromote/onDemote call is outstanding. Heartbeats go on
+ * until then, so secondaries do not suspect a primary that is busy in onDemote.
+ */
+function continueExit(b: Builder): void {
+  const s = b.s;
+  if (s.promoteOutstanding || s.demoteOutstanding || s.pendingExit === undefined) return;
+  // A farewell only after we announced ourselves (instance.promoted went out).
+  const announced = s.phase === 'promoting' || s.phase === 'primary' || s.phase === 'verifying';
+  if (s.pendingExit === 'stepdown') {
+    b.emit({ type: 'release', epoch: s.epoch, farewellSeq: b.nextSeq() });
+    if (s.role === 'primary') b.count('demotions');
+    becomeFollower(b);
+    b.set({
+      holdsEndpoint: false,
+      pendingExit: undefined,
+      primary: undefined,
+      // Stay out of the next election so another node takes over.
+      holdOffUntil: b.now + s.config.heartbeatTimeout,
+      loss: { cause: 'shutdown', since: b.now, instanceId: s.config.instanceId, epoch: s.epoch },
+      attempts: 0,
+      nextAttemptAt: b.now + s.config.heartbeatTimeout,
+    });
+    b.changeRole('secondary', 'stepdown');
+    return;
+  }
+  if (s.holdsEndpoint) {
+    b.emit({ type: 'release', epoch: s.epoch, farewellSeq: announced ? b.nextSeq() : undefined });
+  }
+  b.set({ phase: 'stopping', holdsEndpoint: false, nextHeartbeatAt: undefined });
+  b.emit({ type: 'close' });
+}
+
+function onClosed(b: Builder): void {
+  if (b.s.phase === 'stopped' && b.s.role === 'stopped') return;
+  if (b.s.role === 'primary') b.count('demotions');
+  b.set({ phase: 'stopped', holdsEndpoint: false, nextHeartbeatAt: undefined, loss: undefined });
+  b.changeRole('stopped', 'shutdown');
+  if (b.s.pendingExit === 'shutdown') b.set({ pendingExit: undefined });
+}
+
+/** The earliest moment the machine wants to be woken. */
+function computeWakeAt(s: MachineState, now: number): number | undefined {
+  const candidates: number[] = [];
+  switch (s.phase) {
+    case 'secondary': {
+      // A regular check every interval also lets a stall be noticed.
+      candidates.push(now + s.config.heartbeatInterval);
+      if (s.loss === undefined) {
+        candidates.push(s.silenceFrom + s.config.heartbeatTimeout);
+        if (s.drainUntil !== undefined) candidates.push(s.drainUntil);
+      } else if (s.enabled) {
+        const at = Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now);
+        candidates.push(at);
+      }
+      break;
+    }
+    case 'claiming':
+    case 'promoting':
+    case 'primary':
+    case 'stopping':
+      if (s.holdsEndpoint && s.nextHeartbeatAt !== undefined) candidates.push(s.nextHeartbeatAt);
+      break;
+    default:
+      break;
+  }
+  if (candidates.length === 0) return undefined;
+  return Math.max(now, Math.min(...candidates));
+}

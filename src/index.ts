@@ -1,0 +1,26 @@
+/**
+ * failover-watch: keep exactly one process of a group primary, and hand the role over in
+ * milliseconds when it stops or crashes. This is the public API; everything not exported here
+ * is internal.
+ *
+ * @module
+ */
+export { Watcher } from './watcher.js';
+export type {
+  RoleChange,
+  PrimaryChangedEvent,
+  PrimaryLostEvent,
+  PromotionFailedEvent,
+  WatcherEvents,
+  WatcherStatus,
+} from './watcher.js';
+export { DEFAULTS } from './options.js';
+export type { WatcherOptions, PromoteContext, DemoteContext } from './options.js';
+export type { Role, InitialRole, PromoteReason, DemoteReason, RoleChangeReason, Phase } from './core/heartbeat-machine.js';
+export { FailoverError, InvalidOptionError, isFailoverError } from './errors.js';
+export type { FailoverErrorCode } from './errors.js';
+export { FakeClock, systemClock } from './runtime/clock.js';
+export type { Clock, TimerHandle } from './runtime/clock.js';
+export type { Logger } from './runtime/logger.js';
+export { PROTOCOL_VERSION, TOPICS } from './protocol/messages.js';
+export type { Topic, RejectReason, WireMessage } from './protocol/messages.js';

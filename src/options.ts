@@ -1,0 +1,277 @@
+/**
+ * Watcher options: their types, documentation, frozen defaults and the one validation pass.
+ *
+ * @module
+ */
+import { hostname, tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import type { DemoteReason, InitialRole, PromoteReason } from './core/heartbeat-machine.js';
+import { InvalidOptionError } from './errors.js';
+import type { Clock } from './runtime/clock.js';
+import type { Logger } from './runtime/logger.js';
+import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
+
+/** Handed to `onPromote`. */
+export interface PromoteContext {
+  /** The new term's epoch: a fencing token that only grows. Hand it to storage that can reject older terms. */
+  readonly epoch: number;
+  /** Why this node is being promoted. */
+  readonly reason: PromoteReason;
+  /** Aborts as soon as the role is lost (a higher epoch, `shutdown()`, `stepDown()`). */
+  readonly signal: AbortSignal;
+}
+
+/** Handed to `onDemote`. */
+export interface DemoteContext {
+  /** The epoch of the term that ended. */
+  readonly epoch: number;
+  /** Why the role was lost. */
+  readonly reason: DemoteReason;
+}
+
+/** Options of a {@link Watcher}. Only `endpoint` is required. */
+export interface WatcherOptions {
+  /**
+   * The cluster's one endpoint. Whoever is primary binds it; everyone else connects to it.
+   * `tcp://127.0.0.1:PORT`, `ipc://@NAME` (Linux abstract socket) or `ipc:///ABSOLUTE/PATH`.
+   * @example 'tcp://127.0.0.1:5555'
+   */
+  readonly endpoint: string;
+  /**
+   * How this watcher starts. `auto`: take the endpoint if it is free (the first instance becomes
+   * primary), otherwise follow. `primary`: take the endpoint or fail. `secondary`: follow.
+   * @default 'auto'
+   */
+  readonly role?: InitialRole;
+  /**
+   * This node's id, unique in the cluster (1-256 characters).
+   * @default `${hostname()}-${process.pid}`
+   */
+  readonly instanceId?: string;
+  /**
+   * Directory of the state file that keeps the epoch across restarts. Nodes of one cluster on one
+   * host should share it (the default does).
+   * @default `${tmpdir()}/failover-watch-${user}/${endpoint slug}`
+   */
+  readonly workdir?: string;
+  /**
+   * How often the primary publishes a heartbeat, in ms.
+   * @default 5000
+   */
+  readonly heartbeatInterval?: number;
+  /**
+   * Silence after which a secondary considers the primary lost, in ms. Must exceed
+   * `heartbeatInterval`; three intervals or more is sensible.
+   * @default 15000
+   */
+  readonly heartbeatTimeout?: number;
+  /**
+   * Whether a secondary may promote itself when the primary is lost. Off by default (safe
+   * opt-in): a disabled secondary still notices and reports the loss. `setEnabled()` changes it
+   * at runtime.
+   * @default false
+   */
+  readonly enabled?: boolean;
+  /**
+   * Called when this node becomes primary, before the role is announced. If it throws or
+   * rejects, the node gives the endpoint back, stays secondary and retries later with jittered
+   * backoff.
+   * @example async ({ epoch, signal }) => { await openDatabase({ fencingToken: epoch, signal }); }
+   */
+  readonly onPromote?: (context: PromoteContext) => void | Promise<void>;
+  /**
+   * Called after this node stopped being primary (and after its `onPromote` settled). On
+   * `shutdown()` it runs before `instance.shutdown` is sent, so the successor starts only after
+   * this node let go. Bounded by `shutdownTimeout`.
+   */
+  readonly onDemote?: (context: DemoteContext) => void | Promise<void>;
+  /**
+   * Any object with `debug`, `info`, `warn` and `error` (console, pino, winston).
+   * @default a silent logger
+   */
+  readonly logger?: Logger;
+  /**
+   * Base delay before retrying after a failed `onPromote`, in ms; doubles per failure up to
+   * `maxRetryInterval`, each delay jittered by ±50%.
+   * @default 1000
+   */
+  readonly retryInterval?: number;
+  /**
+   * Cap of the retry backoff, in ms.
+   * @default 30000
+   */
+  readonly maxRetryInterval?: number;
+  /**
+   * Longest `shutdown()` waits for `onPromote`/`onDemote` to settle, in ms, before it hands over anyway.
+   * @default 5000
+   */
+  readonly shutdownTimeout?: number;
+  /**
+   * Size of the buffer of each `roleChanges()` iterator; when a consumer falls behind, the
+   * oldest changes are dropped and counted in `status().notificationsDropped`.
+   * @default 64
+   */
+  readonly notificationBuffer?: number;
+  /**
+   * The clock. Inject a `FakeClock` in tests.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+}
+
+/** The defaults, frozen. */
+export const DEFAULTS = Object.freeze({
+  role: 'auto' as InitialRole,
+  heartbeatInterval: 5000,
+  heartbeatTimeout: 15000,
+  enabled: false,
+  retryInterval: 1000,
+  maxRetryInterval: 30000,
+  shutdownTimeout: 5000,
+  notificationBuffer: 64,
+});
+
+/** Options after validation and defaults. */
+export interface ResolvedOptions {
+  readonly endpoint: Endpoint;
+  readonly role: InitialRole;
+  readonly instanceId: string;
+  readonly workdir: string;
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  readonly enabled: boolean;
+  readonly onPromote: ((context: PromoteContext) => void | Promise<void>) | undefined;
+  readonly onDemote: ((context: DemoteContext) => void | Promise<void>) | undefined;
+  readonly logger: Logger | undefined;
+  readonly retryInterval: number;
+  readonly maxRetryInterval: number;
+  readonly shutdownTimeout: number;
+  readonly notificationBuffer: number;
+  readonly clock: Clock | undefined;
+}
+
+const KNOWN = new Set([
+  'endpoint',
+  'role',
+  'instanceId',
+  'workdir',
+  'heartbeatInterval',
+  'heartbeatTimeout',
+  'enabled',
+  'onPromote',
+  'onDemote',
+  'logger',
+  'retryInterval',
+  'maxRetryInterval',
+  'shutdownTimeout',
+  'notificationBuffer',
+  'clock',
+]);
+
+const MAX_DURATION = 2 ** 31 - 1; // Node timers overflow past this.
+
+/** Validates options once, combinations included; throws {@link InvalidOptionError}. */
+export function resolveOptions(input: WatcherOptions): ResolvedOptions {
+  if (typeof input !== 'object' || input === null) {
+    throw new InvalidOptionError('options', 'an object', input);
+  }
+  for (const key of Object.keys(input)) {
+    if (!KNOWN.has(key)) throw new InvalidOptionError(key, `one of the known options (${[...KNOWN].join(', ')})`, key);
+  }
+  if (typeof input.endpoint !== 'string') {
+    throw new InvalidOptionError('endpoint', 'a string like tcp://127.0.0.1:5555', input.endpoint);
+  }
+  const endpoint = parseEndpoint(input.endpoint);
+  if (typeof endpoint === 'string') throw new InvalidOptionError('endpoint', endpoint, input.endpoint);
+
+  const role = input.role ?? DEFAULTS.role;
+  if (role !== 'auto' && role !== 'primary' && role !== 'secondary') {
+    throw new InvalidOptionError('role', "'auto', 'primary' or 'secondary'", input.role);
+  }
+  const instanceId = input.instanceId ?? `${hostname()}-${process.pid}`;
+  if (typeof instanceId !== 'string' || instanceId.length === 0 || instanceId.length > 256) {
+    throw new InvalidOptionError('instanceId', 'a string of 1-256 characters', input.instanceId);
+  }
+  const workdir = input.workdir ?? defaultWorkdir(input.endpoint);
+  if (typeof workdir !== 'string' || workdir.length === 0) {
+    throw new InvalidOptionError('workdir', 'a directory path', input.workdir);
+  }
+  const heartbeatInterval = duration(input, 'heartbeatInterval', DEFAULTS.heartbeatInterval, 1);
+  const heartbeatTimeout = duration(input, 'heartbeatTimeout', DEFAULTS.heartbeatTimeout, 2);
+  if (heartbeatTimeout <= heartbeatInterval) {
+    throw new InvalidOptionError(
+      'heartbeatTimeout',
+      `a duration greater than heartbeatInterval (${heartbeatInterval} ms)`,
+      heartbeatTimeout,
+    );
+  }
+  const enabled = input.enabled ?? DEFAULTS.enabled;
+  if (typeof enabled !== 'boolean') throw new InvalidOptionError('enabled', 'a boolean', input.enabled);
+  for (const name of ['onPromote', 'onDemote'] as const) {
+    if (input[name] !== undefined && typeof input[name] !== 'function') {
+      throw new InvalidOptionError(name, 'a function', input[name]);
+    }
+  }
+  const logger = input.logger;
+  if (logger !== undefined) {
+    for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+      if (typeof logger !== 'object' || logger === null || typeof logger[level] !== 'function') {
+        throw new InvalidOptionError('logger', 'an object with debug, info, warn and error methods', logger);
+      }
+    }
+  }
+  const retryInterval = duration(input, 'retryInterval', DEFAULTS.retryInterval, 1);
+  const maxRetryInterval = duration(input, 'maxRetryInterval', DEFAULTS.maxRetryInterval, 1);
+  if (maxRetryInterval < retryInterval) {
+    throw new InvalidOptionError(
+      'maxRetryInterval',
+      `a duration of at least retryInterval (${retryInterval} ms)`,
+      maxRetryInterval,
+    );
+  }
+  const shutdownTimeout = duration(input, 'shutdownTimeout', DEFAULTS.shutdownTimeout, 0);
+  const notificationBuffer = input.notificationBuffer ?? DEFAULTS.notificationBuffer;
+  if (!Number.isSafeInteger(notificationBuffer) || notificationBuffer < 1 || notificationBuffer > 1_000_000) {
+    throw new InvalidOptionError('notificationBuffer', 'an integer from 1 to 1000000', input.notificationBuffer);
+  }
+  const clock = input.clock;
+  if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')) {
+    throw new InvalidOptionError('clock', 'a Clock (now, wallNow, setTimer, clearTimer)', clock);
+  }
+  return Object.freeze({
+    endpoint,
+    role,
+    instanceId,
+    workdir,
+    heartbeatInterval,
+    heartbeatTimeout,
+    enabled,
+    onPromote: input.onPromote,
+    onDemote: input.onDemote,
+    logger,
+    retryInterval,
+    maxRetryInterval,
+    shutdownTimeout,
+    notificationBuffer,
+    clock,
+  });
+}
+
+function duration(input: WatcherOptions, name: keyof WatcherOptions, fallback: number, min: number): number {
+  const value = input[name] ?? fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_DURATION) {
+    throw new InvalidOptionError(name, `an integer number of milliseconds from ${min} to ${MAX_DURATION}`, input[name]);
+  }
+  return value;
+}
+
+/** The default workdir: per user and per endpoint, so every node of a cluster on this host shares it. */
+export function defaultWorkdir(endpoint: string): string {
+  let user = 'user';
+  try {
+    user = userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_') || user;
+  } catch {
+    // No passwd entry (some containers): a shared name is still per-endpoint.
+  }
+  return join(tmpdir(), `failover-watch-${user}`, endpointSlug(endpoint));
+}

@@ -1,0 +1,45 @@
+/**
+ * The transport port: the narrow interface through which the watcher reaches the endpoint.
+ * A real implementation over ZeroMQ lives in `zmq/`, an in-memory one in `memory/`.
+ *
+ * @module
+ */
+
+/** The outcome of an exclusive bind attempt. Losing the race is a value, not an exception. */
+export type BindOutcome =
+  | { readonly outcome: 'bound' }
+  | { readonly outcome: 'in-use' }
+  | { readonly outcome: 'failed'; readonly detail: string };
+
+/** Connection events of the subscribing side. */
+export type TransportEvent =
+  | { readonly type: 'connected' }
+  | { readonly type: 'disconnected' }
+  | { readonly type: 'connectRetried' };
+
+/** What the transport calls back with. Handlers must not throw (the transport guards anyway). */
+export interface TransportHandlers {
+  /** One multipart message as received, not yet validated. */
+  onMessage(frames: Buffer[]): void;
+  onEvent(event: TransportEvent): void;
+}
+
+/** Frames of one outgoing message. */
+export type Frames = readonly [Buffer, Buffer];
+
+/** The endpoint as the watcher sees it. */
+export interface Transport {
+  /** Subscribes to the endpoint (whoever binds it, now or later) and starts delivering. */
+  open(handlers: TransportHandlers): Promise<void>;
+  /** Tries to bind the endpoint exclusively. */
+  bind(): Promise<BindOutcome>;
+  /** Publishes on the bound endpoint; never blocks (drops at the high-water mark). */
+  publish(frames: Frames): Promise<void>;
+  /**
+   * Gives the endpoint back. With a farewell: publishes it, waits (bounded) until it has gone
+   * through the endpoint, then unbinds, letting queued messages drain.
+   */
+  release(farewell: Frames | undefined): Promise<void>;
+  /** Closes everything; idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,43 @@
+/**
+ * An exclusive, crash-safe lock for filesystem ipc endpoints.
+ *
+ * Binding `ipc:///path` is not exclusive: libzmq unlinks any existing socket file and binds anew,
+ * so two processes could both "win". Before binding such a path, the transport takes this lock:
+ * a listening Linux abstract unix socket whose name is derived from the path. The kernel makes
+ * the name exclusive and frees it the instant the holder dies, just like a tcp port.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import { FailoverError } from '../../errors.js';
+
+/** A held lock; `release()` frees it. */
+export interface PathLock {
+  release(): Promise<void>;
+}
+
+/** Tries to take the lock for `path`: the lock, `'in-use'`, or throws on other failures. */
+export async function tryLockPath(path: string): Promise<PathLock | 'in-use'> {
+  if (process.platform !== 'linux') {
+    throw new FailoverError(
+      'ERR_FAILOVER_UNSUPPORTED',
+      `filesystem ipc endpoints need Linux (abstract socket locks); use tcp://127.0.0.1:PORT on ${process.platform}`,
+    );
+  }
+  const name = `\0failover-watch-lock-${createHash('sha256').update(path).digest('hex').slice(0, 40)}`;
+  const server: Server = createServer();
+  return await new Promise<PathLock | 'in-use'>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      server.close();
+      if (error.code === 'EADDRINUSE') resolve('in-use');
+      else reject(new FailoverError('ERR_FAILOVER_TRANSPORT', `cannot lock ${path}: ${error.message}`, { cause: error }));
+    });
+    server.listen({ path: name, exclusive: true }, () => {
+      server.unref();
+      resolve({
+        release: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * The ZeroMQ transport: a SUB socket that every node (the primary too) keeps connected to the
+ * cluster endpoint, and a PUB socket that only the holder of the endpoint binds.
+ *
+ * The primary's own SUB receives its own messages: that is how `release()` knows the farewell
+ * `instance.shutdown` went through the endpoint before the socket closes, and how the primary
+ * sees its heartbeats leave on time.
+ *
+ * @module
+ */
+import * as zmq from 'zeromq';
+import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES } from '../../protocol/messages.js';
+import type { BindOutcome, Frames, Transport, TransportHandlers } from '../transport.js';
+import type { Endpoint } from './endpoint.js';
+import { tryLockPath, type PathLock } from './path-lock.js';
+
+/** Tuning of the ZeroMQ transport. */
+export interface ZmqTransportOptions {
+  /** How long a closed PUB keeps flushing queued messages, ms. */
+  readonly linger: number;
+  /** Longest wait for the farewell to come back through the endpoint, ms. */
+  readonly farewellTimeout: number;
+  /** First and largest reconnect interval of the SUB socket, ms. */
+  readonly reconnectInterval: number;
+  readonly reconnectMaxInterval: number;
+}
+
+const DEFAULTS: ZmqTransportOptions = {
+  linger: 500,
+  farewellTimeout: 250,
+  reconnectInterval: 10,
+  reconnectMaxInterval: 100,
+};
+
+// Frames larger than this are refused by libzmq before they reach us (the decoder's own limit
+// is smaller; this one bounds memory).
+const MAX_MESSAGE_SIZE = MAX_PAYLOAD_BYTES * 4;
+const HIGH_WATER_MARK = 1000;
+
+export class ZmqTransport implements Transport {
+  readonly #endpoint: Endpoint;
+  readonly #options: ZmqTransportOptions;
+  #sub: zmq.Subscriber | undefined;
+  #pub: zmq.Publisher | undefined;
+  #lock: PathLock | undefined;
+  #sending: Promise<void> = Promise.resolve();
+  #farewell: { payload: Buffer; resolve: () => void } | undefined;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
+    this.#endpoint = endpoint;
+    this.#options = { ...DEFAULTS, ...options };
+  }
+
+  async open(handlers: TransportHandlers): Promise<void> {
+    const sub = new zmq.Subscriber({
+      reconnectInterval: this.#options.reconnectInterval,
+      reconnectMaxInterval: this.#options.reconnectMaxInterval,
+      receiveHighWaterMark: HIGH_WATER_MARK,
+      maxMessageSize: MAX_MESSAGE_SIZE,
+      linger: 0,
+    });
+    this.#sub = sub;
+    sub.events.on('connect', () => safe(() => handlers.onEvent({ type: 'connected' })));
+    sub.events.on('disconnect', () => safe(() => handlers.onEvent({ type: 'disconnected' })));
+    sub.events.on('connect:retry', () => safe(() => handlers.onEvent({ type: 'connectRetried' })));
+    sub.subscribe(TOPIC_PREFIX);
+    sub.connect(this.#endpoint.address);
+    this.#loop = this.#receive(sub, handlers);
+  }
+
+  async #receive(sub: zmq.Subscriber, handlers: TransportHandlers): Promise<void> {
+    try {
+      for await (const frames of sub) {
+        const farewell = this.#farewell;
+        if (farewell !== undefined && frames.length === 2 && frames[1]?.equals(farewell.payload)) {
+          this.#farewell = undefined;
+          farewell.resolve();
+        }
+        safe(() => handlers.onMessage(frames));
+      }
+    } catch {
+      // The socket was closed under the iterator; nothing to deliver any more.
+    }
+  }
+
+  async bind(): Promise<BindOutcome> {
+    if (this.#closed) return { outcome: 'failed', detail: 'transport closed' };
+    if (this.#pub !== undefined) return { outcome: 'bound' };
+    if (this.#endpoint.kind === 'ipc-path') {
+      const lock = await tryLockPath(this.#endpoint.path);
+      if (lock === 'in-use') return { outcome: 'in-use' };
+      this.#lock = lock;
+    }
+    const pub = new zmq.Publisher({
+      linger: this.#options.linger,
+      sendHighWaterMark: HIGH_WATER_MARK,
+      maxMessageSize: MAX_MESSAGE_SIZE,
+    });
+    try {
+      await pub.bind(this.#endpoint.address);
+    } catch (error) {
+      pub.close();
+      await this.#releaseLock();
+      const code = (error as { code?: string }).code;
+      if (code === 'EADDRINUSE') return { outcome: 'in-use' };
+      return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
+    }
+    if (this.#closed) {
+      pub.close();
+      await this.#releaseLock();
+      return { outcome: 'failed', detail: 'transport closed' };
+    }
+    this.#pub = pub;
+    return { outcome: 'bound' };
+  }
+
+  publish(frames: Frames): Promise<void> {
+    // zeromq.js allows one send at a time per socket: chain them.
+    const pub = this.#pub;
+    if (pub === undefined) return Promise.resolve();
+    const next = this.#sending.then(async () => {
+      if (pub.closed) return;
+      try {
+        await pub.send(frames as unknown as Buffer[]);
+      } catch {
+        // A PUB socket drops rather than blocks; a closed socket has nobody left to tell.
+      }
+    });
+    this.#sending = next;
+    return next;
+  }
+
+  async release(farewell: Frames | undefined): Promise<void> {
+    const pub = this.#pub;
+    if (pub === undefined) return;
+    if (farewell !== undefined && this.#sub !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const seen = new Promise<void>((resolve) => {
+        this.#farewell = { payload: farewell[1], resolve };
+        timer = setTimeout(resolve, this.#options.farewellTimeout);
+      });
+      await this.publish(farewell);
+      await seen;
+      clearTimeout(timer);
+      this.#farewell = undefined;
+    }
+    await this.#sending;
+    this.#pub = undefined;
+    pub.close();
+    await this.#releaseLock();
+  }
+
+  async #releaseLock(): Promise<void> {
+    const lock = this.#lock;
+    this.#lock = undefined;
+    if (lock !== undefined) await lock.release();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.release(undefined);
+    const sub = this.#sub;
+    this.#sub = undefined;
+    if (sub !== undefined) {
+      sub.close();
+    }
+    await this.#loop;
+  }
+}
+
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // Handlers are the watcher's own and do not throw; this is a last guard.
+  }
+}

@@ -1,0 +1,688 @@
+/**
+ * The Watcher: keeps one process of a group primary over a ZeroMQ endpoint.
+ *
+ * This file is the driver around the pure state machine in `core/heartbeat-machine.ts`: it
+ * feeds the machine inputs (messages, timer ticks, outcomes of I/O), runs the effects it asks
+ * for, and delivers notifications to listeners without ever letting a listener block or throw
+ * into the machine. Every decision is the machine's.
+ *
+ * Guarantees (see DESIGN.md and the README's "Guarantees and limits"):
+ * - at most one primary per endpoint on one host: the primary holds an exclusive bind;
+ * - epochs only grow, across restarts too (state file in `workdir`);
+ * - `onDemote` runs once per resolved `onPromote`, after it; on `shutdown()` it runs before the
+ *   farewell, so the successor's `onPromote` starts after this node let go;
+ * - listeners run after the state changed, asynchronously, and their throws are caught.
+ *
+ * @module
+ */
+import { EventEmitter } from 'eventemitter3';
+import {
+  initialState,
+  step,
+  type Effect,
+  type Input,
+  type MachineState,
+  type Notification,
+  type Phase,
+  type PromoteReason,
+  type Role,
+  type RoleChangeReason,
+} from './core/heartbeat-machine.js';
+import { FailoverError } from './errors.js';
+import { resolveOptions, type ResolvedOptions, type WatcherOptions } from './options.js';
+import { decode, encode } from './protocol/codec.js';
+import { PROTOCOL_VERSION, REJECT_REASONS, type RejectReason, type Topic } from './protocol/messages.js';
+import { ChangeStream } from './runtime/change-stream.js';
+import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
+import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
+import { StateFile } from './runtime/state-file.js';
+import type { Frames, Transport } from './transport/transport.js';
+import { ZmqTransport } from './transport/zmq/zmq-transport.js';
+import { hostname } from 'node:os';
+
+/** A role transition, as delivered by `roleChanged` and `roleChanges()`. */
+export interface RoleChange {
+  readonly from: Role;
+  readonly to: Role;
+  /** The epoch of the term begun (to primary) or ended (from primary). */
+  readonly epoch: number;
+  readonly reason: RoleChangeReason;
+  /** When the role changed: ms since the Unix epoch, sub-millisecond precision. */
+  readonly at: number;
+  readonly instanceId: string;
+}
+
+/** A secondary started following a (new) primary. */
+export interface PrimaryChangedEvent {
+  readonly instanceId: string;
+  readonly epoch: number;
+  readonly pid: number;
+  readonly host: string;
+  readonly at: number;
+}
+
+/** A secondary considers the primary gone. */
+export interface PrimaryLostEvent {
+  /** The lost primary, when one had been heard. */
+  readonly instanceId: string | undefined;
+  readonly epoch: number | undefined;
+  readonly cause: PromoteReason;
+  /** False when failover is disabled: the loss is only reported. */
+  readonly willPromote: boolean;
+  readonly at: number;
+}
+
+/** An `onPromote` (or the state file) failed; the node stays secondary and retries. */
+export interface PromotionFailedEvent {
+  readonly epoch: number;
+  readonly reason: PromoteReason;
+  readonly error: string;
+  readonly retryInMs: number;
+  readonly at: number;
+}
+
+/** The watcher's events. No event is called `error`: a watcher never throws at you. */
+export interface WatcherEvents {
+  roleChanged: (change: RoleChange) => void;
+  primaryChanged: (event: PrimaryChangedEvent) => void;
+  primaryLost: (event: PrimaryLostEvent) => void;
+  promotionFailed: (event: PromotionFailedEvent) => void;
+}
+
+/** What `status()` returns: a plain, JSON-friendly object. */
+export interface WatcherStatus {
+  readonly instanceId: string;
+  readonly endpoint: string;
+  readonly role: Role;
+  /** Finer than role: e.g. `promoting` while onPromote runs. */
+  readonly phase: Phase;
+  readonly epoch: number;
+  readonly enabled: boolean;
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  /** The primary this secondary follows. */
+  readonly primary:
+    | {
+        readonly instanceId: string;
+        readonly epoch: number;
+        readonly pid: number;
+        readonly host: string;
+        readonly seq: number;
+        /** Wall-clock ms of its last heartbeat. */
+        readonly lastHeartbeatAt: number;
+        /** ms since its last heartbeat. */
+        readonly ageMs: number;
+      }
+    | undefined;
+  /** Wall-clock ms of the last heartbeat from the primary; undefined before the first and on a primary. */
+  readonly lastHeartbeatAt: number | undefined;
+  /** True while this secondary considers the primary lost (silence or shutdown) and none is heard. */
+  readonly primarySuspected: boolean;
+  readonly suspicion: { readonly cause: PromoteReason; readonly sinceMs: number } | undefined;
+  /** On a primary: ms since its own heartbeat last came back through the endpoint. */
+  readonly ownHeartbeatAgeMs: number | undefined;
+  readonly heartbeatsSent: number;
+  readonly heartbeatsSeen: number;
+  readonly promotions: number;
+  readonly demotions: number;
+  readonly failedPromotions: number;
+  readonly lostRaces: number;
+  readonly stalls: number;
+  /** Invalid messages dropped, in all and by reason. */
+  readonly dropped: { readonly total: number } & Readonly<Record<RejectReason, number>>;
+  /** Role changes dropped by slow `roleChanges()` consumers. */
+  readonly notificationsDropped: number;
+  /** Listener calls that threw or rejected. */
+  readonly listenerErrors: number;
+}
+
+/** Dependencies a test may replace. @internal */
+export interface WatcherDeps {
+  readonly transport?: Transport;
+  readonly random?: () => number;
+}
+
+type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Keeps one process of a group primary and hands the role over when it stops, crashes or hangs.
+ *
+ * @example
+ * const watcher = new Watcher({
+ *   endpoint: 'tcp://127.0.0.1:5555',
+ *   enabled: true,
+ *   onPromote: async ({ epoch }) => console.log('primary now, epoch', epoch),
+ * });
+ * await watcher.start();
+ * process.on('SIGTERM', () => void watcher.shutdown());
+ */
+export class Watcher extends EventEmitter<WatcherEvents> {
+  readonly options: ResolvedOptions;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #logger: Logger;
+  readonly #transport: Transport;
+  readonly #stateFile: StateFile;
+  readonly #host = hostname();
+  #state: MachineState;
+  #queue: Input[] = [];
+  #dispatching = false;
+  #timer: TimerHandle | undefined;
+  #timerAt: number | undefined;
+  #ops: Promise<unknown> = Promise.resolve();
+  #aborts = new Map<number, AbortController>();
+  #started: Deferred<void> | undefined;
+  #stopped: Deferred<void> | undefined;
+  #forceTimer: TimerHandle | undefined;
+  #pending: Array<{ notification: Notification; at: number }> = [];
+  #flushScheduled = false;
+  #streams = new Set<ChangeStream<RoleChange>>();
+  #dropped: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<
+    RejectReason,
+    number
+  >;
+  #notificationsDropped = 0;
+  #listenerErrors = 0;
+  #finished = false;
+
+  /** A watcher that starts as primary (fails if the endpoint is taken). */
+  static forPrimary(options: Omit<WatcherOptions, 'role'>): Watcher {
+    return new Watcher({ ...options, role: 'primary' });
+  }
+
+  /** A watcher that starts as secondary, following whoever holds the endpoint. */
+  static forSecondary(options: Omit<WatcherOptions, 'role'>): Watcher {
+    return new Watcher({ ...options, role: 'secondary' });
+  }
+
+  /** Validates the options (throws `InvalidOptionError`); does not touch the network until `start()`. */
+  constructor(options: WatcherOptions, deps: WatcherDeps = {}) {
+    super();
+    this.options = resolveOptions(options);
+    const o = this.options;
+    this.#clock = o.clock ?? systemClock;
+    this.#random = deps.random ?? Math.random;
+    this.#logger = prefixed(o.logger ?? silentLogger, o.instanceId);
+    this.#transport = deps.transport ?? new ZmqTransport(o.endpoint);
+    this.#stateFile = new StateFile(o.workdir);
+    this.#state = initialState(
+      {
+        instanceId: o.instanceId,
+        initialRole: o.role,
+        heartbeatInterval: o.heartbeatInterval,
+        heartbeatTimeout: o.heartbeatTimeout,
+        retryInterval: o.retryInterval,
+        maxRetryInterval: o.maxRetryInterval,
+        fastRetryInterval: 1,
+        stallThreshold: Math.max(50, Math.floor(o.heartbeatInterval / 2)),
+        drainDelay: Math.min(50, o.heartbeatInterval),
+      },
+      o.enabled,
+    );
+  }
+
+  /** Like `on`, but once; the listener is isolated like every other (its throw is caught and counted). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override once(event: keyof WatcherEvents, listener: (...args: any[]) => void, context?: unknown): this {
+    const wrapper = (payload: unknown): unknown => {
+      this.off(event, wrapper);
+      return listener.call(context ?? this, payload);
+    };
+    return this.on(event, wrapper);
+  }
+
+  /** This node's id. */
+  get instanceId(): string {
+    return this.options.instanceId;
+  }
+
+  /** The current role. */
+  get role(): Role {
+    return this.#state.role;
+  }
+
+  /** Own epoch while primary; otherwise the highest epoch known. */
+  get epoch(): number {
+    return this.#state.epoch;
+  }
+
+  /** Whether failover (promotion of this secondary) is enabled. */
+  get enabled(): boolean {
+    return this.#state.enabled;
+  }
+
+  /** Wall-clock ms of the last heartbeat from the primary; undefined before the first and on a primary. */
+  get lastHeartbeat(): number | undefined {
+    return this.#state.holdsEndpoint ? undefined : this.#state.primary?.lastSeenWallAt;
+  }
+
+  /**
+   * Joins the cluster. Resolves once the initial role is settled: secondary, or primary after
+   * `onPromote` resolved. Rejects with `ERR_FAILOVER_ENDPOINT_IN_USE` when a `primary` watcher
+   * finds the endpoint taken. Calling it again returns the same promise.
+   */
+  start(): Promise<void> {
+    if (this.#started !== undefined) return this.#started.promise;
+    const started = deferred<void>();
+    // Handled here so a start() nobody awaits cannot crash the process; callers still see it.
+    started.promise.catch(() => undefined);
+    this.#started = started;
+    void this.#boot().catch((error: unknown) => {
+      started.reject(error);
+    });
+    return started.promise;
+  }
+
+  async #boot(): Promise<void> {
+    if (this.#state.phase !== 'idle') return; // shutdown() came first
+    let fileEpoch = 0;
+    try {
+      fileEpoch = (await this.#stateFile.read()).epoch;
+    } catch (error) {
+      this.#logger.warn(`${(error as Error).message}; starting from the epochs seen on the wire`);
+    }
+    if (this.#state.phase !== 'idle') return;
+    this.#state = { ...this.#state, epoch: fileEpoch, knownEpoch: fileEpoch };
+    await this.#transport.open({
+      onMessage: (frames) => this.#onFrames(frames),
+      onEvent: (event) => this.#logger.debug(`endpoint ${event.type}`),
+    });
+    this.#dispatch({ type: 'start' });
+  }
+
+  /**
+   * Leaves the cluster. A primary aborts `onPromote`'s signal, runs `onDemote`, publishes
+   * `instance.shutdown`, waits until it went through the endpoint and closes; a secondary just
+   * closes. Idempotent: later calls return the first call's promise. Leaves no socket or timer.
+   */
+  shutdown(): Promise<void> {
+    if (this.#stopped !== undefined) return this.#stopped.promise;
+    const stopped = deferred<void>();
+    this.#stopped = stopped;
+    if (this.#state.phase === 'idle' && this.#started === undefined) {
+      this.#dispatch({ type: 'shutdown' });
+      return stopped.promise;
+    }
+    this.#forceTimer = this.#clock.setTimer(() => this.#forceSettle(), this.options.shutdownTimeout);
+    this.#dispatch({ type: 'shutdown' });
+    return stopped.promise;
+  }
+
+  /** `await using watcher = new Watcher(...)` shuts it down at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  /**
+   * Hands the primary role over gracefully: runs `onDemote`, announces `instance.shutdown` so a
+   * secondary takes over at once, and stays secondary (out of the next election for
+   * `heartbeatTimeout`). No effect unless primary.
+   */
+  stepDown(): void {
+    this.#dispatch({ type: 'stepDown' });
+  }
+
+  /** Switches failover on or off at runtime; switching on while the primary is lost promotes at once. */
+  setEnabled(enabled: boolean): void {
+    if (typeof enabled !== 'boolean') {
+      throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', `setEnabled expects a boolean, received ${typeof enabled}`);
+    }
+    this.#dispatch({ type: 'setEnabled', enabled });
+  }
+
+  /**
+   * Role changes as an async iterator with a bounded buffer (`notificationBuffer`); a slow
+   * consumer loses the oldest changes, counted in `status().notificationsDropped`. Ends after
+   * the change to `stopped`.
+   *
+   * @example
+   * for await (const change of watcher.roleChanges()) console.log(change.from, '->', change.to);
+   */
+  roleChanges(): AsyncIterableIterator<RoleChange> {
+    const stream: ChangeStream<RoleChange> = new ChangeStream<RoleChange>(
+      this.options.notificationBuffer,
+      () => {
+        this.#notificationsDropped++;
+      },
+      () => {
+        this.#streams.delete(stream);
+      },
+    );
+    if (this.#state.phase === 'stopped' && this.#stopped !== undefined) stream.end();
+    else this.#streams.add(stream);
+    return stream;
+  }
+
+  /** A snapshot of the watcher's state and counters. */
+  status(): WatcherStatus {
+    const s = this.#state;
+    const now = this.#clock.now();
+    const p = s.holdsEndpoint ? undefined : s.primary;
+    const total = Object.values(this.#dropped).reduce((a, b) => a + b, 0);
+    return {
+      instanceId: this.options.instanceId,
+      endpoint: this.options.endpoint.address,
+      role: s.role,
+      phase: s.phase,
+      epoch: s.epoch,
+      enabled: s.enabled,
+      heartbeatInterval: this.options.heartbeatInterval,
+      heartbeatTimeout: this.options.heartbeatTimeout,
+      primary:
+        p === undefined
+          ? undefined
+          : {
+              instanceId: p.instanceId,
+              epoch: p.epoch,
+              pid: p.pid,
+              host: p.host,
+              seq: p.seq,
+              lastHeartbeatAt: p.lastSeenWallAt,
+              ageMs: Math.max(0, now - p.lastSeenAt),
+            },
+      lastHeartbeatAt: p?.lastSeenWallAt,
+      primarySuspected: s.loss !== undefined && !s.holdsEndpoint,
+      suspicion:
+        s.loss === undefined || s.holdsEndpoint ? undefined : { cause: s.loss.cause, sinceMs: Math.max(0, now - s.loss.since) },
+      ownHeartbeatAgeMs: s.holdsEndpoint && s.lastSelfSeenAt !== undefined ? Math.max(0, now - s.lastSelfSeenAt) : undefined,
+      ...s.counters,
+      dropped: { total, ...this.#dropped },
+      notificationsDropped: this.#notificationsDropped,
+      listenerErrors: this.#listenerErrors,
+    };
+  }
+
+  /** One human line for diagnostics. */
+  formatStatus(): string {
+    const st = this.status();
+    const parts = [`${st.instanceId}: ${st.role}${st.phase !== st.role ? ` (${st.phase})` : ''}, epoch ${st.epoch}`];
+    if (st.role === 'primary') {
+      parts.push(`${st.heartbeatsSent} heartbeats sent every ${st.heartbeatInterval} ms`);
+    } else if (st.primary !== undefined) {
+      parts.push(
+        `following ${st.primary.instanceId} (pid ${st.primary.pid} on ${st.primary.host}, epoch ${st.primary.epoch}), last heartbeat ${Math.round(st.primary.ageMs)} ms ago`,
+      );
+    } else if (st.suspicion !== undefined) {
+      parts.push(`primary lost (${st.suspicion.cause}) ${Math.round(st.suspicion.sinceMs)} ms ago`);
+    } else if (st.role === 'secondary') {
+      parts.push('no primary heard yet');
+    }
+    parts.push(`failover ${st.enabled ? 'enabled' : 'disabled'}`);
+    if (st.dropped.total > 0) parts.push(`${st.dropped.total} invalid messages dropped`);
+    return parts.join('; ');
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #onFrames(frames: Buffer[]): void {
+    const result = decode(frames);
+    if (!result.ok) {
+      this.#dropped[result.reason]++;
+      this.#logger.debug(`dropped a message (${result.reason}): ${result.detail}`);
+      return;
+    }
+    this.#dispatch({ type: 'message', message: result.message, wallNow: this.#clock.wallNow() });
+  }
+
+  #dispatch(input: Input): void {
+    this.#queue.push(input);
+    if (this.#dispatching) return;
+    this.#dispatching = true;
+    try {
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        const { state, effects } = step(this.#state, next, { now: this.#clock.now(), random: this.#random });
+        this.#state = state;
+        for (const effect of effects) this.#run(effect);
+        if (next.type === 'closed') this.#finishStop();
+      }
+    } finally {
+      this.#dispatching = false;
+    }
+    this.#reschedule();
+  }
+
+  #reschedule(): void {
+    const at = this.#state.wakeAt;
+    if (at === this.#timerAt) return;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === undefined) return;
+    this.#timer = this.#clock.setTimer(() => {
+      this.#timer = undefined;
+      this.#timerAt = undefined;
+      this.#dispatch({ type: 'tick' });
+    }, at - this.#clock.now());
+  }
+
+  /** Runs socket operations one after another, in the order the machine asked for them. */
+  #serial<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#ops.then(op, op);
+    this.#ops = next.catch(() => undefined);
+    return next;
+  }
+
+  #frames(topic: Topic, epoch: number, seq: number): Frames {
+    return encode(topic, {
+      version: PROTOCOL_VERSION,
+      instanceId: this.options.instanceId,
+      epoch,
+      seq,
+      sentAt: this.#clock.wallNow(),
+      pid: process.pid,
+      host: this.#host,
+      heartbeatInterval: this.options.heartbeatInterval,
+    });
+  }
+
+  #run(effect: Effect): void {
+    switch (effect.type) {
+      case 'bind':
+        void this.#serial(() => this.#transport.bind()).then(
+          (r) => this.#dispatch({ type: 'bindResult', outcome: r.outcome, detail: r.outcome === 'failed' ? r.detail : r.outcome }),
+          (error: unknown) => this.#dispatch({ type: 'bindResult', outcome: 'failed', detail: String(error) }),
+        );
+        return;
+      case 'loadEpoch':
+        void this.#stateFile.read().then(
+          (record) => this.#dispatch({ type: 'epochLoaded', fileEpoch: record.epoch }),
+          (error: unknown) => {
+            this.#logger.error(`${(error as Error).message}; using the epochs seen on the wire`);
+            this.#dispatch({ type: 'epochLoaded', fileEpoch: 0 });
+          },
+        );
+        return;
+      case 'saveState':
+        void this.#stateFile
+          .write({
+            epoch: effect.epoch,
+            primary: effect.primary ? { instanceId: this.options.instanceId, pid: process.pid, host: this.#host } : null,
+            updatedAt: this.#clock.wallNow(),
+          })
+          .then(
+            () => this.#dispatch({ type: 'stateSaved', ok: true }),
+            (error: unknown) => this.#dispatch({ type: 'stateSaved', ok: false, detail: (error as Error).message }),
+          );
+        return;
+      case 'publish': {
+        const frames = this.#frames(effect.topic, effect.epoch, effect.seq);
+        void this.#serial(() => this.#transport.publish(frames));
+        return;
+      }
+      case 'release': {
+        const farewell = effect.farewellSeq === undefined ? undefined : this.#frames('instance.shutdown', effect.epoch, effect.farewellSeq);
+        void this.#serial(() => this.#transport.release(farewell)).catch((error: unknown) =>
+          this.#logger.error(`releasing the endpoint failed: ${String(error)}`),
+        );
+        return;
+      }
+      case 'callPromote': {
+        const controller = new AbortController();
+        this.#aborts.set(effect.term, controller);
+        const { term, epoch, reason } = effect;
+        const onPromote = this.options.onPromote;
+        queueMicrotask(() => {
+          let result: unknown;
+          try {
+            result = onPromote?.({ epoch, reason, signal: controller.signal });
+          } catch (error) {
+            this.#promoteSettled(term, error);
+            return;
+          }
+          Promise.resolve(result).then(
+            () => this.#promoteSettled(term, undefined),
+            (error: unknown) => this.#promoteSettled(term, error ?? new Error('onPromote rejected')),
+          );
+        });
+        return;
+      }
+      case 'abortPromote':
+        this.#aborts.get(effect.term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the primary role was lost'));
+        return;
+      case 'callDemote': {
+        const { term, epoch, reason } = effect;
+        const onDemote = this.options.onDemote;
+        queueMicrotask(() => {
+          let result: unknown;
+          try {
+            result = onDemote?.({ epoch, reason });
+          } catch (error) {
+            this.#logger.error(`onDemote threw: ${String(error)}`);
+          }
+          Promise.resolve(result)
+            .catch((error: unknown) => this.#logger.error(`onDemote rejected: ${String(error)}`))
+            .finally(() => this.#dispatch({ type: 'demoteSettled', term }));
+        });
+        return;
+      }
+      case 'notify':
+        this.#pending.push({ notification: effect.notification, at: this.#clock.wallNow() });
+        if (effect.notification.type === 'roleChanged') {
+          const change = this.#roleChange(effect.notification, this.#pending.at(-1)?.at ?? this.#clock.wallNow());
+          for (const stream of this.#streams) stream.push(change);
+        }
+        this.#scheduleFlush();
+        return;
+      case 'log':
+        this.#logger[effect.level](effect.message);
+        return;
+      case 'started':
+        this.#started?.resolve();
+        return;
+      case 'startFailed': {
+        const code = effect.reason === 'in-use' ? 'ERR_FAILOVER_ENDPOINT_IN_USE' : 'ERR_FAILOVER_TRANSPORT';
+        const message =
+          effect.reason === 'in-use'
+            ? `cannot start as primary: ${this.options.endpoint.address} is held by another process`
+            : `cannot start: ${effect.detail}`;
+        this.#started?.reject(new FailoverError(code, message));
+        return;
+      }
+      case 'close':
+        void this.#serial(() => this.#transport.close()).then(
+          () => this.#dispatch({ type: 'closed' }),
+          (error: unknown) => {
+            this.#logger.error(`closing failed: ${String(error)}`);
+            this.#dispatch({ type: 'closed' });
+          },
+        );
+        return;
+    }
+  }
+
+  #promoteSettled(term: number, error: unknown): void {
+    this.#aborts.delete(term);
+    if (error !== undefined) this.#logger.warn(`onPromote failed: ${error instanceof Error ? error.message : String(error)}`);
+    this.#dispatch({
+      type: 'promoteSettled',
+      term,
+      ok: error === undefined,
+      detail: error === undefined ? undefined : error instanceof Error ? error.message : String(error),
+    });
+  }
+
+  /** When shutdown waits too long on onPromote/onDemote, carry on without them. */
+  #forceSettle(): void {
+    this.#forceTimer = undefined;
+    const s = this.#state;
+    if (s.phase === 'stopped') return;
+    this.#logger.warn(`shutdown: callbacks did not settle within ${this.options.shutdownTimeout} ms; handing over anyway`);
+    if (s.promoteOutstanding) this.#dispatch({ type: 'promoteSettled', term: s.term, ok: false, detail: 'shutdown timeout' });
+    if (this.#state.demoteOutstanding) this.#dispatch({ type: 'demoteSettled', term: this.#state.term });
+  }
+
+  #finishStop(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = undefined;
+    if (this.#forceTimer !== undefined) this.#clock.clearTimer(this.#forceTimer);
+    this.#forceTimer = undefined;
+    for (const controller of this.#aborts.values()) controller.abort();
+    this.#aborts.clear();
+    for (const stream of this.#streams) stream.end();
+    this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
+    this.#stopped?.resolve();
+  }
+
+  #roleChange(n: Extract<Notification, { type: 'roleChanged' }>, at: number): RoleChange {
+    return { from: n.from, to: n.to, epoch: n.epoch, reason: n.reason, at, instanceId: this.options.instanceId };
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const batch = this.#pending;
+      this.#pending = [];
+      for (const { notification, at } of batch) this.#deliver(notification, at);
+    });
+  }
+
+  #deliver(n: Notification, at: number): void {
+    switch (n.type) {
+      case 'roleChanged':
+        this.#emitSafely('roleChanged', this.#roleChange(n, at));
+        return;
+      case 'primaryChanged':
+        this.#emitSafely('primaryChanged', { instanceId: n.instanceId, epoch: n.epoch, pid: n.pid, host: n.host, at });
+        return;
+      case 'primaryLost':
+        this.#emitSafely('primaryLost', { instanceId: n.instanceId, epoch: n.epoch, cause: n.cause, willPromote: n.willPromote, at });
+        return;
+      case 'promotionFailed':
+        this.#emitSafely('promotionFailed', { epoch: n.epoch, reason: n.reason, error: n.detail, retryInMs: n.retryInMs, at });
+        return;
+    }
+  }
+
+  #emitSafely<E extends keyof WatcherEvents>(event: E, payload: Parameters<WatcherEvents[E]>[0]): void {
+    for (const listener of this.listeners(event)) {
+      try {
+        const result: unknown = (listener as (p: typeof payload) => unknown).call(this, payload);
+        if (result instanceof Promise) {
+          result.catch((error: unknown) => this.#listenerFailed(event, error));
+        }
+      } catch (error) {
+        this.#listenerFailed(event, error);
+      }
+    }
+  }
+
+  #listenerFailed(event: string, error: unknown): void {
+    this.#listenerErrors++;
+    this.#logger.warn(`a ${event} listener threw: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
