@@ -1,0 +1,124 @@
+/**
+ * A watcher in its own OS process, driven by a parent over the IPC channel. Used by the
+ * integration tests, the benchmarks and the chaos test; not part of the library.
+ *
+ * argv[2] is a JSON {@link NodeConfig}. The child reports every callback and event to the parent
+ * as `{ type, at, ...data }` with `at` in ms since the Unix epoch (sub-ms), so several processes
+ * on one host share a clock. Commands from the parent: see {@link Command}.
+ *
+ * @module
+ */
+import { Watcher, type WatcherOptions } from '../src/index.js';
+
+export interface NodeConfig {
+  readonly endpoint: string;
+  readonly instanceId: string;
+  readonly workdir: string;
+  readonly role?: 'primary' | 'secondary' | 'auto';
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  readonly enabled?: boolean;
+  /** The first N onPromote calls throw. */
+  readonly failPromotes?: number;
+  /** onPromote resolves after this many ms. */
+  readonly promoteDelay?: number;
+  readonly retryInterval?: number;
+  /** Log the watcher's messages to stderr. */
+  readonly verbose?: boolean;
+}
+
+export type Command =
+  | { readonly cmd: 'shutdown' }
+  | { readonly cmd: 'setEnabled'; readonly value: boolean }
+  | { readonly cmd: 'stepDown' }
+  | { readonly cmd: 'status' }
+  /** Block the event loop for `ms` (a hung primary). */
+  | { readonly cmd: 'block'; readonly ms: number };
+
+const wall = (): number => performance.timeOrigin + performance.now();
+const send = (type: string, data: Record<string, unknown> = {}): void => {
+  if (process.connected) process.send?.({ type, at: wall(), ...data });
+};
+
+const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
+let promotes = 0;
+const stderrLogger = {
+  debug: () => {},
+  info: (m: string) => process.stderr.write(`${m}\n`),
+  warn: (m: string) => process.stderr.write(`${m}\n`),
+  error: (m: string) => process.stderr.write(`${m}\n`),
+};
+const options: WatcherOptions = {
+  endpoint: config.endpoint,
+  instanceId: config.instanceId,
+  workdir: config.workdir,
+  role: config.role ?? 'auto',
+  heartbeatInterval: config.heartbeatInterval,
+  heartbeatTimeout: config.heartbeatTimeout,
+  enabled: config.enabled ?? true,
+  retryInterval: config.retryInterval ?? 50,
+  maxRetryInterval: Math.max(config.retryInterval ?? 50, 1000),
+  ...(config.verbose ? { logger: stderrLogger } : {}),
+  onPromote: async ({ epoch, reason }) => {
+    const at = wall();
+    promotes++;
+    const fail = promotes <= (config.failPromotes ?? 0);
+    send('promote', { epoch, reason, promoteAt: at, willFail: fail });
+    if (config.promoteDelay) await new Promise((r) => setTimeout(r, config.promoteDelay));
+    if (fail) throw new Error(`scripted onPromote failure ${promotes}`);
+  },
+  onDemote: ({ epoch, reason }) => {
+    send('demote', { epoch, reason });
+  },
+};
+
+const watcher = new Watcher(options);
+watcher.on('roleChanged', (c) => send('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, reason: c.reason, changedAt: c.at }));
+watcher.on('primaryLost', (e) => send('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote }));
+watcher.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch }));
+watcher.on('promotionFailed', (e) => send('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs }));
+
+process.on('message', (raw) => {
+  const command = raw as Command;
+  switch (command.cmd) {
+    case 'shutdown':
+      send('shutdownCalled');
+      void watcher.shutdown().then(() => {
+        send('stopped', { status: watcher.status() });
+        process.disconnect?.();
+      });
+      return;
+    case 'setEnabled':
+      watcher.setEnabled(command.value);
+      send('enabledSet', { value: command.value });
+      return;
+    case 'stepDown':
+      watcher.stepDown();
+      return;
+    case 'status':
+      send('status', { status: watcher.status() });
+      return;
+    case 'block': {
+      send('blocking', { ms: command.ms });
+      const until = performance.now() + command.ms;
+      while (performance.now() < until) {
+        // Busy on purpose: a hung event loop.
+      }
+      send('unblocked');
+      return;
+    }
+  }
+});
+// The parent going away ends this process (never leave orphans behind).
+process.on('disconnect', () => {
+  void watcher.shutdown().finally(() => process.exit(0));
+});
+
+watcher.start().then(
+  () => send('ready', { role: watcher.role, epoch: watcher.epoch, pid: process.pid }),
+  (error: unknown) => {
+    send('startFailed', { code: (error as { code?: string }).code, message: String(error) });
+    process.exitCode = 3;
+    process.disconnect?.();
+  },
+);
