@@ -224,6 +224,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         retryInterval: o.retryInterval,
         maxRetryInterval: o.maxRetryInterval,
         fastRetryInterval: 1,
+        probeWindow: Math.min(250, o.heartbeatTimeout),
         stallThreshold: Math.max(50, Math.floor(o.heartbeatInterval / 2)),
         drainDelay: Math.min(50, o.heartbeatInterval),
       },
@@ -295,7 +296,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#state = { ...this.#state, epoch: fileEpoch, knownEpoch: fileEpoch };
     await this.#transport.open({
       onMessage: (frames) => this.#onFrames(frames),
-      onEvent: (event) => this.#logger.debug(`endpoint ${event.type}`),
+      onEvent: (event) => {
+        this.#logger.debug(`endpoint ${event.type}`);
+        if (event.type === 'disconnected') this.#dispatch({ type: 'disconnected' });
+      },
     });
     this.#dispatch({ type: 'start' });
   }

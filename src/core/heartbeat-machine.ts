@@ -84,6 +84,8 @@ export interface MachineConfig {
   readonly maxRetryInterval: number;
   /** After the primary announced shutdown, first bind retry delay (the old primary may still be closing). */
   readonly fastRetryInterval: number;
+  /** How long a disconnect keeps a secondary probing the endpoint with binds. */
+  readonly probeWindow: number;
   /** A wake-up later than planned by more than this means this process itself stalled. */
   readonly stallThreshold: number;
   /** After a stall, how long to let queued messages drain before judging silence. */
@@ -129,6 +131,12 @@ export interface MachineState {
   readonly loss: Loss | undefined;
   readonly attempts: number;
   readonly nextAttemptAt: number | undefined;
+  /**
+   * After the connection to the primary dropped: keep trying to bind until this time. A bind
+   * that succeeds confirms the primary is gone (its process died and the kernel freed the
+   * endpoint); EADDRINUSE all along means the disconnect was transient.
+   */
+  readonly probeUntil: number | undefined;
   /** No takeover attempt before this time (after a step-down). */
   readonly holdOffUntil: number | undefined;
   /** Do not judge silence before this time (draining after a stall). */
@@ -156,6 +164,8 @@ export type Input =
   | { readonly type: 'promoteSettled'; readonly term: number; readonly ok: boolean; readonly detail?: string }
   | { readonly type: 'demoteSettled'; readonly term: number }
   | { readonly type: 'setEnabled'; readonly enabled: boolean }
+  /** The subscribing socket lost its connection to the endpoint's holder. */
+  | { readonly type: 'disconnected' }
   | { readonly type: 'stepDown' }
   | { readonly type: 'shutdown' }
   | { readonly type: 'closed' };
@@ -265,6 +275,7 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     loss: undefined,
     attempts: 0,
     nextAttemptAt: undefined,
+    probeUntil: undefined,
     holdOffUntil: undefined,
     drainUntil: undefined,
     nextHeartbeatAt: undefined,
@@ -307,6 +318,9 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
       break;
     case 'setEnabled':
       onSetEnabled(b, input.enabled);
+      break;
+    case 'disconnected':
+      onDisconnected(b);
       break;
     case 'stepDown':
       onStepDown(b);
@@ -455,11 +469,32 @@ function declareLoss(b: Builder, cause: PromoteReason): void {
 
 function maybeAttempt(b: Builder): void {
   const s = b.s;
-  if (s.phase !== 'secondary' || s.loss === undefined || !s.enabled) return;
+  if (s.phase !== 'secondary' || !s.enabled) return;
+  const probing = s.loss === undefined && s.probeUntil !== undefined && b.now < s.probeUntil;
+  if (s.loss === undefined && !probing) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.nextAttemptAt !== undefined && b.now < s.nextAttemptAt) return;
-  b.set({ phase: 'acquiring', claimReason: s.loss.cause, nextAttemptAt: undefined });
+  b.set({ phase: 'acquiring', claimReason: s.loss?.cause ?? 'disconnect', nextAttemptAt: undefined });
   b.emit({ type: 'bind' });
+}
+
+/**
+ * The connection to the primary dropped. When its process died, the kernel has freed the
+ * endpoint too, so try to bind at once: success confirms the crash (and is the promotion);
+ * EADDRINUSE means the primary still holds it, and a few quick retries tell a dying process from
+ * a transient disconnect. Never a false failover: the bind only succeeds on a free endpoint.
+ */
+function onDisconnected(b: Builder): void {
+  const s = b.s;
+  if (s.phase !== 'secondary' || !s.enabled) return;
+  if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
+  if (s.loss !== undefined) {
+    // Already suspected (a silent, hung primary): its process may just have died. Retry now.
+    b.set({ nextAttemptAt: b.now });
+  } else {
+    b.set({ probeUntil: b.now + s.config.probeWindow, attempts: 0, nextAttemptAt: b.now });
+  }
+  maybeAttempt(b);
 }
 
 function heartbeatIfDue(b: Builder): void {
@@ -535,7 +570,9 @@ function onMessage(b: Builder, m: WireMessage, wallNow: number): void {
 /** Follow `m`'s sender as the primary. */
 function follow(b: Builder, m: WireMessage, wallNow: number): void {
   const prev = b.s.primary;
-  const changed = prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch;
+  // A returning primary (heard again after a suspicion) is announced like a new one.
+  const changed =
+    prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch || b.s.loss !== undefined;
   if (prev !== undefined && m.epoch < prev.epoch && prev.instanceId !== m.instanceId) {
     b.log('warn', `${m.instanceId} holds the endpoint with epoch ${m.epoch}, lower than ${prev.epoch}`);
   }
@@ -551,6 +588,7 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
     },
     silenceFrom: b.now,
     drainUntil: undefined,
+    probeUntil: undefined,
   });
   if (b.s.loss !== undefined) b.set({ loss: undefined, attempts: 0, nextAttemptAt: undefined });
   if (changed) {
@@ -581,8 +619,26 @@ function onBindResult(b: Builder, outcome: 'bound' | 'in-use' | 'failed', detail
   }
   if (s.phase === 'acquiring') {
     if (outcome === 'bound') {
-      b.set({ phase: 'claiming', holdsEndpoint: true });
+      if (s.loss === undefined) {
+        // A disconnect probe found the endpoint free: the primary is gone.
+        declareLoss(b, 'disconnect');
+      }
+      b.set({ phase: 'claiming', holdsEndpoint: true, probeUntil: undefined, claimReason: b.s.loss?.cause ?? 'disconnect' });
       b.emit({ type: 'loadEpoch' });
+      return;
+    }
+    if (s.loss === undefined) {
+      // Probing after a disconnect: still held. Retry quickly until the window closes.
+      const delay = Math.min(s.config.fastRetryInterval * 2 ** s.attempts, s.config.heartbeatInterval);
+      const more = s.probeUntil !== undefined && b.now + delay < s.probeUntil;
+      b.set({
+        phase: 'secondary',
+        claimReason: undefined,
+        attempts: more ? s.attempts + 1 : 0,
+        nextAttemptAt: more ? b.now + delay : undefined,
+        probeUntil: more ? s.probeUntil : undefined,
+      });
+      if (outcome === 'failed') b.log('warn', `bind failed: ${detail}`);
       return;
     }
     // Lost the race, or the old primary still holds the endpoint (closing, or hung).
@@ -812,6 +868,7 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
       if (s.loss === undefined) {
         candidates.push(s.silenceFrom + s.config.heartbeatTimeout);
         if (s.drainUntil !== undefined) candidates.push(s.drainUntil);
+        if (s.probeUntil !== undefined && s.enabled && s.nextAttemptAt !== undefined) candidates.push(s.nextAttemptAt);
       } else if (s.enabled) {
         const at = Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now);
         candidates.push(at);
