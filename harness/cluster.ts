@@ -175,3 +175,19 @@ export class Cluster {
     });
   }
 }
+
+/** Waits for a node's `ready` (process start under load, tsx included, takes a while). */
+export const waitReady = (n: WatcherProcess, timeout = 20_000): Promise<NodeEvent> =>
+  n.waitFor((e) => e.type === 'ready', timeout, 'ready');
+
+/** Waits for a node's (first) change to primary, optionally of a given epoch. */
+export const waitPrimary = (n: WatcherProcess, timeout = 5000, epoch?: number): Promise<NodeEvent> =>
+  n.waitFor(
+    (e) => e.type === 'roleChanged' && e.to === 'primary' && (epoch === undefined || e.epoch === epoch),
+    timeout,
+    'roleChanged to primary',
+  );
+
+/** Waits until a node follows the primary `id`. */
+export const waitFollows = (n: WatcherProcess, id: string, timeout = 5000): Promise<NodeEvent> =>
+  n.waitFor((e) => e.type === 'primaryChanged' && e.instanceId === id, timeout, `primaryChanged to ${id}`);

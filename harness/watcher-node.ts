@@ -23,6 +23,10 @@ export interface NodeConfig {
   /** onPromote resolves after this many ms. */
   readonly promoteDelay?: number;
   readonly retryInterval?: number;
+  readonly priority?: number;
+  readonly priorityStagger?: number;
+  readonly preempt?: boolean;
+  readonly preemptDelay?: number;
   /** Log the watcher's messages to stderr. */
   readonly verbose?: boolean;
 }
@@ -32,6 +36,7 @@ export type Command =
   | { readonly cmd: 'setEnabled'; readonly value: boolean }
   | { readonly cmd: 'stepDown' }
   | { readonly cmd: 'status' }
+  | { readonly cmd: 'liveNodes' }
   /** Block the event loop for `ms` (a hung primary). */
   | { readonly cmd: 'block'; readonly ms: number };
 
@@ -59,6 +64,10 @@ const options: WatcherOptions = {
   retryInterval: config.retryInterval ?? 50,
   maxRetryInterval: Math.max(config.retryInterval ?? 50, 1000),
   ...(config.verbose ? { logger: stderrLogger } : {}),
+  ...(config.priority !== undefined ? { priority: config.priority } : {}),
+  ...(config.priorityStagger !== undefined ? { priorityStagger: config.priorityStagger } : {}),
+  ...(config.preempt !== undefined ? { preempt: config.preempt } : {}),
+  ...(config.preemptDelay !== undefined ? { preemptDelay: config.preemptDelay } : {}),
   onPromote: async ({ epoch, reason }) => {
     const at = wall();
     promotes++;
@@ -97,6 +106,9 @@ process.on('message', (raw) => {
       return;
     case 'status':
       send('status', { status: watcher.status() });
+      return;
+    case 'liveNodes':
+      send('liveNodes', { nodes: watcher.liveNodes() });
       return;
     case 'block': {
       send('blocking', { ms: command.ms });

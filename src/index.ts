@@ -13,6 +13,7 @@ export type {
   PromotionFailedEvent,
   WatcherEvents,
   WatcherStatus,
+  LiveNode,
 } from './watcher.js';
 export { DEFAULTS } from './options.js';
 export type { WatcherOptions, PromoteContext, DemoteContext } from './options.js';

@@ -91,6 +91,30 @@ export interface WatcherOptions {
    */
   readonly logger?: Logger;
   /**
+   * This node's priority as a successor: lower is preferred (as in go-failover). When the primary
+   * is lost, the best-ranked live secondary (priority, then instanceId) tries first and the
+   * others wait `priorityStagger` per better-ranked node, so the preferred one wins in the
+   * normal case; the exclusive bind still guarantees a single winner.
+   * @default 1
+   */
+  readonly priority?: number;
+  /**
+   * Delay per better-ranked live secondary before this one tries to take over, in ms.
+   * @default 20
+   */
+  readonly priorityStagger?: number;
+  /**
+   * When primary, hand over gracefully to a connected secondary of strictly better priority
+   * after `preemptDelay` (keepalived's preempt). Off by default: a working primary keeps its role.
+   * @default false
+   */
+  readonly preempt?: boolean;
+  /**
+   * How long a better-priority secondary must stay connected before a preempting primary hands over, in ms.
+   * @default 1000
+   */
+  readonly preemptDelay?: number;
+  /**
    * Base delay before retrying after a failed `onPromote`, in ms; doubles per failure up to
    * `maxRetryInterval`, each delay jittered by ±50%.
    * @default 1000
@@ -129,6 +153,10 @@ export const DEFAULTS = Object.freeze({
   maxRetryInterval: 30000,
   shutdownTimeout: 5000,
   notificationBuffer: 64,
+  priority: 1,
+  priorityStagger: 20,
+  preempt: false,
+  preemptDelay: 1000,
 });
 
 /** Options after validation and defaults. */
@@ -148,6 +176,10 @@ export interface ResolvedOptions {
   readonly shutdownTimeout: number;
   readonly notificationBuffer: number;
   readonly clock: Clock | undefined;
+  readonly priority: number;
+  readonly priorityStagger: number;
+  readonly preempt: boolean;
+  readonly preemptDelay: number;
 }
 
 const KNOWN = new Set([
@@ -166,6 +198,10 @@ const KNOWN = new Set([
   'shutdownTimeout',
   'notificationBuffer',
   'clock',
+  'priority',
+  'priorityStagger',
+  'preempt',
+  'preemptDelay',
 ]);
 
 const MAX_DURATION = 2 ** 31 - 1; // Node timers overflow past this.
@@ -234,6 +270,14 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   if (!Number.isSafeInteger(notificationBuffer) || notificationBuffer < 1 || notificationBuffer > 1_000_000) {
     throw new InvalidOptionError('notificationBuffer', 'an integer from 1 to 1000000', input.notificationBuffer);
   }
+  const priority = input.priority ?? DEFAULTS.priority;
+  if (!Number.isSafeInteger(priority) || priority < 0 || priority > 1_000_000_000) {
+    throw new InvalidOptionError('priority', 'an integer from 0 to 1000000000 (lower is preferred)', input.priority);
+  }
+  const priorityStagger = duration(input, 'priorityStagger', DEFAULTS.priorityStagger, 0);
+  const preempt = input.preempt ?? DEFAULTS.preempt;
+  if (typeof preempt !== 'boolean') throw new InvalidOptionError('preempt', 'a boolean', input.preempt);
+  const preemptDelay = duration(input, 'preemptDelay', DEFAULTS.preemptDelay, 0);
   const clock = input.clock;
   if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')) {
     throw new InvalidOptionError('clock', 'a Clock (now, wallNow, setTimer, clearTimer)', clock);
@@ -254,6 +298,10 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
     shutdownTimeout,
     notificationBuffer,
     clock,
+    priority,
+    priorityStagger,
+    preempt,
+    preemptDelay,
   });
 }
 

@@ -31,7 +31,14 @@ import {
 import { FailoverError } from './errors.js';
 import { resolveOptions, type ResolvedOptions, type WatcherOptions } from './options.js';
 import { decode, encode } from './protocol/codec.js';
-import { PROTOCOL_VERSION, REJECT_REASONS, type RejectReason, type Topic } from './protocol/messages.js';
+import {
+  parsePresence,
+  presenceTopic,
+  PROTOCOL_VERSION,
+  REJECT_REASONS,
+  type RejectReason,
+  type Topic,
+} from './protocol/messages.js';
 import { ChangeStream } from './runtime/change-stream.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
@@ -87,6 +94,20 @@ export interface WatcherEvents {
   primaryChanged: (event: PrimaryChangedEvent) => void;
   primaryLost: (event: PrimaryLostEvent) => void;
   promotionFailed: (event: PromotionFailedEvent) => void;
+}
+
+/** One node as seen by `liveNodes()`. */
+export interface LiveNode {
+  readonly instanceId: string;
+  readonly role: 'primary' | 'secondary';
+  /** Announced priority (lower is preferred); undefined for a primary that did not announce one. */
+  readonly priority: number | undefined;
+  /** The primary's epoch; undefined for secondaries. */
+  readonly epoch: number | undefined;
+  /** Wall-clock ms when this node last had news of it. */
+  readonly lastSeenAt: number;
+  /** True for the node you asked. */
+  readonly self: boolean;
 }
 
 /** What `status()` returns: a plain, JSON-friendly object. */
@@ -224,6 +245,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         retryInterval: o.retryInterval,
         maxRetryInterval: o.maxRetryInterval,
         fastRetryInterval: 1,
+        priority: o.priority,
+        priorityStagger: o.priorityStagger,
+        preempt: o.preempt,
+        preemptDelay: o.preemptDelay,
         probeWindow: Math.min(250, o.heartbeatTimeout),
         stallThreshold: Math.max(50, Math.floor(o.heartbeatInterval / 2)),
         drainDelay: Math.min(50, o.heartbeatInterval),
@@ -295,12 +320,16 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (this.#state.phase !== 'idle') return;
     this.#state = { ...this.#state, epoch: fileEpoch, knownEpoch: fileEpoch };
     await this.#transport.open({
+      onPresence: (joined, topic) => {
+        const member = parsePresence(topic);
+        if (member !== undefined) this.#dispatch({ type: 'presence', joined, ...member });
+      },
       onMessage: (frames) => this.#onFrames(frames),
       onEvent: (event) => {
         this.#logger.debug(`endpoint ${event.type}`);
         if (event.type === 'disconnected') this.#dispatch({ type: 'disconnected' });
       },
-    });
+    }, presenceTopic(this.options.instanceId, this.options.priority));
     this.#dispatch({ type: 'start' });
   }
 
@@ -406,6 +435,36 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     };
   }
 
+  /**
+   * The nodes of the cluster as this node knows them: the primary (itself, or the one it
+   * follows) and the secondaries connected to it (a primary learns them from their presence on
+   * the endpoint; a secondary from the primary's heartbeats).
+   */
+  liveNodes(): LiveNode[] {
+    const s = this.#state;
+    const wallNow = this.#clock.wallNow();
+    const self = this.options.instanceId;
+    const nodes: LiveNode[] = [];
+    if (s.role === 'stopped' || s.role === 'starting') return nodes;
+    if (s.holdsEndpoint) {
+      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true });
+      for (const [id, m] of s.members) {
+        nodes.push({ instanceId: id, role: 'secondary', priority: m.priority, epoch: undefined, lastSeenAt: wallNow, self: false });
+      }
+      return nodes;
+    }
+    const p = s.primary;
+    if (p !== undefined) {
+      const seen = p.lastSeenWallAt;
+      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false });
+      for (const [id, priority] of s.lastMembers) {
+        if (id !== self) nodes.push({ instanceId: id, role: 'secondary', priority, epoch: undefined, lastSeenAt: seen, self: false });
+      }
+    }
+    nodes.push({ instanceId: self, role: 'secondary', priority: this.options.priority, epoch: undefined, lastSeenAt: wallNow, self: true });
+    return nodes;
+  }
+
   /** One human line for diagnostics. */
   formatStatus(): string {
     const st = this.status();
@@ -476,7 +535,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return next;
   }
 
-  #frames(topic: Topic, epoch: number, seq: number): Frames {
+  #frames(topic: Topic, epoch: number, seq: number, members?: ReadonlyArray<readonly [string, number]>): Frames {
     return encode(topic, {
       version: PROTOCOL_VERSION,
       instanceId: this.options.instanceId,
@@ -486,6 +545,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       pid: process.pid,
       host: this.#host,
       heartbeatInterval: this.options.heartbeatInterval,
+      priority: this.options.priority,
+      members,
     });
   }
 
@@ -519,7 +580,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
           );
         return;
       case 'publish': {
-        const frames = this.#frames(effect.topic, effect.epoch, effect.seq);
+        const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members);
         void this.#serial(() => this.#transport.publish(frames));
         return;
       }

@@ -62,6 +62,17 @@ export interface PrimaryView {
   readonly lastSeenAt: number;
   /** Local wall-clock time of the last heartbeat from it (for display only). */
   readonly lastSeenWallAt: number;
+  /** Its announced priority, if any. */
+  readonly priority: number | undefined;
+}
+
+/** A node connected to this primary (learnt from its presence subscription). */
+export interface MemberView {
+  readonly priority: number;
+  /** Local monotonic time it joined. */
+  readonly since: number;
+  /** Open subscriptions (a reconnect may overlap the old connection's goodbye). */
+  readonly count: number;
 }
 
 /** A primary this node considers lost, and since when. */
@@ -84,6 +95,13 @@ export interface MachineConfig {
   readonly maxRetryInterval: number;
   /** After the primary announced shutdown, first bind retry delay (the old primary may still be closing). */
   readonly fastRetryInterval: number;
+  /** This node's priority; lower is preferred as successor. */
+  readonly priority: number;
+  /** Delay per better-ranked live secondary before this one tries to take over. */
+  readonly priorityStagger: number;
+  /** A primary hands over to a live secondary of better priority after `preemptDelay`. */
+  readonly preempt: boolean;
+  readonly preemptDelay: number;
   /** How long a disconnect keeps a secondary probing the endpoint with binds. */
   readonly probeWindow: number;
   /** A wake-up later than planned by more than this means this process itself stalled. */
@@ -126,6 +144,12 @@ export interface MachineState {
   /** Whether this node currently holds (has bound) the endpoint. */
   readonly holdsEndpoint: boolean;
   readonly primary: PrimaryView | undefined;
+  /** The secondaries the last primary listed in its heartbeat: `[instanceId, priority]`. */
+  readonly lastMembers: ReadonlyArray<readonly [string, number]>;
+  /** While holding the endpoint: who is connected. */
+  readonly members: ReadonlyMap<string, MemberView>;
+  /** When a preempting primary will hand over to a better-priority secondary. */
+  readonly preemptAt: number | undefined;
   /** Monotonic time from which silence is measured. */
   readonly silenceFrom: number;
   readonly loss: Loss | undefined;
@@ -164,6 +188,8 @@ export type Input =
   | { readonly type: 'promoteSettled'; readonly term: number; readonly ok: boolean; readonly detail?: string }
   | { readonly type: 'demoteSettled'; readonly term: number }
   | { readonly type: 'setEnabled'; readonly enabled: boolean }
+  /** While holding the endpoint: a node connected (joined) or went. */
+  | { readonly type: 'presence'; readonly joined: boolean; readonly instanceId: string; readonly priority: number }
   /** The subscribing socket lost its connection to the endpoint's holder. */
   | { readonly type: 'disconnected' }
   | { readonly type: 'stepDown' }
@@ -210,7 +236,14 @@ export type Effect =
   /** Write the state file atomically; answer with `stateSaved`. */
   | { readonly type: 'saveState'; readonly epoch: number; readonly primary: boolean }
   /** Publish a message on the endpoint this node holds. */
-  | { readonly type: 'publish'; readonly topic: Topic; readonly epoch: number; readonly seq: number }
+  | {
+      readonly type: 'publish';
+      readonly topic: Topic;
+      readonly epoch: number;
+      readonly seq: number;
+      /** Connected secondaries, for heartbeats. */
+      readonly members?: ReadonlyArray<readonly [string, number]>;
+    }
   /**
    * Publish `instance.shutdown` (when `farewellSeq` is set), make sure it left, and unbind.
    * Later socket effects wait for this one.
@@ -271,6 +304,9 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     demoteOutstanding: false,
     holdsEndpoint: false,
     primary: undefined,
+    lastMembers: [],
+    members: new Map(),
+    preemptAt: undefined,
     silenceFrom: 0,
     loss: undefined,
     attempts: 0,
@@ -321,6 +357,9 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
       break;
     case 'disconnected':
       onDisconnected(b);
+      break;
+    case 'presence':
+      onPresence(b, input.joined, input.instanceId, input.priority);
       break;
     case 'stepDown':
       onStepDown(b);
@@ -386,6 +425,10 @@ class Builder {
   }
 
   finish(): StepResult {
+    // Who is connected matters only to the holder of the endpoint.
+    if (!this.s.holdsEndpoint && (this.s.members.size > 0 || this.s.preemptAt !== undefined)) {
+      this.set({ members: new Map(), preemptAt: undefined });
+    }
     this.set({ wakeAt: computeWakeAt(this.s, this.now) });
     return { state: this.s, effects: this.effects };
   }
@@ -438,6 +481,7 @@ function onTick(b: Builder): void {
     case 'primary':
     case 'stopping':
       heartbeatIfDue(b);
+      if (b.s.preemptAt !== undefined && b.now >= b.s.preemptAt) preemptIfStillBetter(b);
       return;
     default:
       return;
@@ -455,7 +499,8 @@ function judgeSilence(b: Builder): void {
 function declareLoss(b: Builder, cause: PromoteReason): void {
   const p = b.s.primary;
   const willPromote = b.s.enabled;
-  b.set({ loss: { cause, since: b.now, instanceId: p?.instanceId, epoch: p?.epoch }, attempts: 0, nextAttemptAt: b.now });
+  const delay = successorDelay(b.s, p?.instanceId);
+  b.set({ loss: { cause, since: b.now, instanceId: p?.instanceId, epoch: p?.epoch }, attempts: 0, nextAttemptAt: b.now + delay });
   const who = p === undefined ? 'no primary heard' : `primary ${p.instanceId} (epoch ${p.epoch})`;
   b.log(willPromote ? 'info' : 'warn', `${who}: lost by ${cause}${willPromote ? '' : '; failover disabled, not promoting'}`);
   b.notify({
@@ -489,10 +534,14 @@ function onDisconnected(b: Builder): void {
   if (s.phase !== 'secondary' || !s.enabled) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.loss !== undefined) {
-    // Already suspected (a silent, hung primary): its process may just have died. Retry now.
-    b.set({ nextAttemptAt: b.now });
+    // A shutdown already scheduled the (staggered) takeover: nothing to add.
+    if (s.loss.cause !== 'silence') return;
+    // Suspected by silence (a hung primary): its process may just have died. Try again now,
+    // after this node's stagger.
+    b.set({ nextAttemptAt: b.now + successorDelay(s, s.loss.instanceId) });
   } else {
-    b.set({ probeUntil: b.now + s.config.probeWindow, attempts: 0, nextAttemptAt: b.now });
+    const delay = successorDelay(s, s.primary?.instanceId);
+    b.set({ probeUntil: b.now + delay + s.config.probeWindow, attempts: 0, nextAttemptAt: b.now + delay });
   }
   maybeAttempt(b);
 }
@@ -513,7 +562,7 @@ function heartbeatIfDue(b: Builder): void {
 
 function sendHeartbeat(b: Builder): void {
   const seq = b.nextSeq();
-  b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq });
+  b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq, members: memberList(b.s) });
   b.count('heartbeatsSent');
   const interval = b.s.config.heartbeatInterval;
   const planned = b.s.nextHeartbeatAt ?? b.now;
@@ -585,7 +634,9 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
       seq: m.seq,
       lastSeenAt: b.now,
       lastSeenWallAt: wallNow,
+      priority: m.priority,
     },
+    ...(m.members !== undefined ? { lastMembers: m.members } : {}),
     silenceFrom: b.now,
     drainUntil: undefined,
     probeUntil: undefined,
@@ -700,6 +751,7 @@ function onPromoteSettled(b: Builder, term: number, ok: boolean, detail: string)
       b.count('promotions');
       b.changeRole('primary', s.claimReason ?? 'startup');
       if (s.claimReason === 'startup') b.emit({ type: 'started' });
+      schedulePreempt(b);
       return;
     }
     failPromotion(b, detail);
@@ -880,10 +932,86 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
     case 'primary':
     case 'stopping':
       if (s.holdsEndpoint && s.nextHeartbeatAt !== undefined) candidates.push(s.nextHeartbeatAt);
+      if (s.holdsEndpoint && s.preemptAt !== undefined) candidates.push(s.preemptAt);
       break;
     default:
       break;
   }
   if (candidates.length === 0) return undefined;
   return Math.max(now, Math.min(...candidates));
+}
+
+// --- presence, successor choice and preemption -------------------------------------------------
+
+/** `(priority, id)` of a is better than b's: lower priority first, then lower id. */
+function better(aPriority: number, aId: string, bPriority: number, bId: string): boolean {
+  return aPriority < bPriority || (aPriority === bPriority && aId < bId);
+}
+
+/**
+ * How long this secondary waits before trying to take over: one `priorityStagger` per live
+ * secondary that ranks better (the primary's last member list, without the lost primary). The
+ * best-ranked node tries at once; the exclusive bind still decides if two try together.
+ */
+function successorDelay(s: MachineState, lostId: string | undefined): number {
+  const self = s.config.instanceId;
+  const own = s.config.priority;
+  let rank = 0;
+  for (const [id, priority] of s.lastMembers) {
+    if (id === self || id === lostId) continue;
+    if (better(priority, id, own, self)) rank++;
+  }
+  return rank * s.config.priorityStagger;
+}
+
+function memberList(s: MachineState): Array<readonly [string, number]> {
+  return [...s.members].map(([id, m]) => [id, m.priority] as const);
+}
+
+function onPresence(b: Builder, joined: boolean, instanceId: string, priority: number): void {
+  const s = b.s;
+  if (!s.holdsEndpoint || instanceId === s.config.instanceId) return;
+  const members = new Map(s.members);
+  const current = members.get(instanceId);
+  if (joined) {
+    members.set(instanceId, { priority, since: current?.since ?? b.now, count: (current?.count ?? 0) + 1 });
+    if (current === undefined) b.log('debug', `secondary ${instanceId} (priority ${priority}) connected`);
+  } else if (current !== undefined) {
+    if (current.count <= 1) {
+      members.delete(instanceId);
+      b.log('debug', `secondary ${instanceId} went`);
+    } else {
+      members.set(instanceId, { ...current, count: current.count - 1 });
+    }
+  }
+  b.set({ members });
+  schedulePreempt(b);
+}
+
+function hasBetterMember(s: MachineState): boolean {
+  for (const m of s.members.values()) if (m.priority < s.config.priority) return true;
+  return false;
+}
+
+function schedulePreempt(b: Builder): void {
+  const s = b.s;
+  if (!s.config.preempt || s.phase !== 'primary' || s.pendingExit !== undefined) {
+    if (s.preemptAt !== undefined) b.set({ preemptAt: undefined });
+    return;
+  }
+  if (!hasBetterMember(s)) {
+    if (s.preemptAt !== undefined) b.set({ preemptAt: undefined });
+    return;
+  }
+  if (s.preemptAt === undefined) {
+    b.log('info', `a secondary of better priority is connected; handing over in ${s.config.preemptDelay} ms`);
+    b.set({ preemptAt: b.now + s.config.preemptDelay });
+  }
+}
+
+function preemptIfStillBetter(b: Builder): void {
+  b.set({ preemptAt: undefined });
+  if (b.s.phase !== 'primary' || !hasBetterMember(b.s)) return;
+  b.log('info', 'preempted by a secondary of better priority: stepping down');
+  onStepDown(b);
 }

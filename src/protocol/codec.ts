@@ -8,6 +8,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import {
   MAX_ID_LENGTH,
+  MAX_MEMBERS,
   MAX_PAYLOAD_BYTES,
   MAX_TOPIC_BYTES,
   PROTOCOL_VERSION,
@@ -38,6 +39,7 @@ export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
   };
   if (payload.heartbeatInterval !== undefined) body.heartbeatInterval = payload.heartbeatInterval;
   if (payload.priority !== undefined) body.priority = payload.priority;
+  if (payload.members !== undefined) body.members = payload.members.slice(0, MAX_MEMBERS);
   return [topicBuffers.get(topic) as Buffer, packr.pack(body)];
 }
 
@@ -102,6 +104,11 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     return reject('shape', 'priority is not a non-negative integer');
   }
 
+  const members = field('members');
+  if (members !== undefined && !isMembers(members)) {
+    return reject('shape', `members is not an array of at most ${MAX_MEMBERS} [instanceId, priority] pairs`);
+  }
+
   const message: WireMessage = {
     topic,
     version,
@@ -113,6 +120,7 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     host,
     heartbeatInterval,
     priority,
+    members,
   };
   return { ok: true, message };
 }
@@ -123,6 +131,14 @@ function reject(reason: Exclude<DecodeResult, { ok: true }>['reason'], detail: s
 
 function isUint(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isMembers(value: unknown): value is ReadonlyArray<readonly [string, number]> {
+  return (
+    Array.isArray(value) &&
+    value.length <= MAX_MEMBERS &&
+    value.every((m) => Array.isArray(m) && m.length === 2 && isId(m[0]) && isUint(m[1]))
+  );
 }
 
 function isId(value: unknown): value is string {

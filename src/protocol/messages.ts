@@ -46,6 +46,35 @@ export interface Payload {
   readonly heartbeatInterval?: number | undefined;
   /** The sender's priority (lower is preferred), when it announces it. */
   readonly priority?: number | undefined;
+  /**
+   * On a primary's heartbeat: the secondaries connected to it, as `[instanceId, priority]`
+   * pairs (at most {@link MAX_MEMBERS}).
+   */
+  readonly members?: ReadonlyArray<readonly [string, number]> | undefined;
+}
+
+/** Most members a heartbeat lists. */
+export const MAX_MEMBERS = 64;
+
+/**
+ * Prefix of the presence subscription each node's SUB socket adds besides `instance.`:
+ * `presence.<priority>.<instanceId>`. Nothing is ever published on it; the primary's XPUB socket
+ * sees the subscription when a node connects and the unsubscription when it goes.
+ */
+export const PRESENCE_PREFIX = 'presence.';
+
+/** The presence topic of a node. */
+export function presenceTopic(instanceId: string, priority: number): string {
+  return `${PRESENCE_PREFIX}${priority}.${instanceId}`;
+}
+
+/** Parses a presence topic; undefined when it is not one. */
+export function parsePresence(topic: string): { instanceId: string; priority: number } | undefined {
+  const m = /^presence\.(\d{1,10})\.(.{1,256})$/s.exec(topic);
+  if (m === null) return undefined;
+  const priority = Number(m[1]);
+  if (!Number.isSafeInteger(priority)) return undefined;
+  return { instanceId: m[2] as string, priority };
 }
 
 /** A decoded, validated message. */

@@ -22,6 +22,11 @@ export interface TransportHandlers {
   /** One multipart message as received, not yet validated. */
   onMessage(frames: Buffer[]): void;
   onEvent(event: TransportEvent): void;
+  /**
+   * While this node holds the endpoint: a subscription (`joined`) or unsubscription of another
+   * node's SUB socket, with the subscribed topic (see `presenceTopic` in the protocol).
+   */
+  onPresence(joined: boolean, topic: string): void;
 }
 
 /** Frames of one outgoing message. */
@@ -29,8 +34,11 @@ export type Frames = readonly [Buffer, Buffer];
 
 /** The endpoint as the watcher sees it. */
 export interface Transport {
-  /** Subscribes to the endpoint (whoever binds it, now or later) and starts delivering. */
-  open(handlers: TransportHandlers): Promise<void>;
+  /**
+   * Subscribes to the endpoint (whoever binds it, now or later) and starts delivering.
+   * `presenceTopic` is subscribed too, so the holder learns this node is there.
+   */
+  open(handlers: TransportHandlers, presenceTopic?: string): Promise<void>;
   /** Tries to bind the endpoint exclusively. */
   bind(): Promise<BindOutcome>;
   /** Publishes on the bound endpoint; never blocks (drops at the high-water mark). */

@@ -41,7 +41,8 @@ export class ZmqTransport implements Transport {
   readonly #endpoint: Endpoint;
   readonly #options: ZmqTransportOptions;
   #sub: zmq.Subscriber | undefined;
-  #pub: zmq.Publisher | undefined;
+  #pub: zmq.XPublisher | undefined;
+  #handlers: TransportHandlers | undefined;
   #lock: PathLock | undefined;
   #sending: Promise<void> = Promise.resolve();
   #farewell: { payload: Buffer; resolve: () => void } | undefined;
@@ -53,7 +54,8 @@ export class ZmqTransport implements Transport {
     this.#options = { ...DEFAULTS, ...options };
   }
 
-  async open(handlers: TransportHandlers): Promise<void> {
+  async open(handlers: TransportHandlers, presenceTopic?: string): Promise<void> {
+    this.#handlers = handlers;
     const sub = new zmq.Subscriber({
       reconnectInterval: this.#options.reconnectInterval,
       reconnectMaxInterval: this.#options.reconnectMaxInterval,
@@ -66,6 +68,7 @@ export class ZmqTransport implements Transport {
     sub.events.on('disconnect', () => safe(() => handlers.onEvent({ type: 'disconnected' })));
     sub.events.on('connect:retry', () => safe(() => handlers.onEvent({ type: 'connectRetried' })));
     sub.subscribe(TOPIC_PREFIX);
+    if (presenceTopic !== undefined) sub.subscribe(presenceTopic);
     sub.connect(this.#endpoint.address);
     this.#loop = this.#receive(sub, handlers);
   }
@@ -93,10 +96,13 @@ export class ZmqTransport implements Transport {
       if (lock === 'in-use') return { outcome: 'in-use' };
       this.#lock = lock;
     }
-    const pub = new zmq.Publisher({
+    // An XPUB socket: a PUB that also reports its subscribers' (un)subscriptions, which is how
+    // the primary learns who is connected (presence topics) without a second endpoint.
+    const pub = new zmq.XPublisher({
       linger: this.#options.linger,
       sendHighWaterMark: HIGH_WATER_MARK,
-      maxMessageSize: MAX_MESSAGE_SIZE,
+      maxMessageSize: 1024,
+      verbosity: 'allSubsUnsubs',
     });
     try {
       await pub.bind(this.#endpoint.address);
@@ -113,7 +119,25 @@ export class ZmqTransport implements Transport {
       return { outcome: 'failed', detail: 'transport closed' };
     }
     this.#pub = pub;
+    void this.#subscriptions(pub);
     return { outcome: 'bound' };
+  }
+
+  async #subscriptions(pub: zmq.XPublisher): Promise<void> {
+    try {
+      for await (const [frame] of pub) {
+        if (frame === undefined || frame.length < 2 || frame.length > 300) continue;
+        const joined = frame[0] === 1;
+        if (!joined && frame[0] !== 0) continue;
+        const topic = frame.subarray(1).toString('utf8');
+        if (!topic.startsWith(TOPIC_PREFIX)) {
+          const handlers = this.#handlers;
+          if (handlers !== undefined) safe(() => handlers.onPresence(joined, topic));
+        }
+      }
+    } catch {
+      // Closed under the iterator.
+    }
   }
 
   publish(frames: Frames): Promise<void> {
