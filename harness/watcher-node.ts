@@ -27,6 +27,8 @@ export interface NodeConfig {
   readonly priorityStagger?: number;
   readonly preempt?: boolean;
   readonly preemptDelay?: number;
+  readonly fencing?: boolean;
+  readonly livenessProbeTimeout?: number;
   /** Log the watcher's messages to stderr. */
   readonly verbose?: boolean;
 }
@@ -68,6 +70,8 @@ const options: WatcherOptions = {
   ...(config.priorityStagger !== undefined ? { priorityStagger: config.priorityStagger } : {}),
   ...(config.preempt !== undefined ? { preempt: config.preempt } : {}),
   ...(config.preemptDelay !== undefined ? { preemptDelay: config.preemptDelay } : {}),
+  ...(config.fencing !== undefined ? { fencing: config.fencing } : {}),
+  ...(config.livenessProbeTimeout !== undefined ? { livenessProbeTimeout: config.livenessProbeTimeout } : {}),
   onPromote: async ({ epoch, reason }) => {
     const at = wall();
     promotes++;

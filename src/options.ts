@@ -115,6 +115,21 @@ export interface WatcherOptions {
    */
   readonly preemptDelay?: number;
   /**
+   * Opt-in fencing of a hung primary. Off by default. When on, a secondary that finds the
+   * primary silent for `heartbeatTimeout`, still holding the endpoint, and not answering a
+   * direct liveness probe within `livenessProbeTimeout`, terminates it with SIGKILL by the pid it
+   * announced, and takes over. Only on the same host, and only if that pid is still the process
+   * that announced it (same start time). Trade-off: a primary whose event loop is blocked for
+   * longer than `heartbeatTimeout + livenessProbeTimeout` is killed rather than waited for.
+   * @default false
+   */
+  readonly fencing?: boolean;
+  /**
+   * How long the direct liveness probe of a silent primary waits for its answer, in ms.
+   * @default 1000
+   */
+  readonly livenessProbeTimeout?: number;
+  /**
    * Base delay before retrying after a failed `onPromote`, in ms; doubles per failure up to
    * `maxRetryInterval`, each delay jittered by ±50%.
    * @default 1000
@@ -157,6 +172,8 @@ export const DEFAULTS = Object.freeze({
   priorityStagger: 20,
   preempt: false,
   preemptDelay: 1000,
+  fencing: false,
+  livenessProbeTimeout: 1000,
 });
 
 /** Options after validation and defaults. */
@@ -180,6 +197,8 @@ export interface ResolvedOptions {
   readonly priorityStagger: number;
   readonly preempt: boolean;
   readonly preemptDelay: number;
+  readonly fencing: boolean;
+  readonly livenessProbeTimeout: number;
 }
 
 const KNOWN = new Set([
@@ -202,6 +221,8 @@ const KNOWN = new Set([
   'priorityStagger',
   'preempt',
   'preemptDelay',
+  'fencing',
+  'livenessProbeTimeout',
 ]);
 
 const MAX_DURATION = 2 ** 31 - 1; // Node timers overflow past this.
@@ -278,6 +299,9 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   const preempt = input.preempt ?? DEFAULTS.preempt;
   if (typeof preempt !== 'boolean') throw new InvalidOptionError('preempt', 'a boolean', input.preempt);
   const preemptDelay = duration(input, 'preemptDelay', DEFAULTS.preemptDelay, 0);
+  const fencing = input.fencing ?? DEFAULTS.fencing;
+  if (typeof fencing !== 'boolean') throw new InvalidOptionError('fencing', 'a boolean', input.fencing);
+  const livenessProbeTimeout = duration(input, 'livenessProbeTimeout', DEFAULTS.livenessProbeTimeout, 1);
   const clock = input.clock;
   if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')) {
     throw new InvalidOptionError('clock', 'a Clock (now, wallNow, setTimer, clearTimer)', clock);
@@ -302,6 +326,8 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
     priorityStagger,
     preempt,
     preemptDelay,
+    fencing,
+    livenessProbeTimeout,
   });
 }
 

@@ -33,6 +33,7 @@ import { resolveOptions, type ResolvedOptions, type WatcherOptions } from './opt
 import { decode, encode } from './protocol/codec.js';
 import {
   parsePresence,
+  PROBE_PREFIX,
   presenceTopic,
   PROTOCOL_VERSION,
   REJECT_REASONS,
@@ -43,6 +44,7 @@ import { ChangeStream } from './runtime/change-stream.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { StateFile } from './runtime/state-file.js';
+import { fenceProcess, ownProcStart } from './runtime/process-identity.js';
 import type { Frames, Transport } from './transport/transport.js';
 import { ZmqTransport } from './transport/zmq/zmq-transport.js';
 import { hostname } from 'node:os';
@@ -195,6 +197,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   readonly #transport: Transport;
   readonly #stateFile: StateFile;
   readonly #host = hostname();
+  readonly #procStart = ownProcStart();
   #state: MachineState;
   #queue: Input[] = [];
   #dispatching = false;
@@ -249,6 +252,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         priorityStagger: o.priorityStagger,
         preempt: o.preempt,
         preemptDelay: o.preemptDelay,
+        fencing: o.fencing,
+        livenessProbeTimeout: o.livenessProbeTimeout,
         probeWindow: Math.min(250, o.heartbeatTimeout),
         stallThreshold: Math.max(50, Math.floor(o.heartbeatInterval / 2)),
         drainDelay: Math.min(50, o.heartbeatInterval),
@@ -321,6 +326,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#state = { ...this.#state, epoch: fileEpoch, knownEpoch: fileEpoch };
     await this.#transport.open({
       onPresence: (joined, topic) => {
+        if (topic.startsWith(PROBE_PREFIX)) {
+          if (joined) this.#dispatch({ type: 'livenessProbed' });
+          return;
+        }
         const member = parsePresence(topic);
         if (member !== undefined) this.#dispatch({ type: 'presence', joined, ...member });
       },
@@ -546,6 +555,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       host: this.#host,
       heartbeatInterval: this.options.heartbeatInterval,
       priority: this.options.priority,
+      procStart: this.#procStart,
       members,
     });
   }
@@ -628,6 +638,15 @@ export class Watcher extends EventEmitter<WatcherEvents> {
             .catch((error: unknown) => this.#logger.error(`onDemote rejected: ${String(error)}`))
             .finally(() => this.#dispatch({ type: 'demoteSettled', term }));
         });
+        return;
+      }
+      case 'startLivenessProbe':
+      case 'endLivenessProbe':
+        this.#transport.probe(`${PROBE_PREFIX}${this.options.instanceId}.${effect.nonce}`, effect.type === 'startLivenessProbe');
+        return;
+      case 'fence': {
+        const { pid, host, procStart } = effect;
+        void fenceProcess({ pid, host, procStart }).then((r) => this.#dispatch({ type: 'fenced', ok: r.ok, detail: r.detail }));
         return;
       }
       case 'notify':

@@ -64,6 +64,8 @@ export interface PrimaryView {
   readonly lastSeenWallAt: number;
   /** Its announced priority, if any. */
   readonly priority: number | undefined;
+  /** Its announced process start time (Linux clock ticks since boot), for fencing. */
+  readonly procStart: number | undefined;
 }
 
 /** A node connected to this primary (learnt from its presence subscription). */
@@ -104,6 +106,13 @@ export interface MachineConfig {
   readonly preemptDelay: number;
   /** How long a disconnect keeps a secondary probing the endpoint with binds. */
   readonly probeWindow: number;
+  /**
+   * Opt-in fencing: a primary silent for heartbeatTimeout that still holds the endpoint and
+   * fails a direct liveness probe is terminated by pid (same host, same process only).
+   */
+  readonly fencing: boolean;
+  /** How long a direct liveness probe waits for the primary's answer. */
+  readonly livenessProbeTimeout: number;
   /** A wake-up later than planned by more than this means this process itself stalled. */
   readonly stallThreshold: number;
   /** After a stall, how long to let queued messages drain before judging silence. */
@@ -148,6 +157,10 @@ export interface MachineState {
   readonly lastMembers: ReadonlyArray<readonly [string, number]>;
   /** While holding the endpoint: who is connected. */
   readonly members: ReadonlyMap<string, MemberView>;
+  /** A running direct liveness probe of a silent primary (fencing). */
+  readonly liveness: { readonly nonce: number; readonly deadline: number } | undefined;
+  /** Counter for probe nonces. */
+  readonly probes: number;
   /** When a preempting primary will hand over to a better-priority secondary. */
   readonly preemptAt: number | undefined;
   /** Monotonic time from which silence is measured. */
@@ -190,6 +203,10 @@ export type Input =
   | { readonly type: 'setEnabled'; readonly enabled: boolean }
   /** While holding the endpoint: a node connected (joined) or went. */
   | { readonly type: 'presence'; readonly joined: boolean; readonly instanceId: string; readonly priority: number }
+  /** While holding the endpoint: someone asks whether this primary's event loop is alive. */
+  | { readonly type: 'livenessProbed' }
+  /** Outcome of a `fence` effect. */
+  | { readonly type: 'fenced'; readonly ok: boolean; readonly detail: string }
   /** The subscribing socket lost its connection to the endpoint's holder. */
   | { readonly type: 'disconnected' }
   | { readonly type: 'stepDown' }
@@ -255,6 +272,14 @@ export type Effect =
   | { readonly type: 'abortPromote'; readonly term: number }
   /** Call onDemote; answer with `demoteSettled`. */
   | { readonly type: 'callDemote'; readonly term: number; readonly epoch: number; readonly reason: DemoteReason }
+  /** Ask the endpoint's holder for an immediate heartbeat (subscribe `probe.<nonce>`). */
+  | { readonly type: 'startLivenessProbe'; readonly nonce: number }
+  | { readonly type: 'endLivenessProbe'; readonly nonce: number }
+  /**
+   * Terminate the hung primary: only if `host` is this host and the process with `pid` started
+   * at `procStart` (never another host's pid, never a reused pid). Answer with `fenced`.
+   */
+  | { readonly type: 'fence'; readonly instanceId: string; readonly pid: number; readonly host: string; readonly procStart: number }
   | { readonly type: 'notify'; readonly notification: Notification }
   | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly message: string }
   /** The start sequence is over: the watcher is secondary or primary. */
@@ -307,6 +332,8 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     lastMembers: [],
     members: new Map(),
     preemptAt: undefined,
+    liveness: undefined,
+    probes: 0,
     silenceFrom: 0,
     loss: undefined,
     attempts: 0,
@@ -360,6 +387,15 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
       break;
     case 'presence':
       onPresence(b, input.joined, input.instanceId, input.priority);
+      break;
+    case 'livenessProbed':
+      if (b.s.holdsEndpoint && b.s.phase === 'primary') {
+        // Answer from the event loop: proof that this primary is not hung.
+        b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) });
+      }
+      break;
+    case 'fenced':
+      onFenced(b, input.ok, input.detail);
       break;
     case 'stepDown':
       onStepDown(b);
@@ -474,6 +510,7 @@ function onTick(b: Builder): void {
   switch (b.s.phase) {
     case 'secondary':
       judgeSilence(b);
+      if (b.s.liveness !== undefined && b.now >= b.s.liveness.deadline) livenessProbeFailed(b);
       maybeAttempt(b);
       return;
     case 'claiming':
@@ -635,12 +672,17 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
       lastSeenAt: b.now,
       lastSeenWallAt: wallNow,
       priority: m.priority,
+      procStart: m.procStart,
     },
     ...(m.members !== undefined ? { lastMembers: m.members } : {}),
     silenceFrom: b.now,
     drainUntil: undefined,
     probeUntil: undefined,
   });
+  if (b.s.liveness !== undefined) {
+    b.emit({ type: 'endLivenessProbe', nonce: b.s.liveness.nonce });
+    b.set({ liveness: undefined });
+  }
   if (b.s.loss !== undefined) b.set({ loss: undefined, attempts: 0, nextAttemptAt: undefined });
   if (changed) {
     b.log('info', `following primary ${m.instanceId} (epoch ${m.epoch})`);
@@ -701,6 +743,9 @@ function onBindResult(b: Builder, outcome: 'bound' | 'in-use' | 'failed', detail
       ? Math.min(s.config.fastRetryInterval * 2 ** s.attempts, s.config.heartbeatInterval)
       : s.config.heartbeatInterval;
     b.set({ phase: 'secondary', claimReason: undefined, attempts: s.attempts + 1, nextAttemptAt: b.now + delay });
+    if (loss?.cause === 'silence' && s.config.fencing && s.liveness === undefined && outcome === 'in-use') {
+      startLivenessProbe(b);
+    }
     return;
   }
   // In 'stopping' a late answer is ignored: the driver closes whatever it bound.
@@ -924,6 +969,7 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
       } else if (s.enabled) {
         const at = Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now);
         candidates.push(at);
+        if (s.liveness !== undefined) candidates.push(s.liveness.deadline);
       }
       break;
     }
@@ -1014,4 +1060,38 @@ function preemptIfStillBetter(b: Builder): void {
   if (b.s.phase !== 'primary' || !hasBetterMember(b.s)) return;
   b.log('info', 'preempted by a secondary of better priority: stepping down');
   onStepDown(b);
+}
+
+// --- fencing (opt-in) -----------------------------------------------------------------------------
+
+function startLivenessProbe(b: Builder): void {
+  const nonce = b.s.probes + 1;
+  b.set({ probes: nonce, liveness: { nonce, deadline: b.now + b.s.config.livenessProbeTimeout } });
+  b.log('info', `primary silent and still holding the endpoint: probing its liveness (fencing on)`);
+  b.emit({ type: 'startLivenessProbe', nonce });
+}
+
+/** The silent primary did not answer the direct probe either: terminate it, if it is provably it. */
+function livenessProbeFailed(b: Builder): void {
+  const s = b.s;
+  const probe = s.liveness;
+  if (probe === undefined) return;
+  b.emit({ type: 'endLivenessProbe', nonce: probe.nonce });
+  b.set({ liveness: undefined });
+  const p = s.primary;
+  if (s.loss === undefined || p === undefined || p.procStart === undefined) {
+    b.log('warn', 'cannot fence the silent primary: it did not announce its process identity');
+    return;
+  }
+  b.log('warn', `primary ${p.instanceId} (pid ${p.pid} on ${p.host}) is hung: fencing it`);
+  b.emit({ type: 'fence', instanceId: p.instanceId, pid: p.pid, host: p.host, procStart: p.procStart });
+}
+
+function onFenced(b: Builder, ok: boolean, detail: string): void {
+  b.log(ok ? 'warn' : 'info', ok ? `fenced the hung primary: ${detail}` : `did not fence: ${detail}`);
+  if (ok && b.s.phase === 'secondary' && b.s.loss !== undefined) {
+    // The kernel frees the endpoint as the process dies; take it at once.
+    b.set({ nextAttemptAt: b.now });
+    maybeAttempt(b);
+  }
 }

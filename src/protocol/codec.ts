@@ -39,6 +39,7 @@ export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
   };
   if (payload.heartbeatInterval !== undefined) body.heartbeatInterval = payload.heartbeatInterval;
   if (payload.priority !== undefined) body.priority = payload.priority;
+  if (payload.procStart !== undefined) body.procStart = payload.procStart;
   if (payload.members !== undefined) body.members = payload.members.slice(0, MAX_MEMBERS);
   return [topicBuffers.get(topic) as Buffer, packr.pack(body)];
 }
@@ -104,6 +105,8 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     return reject('shape', 'priority is not a non-negative integer');
   }
 
+  const procStart = field('procStart');
+  if (procStart !== undefined && !isUint(procStart)) return reject('shape', 'procStart is not a non-negative integer');
   const members = field('members');
   if (members !== undefined && !isMembers(members)) {
     return reject('shape', `members is not an array of at most ${MAX_MEMBERS} [instanceId, priority] pairs`);
@@ -120,6 +123,7 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     host,
     heartbeatInterval,
     priority,
+    procStart,
     members,
   };
   return { ok: true, message };

@@ -46,6 +46,8 @@ export interface Payload {
   readonly heartbeatInterval?: number | undefined;
   /** The sender's priority (lower is preferred), when it announces it. */
   readonly priority?: number | undefined;
+  /** The sender's process start time (Linux clock ticks since boot): with pid and host, its identity for fencing. */
+  readonly procStart?: number | undefined;
   /**
    * On a primary's heartbeat: the secondaries connected to it, as `[instanceId, priority]`
    * pairs (at most {@link MAX_MEMBERS}).
@@ -62,6 +64,9 @@ export const MAX_MEMBERS = 64;
  * sees the subscription when a node connects and the unsubscription when it goes.
  */
 export const PRESENCE_PREFIX = 'presence.';
+
+/** Prefix of liveness-probe subscriptions: a live primary answers `probe.<nonce>` with an immediate heartbeat. */
+export const PROBE_PREFIX = 'probe.';
 
 /** The presence topic of a node. */
 export function presenceTopic(instanceId: string, priority: number): string {

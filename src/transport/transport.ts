@@ -39,6 +39,8 @@ export interface Transport {
    * `presenceTopic` is subscribed too, so the holder learns this node is there.
    */
   open(handlers: TransportHandlers, presenceTopic?: string): Promise<void>;
+  /** Subscribes (or unsubscribes) a liveness-probe topic; the holder answers a subscription with a heartbeat. */
+  probe(topic: string, on: boolean): void;
   /** Tries to bind the endpoint exclusively. */
   bind(): Promise<BindOutcome>;
   /** Publishes on the bound endpoint; never blocks (drops at the high-water mark). */

@@ -88,6 +88,13 @@ export class ZmqTransport implements Transport {
     }
   }
 
+  probe(topic: string, on: boolean): void {
+    const sub = this.#sub;
+    if (sub === undefined || sub.closed) return;
+    if (on) sub.subscribe(topic);
+    else sub.unsubscribe(topic);
+  }
+
   async bind(): Promise<BindOutcome> {
     if (this.#closed) return { outcome: 'failed', detail: 'transport closed' };
     if (this.#pub !== undefined) return { outcome: 'bound' };
