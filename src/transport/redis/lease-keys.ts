@@ -1,0 +1,52 @@
+/**
+ * The Redis key layout of one project. Every key carries the project in a hash tag (`{project}`)
+ * so that all of them live in one slot of a Redis Cluster and a script may touch them together.
+ *
+ * | key                      | type   | TTL      | content                                                  |
+ * |--------------------------|--------|----------|----------------------------------------------------------|
+ * | `{project}:leader`       | hash   | leaseTTL | the lease: `session`, `node`, `rev`, `prio`              |
+ * | `{project}:revision`     | string | none     | the last revision handed out (INCR)                      |
+ * | `{project}:last`         | hash   | none     | the last holder: `node`, `rev`, `state` (held/released)  |
+ * | `{project}:nodes`        | zset   | none     | nodeId scored by the server-time ms its registration ends |
+ * | `{project}:node-info`    | hash   | none     | nodeId -> JSON `{priority, eligible, session, lastSeen}` |
+ * | `{project}:events`       | list   | none     | newest-first JSON leadership events, capped              |
+ * | `{project}:leadership`   | pub/sub channel | | JSON notices `{type, nodeId, revision, priority}`       |
+ *
+ * Expired registrations are pruned by every lease operation, so the sets stay as small as the
+ * cluster.
+ *
+ * @module
+ */
+
+/** Characters a project name may use: it becomes part of every key. */
+export const PROJECT_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
+
+/** The keys and channel of one project. */
+export interface LeaseKeys {
+  readonly leader: string;
+  readonly revision: string;
+  readonly last: string;
+  readonly nodes: string;
+  readonly nodeInfo: string;
+  readonly events: string;
+  readonly channel: string;
+}
+
+/** The key layout of `project` (validated by the caller against {@link PROJECT_PATTERN}). */
+export function leaseKeys(project: string): LeaseKeys {
+  const p = `{${project}}`;
+  return {
+    leader: `${p}:leader`,
+    revision: `${p}:revision`,
+    last: `${p}:last`,
+    nodes: `${p}:nodes`,
+    nodeInfo: `${p}:node-info`,
+    events: `${p}:events`,
+    channel: `${p}:leadership`,
+  };
+}
+
+/** The keys the lease scripts take, in their KEYS order. */
+export function scriptKeys(k: LeaseKeys): string[] {
+  return [k.leader, k.revision, k.last, k.nodes, k.nodeInfo, k.events];
+}

@@ -1,0 +1,211 @@
+/**
+ * The lease operations as Lua scripts: each runs atomically on the Redis server, so "take when
+ * free", "refresh only when still ours" and "release only when still ours" cannot interleave
+ * with another node's operation.
+ *
+ * Ownership is a random per-process `session`, not the nodeId: a restarted process with the same
+ * nodeId never mistakes its predecessor's lease for its own. Times (registrations, event stamps)
+ * come from the server's `TIME`, so nodes on hosts with different clocks agree on them.
+ *
+ * KEYS (see `lease-keys.ts`): 1 leader, 2 revision, 3 last, 4 nodes, 5 node-info, 6 events.
+ * ARGV: 1 nodeId, 2 session, 3 priority, 4 eligible ('1'|'0'), 5 ttl ms, 6 strategy,
+ * 7 channel, 8 events limit, 9 highest revision known to the caller, 10 reason, 11 deregister.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+
+/** A script and its SHA1 (for EVALSHA). */
+export interface LeaseScript {
+  readonly name: string;
+  readonly lua: string;
+  readonly sha: string;
+}
+
+const PRELUDE = `
+pcall(redis.replicate_commands)
+local leaderKey, revKey, lastKey, nodesKey, infoKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local nodeId, session = ARGV[1], ARGV[2]
+local priority = tonumber(ARGV[3])
+local eligible = ARGV[4] == '1'
+local ttl = tonumber(ARGV[5])
+local strategy = ARGV[6]
+local channel = ARGV[7]
+local eventsLimit = tonumber(ARGV[8])
+local known = tonumber(ARGV[9]) or 0
+local reason = ARGV[10]
+local deregister = ARGV[11] == '1'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function decode(raw)
+  if not raw then return nil end
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then return v end
+  return nil
+end
+
+local function prune()
+  local dead = redis.call('ZRANGEBYSCORE', nodesKey, '-inf', now)
+  if #dead > 0 then
+    redis.call('ZREMRANGEBYSCORE', nodesKey, '-inf', now)
+    for _, id in ipairs(dead) do redis.call('HDEL', infoKey, id) end
+  end
+end
+
+-- Registers this node as live until now + ttl; answers 1 when another live session uses the id.
+local function register()
+  local dup = 0
+  local old = decode(redis.call('HGET', infoKey, nodeId))
+  if old and old.session ~= session then
+    local score = redis.call('ZSCORE', nodesKey, nodeId)
+    if score and tonumber(score) > now then dup = 1 end
+  end
+  redis.call('ZADD', nodesKey, now + ttl, nodeId)
+  redis.call('HSET', infoKey, nodeId, cjson.encode({priority = priority, eligible = eligible, session = session, lastSeen = now}))
+  return dup
+end
+
+-- The best live eligible node other than this one with a strictly better (lower) priority.
+local function better_node()
+  local live = redis.call('ZRANGEBYSCORE', nodesKey, '(' .. now, '+inf')
+  local best, bestPriority = false, priority
+  for _, id in ipairs(live) do
+    if id ~= nodeId then
+      local o = decode(redis.call('HGET', infoKey, id))
+      if o and o.eligible == true and type(o.priority) == 'number' and o.priority < bestPriority then
+        best, bestPriority = id, o.priority
+      end
+    end
+  end
+  return best
+end
+
+local function event(who, action, rev, why)
+  redis.call('LPUSH', eventsKey, cjson.encode({nodeId = who, action = action, timestamp = now, revision = rev, reason = why}))
+  redis.call('LTRIM', eventsKey, 0, eventsLimit - 1)
+end
+
+local function notice(kind, rev)
+  redis.call('PUBLISH', channel, cjson.encode({type = kind, nodeId = nodeId, revision = rev, priority = priority}))
+end
+`;
+
+/**
+ * Take the lease when it is free (or still ours), as a new term with a new revision.
+ * Replies `{'acquired', dup, revision, from}`, `{'taken', dup, node, rev, prio}` or
+ * `{'deferred', dup, betterNode}` (priority strategy: a better live node should take it).
+ */
+const ACQUIRE = `${PRELUDE}
+prune()
+local dup = register()
+local holder = redis.call('HGET', leaderKey, 'session')
+if holder and holder ~= session then
+  local v = redis.call('HMGET', leaderKey, 'node', 'rev', 'prio')
+  if strategy == 'priority' and eligible and v[3] and priority < tonumber(v[3]) then
+    notice('preempt', tonumber(v[2]) or 0)
+  end
+  return {'taken', dup, v[1], v[2], v[3]}
+end
+local from
+if holder == session then
+  from = 'self'
+else
+  if strategy == 'priority' then
+    local better = better_node()
+    if better then return {'deferred', dup, better} end
+  end
+  local last = redis.call('HMGET', lastKey, 'node', 'state', 'rev')
+  if not last[1] then
+    from = 'vacant'
+  elseif last[2] == 'released' then
+    from = 'released'
+  else
+    from = 'expired'
+    event(last[1], 'expired', tonumber(last[3]) or 0, 'lease-expired')
+  end
+end
+local rev = redis.call('INCR', revKey)
+if rev <= known then
+  rev = known + 1
+  redis.call('SET', revKey, rev)
+end
+redis.call('DEL', leaderKey)
+redis.call('HSET', leaderKey, 'session', session, 'node', nodeId, 'rev', rev, 'prio', priority)
+redis.call('PEXPIRE', leaderKey, ttl)
+redis.call('HSET', lastKey, 'node', nodeId, 'state', 'held', 'rev', rev)
+event(nodeId, 'elected', rev, from)
+notice('elected', rev)
+return {'acquired', dup, rev, from}
+`;
+
+/** Extend the lease when it is still ours. Replies `{'refreshed', dup, betterNode|nil}` or `{'lost', dup, node, rev, prio}`. */
+const REFRESH = `${PRELUDE}
+prune()
+local dup = register()
+local holder = redis.call('HGET', leaderKey, 'session')
+if holder ~= session then
+  local v = redis.call('HMGET', leaderKey, 'node', 'rev', 'prio')
+  return {'lost', dup, v[1], v[2], v[3]}
+end
+redis.call('PEXPIRE', leaderKey, ttl)
+local better = false
+if strategy == 'priority' then better = better_node() end
+return {'refreshed', dup, better}
+`;
+
+/** Register as live and read the leader. Replies `{'observed', dup, node, rev, prio}`. */
+const OBSERVE = `${PRELUDE}
+prune()
+local dup = register()
+local v = redis.call('HMGET', leaderKey, 'node', 'rev', 'prio')
+return {'observed', dup, v[1], v[2], v[3]}
+`;
+
+/**
+ * Delete the lease when it is still ours, record the event and notify the others; with
+ * deregister, also remove this node's registration. Replies 1 when a lease was released.
+ */
+const RELEASE = `${PRELUDE}
+local released = 0
+local rev = 0
+if redis.call('HGET', leaderKey, 'session') == session then
+  rev = tonumber(redis.call('HGET', leaderKey, 'rev')) or 0
+  redis.call('DEL', leaderKey)
+  redis.call('HSET', lastKey, 'node', nodeId, 'state', 'released', 'rev', rev)
+  event(nodeId, 'released', rev, reason)
+  released = 1
+end
+if deregister then
+  local o = decode(redis.call('HGET', infoKey, nodeId))
+  if o and o.session == session then
+    redis.call('ZREM', nodesKey, nodeId)
+    redis.call('HDEL', infoKey, nodeId)
+  end
+end
+if released == 1 then notice('released', rev) end
+return released
+`;
+
+/** Live registrations and the leader. Replies `{leaderNode|nil, now, id1, info1, id2, info2, ...}`. */
+const LIVE = `${PRELUDE}
+local out = {redis.call('HGET', leaderKey, 'node'), now}
+local live = redis.call('ZRANGEBYSCORE', nodesKey, '(' .. now, '+inf')
+for _, id in ipairs(live) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', infoKey, id) or ''
+end
+return out
+`;
+
+function script(name: string, lua: string): LeaseScript {
+  return { name, lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+export const LEASE_SCRIPTS = {
+  acquire: script('acquire', ACQUIRE),
+  refresh: script('refresh', REFRESH),
+  observe: script('observe', OBSERVE),
+  release: script('release', RELEASE),
+  live: script('live', LIVE),
+} as const;

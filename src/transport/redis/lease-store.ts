@@ -1,0 +1,69 @@
+/**
+ * The lease store port: the narrow interface the Redis election driver sees. The real version
+ * is `redis-lease-store.ts` (ioredis + Lua scripts); a test may pass another.
+ *
+ * @module
+ */
+import type { LeaseRoleChangeReason, Notice, OpReply } from '../../core/lease-machine.js';
+
+/** A node currently registered as live. */
+export interface LiveNode {
+  readonly nodeId: string;
+  readonly priority: number;
+  readonly isLeader: boolean;
+  /** Server time (ms since the Unix epoch) of its last lease operation. */
+  readonly lastSeen: number;
+  /** Whether it currently runs for leader (false while it holds off after a failed onStart). */
+  readonly eligible: boolean;
+}
+
+/** What a leadership event records. */
+export type LeadershipAction = 'elected' | 'released' | 'expired';
+
+/** A recorded leadership event (newest first in `events()`). */
+export interface LeadershipEvent {
+  readonly nodeId: string;
+  readonly action: LeadershipAction;
+  /** Server time, ms since the Unix epoch. */
+  readonly timestamp: number;
+  readonly revision: number;
+  /**
+   * For `elected`: how the lease was found (`vacant`, `released`, `expired`, `self`); for
+   * `released`: why it was given up (`shutdown`, `preempted`, `start-failed`, `drift`); for
+   * `expired`: `lease-expired`.
+   */
+  readonly reason: string | undefined;
+}
+
+/** What every lease operation sends besides the node's identity. */
+export interface OpArgs {
+  readonly eligible: boolean;
+  readonly knownRevision: number;
+}
+
+export type ReleaseReason = Exclude<LeaseRoleChangeReason, 'startup' | 'vacant' | 'handover' | 'expired' | 'reacquired'>;
+
+/** Callbacks of a store's connection. */
+export interface LeaseStoreHandlers {
+  /** A pub/sub notice from any node of the project. */
+  onNotice(notice: Notice): void;
+  /** The command connection is ready (first time or after a reconnect). */
+  onConnected(): void;
+  /** The command connection reported an error or closed (for logs). */
+  onConnectionLost(detail: string): void;
+}
+
+export interface LeaseStore {
+  /** Starts connecting (command connection and subscription); resolves at once. */
+  open(handlers: LeaseStoreHandlers): void;
+  acquire(args: OpArgs): Promise<OpReply>;
+  refresh(args: OpArgs): Promise<OpReply>;
+  observe(args: OpArgs): Promise<OpReply>;
+  /** Releases the lease if still ours; with `deregister`, removes this node's registration. */
+  release(reason: ReleaseReason, deregister: boolean): Promise<boolean>;
+  liveNodes(): Promise<LiveNode[]>;
+  /** The newest `limit` events, newest first. */
+  events(limit: number): Promise<LeadershipEvent[]>;
+  /** Closes every connection (bounded); never rejects. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,271 @@
+/**
+ * The lease store over ioredis: one command connection for the lease scripts and one
+ * subscriber connection for the project's pub/sub channel.
+ *
+ * Connection defaults chosen for an election (each may be overridden through `redisOptions`):
+ * - `enableOfflineQueue: false` and `maxRetriesPerRequest: 0`: while Redis is unreachable an
+ *   operation fails at once instead of queueing; the next tick tries again;
+ * - `commandTimeout`: an operation on a paused Redis (its socket open, no answer) fails after
+ *   this long (the driver passes `maxDrift`);
+ * - `retryStrategy`: reconnect every 50 ms rising to `tickInterval`, so the election resumes
+ *   within about a tick of Redis coming back.
+ * Foreign errors are translated once here into {@link FailoverError}s.
+ *
+ * @module
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { LeaderView, Notice, OpReply, AcquiredFrom } from '../../core/lease-machine.js';
+import { FailoverError } from '../../errors.js';
+import { scriptKeys, type LeaseKeys } from './lease-keys.js';
+import { LEASE_SCRIPTS, type LeaseScript } from './lease-scripts.js';
+import type {
+  LeadershipAction,
+  LeadershipEvent,
+  LeaseStore,
+  LeaseStoreHandlers,
+  LiveNode,
+  OpArgs,
+  ReleaseReason,
+} from './lease-store.js';
+
+/** Who this store speaks for. */
+export interface RedisLeaseStoreConfig {
+  readonly keys: LeaseKeys;
+  readonly nodeId: string;
+  /** A random id of this process's election: the lease's owner. */
+  readonly session: string;
+  readonly priority: number;
+  readonly strategy: 'race' | 'priority';
+  readonly leaseTTL: number;
+  readonly tickInterval: number;
+  readonly commandTimeout: number;
+  readonly eventsLimit: number;
+  readonly redisUrl: string | undefined;
+  readonly redisOptions: RedisOptions | undefined;
+}
+
+const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'released', 'expired']);
+const FROM: ReadonlySet<string> = new Set<AcquiredFrom>(['vacant', 'released', 'expired', 'self']);
+
+export class RedisLeaseStore implements LeaseStore {
+  readonly #config: RedisLeaseStoreConfig;
+  readonly #client: Redis;
+  readonly #subscriber: Redis;
+  readonly #keys: string[];
+  #closed = false;
+
+  constructor(config: RedisLeaseStoreConfig) {
+    this.#config = config;
+    this.#keys = scriptKeys(config.keys);
+    const tick = config.tickInterval;
+    const defaults: RedisOptions = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: config.commandTimeout,
+      connectTimeout: Math.max(1000, config.leaseTTL),
+      retryStrategy: (times: number) => Math.min(50 * times, tick),
+      enableReadyCheck: true,
+    };
+    const options: RedisOptions = { ...defaults, ...config.redisOptions, lazyConnect: true };
+    this.#client =
+      config.redisOptions === undefined && config.redisUrl !== undefined
+        ? new Redis(config.redisUrl, options)
+        : new Redis(options);
+    // The subscriber may queue its SUBSCRIBE until connected, and resubscribes after a reconnect.
+    this.#subscriber = this.#client.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      autoResubscribe: true,
+      commandTimeout: undefined,
+      lazyConnect: true,
+    });
+  }
+
+  open(handlers: LeaseStoreHandlers): void {
+    const client = this.#client;
+    client.on('ready', () => handlers.onConnected());
+    client.on('error', (error: Error) => handlers.onConnectionLost(error.message));
+    client.on('close', () => {
+      if (!this.#closed) handlers.onConnectionLost('connection closed');
+    });
+    const sub = this.#subscriber;
+    sub.on('error', () => {
+      // Reported through the command connection; the subscriber reconnects on its own.
+    });
+    sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.#config.keys.channel) return;
+      const notice = parseNotice(message);
+      if (notice !== undefined) handlers.onNotice(notice);
+    });
+    client.connect().catch(() => {
+      // Retried by retryStrategy; failures surface as failed operations.
+    });
+    sub.connect().then(
+      () => sub.subscribe(this.#config.keys.channel),
+      () => undefined,
+    ).catch(() => undefined);
+  }
+
+  async acquire(args: OpArgs): Promise<OpReply> {
+    const r = asArray(await this.#run(LEASE_SCRIPTS.acquire, args, 'acquire'));
+    const duplicate = r[1] === 1;
+    if (r[0] === 'acquired') {
+      const from = String(r[3]);
+      return { kind: 'acquire', outcome: 'acquired', revision: toInt(r[2]), from: FROM.has(from) ? (from as AcquiredFrom) : 'vacant', duplicate };
+    }
+    if (r[0] === 'taken') return { kind: 'acquire', outcome: 'taken', leader: leaderView(r[2], r[3], r[4]), duplicate };
+    if (r[0] === 'deferred') return { kind: 'acquire', outcome: 'deferred', leader: undefined, duplicate };
+    throw new FailoverError('ERR_FAILOVER_TRANSPORT', `unexpected acquire reply ${JSON.stringify(r[0])}`);
+  }
+
+  async refresh(args: OpArgs): Promise<OpReply> {
+    const r = asArray(await this.#run(LEASE_SCRIPTS.refresh, args, 'refresh'));
+    const duplicate = r[1] === 1;
+    if (r[0] === 'refreshed') {
+      return { kind: 'refresh', outcome: 'refreshed', betterNode: typeof r[2] === 'string' ? r[2] : undefined, duplicate };
+    }
+    if (r[0] === 'lost') return { kind: 'refresh', outcome: 'lost', leader: leaderView(r[2], r[3], r[4]), duplicate };
+    throw new FailoverError('ERR_FAILOVER_TRANSPORT', `unexpected refresh reply ${JSON.stringify(r[0])}`);
+  }
+
+  async observe(args: OpArgs): Promise<OpReply> {
+    const r = asArray(await this.#run(LEASE_SCRIPTS.observe, args, 'observe'));
+    return { kind: 'observe', leader: leaderView(r[2], r[3], r[4]), duplicate: r[1] === 1 };
+  }
+
+  async release(reason: ReleaseReason, deregister: boolean): Promise<boolean> {
+    const r = await this.#run(LEASE_SCRIPTS.release, { eligible: false, knownRevision: 0 }, 'release', reason, deregister);
+    return r === 1;
+  }
+
+  async liveNodes(): Promise<LiveNode[]> {
+    const r = asArray(await this.#run(LEASE_SCRIPTS.live, { eligible: false, knownRevision: 0 }, 'liveNodes'));
+    const leader = typeof r[0] === 'string' ? r[0] : undefined;
+    const nodes: LiveNode[] = [];
+    for (let i = 2; i + 1 < r.length; i += 2) {
+      const nodeId = String(r[i]);
+      const info = parseJson(r[i + 1]);
+      nodes.push({
+        nodeId,
+        priority: typeof info?.priority === 'number' ? info.priority : Number.NaN,
+        isLeader: nodeId === leader,
+        lastSeen: typeof info?.lastSeen === 'number' ? info.lastSeen : Number.NaN,
+        eligible: info?.eligible === true,
+      });
+    }
+    nodes.sort((a, b) => a.priority - b.priority || a.nodeId.localeCompare(b.nodeId));
+    return nodes;
+  }
+
+  async events(limit: number): Promise<LeadershipEvent[]> {
+    let raw: string[];
+    try {
+      raw = await this.#client.lrange(this.#config.keys.events, 0, Math.max(0, limit - 1));
+    } catch (error) {
+      throw translate(error, 'reading events');
+    }
+    const events: LeadershipEvent[] = [];
+    for (const item of raw) {
+      const e = parseJson(item);
+      if (e === undefined || typeof e.nodeId !== 'string' || typeof e.action !== 'string' || !ACTIONS.has(e.action)) continue;
+      events.push({
+        nodeId: e.nodeId,
+        action: e.action as LeadershipAction,
+        timestamp: typeof e.timestamp === 'number' ? e.timestamp : Number.NaN,
+        revision: typeof e.revision === 'number' ? e.revision : 0,
+        reason: typeof e.reason === 'string' ? e.reason : undefined,
+      });
+    }
+    return events;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const bounded = (p: Promise<unknown>) =>
+      Promise.race([p.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 200).unref())]);
+    await Promise.all([
+      bounded(this.#client.quit()),
+      bounded(this.#subscriber.quit()),
+    ]);
+    this.#client.disconnect();
+    this.#subscriber.disconnect();
+  }
+
+  async #run(
+    script: LeaseScript,
+    args: OpArgs,
+    what: string,
+    reason = '',
+    deregister = false,
+  ): Promise<unknown> {
+    const c = this.#config;
+    const argv: (string | number)[] = [
+      c.nodeId,
+      c.session,
+      c.priority,
+      args.eligible ? '1' : '0',
+      Math.ceil(c.leaseTTL),
+      c.strategy,
+      c.keys.channel,
+      c.eventsLimit,
+      args.knownRevision,
+      reason,
+      deregister ? '1' : '0',
+    ];
+    try {
+      try {
+        return await this.#client.evalsha(script.sha, this.#keys.length, ...this.#keys, ...argv);
+      } catch (error) {
+        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+        return await this.#client.eval(script.lua, this.#keys.length, ...this.#keys, ...argv);
+      }
+    } catch (error) {
+      throw translate(error, what);
+    }
+  }
+}
+
+function translate(error: unknown, what: string): FailoverError {
+  if (error instanceof FailoverError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new FailoverError('ERR_FAILOVER_TRANSPORT', `Redis ${what} failed: ${message}`, { cause: error });
+}
+
+function asArray(reply: unknown): unknown[] {
+  if (!Array.isArray(reply)) throw new FailoverError('ERR_FAILOVER_TRANSPORT', `unexpected script reply ${typeof reply}`);
+  return reply;
+}
+
+function toInt(value: unknown): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function leaderView(node: unknown, rev: unknown, prio: unknown): LeaderView | undefined {
+  if (typeof node !== 'string') return undefined;
+  return { nodeId: node, revision: toInt(rev), priority: prio === null || prio === undefined ? Number.NaN : Number(prio) };
+}
+
+function parseJson(raw: unknown): Record<string, unknown> | undefined {
+  if (typeof raw !== 'string' || raw === '') return undefined;
+  try {
+    const v: unknown = JSON.parse(raw);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseNotice(message: string): Notice | undefined {
+  const v = parseJson(message);
+  if (v === undefined) return undefined;
+  if (v.type !== 'released' && v.type !== 'elected' && v.type !== 'preempt') return undefined;
+  if (typeof v.nodeId !== 'string') return undefined;
+  return {
+    type: v.type,
+    nodeId: v.nodeId,
+    revision: typeof v.revision === 'number' ? v.revision : 0,
+    priority: typeof v.priority === 'number' ? v.priority : Number.NaN,
+  };
+}
