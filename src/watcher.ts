@@ -717,7 +717,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#aborts.clear();
     for (const stream of this.#streams) stream.end();
     this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
-    this.#stopped?.resolve();
+    // Resolve after the notifications already queued (the change to `stopped` among them) have
+    // been delivered: they were scheduled first, so this runs after them.
+    setImmediate(() => this.#stopped?.resolve());
   }
 
   #roleChange(n: Extract<Notification, { type: 'roleChanged' }>, at: number): RoleChange {

@@ -1,0 +1,192 @@
+/**
+ * `failover-watch run -- <command>`: joins the cluster and runs the command only while this node
+ * is primary. Started after promotion (inside onPromote, so the role is announced once it runs),
+ * stopped on demotion or shutdown (inside onDemote, so a successor starts only after it is gone).
+ *
+ * @module
+ */
+import { Watcher } from '../../watcher.js';
+import type { WatcherOptions } from '../../options.js';
+import type { RoleChange } from '../../watcher.js';
+import { runHook, SupervisedChild, type ChildExit } from './child.js';
+import { startHealthServer, type HealthServer, type SupervisorMetrics } from './health-server.js';
+
+/** What to do when the command exits on its own while this node is primary. */
+export type OnExit = 'stepdown' | 'restart' | 'exit';
+
+export interface SupervisorOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly watcher: WatcherOptions;
+  readonly stopTimeout: number;
+  readonly onExit: OnExit;
+  readonly onPromoteHook: string | undefined;
+  readonly onDemoteHook: string | undefined;
+  readonly json: boolean;
+  readonly health: { readonly host: string; readonly port: number } | undefined;
+}
+
+export interface SupervisorIo {
+  /** One line to stdout (JSON events with --json). */
+  out(line: string): void;
+  /** One line to stderr (human messages). */
+  err(line: string): void;
+  readonly env: NodeJS.ProcessEnv;
+  /** Aborts on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+}
+
+const HOOK_TIMEOUT = 30_000;
+const wall = (): number => performance.timeOrigin + performance.now();
+
+/** Runs until SIGINT/SIGTERM (exit 0), or until the command exits with `--on-exit exit`. */
+export async function runSupervisor(options: SupervisorOptions, io: SupervisorIo): Promise<number> {
+  const emit = (event: string, fields: Record<string, unknown>): void => {
+    if (options.json) io.out(JSON.stringify({ event, ...fields }));
+  };
+  const say = (text: string): void => {
+    if (!options.json) io.err(`failover-watch: ${text}`);
+  };
+
+  let child: SupervisedChild | undefined;
+  let exitCode: number | undefined;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const metrics: SupervisorMetrics = { failovers: {}, lastTakeoverMs: undefined, childRestarts: 0 };
+  let watcher: Watcher;
+
+  const hookEnv = (role: string, epoch: number, reason: string): NodeJS.ProcessEnv => ({
+    ...io.env,
+    FAILOVER_ROLE: role,
+    FAILOVER_EPOCH: String(epoch),
+    FAILOVER_INSTANCE_ID: watcher.instanceId,
+    FAILOVER_REASON: reason,
+    FAILOVER_ENDPOINT: watcher.options.endpoint.address,
+  });
+
+  const hook = async (name: 'onPromote' | 'onDemote', command: string | undefined, env: NodeJS.ProcessEnv): Promise<void> => {
+    if (command === undefined) return;
+    const result = await runHook(command, env, HOOK_TIMEOUT);
+    emit('hook', { name, command, exitCode: result.code, signal: result.signal, at: wall() });
+    if (result.code !== 0) say(`${name} hook "${command}" exited with ${result.code ?? result.signal ?? result.error}`);
+  };
+
+  let restartDelay = 100;
+  const startChild = async (epoch: number, reason: string): Promise<void> => {
+    const started = await SupervisedChild.start({
+      command: options.command,
+      args: options.args,
+      env: hookEnv('primary', epoch, reason),
+      stdoutToStderr: options.json,
+      stopTimeout: options.stopTimeout,
+    });
+    child = started;
+    emit('childStarted', { pid: started.pid, command: [options.command, ...options.args], epoch, at: wall() });
+    say(`started ${options.command} (pid ${started.pid}) as primary, epoch ${epoch}`);
+    void started.exited.then((exit) => onChildExit(started, exit, epoch));
+  };
+
+  const onChildExit = (which: SupervisedChild, exit: ChildExit, epoch: number): void => {
+    const onItsOwn = !which.stopping;
+    emit('childExited', { pid: which.pid, code: exit.code, signal: exit.signal, onItsOwn, at: wall() });
+    if (!onItsOwn || watcher.role !== 'primary') return;
+    say(`${options.command} exited on its own (${exit.code ?? exit.signal}); --on-exit ${options.onExit}`);
+    if (options.onExit === 'stepdown') {
+      watcher.stepDown();
+    } else if (options.onExit === 'restart') {
+      metrics.childRestarts++;
+      const delay = restartDelay;
+      restartDelay = Math.min(restartDelay * 2, 5000);
+      setTimeout(() => {
+        if (watcher.role === 'primary' && child === which) {
+          startChild(epoch, 'restart').catch((error: unknown) => {
+            say(`cannot restart ${options.command}: ${String(error)}; stepping down`);
+            watcher.stepDown();
+          });
+        }
+      }, delay).unref();
+    } else {
+      exitCode = exit.code ?? 1;
+      finish();
+    }
+  };
+
+  watcher = new Watcher({
+    ...options.watcher,
+    onPromote: async ({ epoch, reason }) => {
+      await hook('onPromote', options.onPromoteHook, hookEnv('primary', epoch, reason));
+      restartDelay = 100;
+      await startChild(epoch, reason);
+    },
+    onDemote: async ({ epoch, reason }) => {
+      const running = child;
+      child = undefined;
+      if (running !== undefined) {
+        const exit = await running.stop(options.stopTimeout);
+        say(`stopped ${options.command} (${exit.signal ?? exit.code}) on ${reason}`);
+      }
+      await hook('onDemote', options.onDemoteHook, hookEnv('secondary', epoch, reason));
+    },
+  });
+
+  let lostAt: number | undefined;
+  watcher.on('primaryLost', (e) => {
+    lostAt = e.at;
+    emit('primaryLost', { instanceId: e.instanceId, epoch: e.epoch, cause: e.cause, willPromote: e.willPromote, at: e.at });
+    say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${e.willPromote ? '' : '; --observe-only: not taking over'}`);
+  });
+  watcher.on('roleChanged', (c: RoleChange) => {
+    emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
+    say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
+    if (c.to === 'primary' && c.from === 'secondary') {
+      metrics.failovers[c.reason] = (metrics.failovers[c.reason] ?? 0) + 1;
+      if (lostAt !== undefined) metrics.lastTakeoverMs = c.at - lostAt;
+    }
+  });
+  watcher.on('promotionFailed', (e) => {
+    emit('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs, at: e.at });
+    say(`could not take over: ${e.error}; retrying in ${e.retryInMs} ms`);
+  });
+
+  let health: HealthServer | undefined;
+  const o = watcher.options;
+  emit('started', {
+    instanceId: o.instanceId,
+    pid: process.pid,
+    backend: 'zmq',
+    endpoint: o.endpoint.address,
+    role: o.role,
+    priority: o.priority,
+    heartbeatInterval: o.heartbeatInterval,
+    heartbeatTimeout: o.heartbeatTimeout,
+    enabled: o.enabled,
+    workdir: o.workdir,
+    command: [options.command, ...options.args],
+    onExit: options.onExit,
+    stopTimeout: options.stopTimeout,
+    health: options.health === undefined ? null : `${options.health.host}:${options.health.port}`,
+    at: wall(),
+  });
+
+  const onSignal = (): void => finish();
+  io.signal.addEventListener('abort', onSignal, { once: true });
+  if (io.signal.aborted) finish();
+  try {
+    if (options.health !== undefined) {
+      health = await startHealthServer(options.health.host, options.health.port, () => watcher.status(), metrics);
+      emit('healthListening', { host: options.health.host, port: health.port, at: wall() });
+    }
+    await watcher.start();
+    await finished;
+  } finally {
+    io.signal.removeEventListener('abort', onSignal);
+    // A graceful handover: onDemote stops the command, then instance.shutdown goes out.
+    await watcher.shutdown();
+    if (child !== undefined) await child.stop(options.stopTimeout);
+    await health?.close();
+    emit('stopped', { exitCode: exitCode ?? 0, at: wall() });
+  }
+  return exitCode ?? 0;
+}
