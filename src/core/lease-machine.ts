@@ -241,7 +241,7 @@ export type LeaseEffect =
       /** Whether anyone waits for the answer (closing); otherwise fire and forget. */
       readonly awaited: boolean;
     }
-  | { readonly type: 'callStart'; readonly term: number; readonly revision: number }
+  | { readonly type: 'callStart'; readonly term: number; readonly revision: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'abortStart'; readonly term: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'callStop'; readonly term: number; readonly revision: number }
   | { readonly type: 'notify'; readonly notification: LeaseNotification }
@@ -460,10 +460,10 @@ function checkDeadlines(b: Builder): void {
   if (b.s.holdOffUntil !== undefined && b.now >= b.s.holdOffUntil) b.set({ holdOffUntil: undefined });
 }
 
+/** Waits for `connected` (or the first tick) before the first operation: no failure while connecting. */
 function onStart(b: Builder): void {
   if (b.s.phase !== 'idle') return;
-  b.set({ phase: 'follower' });
-  runOp(b);
+  b.set({ phase: 'follower', nextTickAt: jittered(b) });
 }
 
 function onTick(b: Builder): void {
@@ -571,7 +571,7 @@ function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredF
   const reason: LeaseRoleChangeReason =
     from === 'released' ? 'handover' : from === 'expired' ? 'expired' : from === 'self' ? 'reacquired' : 'vacant';
   b.changeRole('primary', reason);
-  b.emit({ type: 'callStart', term, revision });
+  b.emit({ type: 'callStart', term, revision, reason });
 }
 
 function settleStart(b: Builder): void {

@@ -18,9 +18,6 @@
  * @module
  */
 
-/** Characters a project name may use: it becomes part of every key. */
-export const PROJECT_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
-
 /** The keys and channel of one project. */
 export interface LeaseKeys {
   readonly leader: string;
@@ -32,7 +29,7 @@ export interface LeaseKeys {
   readonly channel: string;
 }
 
-/** The key layout of `project` (validated by the caller against {@link PROJECT_PATTERN}). */
+/** The key layout of `project` (validated by `resolveLeaseOptions`: no braces, spaces or glob characters). */
 export function leaseKeys(project: string): LeaseKeys {
   const p = `{${project}}`;
   return {

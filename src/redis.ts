@@ -1,0 +1,766 @@
+/**
+ * failover-watch/redis: leader election on Redis leases, for processes on more than one host.
+ *
+ * `run(config)` starts the election and returns a {@link Cluster} handle with the same
+ * `roleChanged` event, `roleChanges()` iterator, `status()` and `formatStatus()` as the ZeroMQ
+ * `Watcher`, so an application can switch between the two by configuration.
+ *
+ * This file is the driver around the pure state machine in `core/lease-machine.ts`: it feeds it
+ * inputs (timer ticks, lease operation outcomes, pub/sub notices, callback settlements), runs the
+ * effects it asks for against the lease store (`transport/redis/*`), and delivers notifications
+ * without letting a listener block or throw into the machine. Every decision is the machine's.
+ *
+ * Guarantees and limits (details in docs/REDIS.md):
+ * - at most one node holds the lease at a time (atomic scripts on one Redis server); a leader
+ *   stops acting as leader within `maxDrift` of its last successful refresh, before its lease can
+ *   expire, up to clock-rate differences between the hosts and Redis;
+ * - the revision handed to `onStart` grows at every new term: pass it to storage that can reject
+ *   writes of an older term (fencing), the only protection against a leader paused past its lease;
+ * - `onStop` runs once per `onStart`, after it settled; a closing leader releases the lease after
+ *   `onStop` (at most 1 s), and a standby takes over in milliseconds through pub/sub;
+ * - listeners run after the state changed, asynchronously, and their throws are caught.
+ *
+ * Only this entry point loads ioredis.
+ *
+ * @example
+ * import { run } from 'failover-watch/redis';
+ * const cluster = await run({
+ *   project: 'billing',
+ *   strategy: 'priority',
+ *   nodePriority: 1,
+ *   redisUrl: process.env.REDIS_URL,
+ *   onStart: async ({ revision, signal }) => { await work(revision, signal); },
+ * });
+ * process.on('SIGTERM', () => void cluster.close());
+ * await cluster.wait();
+ *
+ * @module
+ */
+import { EventEmitter } from 'eventemitter3';
+import type { RedisOptions } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import {
+  initialLeaseState,
+  leaseStep,
+  type LeaderView,
+  type LeaseEffect,
+  type LeaseInput,
+  type LeaseMachineState,
+  type LeaseNotification,
+  type LeasePhase,
+  type LeaseRole,
+  type LeaseRoleChangeReason,
+  type LeaseStrategy,
+} from './core/lease-machine.js';
+import {
+  LEASE_DEFAULTS,
+  resolveLeaseOptions,
+  type ResolvedLeaseOptions,
+  type StartContext,
+  type StopContext,
+} from './core/lease-options.js';
+import { FailoverError } from './errors.js';
+import { ChangeStream } from './runtime/change-stream.js';
+import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
+import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
+import { leaseKeys } from './transport/redis/lease-keys.js';
+import type { LeadershipEvent, LeaseStore, LiveNode } from './transport/redis/lease-store.js';
+import { RedisLeaseStore } from './transport/redis/redis-lease-store.js';
+
+export type { LeaseRole as Role, LeasePhase, LeaseStrategy as Strategy, LeaseRoleChangeReason as RoleChangeReason, LeaderView };
+export type { StartContext, StopContext, LiveNode, LeadershipEvent };
+export type { LeadershipAction } from './transport/redis/lease-store.js';
+export { LEASE_DEFAULTS as DEFAULTS };
+export { FailoverError, InvalidOptionError, isFailoverError } from './errors.js';
+export type { FailoverErrorCode } from './errors.js';
+export { FakeClock, systemClock } from './runtime/clock.js';
+export type { Clock, Logger };
+
+/** Configuration of {@link run}. Only `project` is required. */
+export interface ClusterConfig {
+  /**
+   * A unique name of the group; the prefix of every Redis key (as a hash tag, `{project}:...`).
+   * 1-128 characters from `A-Z a-z 0-9 _ . : -`.
+   * @example 'billing-worker'
+   */
+  readonly project: string;
+  /**
+   * This node's id, unique in the project (1-256 printable characters, no spaces).
+   * @default os.hostname()
+   */
+  readonly nodeId?: string;
+  /**
+   * Priority of this node: lower is better. Only meaningful with `strategy: 'priority'`.
+   * @default 1
+   */
+  readonly nodePriority?: number;
+  /**
+   * `race`: whoever takes the free lease first leads. `priority`: the live node with the best
+   * (lowest) `nodePriority` leads; a worse leader hands the lease over to a better live node.
+   * @default 'race'
+   */
+  readonly strategy?: LeaseStrategy;
+  /**
+   * Redis connection URL; `rediss://` for TLS; user and password in the URL for AUTH/ACL.
+   * Ignored when `redisOptions` is set.
+   * @default 'redis://127.0.0.1:6379'
+   * @example 'rediss://app:secret@redis.internal:6380/0'
+   */
+  readonly redisUrl?: string;
+  /**
+   * Full ioredis options (host, port, username, password, tls, ...). When set, `redisUrl` is
+   * ignored. Election defaults (`enableOfflineQueue: false`, `maxRetriesPerRequest: 0`,
+   * `commandTimeout: maxDrift`, a fast `retryStrategy`) apply unless set here.
+   */
+  readonly redisOptions?: RedisOptions;
+  /**
+   * How often the node runs a lease operation (refresh as leader, acquire as standby), in ms;
+   * each tick is jittered by ±20%. Must be less than `maxDrift / 1.2`.
+   * @default 500 (or `maxDrift / 3` when that is smaller)
+   */
+  readonly tickInterval?: number;
+  /**
+   * Lifetime of the lease in Redis, in ms; a crashed leader is replaced within `leaseTTL` plus a
+   * tick. Minimum 100.
+   * @default 3000
+   */
+  readonly leaseTTL?: number;
+  /**
+   * A leader that could not refresh its lease for this long (ms, measured from the send time of
+   * its last successful refresh) steps down on its own, before the lease can expire and another
+   * node take it. Must be less than `leaseTTL`.
+   * @default leaseTTL / 2
+   */
+  readonly maxDrift?: number;
+  /**
+   * Called when this node becomes leader, with the term's `revision` (fencing token) and a
+   * `signal` that aborts when leadership is lost. It may run for the whole term or return early
+   * (the node stays leader); if it throws or rejects, the node steps down at once. It must
+   * return promptly once the signal aborts: the node does not run for leader again before.
+   */
+  readonly onStart?: (context: StartContext) => void | Promise<void>;
+  /**
+   * Called after leadership was lost and `onStart` returned. Abandoned, with a warning, after
+   * 1 s. A closing leader releases the lease after it, so the successor starts after this
+   * cleanup.
+   */
+  readonly onStop?: (context: StopContext) => void | Promise<void>;
+  /** Receives the election's log lines (pino, console and winston fit). @default silent */
+  readonly logger?: Logger;
+  /**
+   * `run()` rejects (`ERR_FAILOVER_TIMEOUT`) when no lease operation succeeded within this long
+   * after it started, ms. Later outages are tolerated: the election waits for Redis.
+   * @default 10000
+   */
+  readonly startTimeout?: number;
+  /**
+   * How many leadership events the project keeps in Redis.
+   * @default 100
+   */
+  readonly eventHistory?: number;
+  /**
+   * Capacity of each `roleChanges()` iterator's buffer; a slow consumer loses the oldest changes.
+   * @default 64
+   */
+  readonly notificationBuffer?: number;
+  /** Aborting it closes the cluster, like `close()` (the analogue of go-failover's context). */
+  readonly signal?: AbortSignal;
+  /** The clock (tests). @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** A role transition, as delivered by `roleChanged` and `roleChanges()`; the Watcher's shape. */
+export interface RoleChange {
+  readonly from: LeaseRole;
+  readonly to: LeaseRole;
+  /** The revision of the term begun (to primary) or ended (from primary). */
+  readonly epoch: number;
+  readonly reason: LeaseRoleChangeReason;
+  /** When the role changed: ms since the Unix epoch, sub-millisecond precision. */
+  readonly at: number;
+  /** This node's id. */
+  readonly instanceId: string;
+}
+
+/** The cluster's events. No event is called `error`: a cluster never throws at you. */
+export interface ClusterEvents {
+  roleChanged: (change: RoleChange) => void;
+}
+
+/** What `nodeInfo()` returns (go-failover's NodeInfo). */
+export interface NodeInfo {
+  readonly nodeId: string;
+  readonly priority: number;
+  readonly project: string;
+  readonly isLeader: boolean;
+  readonly revision: number;
+}
+
+/** Everything `formatStats` renders. */
+export interface ClusterStats {
+  readonly node: NodeInfo;
+  readonly liveNodes: readonly LiveNode[];
+  /** Newest first. */
+  readonly events: readonly LeadershipEvent[];
+}
+
+/** What `status()` returns: a plain, JSON-friendly object, shaped like the Watcher's. */
+export interface ClusterStatus {
+  /** This node's id (the Watcher's field name). */
+  readonly instanceId: string;
+  readonly nodeId: string;
+  readonly project: string;
+  readonly role: LeaseRole;
+  readonly phase: LeasePhase;
+  /** The revision: own term's while primary, otherwise the highest seen (the Watcher's name). */
+  readonly epoch: number;
+  readonly revision: number;
+  readonly strategy: LeaseStrategy;
+  readonly priority: number;
+  readonly tickInterval: number;
+  readonly leaseTTL: number;
+  readonly maxDrift: number;
+  /** The leader as last reported by Redis (this node when primary). */
+  readonly leader: LeaderView | undefined;
+  /** `ok` after a successful lease operation, `failing` after a failed one. */
+  readonly redis: 'unknown' | 'ok' | 'failing';
+  readonly lastError: string | undefined;
+  /** ms since the last successful lease operation. */
+  readonly lastOkAgeMs: number | undefined;
+  /** On a primary: ms since the send time of its last successful refresh (it steps down at `maxDrift`). */
+  readonly leaseAgeMs: number | undefined;
+  /** Another live process uses this nodeId. */
+  readonly duplicateNodeId: boolean;
+  readonly operations: number;
+  readonly operationFailures: number;
+  readonly skippedTicks: number;
+  readonly acquisitions: number;
+  readonly stepDowns: number;
+  readonly preemptions: number;
+  readonly driftStepDowns: number;
+  readonly leasesLost: number;
+  readonly failedStarts: number;
+  readonly abandonedStops: number;
+  readonly notices: number;
+  /** Role changes dropped by slow `roleChanges()` consumers. */
+  readonly notificationsDropped: number;
+  /** Listener calls that threw or rejected. */
+  readonly listenerErrors: number;
+}
+
+/** Dependencies a test may replace. @internal */
+export interface ClusterDeps {
+  readonly store?: LeaseStore;
+  readonly random?: () => number;
+  readonly session?: string;
+}
+
+type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const START = Symbol('start');
+
+/** Hides the password of a redis URL for messages. */
+function redact(url: string | undefined): string {
+  if (url === undefined) return 'the configured Redis';
+  return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+}
+
+/**
+ * Starts the election in the background and resolves with its handle once this node's first
+ * role is settled (secondary, or primary with `onStart` called). Rejects with an
+ * `InvalidOptionError` before connecting when the config is invalid, and with
+ * `ERR_FAILOVER_TIMEOUT` when Redis did not answer within `startTimeout`.
+ */
+export async function run(config: ClusterConfig, deps: ClusterDeps = {}): Promise<Cluster> {
+  const cluster = new Cluster(config, deps);
+  await cluster[START]();
+  return cluster;
+}
+
+/**
+ * A running election (go-failover's Cluster). Safe to use from anywhere; every method is
+ * non-blocking except the awaited ones.
+ */
+export class Cluster extends EventEmitter<ClusterEvents> {
+  readonly options: ResolvedLeaseOptions;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #logger: Logger;
+  readonly #store: LeaseStore;
+  #state: LeaseMachineState;
+  #queue: LeaseInput[] = [];
+  #dispatching = false;
+  #timer: TimerHandle | undefined;
+  #timerAt: number | undefined;
+  #aborts = new Map<number, AbortController>();
+  #started = deferred<void>();
+  #closed = deferred<void>();
+  #closeResult: Promise<void> | undefined;
+  #releaseError: FailoverError | undefined;
+  #pending: RoleChange[] = [];
+  #flushScheduled = false;
+  #streams = new Set<ChangeStream<RoleChange>>();
+  #notificationsDropped = 0;
+  #listenerErrors = 0;
+  #connectionDown = false;
+  #finished = false;
+  #startTimer: TimerHandle | undefined;
+
+  /** @internal Use {@link run}. Validates the config (throws `InvalidOptionError`); connects nothing. */
+  constructor(config: ClusterConfig, deps: ClusterDeps = {}) {
+    super();
+    this.options = resolveLeaseOptions(config, hostname());
+    const o = this.options;
+    this.#clock = o.clock ?? systemClock;
+    this.#random = deps.random ?? Math.random;
+    this.#logger = prefixed(o.logger ?? silentLogger, `${o.project}/${o.nodeId}`);
+    const session = deps.session ?? randomBytes(12).toString('hex');
+    this.#store =
+      deps.store ??
+      new RedisLeaseStore({
+        keys: leaseKeys(o.project),
+        nodeId: o.nodeId,
+        session,
+        priority: o.nodePriority,
+        strategy: o.strategy,
+        leaseTTL: o.leaseTTL,
+        tickInterval: o.tickInterval,
+        commandTimeout: Math.max(1, Math.floor(o.maxDrift)),
+        eventsLimit: o.eventHistory,
+        redisUrl: o.redisUrl,
+        redisOptions: o.redisOptions as RedisOptions | undefined,
+      });
+    this.#state = initialLeaseState({
+      nodeId: o.nodeId,
+      priority: o.nodePriority,
+      strategy: o.strategy,
+      tickInterval: o.tickInterval,
+      leaseTTL: o.leaseTTL,
+      maxDrift: o.maxDrift,
+      stopTimeout: LEASE_DEFAULTS.stopTimeout,
+      handoverTimeout: LEASE_DEFAULTS.stopTimeout,
+      failureHoldOff: o.leaseTTL,
+    });
+    // Handled here so an un-awaited promise cannot crash the process; callers still see it.
+    this.#started.promise.catch(() => undefined);
+  }
+
+  /** @internal */
+  [START](): Promise<void> {
+    const o = this.options;
+    if (o.signal?.aborted) {
+      void this.close();
+      return Promise.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the signal was aborted before run() started'));
+    }
+    o.signal?.addEventListener('abort', () => void this.close(), { once: true });
+    this.#store.open({
+      onNotice: (notice) => this.#dispatch({ type: 'notice', notice }),
+      onConnected: () => {
+        if (this.#connectionDown) this.#logger.info('reconnected to Redis');
+        else this.#logger.debug(`connected to ${redact(o.redisUrl)}`);
+        this.#connectionDown = false;
+        this.#dispatch({ type: 'connected' });
+      },
+      onConnectionLost: (detail) => {
+        if (this.#finished || this.#state.phase === 'stopping') return;
+        if (!this.#connectionDown) this.#logger.warn(`Redis connection lost: ${detail}`);
+        this.#connectionDown = true;
+      },
+    });
+    this.#startTimer = this.#clock.setTimer(() => {
+      this.#startTimer = undefined;
+      if (this.#state.settled) return;
+      const detail = this.#state.lastError ?? 'no answer';
+      this.#started.reject(
+        new FailoverError(
+          'ERR_FAILOVER_TIMEOUT',
+          `could not reach ${redact(o.redisUrl)} within startTimeout (${o.startTimeout} ms): ${detail}`,
+        ),
+      );
+      void this.close().catch(() => undefined);
+    }, o.startTimeout);
+    this.#dispatch({ type: 'start' });
+    return this.#started.promise;
+  }
+
+  /** This node's id. */
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** The current role. */
+  get role(): LeaseRole {
+    return this.#state.role;
+  }
+
+  /** Own term's revision while primary; otherwise the highest revision seen. */
+  get revision(): number {
+    return this.#state.revision;
+  }
+
+  /** True while this node holds the lease and acts as leader. */
+  get isLeader(): boolean {
+    return this.#state.role === 'primary';
+  }
+
+  /**
+   * Leaves the election: a leader aborts `onStart`'s signal, waits for it and `onStop` (at most
+   * 1 s), releases the lease and notifies the standbys, then the connections close. Idempotent:
+   * every call returns the first call's promise. Rejects (`ERR_FAILOVER_TRANSPORT`) only when the
+   * lease could not be released (Redis unreachable); it then expires within `leaseTTL`.
+   */
+  close(): Promise<void> {
+    if (this.#closeResult !== undefined) return this.#closeResult;
+    this.#closeResult = this.#closed.promise.then(() => {
+      if (this.#releaseError !== undefined) throw this.#releaseError;
+    });
+    this.#closeResult.catch(() => undefined);
+    this.#dispatch({ type: 'shutdown' });
+    return this.#closeResult;
+  }
+
+  /** Resolves when the cluster has stopped (after `close()` or the config's signal). Never rejects. */
+  wait(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  /** `await using cluster = await run(...)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close().catch(() => undefined);
+  }
+
+  /** Like `on`, but once; the listener is isolated like every other. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override once(event: keyof ClusterEvents, listener: (...args: any[]) => void, context?: unknown): this {
+    const wrapper = (payload: unknown): unknown => {
+      this.off(event, wrapper);
+      return listener.call(context ?? this, payload);
+    };
+    return this.on(event, wrapper);
+  }
+
+  /**
+   * Role changes as an async iterator with a bounded buffer; a slow consumer loses the oldest,
+   * counted in `status().notificationsDropped`. Ends after the change to `stopped`.
+   */
+  roleChanges(): AsyncIterableIterator<RoleChange> {
+    const stream: ChangeStream<RoleChange> = new ChangeStream<RoleChange>(
+      this.options.notificationBuffer,
+      () => {
+        this.#notificationsDropped++;
+      },
+      () => {
+        this.#streams.delete(stream);
+      },
+    );
+    if (this.#finished) stream.end();
+    else this.#streams.add(stream);
+    return stream;
+  }
+
+  /** This node, as go-failover's NodeInfo. */
+  nodeInfo(): NodeInfo {
+    return {
+      nodeId: this.options.nodeId,
+      priority: this.options.nodePriority,
+      project: this.options.project,
+      isLeader: this.isLeader,
+      revision: this.#state.revision,
+    };
+  }
+
+  /** The nodes registered as live (by the server's clock), best priority first. */
+  liveNodes(): Promise<LiveNode[]> {
+    return this.#store.liveNodes();
+  }
+
+  /** The recorded leadership events, newest first (at most `eventHistory`). */
+  events(limit = this.options.eventHistory): Promise<LeadershipEvent[]> {
+    return this.#store.events(limit);
+  }
+
+  /** This node, the live nodes and the latest events, for {@link formatStats}. */
+  async stats(eventLimit = 5): Promise<ClusterStats> {
+    const [liveNodes, events] = await Promise.all([this.liveNodes(), this.events(eventLimit)]);
+    return { node: this.nodeInfo(), liveNodes, events };
+  }
+
+  /** A snapshot of the election's state and counters. */
+  status(): ClusterStatus {
+    const s = this.#state;
+    const o = this.options;
+    const now = this.#clock.now();
+    return {
+      instanceId: o.nodeId,
+      nodeId: o.nodeId,
+      project: o.project,
+      role: s.role,
+      phase: s.phase,
+      epoch: s.revision,
+      revision: s.revision,
+      strategy: o.strategy,
+      priority: o.nodePriority,
+      tickInterval: o.tickInterval,
+      leaseTTL: o.leaseTTL,
+      maxDrift: o.maxDrift,
+      leader: s.leader,
+      redis: s.storeOk === undefined ? 'unknown' : s.storeOk ? 'ok' : 'failing',
+      lastError: s.lastError,
+      lastOkAgeMs: s.lastOkAt === undefined ? undefined : Math.max(0, now - s.lastOkAt),
+      leaseAgeMs: s.phase === 'leader' && s.leaseOkSentAt !== undefined ? Math.max(0, now - s.leaseOkSentAt) : undefined,
+      duplicateNodeId: s.duplicate,
+      ...s.counters,
+      notificationsDropped: this.#notificationsDropped,
+      listenerErrors: this.#listenerErrors,
+    };
+  }
+
+  /** One human line for diagnostics. */
+  formatStatus(): string {
+    const st = this.status();
+    const parts = [`${st.nodeId}: ${st.role}${st.phase !== 'leader' && st.phase !== 'follower' && st.phase !== st.role ? ` (${st.phase})` : ''}, revision ${st.revision}`];
+    if (st.role === 'primary') {
+      parts.push(`lease refreshed ${Math.round(st.leaseAgeMs ?? 0)} ms ago (steps down at ${st.maxDrift} ms)`);
+    } else if (st.leader !== undefined) {
+      parts.push(`following ${st.leader.nodeId} (revision ${st.leader.revision})`);
+    } else if (st.role === 'secondary') {
+      parts.push('no leader');
+    }
+    parts.push(st.strategy === 'priority' ? `priority strategy, priority ${st.priority}` : 'race strategy');
+    if (st.redis === 'failing') parts.push(`Redis failing: ${st.lastError ?? 'unknown error'}`);
+    if (st.duplicateNodeId) parts.push('another live node uses this nodeId');
+    return parts.join('; ');
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #dispatch(input: LeaseInput): void {
+    if (this.#finished) return;
+    this.#queue.push(input);
+    if (this.#dispatching) return;
+    this.#dispatching = true;
+    try {
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        const { state, effects } = leaseStep(this.#state, next, { now: this.#clock.now(), random: this.#random });
+        this.#state = state;
+        for (const effect of effects) this.#run(effect);
+        if (next.type === 'closed') this.#finish();
+      }
+    } finally {
+      this.#dispatching = false;
+    }
+    this.#reschedule();
+  }
+
+  #reschedule(): void {
+    const at = this.#finished ? undefined : this.#state.wakeAt;
+    if (at === this.#timerAt) return;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === undefined) return;
+    this.#timer = this.#clock.setTimer(() => {
+      this.#timer = undefined;
+      this.#timerAt = undefined;
+      this.#dispatch({ type: 'tick' });
+    }, at - this.#clock.now());
+  }
+
+  #run(effect: LeaseEffect): void {
+    switch (effect.type) {
+      case 'op': {
+        const { id, kind } = effect;
+        const args = { eligible: effect.eligible, knownRevision: effect.knownRevision };
+        this.#store[kind](args).then(
+          (reply) => this.#dispatch({ type: 'opResult', id, reply }),
+          (error: unknown) => this.#dispatch({ type: 'opFailed', id, detail: error instanceof Error ? error.message : String(error) }),
+        );
+        return;
+      }
+      case 'release': {
+        const { awaited } = effect;
+        this.#store.release(effect.reason, effect.deregister).then(
+          (released) => this.#dispatch({ type: 'releaseResult', released, ok: true }),
+          (error: unknown) => {
+            const detail = error instanceof Error ? error.message : String(error);
+            if (awaited) {
+              this.#releaseError = new FailoverError(
+                'ERR_FAILOVER_TRANSPORT',
+                `closed, but the lease could not be released (${detail}); it expires within leaseTTL`,
+                { cause: error },
+              );
+            }
+            this.#dispatch({ type: 'releaseResult', released: false, ok: false, detail });
+          },
+        );
+        return;
+      }
+      case 'callStart': {
+        const controller = new AbortController();
+        this.#aborts.set(effect.term, controller);
+        const { term, revision, reason } = effect;
+        const onStart = this.options.onStart;
+        queueMicrotask(() => {
+          let result: unknown;
+          try {
+            result = onStart?.({ revision, signal: controller.signal, nodeId: this.options.nodeId, reason });
+          } catch (error) {
+            this.#startSettled(term, error);
+            return;
+          }
+          Promise.resolve(result).then(
+            () => this.#startSettled(term, undefined),
+            (error: unknown) => this.#startSettled(term, error ?? new Error('onStart rejected')),
+          );
+        });
+        return;
+      }
+      case 'abortStart':
+        this.#aborts
+          .get(effect.term)
+          ?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${effect.reason})`));
+        return;
+      case 'callStop': {
+        const { term, revision } = effect;
+        const onStop = this.options.onStop;
+        queueMicrotask(() => {
+          let result: unknown;
+          try {
+            result = onStop?.({ revision });
+          } catch (error) {
+            this.#logger.error(`onStop threw: ${String(error)}`);
+          }
+          Promise.resolve(result)
+            .catch((error: unknown) => this.#logger.error(`onStop rejected: ${String(error)}`))
+            .finally(() => this.#dispatch({ type: 'stopSettled', term }));
+        });
+        return;
+      }
+      case 'notify':
+        this.#notify(effect.notification);
+        return;
+      case 'log':
+        this.#logger[effect.level](effect.message);
+        return;
+      case 'started':
+        if (this.#startTimer !== undefined) this.#clock.clearTimer(this.#startTimer);
+        this.#startTimer = undefined;
+        this.#started.resolve();
+        return;
+      case 'close':
+        void this.#store.close().then(
+          () => this.#dispatch({ type: 'closed' }),
+          () => this.#dispatch({ type: 'closed' }),
+        );
+        return;
+    }
+  }
+
+  #startSettled(term: number, error: unknown): void {
+    this.#aborts.delete(term);
+    const detail = error === undefined ? undefined : error instanceof Error ? error.message : String(error);
+    this.#dispatch({ type: 'startSettled', term, ok: error === undefined, ...(detail === undefined ? {} : { detail }) });
+  }
+
+  #notify(n: LeaseNotification): void {
+    const change: RoleChange = {
+      from: n.from,
+      to: n.to,
+      epoch: n.epoch,
+      reason: n.reason,
+      at: this.#clock.wallNow(),
+      instanceId: this.options.nodeId,
+    };
+    for (const stream of this.#streams) stream.push(change);
+    this.#pending.push(change);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const batch = this.#pending;
+      this.#pending = [];
+      for (const c of batch) this.#emitSafely(c);
+    });
+  }
+
+  #emitSafely(change: RoleChange): void {
+    for (const listener of this.listeners('roleChanged')) {
+      try {
+        const result: unknown = (listener as (c: RoleChange) => unknown).call(this, change);
+        if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(error));
+      } catch (error) {
+        this.#listenerFailed(error);
+      }
+    }
+  }
+
+  #listenerFailed(error: unknown): void {
+    this.#listenerErrors++;
+    this.#logger.warn(`a roleChanged listener threw: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = undefined;
+    if (this.#startTimer !== undefined) this.#clock.clearTimer(this.#startTimer);
+    this.#startTimer = undefined;
+    for (const controller of this.#aborts.values()) controller.abort();
+    this.#aborts.clear();
+    for (const stream of this.#streams) stream.end();
+    this.#started.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the cluster was closed before its first role settled'));
+    this.#closed.resolve();
+  }
+}
+
+const escapeHtml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function ago(ms: number): string {
+  if (!Number.isFinite(ms)) return '?';
+  const s = Math.max(0, ms) / 1000;
+  if (s < 60) return `${s.toFixed(1)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  return `${Math.floor(s / 3600)}h`;
+}
+
+/**
+ * A short human-readable HTML summary (Telegram's subset: `<b>`, `<i>`, `<code>`), every value
+ * escaped.
+ *
+ * @example
+ * await bot.sendMessage(chatId, formatStats(await cluster.stats()), { parse_mode: 'HTML' });
+ */
+export function formatStats(stats: ClusterStats, now: number = Date.now()): string {
+  const n = stats.node;
+  const lines: string[] = [];
+  lines.push(
+    `<b>${escapeHtml(n.project)}</b>: node <code>${escapeHtml(n.nodeId)}</code> (priority ${n.priority}) is ${n.isLeader ? '<b>leader</b>' : 'standby'}, revision ${n.revision}`,
+  );
+  const leader = stats.liveNodes.find((l) => l.isLeader);
+  lines.push(`Leader: ${leader === undefined ? '<i>none</i>' : `<code>${escapeHtml(leader.nodeId)}</code>`}`);
+  lines.push(`Live nodes (${stats.liveNodes.length}):`);
+  for (const l of stats.liveNodes) {
+    lines.push(`• <code>${escapeHtml(l.nodeId)}</code> p${l.priority}${l.isLeader ? ' ★' : ''}, seen ${ago(now - l.lastSeen)} ago`);
+  }
+  if (stats.events.length > 0) {
+    lines.push('Recent events:');
+    for (const e of stats.events) {
+      const when = Number.isFinite(e.timestamp) ? new Date(e.timestamp).toISOString().slice(11, 19) : '?';
+      lines.push(`• ${when} <code>${escapeHtml(e.nodeId)}</code> ${escapeHtml(e.action)} (rev ${e.revision}${e.reason ? `, ${escapeHtml(e.reason)}` : ''})`);
+    }
+  }
+  return lines.join('\n');
+}
