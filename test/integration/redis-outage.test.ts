@@ -1,0 +1,102 @@
+/**
+ * Redis outages with real processes: the redis-server is paused (SIGSTOP), killed and restarted
+ * under a running election. The leader steps down within maxDrift, nobody leads while Redis is
+ * away, and the election resumes by itself when it is back. Each test owns its server.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { RedisNodes, uniqueProject, type RedisNodeEvent, type RedisNodeProcess } from '../../harness/redis-cluster.js';
+import type { RedisNodeConfig } from '../../harness/redis-node.js';
+import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
+
+const skip = redisSkipReason();
+const READY = 20_000;
+const LEASE_TTL = 1000;
+const MAX_DRIFT = 500;
+const TICK = 100;
+const SLACK = 300; // timer and scheduling slack on a loaded 2-core machine
+
+let server: RedisServer | undefined;
+let nodes: RedisNodes | undefined;
+
+afterEach(async () => {
+  await nodes?.stopAll();
+  server?.resume();
+  await server?.kill();
+});
+
+const wall = (): number => performance.timeOrigin + performance.now();
+const ready = (n: RedisNodeProcess) => n.waitFor((e) => e.type === 'ready', READY, 'ready');
+const isPrimary = (e: RedisNodeEvent) => e.type === 'roleChanged' && e.to === 'primary';
+
+async function startTwo(): Promise<{ all: RedisNodeProcess[]; leader: RedisNodeProcess }> {
+  server = await RedisServer.start();
+  const project = uniqueProject('outage');
+  nodes = new RedisNodes();
+  const url = server.url;
+  const config = (nodeId: string): RedisNodeConfig => ({
+    project,
+    nodeId,
+    redisUrl: url,
+    leaseTTL: LEASE_TTL,
+    maxDrift: MAX_DRIFT,
+    tickInterval: TICK,
+  });
+  const all = [nodes.spawn(config('a')), nodes.spawn(config('b'))];
+  await Promise.all(all.map(ready));
+  const leader = await Promise.any(all.map((n) => n.waitFor(isPrimary, 5000, 'a leader').then(() => n)));
+  return { all, leader };
+}
+
+/** Waits `ms` and returns the primary changes every node reported meanwhile (an observation window, not a sleep-and-hope). */
+async function primariesDuring(all: RedisNodeProcess[], ms: number): Promise<RedisNodeEvent[]> {
+  const from = wall();
+  await new Promise((r) => setTimeout(r, ms));
+  return all.flatMap((n) => n.events.filter((e) => isPrimary(e) && e.at >= from));
+}
+
+describe.skipIf(skip !== undefined)('Redis outages', () => {
+  it('Redis paused (SIGSTOP): the leader steps down within maxDrift, nobody leads while paused, the election resumes on SIGCONT', async () => {
+    const { all, leader } = await startTwo();
+    const before = Number(leader.events.find(isPrimary)?.epoch);
+    const s = server as RedisServer;
+
+    const pausedAt = wall();
+    s.pause();
+    const down = await leader.next((e) => e.type === 'roleChanged' && e.from === 'primary', MAX_DRIFT + 3000, 'drift step-down');
+    expect(down.reason).toBe('drift');
+    expect(down.at - pausedAt).toBeLessThan(MAX_DRIFT + SLACK);
+    // Longer than a lease: a standby must not have taken over meanwhile.
+    expect(await primariesDuring(all, LEASE_TTL + 200)).toEqual([]);
+
+    const resumedAt = wall();
+    s.resume();
+    const back = await Promise.any(all.map((n) => n.next(isPrimary, 5000, 'a leader after SIGCONT')));
+    expect(back.at - resumedAt).toBeLessThan(MAX_DRIFT + LEASE_TTL + SLACK);
+    expect(Number(back.epoch)).toBeGreaterThan(before);
+    expect(nodes?.primaries()).toHaveLength(1);
+  });
+
+  it('Redis killed: the leader steps down within maxDrift, nobody leads; restarted empty, the election resumes with a higher revision', async () => {
+    const { all, leader } = await startTwo();
+    const before = Number(leader.events.find(isPrimary)?.epoch);
+    const s = server as RedisServer;
+
+    const killedAt = wall();
+    await s.kill();
+    const down = await leader.next((e) => e.type === 'roleChanged' && e.from === 'primary', MAX_DRIFT + 3000, 'step-down');
+    expect(down.reason).toBe('drift');
+    expect(down.at - killedAt).toBeLessThan(MAX_DRIFT + SLACK);
+    expect(await primariesDuring(all, 2 * TICK + 200)).toEqual([]);
+
+    const restartedAt = wall();
+    await s.restart();
+    const back = await Promise.any(all.map((n) => n.next(isPrimary, 5000, 'a leader after restart')));
+    expect(back.at - restartedAt).toBeLessThan(1500);
+    // Redis lost its data (no persistence): the revision still grows, carried by the nodes.
+    expect(Number(back.epoch)).toBeGreaterThan(before);
+    expect(nodes?.primaries()).toHaveLength(1);
+    const status = (await all[0]!.ask('status')).status as { redis: string; operationFailures: number };
+    expect(status.redis).toBe('ok');
+    expect(status.operationFailures).toBeGreaterThan(0);
+  });
+});
