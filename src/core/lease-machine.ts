@@ -133,6 +133,8 @@ export interface LeaseMachineState {
   readonly knownRevision: number;
   /** Local term counter: pairs one onStart with its onStop. */
   readonly term: number;
+  /** The revision of the current or last term (handed to onStop). */
+  readonly termRevision: number;
   readonly leader: LeaderView | undefined;
   readonly op: PendingOp | undefined;
   readonly nextOpId: number;
@@ -290,6 +292,7 @@ export function initialLeaseState(config: LeaseMachineConfig, knownRevision = 0)
     revision: knownRevision,
     knownRevision,
     term: 0,
+    termRevision: 0,
     leader: undefined,
     op: undefined,
     nextOpId: 1,
@@ -555,13 +558,21 @@ function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredF
     if (s.phase === 'stopping') b.emit({ type: 'release', reason: 'shutdown', deregister: true, awaited: false });
     return;
   }
-  const term = s.term + 1;
   b.see(revision);
+  if (b.now >= op.sentAt + s.config.maxDrift) {
+    // The answer came so late that the lease may be about to expire: do not act on it.
+    b.log('warn', `the lease was granted ${Math.round(b.now - op.sentAt)} ms after asking (maxDrift ${s.config.maxDrift} ms); giving it back`);
+    b.emit({ type: 'release', reason: 'drift', deregister: false, awaited: false });
+    onFollowing(b, undefined);
+    return;
+  }
+  const term = s.term + 1;
   b.count('acquisitions');
   b.set({
     phase: 'leader',
     term,
     revision,
+    termRevision: revision,
     leaseOkSentAt: op.sentAt,
     leader: { nodeId: s.config.nodeId, revision, priority: s.config.priority },
     startOutstanding: term,
@@ -624,7 +635,7 @@ function callStop(b: Builder): void {
   const term = b.s.stopPending;
   if (term === undefined || b.s.startOutstanding !== undefined) return;
   b.set({ stopPending: undefined, stopOutstanding: { term, deadline: b.now + b.s.config.stopTimeout } });
-  b.emit({ type: 'callStop', term, revision: b.s.revision });
+  b.emit({ type: 'callStop', term, revision: b.s.termRevision });
 }
 
 function onStartSettled(b: Builder, term: number, ok: boolean, detail: string | undefined): void {

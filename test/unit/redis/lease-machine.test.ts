@@ -1,0 +1,447 @@
+/**
+ * The lease machine on a simulated clock: scripted inputs, every effect checked. A ten-second
+ * scenario takes a millisecond; nothing here touches Redis, timers or Date.now.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  initialLeaseState,
+  leaseStep,
+  type LeaseEffect,
+  type LeaseInput,
+  type LeaseMachineConfig,
+  type LeaseMachineState,
+  type OpReply,
+} from '../../../src/core/lease-machine.js';
+
+const CONFIG: LeaseMachineConfig = {
+  nodeId: 'me',
+  priority: 2,
+  strategy: 'race',
+  tickInterval: 100,
+  leaseTTL: 1000,
+  maxDrift: 500,
+  stopTimeout: 1000,
+  handoverTimeout: 1000,
+  failureHoldOff: 1000,
+};
+
+/** The machine plus a clock that only moves when told, firing ticks at the machine's wakeAt. */
+class Sim {
+  state: LeaseMachineState;
+  now = 0;
+  random = 0.5;
+  readonly log: LeaseEffect[] = [];
+
+  constructor(config: Partial<LeaseMachineConfig> = {}) {
+    this.state = initialLeaseState({ ...CONFIG, ...config });
+  }
+
+  feed(input: LeaseInput): LeaseEffect[] {
+    const r = leaseStep(this.state, input, { now: this.now, random: () => this.random });
+    this.state = r.state;
+    this.log.push(...r.effects);
+    return [...r.effects];
+  }
+
+  /** Moves time to `to`, delivering a tick at every wakeAt on the way. */
+  advanceTo(to: number): LeaseEffect[] {
+    const out: LeaseEffect[] = [];
+    for (let at = this.state.wakeAt; at !== undefined && at <= to; at = this.state.wakeAt) {
+      this.now = Math.max(this.now, at);
+      out.push(...this.feed({ type: 'tick' }));
+    }
+    this.now = to;
+    return out;
+  }
+
+  get op() {
+    return this.state.op;
+  }
+
+  reply(reply: OpReply): LeaseEffect[] {
+    const op = this.state.op;
+    if (op === undefined) throw new Error('no op in flight');
+    return this.feed({ type: 'opResult', id: op.id, reply });
+  }
+
+  fail(detail = 'ECONNREFUSED'): LeaseEffect[] {
+    const op = this.state.op;
+    if (op === undefined) throw new Error('no op in flight');
+    return this.feed({ type: 'opFailed', id: op.id, detail });
+  }
+
+  /** Starts, connects, and wins the lease at revision `revision`. */
+  lead(revision = 1): void {
+    this.feed({ type: 'start' });
+    this.feed({ type: 'connected' });
+    this.reply(acquired(revision));
+  }
+}
+
+const acquired = (revision: number, from: 'vacant' | 'released' | 'expired' | 'self' = 'vacant'): OpReply => ({
+  kind: 'acquire',
+  outcome: 'acquired',
+  revision,
+  from,
+  duplicate: false,
+});
+const taken = (nodeId: string, revision: number): OpReply => ({
+  kind: 'acquire',
+  outcome: 'taken',
+  leader: { nodeId, revision, priority: 1 },
+  duplicate: false,
+});
+const refreshed = (betterNode?: string): OpReply => ({ kind: 'refresh', outcome: 'refreshed', betterNode, duplicate: false });
+const lost: OpReply = { kind: 'refresh', outcome: 'lost', leader: { nodeId: 'other', revision: 9, priority: 1 }, duplicate: false };
+
+const ofType = <T extends LeaseEffect['type']>(effects: readonly LeaseEffect[], type: T) =>
+  effects.filter((e): e is Extract<LeaseEffect, { type: T }> => e.type === type);
+const roleChanges = (effects: readonly LeaseEffect[]) =>
+  ofType(effects, 'notify').map((e) => `${e.notification.from}->${e.notification.to}:${e.notification.reason}@${e.notification.epoch}`);
+
+describe('starting', () => {
+  it('sends nothing until connected, then acquires at once', () => {
+    const sim = new Sim();
+    expect(sim.feed({ type: 'start' })).toEqual([]);
+    const effects = sim.feed({ type: 'connected' });
+    expect(ofType(effects, 'op')).toEqual([{ type: 'op', id: 1, kind: 'acquire', eligible: true, knownRevision: 0 }]);
+  });
+
+  it('becomes primary with the revision the store granted, calls onStart and settles', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' });
+    const effects = sim.reply(acquired(4, 'expired'));
+    expect(roleChanges(effects)).toEqual(['starting->primary:expired@4']);
+    expect(ofType(effects, 'callStart')).toEqual([{ type: 'callStart', term: 1, revision: 4, reason: 'expired' }]);
+    expect(ofType(effects, 'started')).toHaveLength(1);
+    expect(sim.state).toMatchObject({ role: 'primary', phase: 'leader', revision: 4 });
+  });
+
+  it('becomes secondary when the lease is taken, and remembers the leader and its revision', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' });
+    const effects = sim.reply(taken('boss', 7));
+    expect(roleChanges(effects)).toEqual(['starting->secondary:startup@7']);
+    expect(sim.state.leader?.nodeId).toBe('boss');
+    sim.advanceTo(200);
+    expect(ofType(sim.log, 'op').at(-1)).toMatchObject({ kind: 'acquire', knownRevision: 7 });
+  });
+
+  it('keeps trying while Redis fails, and does not settle before an answer', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' });
+    const effects = sim.fail();
+    expect(ofType(effects, 'log')[0]?.level).toBe('warn');
+    sim.advanceTo(130);
+    sim.fail();
+    expect(ofType(sim.log, 'started')).toHaveLength(0);
+    expect(sim.state.counters.operationFailures).toBe(2);
+    sim.advanceTo(260);
+    const ok = sim.reply(taken('x', 1));
+    expect(ofType(ok, 'log').map((l) => l.message)).toContain('Redis answers again');
+    expect(ofType(ok, 'started')).toHaveLength(1);
+  });
+});
+
+describe('a grant that answers too late', () => {
+  it('is given back instead of acted upon when maxDrift passed since the acquire was sent', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' }); // acquire sent at 0
+    sim.advanceTo(500);
+    const effects = sim.reply(acquired(2));
+    expect(ofType(effects, 'callStart')).toEqual([]);
+    expect(ofType(effects, 'release')).toEqual([{ type: 'release', reason: 'drift', deregister: false, awaited: false }]);
+    expect(sim.state.role).toBe('secondary');
+    expect(sim.state.knownRevision).toBe(2);
+  });
+});
+
+describe('ticks', () => {
+  it('are jittered within ±20% of tickInterval', () => {
+    for (const [random, expected] of [
+      [0, 80],
+      [0.5, 100],
+      [0.999999, 120],
+    ] as const) {
+      const sim = new Sim();
+      sim.random = random;
+      sim.feed({ type: 'start' });
+      expect(sim.state.nextTickAt).toBeCloseTo(expected, 3);
+    }
+  });
+
+  it('skip an operation while the previous one has not answered (one in flight at a time)', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.advanceTo(100);
+    expect(sim.op?.kind).toBe('refresh');
+    const id = sim.op?.id;
+    sim.advanceTo(200);
+    expect(sim.op?.id).toBe(id);
+    expect(sim.state.counters.skippedTicks).toBe(1);
+  });
+
+  it('ignore a reply that is not for the operation in flight', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.advanceTo(100);
+    const before = sim.state;
+    sim.feed({ type: 'opResult', id: 999, reply: lost });
+    expect(sim.state).toEqual(before);
+  });
+});
+
+describe('a leader', () => {
+  it('refreshes every tick and stays primary while refreshes succeed', () => {
+    const sim = new Sim();
+    sim.lead();
+    for (let t = 100; t <= 3000; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.reply(refreshed());
+    }
+    expect(sim.state.role).toBe('primary');
+    expect(sim.state.counters.operations).toBeGreaterThan(25);
+  });
+
+  it('steps down exactly maxDrift after the send time of its last successful refresh', () => {
+    const sim = new Sim();
+    sim.lead(); // acquire sent at 0
+    sim.advanceTo(100); // refresh sent at 100...
+    sim.advanceTo(450);
+    sim.reply(refreshed()); // ...answered late at 450: the lease counts from 100
+    expect(sim.state.leaseOkSentAt).toBe(100);
+    expect(sim.state.wakeAt).toBeLessThanOrEqual(600);
+    sim.advanceTo(599);
+    if (sim.op !== undefined) sim.fail();
+    expect(sim.state.role).toBe('primary');
+    const effects = sim.advanceTo(600);
+    expect(roleChanges(effects)).toEqual(['primary->secondary:drift@1']);
+    expect(ofType(effects, 'abortStart')).toEqual([{ type: 'abortStart', term: 1, reason: 'drift' }]);
+    // Best effort: hand the lease back in case Redis is merely slow.
+    expect(ofType(effects, 'release')).toEqual([{ type: 'release', reason: 'drift', deregister: false, awaited: false }]);
+    expect(sim.state.counters.driftStepDowns).toBe(1);
+  });
+
+  it('steps down at once when a refresh finds the lease held by another node', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.advanceTo(100);
+    const effects = sim.reply(lost);
+    expect(roleChanges(effects)).toEqual(['primary->secondary:lease-lost@1']);
+    expect(ofType(effects, 'release')).toEqual([]);
+    expect(sim.state.knownRevision).toBe(9);
+  });
+
+  it('steps down on a late stalled wake-up even if the reply then says refreshed', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.advanceTo(100); // refresh sent at 100
+    sim.now = 2000; // the process stalled; the first thing it sees is the old reply
+    const effects = sim.reply(refreshed());
+    expect(roleChanges(effects)).toEqual(['primary->secondary:drift@1']);
+  });
+});
+
+describe('onStart and onStop', () => {
+  it('onStop waits for onStart to settle, and the node does not run for leader before both settled', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.advanceTo(100);
+    sim.reply(lost);
+    expect(ofType(sim.log, 'callStop')).toHaveLength(0);
+    sim.advanceTo(200);
+    expect(sim.op).toMatchObject({ kind: 'observe' });
+    expect(ofType(sim.log, 'op').at(-1)?.eligible).toBe(false);
+    sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
+    const settled = sim.feed({ type: 'startSettled', term: 1, ok: true });
+    expect(ofType(settled, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1 }]);
+    sim.feed({ type: 'stopSettled', term: 1 });
+    sim.advanceTo(300);
+    expect(sim.op?.kind).toBe('acquire');
+  });
+
+  it('abandons onStop after stopTimeout with a warning and runs for leader again', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'startSettled', term: 1, ok: true }); // onStart returned early: still leader
+    expect(sim.state.role).toBe('primary');
+    sim.advanceTo(100);
+    sim.reply(lost);
+    expect(ofType(sim.log, 'callStop')).toHaveLength(1);
+    for (let t = 200; t < 1100; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
+    }
+    const effects = sim.advanceTo(1100);
+    expect(ofType(effects, 'log').some((l) => l.level === 'warn' && l.message.includes('onStop did not finish within 1000 ms'))).toBe(true);
+    expect(sim.state.counters.abandonedStops).toBe(1);
+    sim.advanceTo(1250);
+    expect(sim.op?.kind).toBe('acquire');
+    // A late answer of the abandoned onStop changes nothing.
+    const before = sim.state;
+    sim.feed({ type: 'stopSettled', term: 1 });
+    expect(sim.state.stopOutstanding).toBe(before.stopOutstanding);
+  });
+
+  it('a rejected onStart steps down at once: onStop, then release, then holds off for failureHoldOff', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.now = 30;
+    const rejected = sim.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
+    expect(ofType(rejected, 'callStop')).toHaveLength(1);
+    expect(sim.state.role).toBe('primary'); // until onStop finished: the lease is still ours
+    const stopped = sim.feed({ type: 'stopSettled', term: 1 });
+    expect(roleChanges(stopped)).toEqual(['primary->secondary:start-failed@1']);
+    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'start-failed', deregister: false, awaited: false }]);
+    sim.advanceTo(1000);
+    expect(ofType(sim.log, 'op').filter((o) => o.kind === 'acquire')).toHaveLength(1); // only the first
+    expect(ofType(sim.log, 'op').at(-1)).toMatchObject({ kind: 'observe', eligible: false });
+    if (sim.op !== undefined) sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
+    sim.advanceTo(1150);
+    expect(sim.op?.kind).toBe('acquire');
+  });
+});
+
+describe('voluntary exits', () => {
+  it('close as leader: abort, onStart settles, onStop, then stopped + release with deregistration, then close', () => {
+    const sim = new Sim();
+    sim.lead();
+    const shut = sim.feed({ type: 'shutdown' });
+    expect(ofType(shut, 'abortStart')).toEqual([{ type: 'abortStart', term: 1, reason: 'shutdown' }]);
+    expect(sim.state.role).toBe('primary');
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    const stopped = sim.feed({ type: 'stopSettled', term: 1 });
+    expect(roleChanges(stopped)).toEqual(['primary->stopped:shutdown@1']);
+    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true }]);
+    expect(ofType(sim.feed({ type: 'releaseResult', released: true, ok: true }), 'close')).toHaveLength(1);
+    sim.feed({ type: 'closed' });
+    expect(sim.state).toMatchObject({ phase: 'stopped', role: 'stopped', wakeAt: undefined });
+  });
+
+  it('keeps refreshing while onStop runs, and releases anyway after handoverTimeout when onStart ignores its signal', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'shutdown' });
+    sim.advanceTo(100);
+    expect(sim.op?.kind).toBe('refresh');
+    sim.reply(refreshed());
+    for (let t = 200; t < 1000; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.reply(refreshed());
+    }
+    expect(sim.state.role).toBe('primary');
+    const effects = sim.advanceTo(1000);
+    expect(ofType(effects, 'release')).toHaveLength(1);
+    expect(roleChanges(effects)).toEqual(['primary->stopped:shutdown@1']);
+    expect(ofType(effects, 'log').some((l) => l.message.includes('onStart did not return'))).toBe(true);
+  });
+
+  it('close as follower releases (an acquire in flight may have won) and deregisters', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' });
+    const shut = sim.feed({ type: 'shutdown' });
+    expect(roleChanges(shut)).toEqual(['starting->stopped:shutdown@0']);
+    expect(ofType(shut, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true }]);
+    // The acquire wins after all: give it back, do not lead.
+    const late = sim.reply(acquired(3));
+    expect(ofType(late, 'callStart')).toEqual([]);
+    expect(ofType(late, 'release')).toHaveLength(1);
+  });
+
+  it('priority: a better live node makes the leader hand over after onStop; race ignores it', () => {
+    const sim = new Sim({ strategy: 'priority' });
+    sim.lead();
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    sim.advanceTo(100);
+    const preempted = sim.reply(refreshed('better'));
+    expect(ofType(preempted, 'callStop')).toHaveLength(1);
+    const done = sim.feed({ type: 'stopSettled', term: 1 });
+    expect(roleChanges(done)).toEqual(['primary->secondary:preempted@1']);
+    expect(ofType(done, 'release')[0]?.reason).toBe('preempted');
+
+    const race = new Sim({ strategy: 'race' });
+    race.lead();
+    race.advanceTo(100);
+    race.reply(refreshed('better'));
+    expect(race.state.role).toBe('primary');
+  });
+});
+
+describe('notices', () => {
+  it('a release by another node makes an eligible follower acquire at once, or right after the operation in flight', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' });
+    sim.reply(taken('boss', 1));
+    sim.now = 40;
+    const now = sim.feed({ type: 'notice', notice: { type: 'released', nodeId: 'boss', revision: 1, priority: 1 } });
+    expect(ofType(now, 'op')).toMatchObject([{ kind: 'acquire' }]);
+    const again = sim.feed({ type: 'notice', notice: { type: 'released', nodeId: 'boss', revision: 1, priority: 1 } });
+    expect(ofType(again, 'op')).toEqual([]);
+    const after = sim.reply(taken('other', 2));
+    expect(ofType(after, 'op')).toMatchObject([{ kind: 'acquire', knownRevision: 2 }]);
+  });
+
+  it('a preempt notice makes a priority leader refresh at once', () => {
+    const sim = new Sim({ strategy: 'priority' });
+    sim.lead();
+    sim.now = 10;
+    const effects = sim.feed({ type: 'notice', notice: { type: 'preempt', nodeId: 'better', revision: 1, priority: 1 } });
+    expect(ofType(effects, 'op')).toMatchObject([{ kind: 'refresh' }]);
+  });
+});
+
+describe('invariants under random interleavings', () => {
+  const inputArb: fc.Arbitrary<(sim: Sim) => void> = fc.oneof(
+    fc.integer({ min: 1, max: 700 }).map((ms) => (sim: Sim) => void sim.advanceTo(sim.now + ms)),
+    fc.constant((sim: Sim) => void (sim.op && sim.reply(sim.op.kind === 'acquire' ? acquired(sim.state.knownRevision + 1) : sim.op.kind === 'refresh' ? refreshed() : { kind: 'observe', leader: undefined, duplicate: false }))),
+    fc.constant((sim: Sim) => void (sim.op?.kind === 'refresh' && sim.reply(lost))),
+    fc.constant((sim: Sim) => void (sim.op?.kind === 'acquire' && sim.reply(taken('x', sim.state.knownRevision)))),
+    fc.constant((sim: Sim) => void (sim.op && sim.fail())),
+    fc.boolean().map((ok) => (sim: Sim) => void (sim.state.startOutstanding !== undefined && sim.feed({ type: 'startSettled', term: sim.state.startOutstanding, ok }))),
+    fc.constant((sim: Sim) => void (sim.state.stopOutstanding && sim.feed({ type: 'stopSettled', term: sim.state.stopOutstanding.term }))),
+    fc.constant((sim: Sim) => void sim.feed({ type: 'notice', notice: { type: 'released', nodeId: 'x', revision: 1, priority: 1 } })),
+    fc.constant((sim: Sim) => void sim.feed({ type: 'connected' })),
+  );
+
+  it('onStop follows its onStart, terms never overlap, a primary always holds a fresh lease, revisions grow', () => {
+    fc.assert(
+      fc.property(fc.array(inputArb, { minLength: 1, maxLength: 80 }), fc.boolean(), (steps, close) => {
+        const sim = new Sim();
+        sim.feed({ type: 'start' });
+        sim.feed({ type: 'connected' });
+        for (const s of steps) {
+          s(sim);
+          const st = sim.state;
+          if (st.role === 'primary') {
+            expect(st.phase).toBe('leader');
+            expect(sim.now - (st.leaseOkSentAt ?? -Infinity)).toBeLessThan(CONFIG.maxDrift);
+          }
+        }
+        if (close) sim.feed({ type: 'shutdown' });
+        // Walk the effect log: onStart/onStop pairing and revisions of successive terms.
+        let open: { term: number; revision: number } | undefined;
+        let lastRevision = 0;
+        for (const e of sim.log) {
+          if (e.type === 'callStart') {
+            expect(open).toBeUndefined();
+            expect(e.revision).toBeGreaterThan(lastRevision);
+            lastRevision = e.revision;
+            open = { term: e.term, revision: e.revision };
+          }
+          if (e.type === 'callStop') {
+            expect(e).toMatchObject(open ?? {});
+            open = undefined;
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
