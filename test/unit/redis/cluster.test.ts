@@ -1,0 +1,149 @@
+/**
+ * The `Cluster` driver on a FakeClock with the in-memory lease store (same semantics as the Lua
+ * scripts): exact timings of drift step-down, crash takeover and abandoned onStop, without Redis
+ * and without waiting. The real store is covered by test/integration/redis-*.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { FakeClock, run, type Cluster, type ClusterConfig, type RoleChange } from '../../../src/redis.js';
+import { MemoryLeaseServer, MemoryLeaseStore } from '../../../src/transport/redis/memory-lease-store.js';
+
+const BASE = { leaseTTL: 1000, maxDrift: 500, tickInterval: 100 } as const;
+
+/** Lets every pending promise, microtask and immediate run (the fake clock does not move). */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
+
+class World {
+  readonly clock = new FakeClock(0, 1_700_000_000_000);
+  readonly server = new MemoryLeaseServer(() => this.clock.wallNow());
+  readonly stores = new Map<string, MemoryLeaseStore>();
+  readonly changes: Array<RoleChange & { t: number }> = [];
+  readonly warnings: string[] = [];
+
+  async node(nodeId: string, extra: Partial<ClusterConfig> = {}): Promise<Cluster> {
+    const store = new MemoryLeaseStore(this.server, {
+      nodeId,
+      session: `${nodeId}-session`,
+      priority: extra.nodePriority ?? 1,
+      strategy: extra.strategy ?? 'race',
+      leaseTTL: extra.leaseTTL ?? BASE.leaseTTL,
+      eventsLimit: 100,
+    });
+    this.stores.set(nodeId, store);
+    const logger = { debug() {}, info() {}, warn: (m: string) => void this.warnings.push(m), error: (m: string) => void this.warnings.push(m) };
+    const promise = run({ project: 'unit', nodeId, clock: this.clock, logger, ...BASE, ...extra }, { store, random: () => 0.5 });
+    const cluster = await promise;
+    cluster.on('roleChanged', (c) => void this.changes.push({ ...c, t: this.clock.now() }));
+    await flush();
+    return cluster;
+  }
+
+  /** Moves the fake clock in 5 ms steps, letting async work land at each step. */
+  async advance(ms: number): Promise<void> {
+    for (let done = 0; done < ms; done += 5) {
+      this.clock.advance(Math.min(5, ms - done));
+      await flush();
+    }
+  }
+
+  /** The first change matching, or undefined. */
+  find(nodeId: string, to: string): (RoleChange & { t: number }) | undefined {
+    return this.changes.find((c) => c.instanceId === nodeId && c.to === to);
+  }
+}
+
+describe('Cluster on a fake clock', () => {
+  it('hands over on close without any time passing (pub/sub), revision + 1', async () => {
+    const w = new World();
+    const a = await w.node('a');
+    const b = await w.node('b');
+    expect([a.role, b.role]).toEqual(['primary', 'secondary']);
+    await a.close();
+    await flush();
+    expect(w.clock.now()).toBe(0);
+    expect(b.role).toBe('primary');
+    expect(w.find('b', 'primary')).toMatchObject({ reason: 'handover', epoch: 2 });
+    await b.close();
+  });
+
+  it('a partitioned leader steps down maxDrift after its last refresh was sent; the standby takes over when the lease expires', async () => {
+    const w = new World();
+    const a = await w.node('a');
+    const b = await w.node('b');
+    await w.advance(1000); // a refreshes every 100 ms (random 0.5: no jitter)
+    const lastRefreshSentAt = w.clock.now() - (w.clock.now() % 100);
+    w.stores.get('a')!.partitioned = true;
+    await w.advance(2000);
+    const down = w.find('a', 'secondary');
+    expect(down?.reason).toBe('drift');
+    expect(down?.t).toBe(lastRefreshSentAt + BASE.maxDrift);
+    const up = w.find('b', 'primary');
+    expect(up?.reason).toBe('expired');
+    // The lease expired at lastRefresh + leaseTTL; b's next tick took it.
+    expect(up!.t).toBeGreaterThanOrEqual(lastRefreshSentAt + BASE.leaseTTL);
+    expect(up!.t).toBeLessThanOrEqual(lastRefreshSentAt + BASE.leaseTTL + BASE.tickInterval * 1.2);
+    // Never two leaders: a stepped down before b took over.
+    expect(down!.t).toBeLessThan(up!.t);
+    w.stores.get('a')!.partitioned = false;
+    await w.advance(300);
+    expect(a.status()).toMatchObject({ role: 'secondary', redis: 'ok', leader: { nodeId: 'b' } });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a paused server: the leader steps down at maxDrift while its refresh hangs; nobody leads; resumes after unpause', async () => {
+    const w = new World();
+    const a = await w.node('a');
+    const b = await w.node('b');
+    w.server.paused = true;
+    await w.advance(3000);
+    expect(w.find('a', 'secondary')?.reason).toBe('drift');
+    expect(w.changes.filter((c) => c.to === 'primary' && c.from !== 'starting')).toEqual([]);
+    w.server.paused = false;
+    await flush();
+    await w.advance(600);
+    expect([a.role, b.role].filter((r) => r === 'primary')).toHaveLength(1);
+    // Grants queued during the pause answer more than maxDrift after they were asked for: they
+    // are given back rather than acted upon, so the revision may have moved by more than one.
+    expect(Math.max(a.revision, b.revision)).toBeGreaterThanOrEqual(2);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a slow onStop is abandoned after exactly 1000 ms, then the lease is released and the standby leads', async () => {
+    const w = new World();
+    const a = await w.node('a', { onStop: () => new Promise(() => {}) });
+    const b = await w.node('b');
+    const closed = a.close();
+    await w.advance(995);
+    expect(b.role).toBe('secondary');
+    expect(a.role).toBe('primary');
+    await w.advance(10);
+    expect(b.role).toBe('primary');
+    expect(w.warnings.some((m) => m.includes('onStop did not finish within 1000 ms'))).toBe(true);
+    await closed;
+    await b.close();
+  });
+
+  it('priority: a better node joining preempts the leader, whose onStart signal aborts first', async () => {
+    const w = new World();
+    const aborted: number[] = [];
+    const worse = await w.node('worse', {
+      strategy: 'priority',
+      nodePriority: 5,
+      onStart: ({ signal }) => new Promise<void>((resolve) => signal.addEventListener('abort', () => (aborted.push(w.clock.now()), resolve()))),
+    });
+    expect(worse.role).toBe('primary');
+    const better = await w.node('better', { strategy: 'priority', nodePriority: 1 });
+    await flush();
+    // The better node's acquire published `preempt`: no tick needed.
+    expect(better.role).toBe('primary');
+    expect(w.find('worse', 'secondary')?.reason).toBe('preempted');
+    expect(aborted).toEqual([0]);
+    const live = await better.liveNodes();
+    expect(live.map((n) => [n.nodeId, n.isLeader])).toEqual([
+      ['better', true],
+      ['worse', false],
+    ]);
+    await Promise.all([worse.close(), better.close()]);
+  });
+});
