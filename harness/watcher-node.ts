@@ -31,6 +31,10 @@ export interface NodeConfig {
   readonly livenessProbeTimeout?: number;
   /** Log the watcher's messages to stderr. */
   readonly verbose?: boolean;
+  /** CURVE keys (the `curve` watcher option). */
+  readonly curve?: WatcherOptions['curve'];
+  /** Report every warn/error log line to the parent as a `log` event. */
+  readonly reportLogs?: boolean;
 }
 
 export type Command =
@@ -39,6 +43,8 @@ export type Command =
   | { readonly cmd: 'stepDown' }
   | { readonly cmd: 'status' }
   | { readonly cmd: 'liveNodes' }
+  /** Report this process's memory use (`memory` event with `rss` and `heapUsed` in bytes). */
+  | { readonly cmd: 'memory' }
   /** Block the event loop for `ms` (a hung primary). */
   | { readonly cmd: 'block'; readonly ms: number };
 
@@ -66,6 +72,17 @@ const options: WatcherOptions = {
   retryInterval: config.retryInterval ?? 50,
   maxRetryInterval: Math.max(config.retryInterval ?? 50, 1000),
   ...(config.verbose ? { logger: stderrLogger } : {}),
+  ...(config.reportLogs
+    ? {
+        logger: {
+          debug: () => {},
+          info: () => {},
+          warn: (m: string) => send('log', { level: 'warn', message: m }),
+          error: (m: string) => send('log', { level: 'error', message: m }),
+        },
+      }
+    : {}),
+  ...(config.curve !== undefined ? { curve: config.curve } : {}),
   ...(config.priority !== undefined ? { priority: config.priority } : {}),
   ...(config.priorityStagger !== undefined ? { priorityStagger: config.priorityStagger } : {}),
   ...(config.preempt !== undefined ? { preempt: config.preempt } : {}),
@@ -114,6 +131,11 @@ process.on('message', (raw) => {
     case 'liveNodes':
       send('liveNodes', { nodes: watcher.liveNodes() });
       return;
+    case 'memory': {
+      const { rss, heapUsed } = process.memoryUsage();
+      send('memory', { rss, heapUsed });
+      return;
+    }
     case 'block': {
       send('blocking', { ms: command.ms });
       const until = performance.now() + command.ms;

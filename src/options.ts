@@ -9,6 +9,7 @@ import type { DemoteReason, InitialRole, PromoteReason } from './core/heartbeat-
 import { InvalidOptionError } from './errors.js';
 import type { Clock } from './runtime/clock.js';
 import type { Logger } from './runtime/logger.js';
+import { resolveCurve, type CurveOptions } from './transport/zmq/curve.js';
 import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
 
 /** Handed to `onPromote`. */
@@ -156,6 +157,17 @@ export interface WatcherOptions {
    * @default systemClock
    */
   readonly clock?: Clock;
+  /**
+   * ZeroMQ CURVE authentication and encryption (off by default). All keys are 40-character Z85
+   * strings (`failover-watch keygen` writes them; `readCurveKeys()` reads them). The primary binds
+   * the endpoint as the CURVE server with the cluster's shared server pair and admits only
+   * `allowedClientKeys` (and this node's own key); every node subscribes as a CURVE client with
+   * its own pair and accepts only a primary that holds the server secret key. Keys never appear
+   * in logs, `status()` or errors. See docs/SECURITY.md.
+   * @default undefined (no CURVE: anyone who can reach the endpoint can listen and join)
+   * @example curve: await readCurveKeys({ dir: '/etc/myapp/curve', name: 'node-a' })
+   */
+  readonly curve?: CurveOptions;
 }
 
 /** The defaults, frozen. */
@@ -199,6 +211,7 @@ export interface ResolvedOptions {
   readonly preemptDelay: number;
   readonly fencing: boolean;
   readonly livenessProbeTimeout: number;
+  readonly curve: CurveOptions | undefined;
 }
 
 const KNOWN = new Set([
@@ -223,6 +236,7 @@ const KNOWN = new Set([
   'preemptDelay',
   'fencing',
   'livenessProbeTimeout',
+  'curve',
 ]);
 
 const MAX_DURATION = 2 ** 31 - 1; // Node timers overflow past this.
@@ -306,6 +320,7 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')) {
     throw new InvalidOptionError('clock', 'a Clock (now, wallNow, setTimer, clearTimer)', clock);
   }
+  const curve = input.curve === undefined ? undefined : resolveCurve(input.curve);
   return Object.freeze({
     endpoint,
     role,
@@ -328,6 +343,7 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
     preemptDelay,
     fencing,
     livenessProbeTimeout,
+    curve,
   });
 }
 

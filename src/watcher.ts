@@ -157,6 +157,20 @@ export interface WatcherStatus {
   readonly notificationsDropped: number;
   /** Listener calls that threw or rejected. */
   readonly listenerErrors: number;
+  /** Whether CURVE authentication is on (the keys themselves are never shown). */
+  readonly curve: boolean;
+  /**
+   * While primary (cumulative): connections to the endpoint that failed the handshake (without
+   * CURVE, wrong keys or a client key not admitted).
+   */
+  readonly peersRefused: number;
+  /** While primary (cumulative): messages from subscribers that were not a well-formed (un)subscription. */
+  readonly subscriptionsIgnored: number;
+  /**
+   * This node's connections to the endpoint whose handshake failed (cumulative): a holder that
+   * lacks the cluster's CURVE server key or does not admit this node's key is never followed.
+   */
+  readonly handshakesFailed: number;
 }
 
 /** Dependencies a test may replace. @internal */
@@ -166,6 +180,12 @@ export interface WatcherDeps {
 }
 
 type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
+
+/** True for a host name or address that only this host can reach. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
 
 function deferred<T>(): Deferred<T> {
   let resolve!: (v: T) => void;
@@ -237,7 +257,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#clock = o.clock ?? systemClock;
     this.#random = deps.random ?? Math.random;
     this.#logger = prefixed(o.logger ?? silentLogger, o.instanceId);
-    this.#transport = deps.transport ?? new ZmqTransport(o.endpoint);
+    this.#transport = deps.transport ?? new ZmqTransport(o.endpoint, { curve: o.curve, logger: this.#logger });
     this.#stateFile = new StateFile(o.workdir);
     this.#state = initialState(
       {
@@ -324,6 +344,13 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
     if (this.#state.phase !== 'idle') return;
     this.#state = { ...this.#state, epoch: fileEpoch, knownEpoch: fileEpoch };
+    const endpoint = this.options.endpoint;
+    if (endpoint.kind === 'tcp' && this.options.curve === undefined && !isLoopbackHost(endpoint.host)) {
+      this.#logger.warn(
+        `${endpoint.address} is not a loopback address and CURVE is off: anyone who can reach it can read ` +
+          'the heartbeats, join, or bind the endpoint first and be followed as primary; set the `curve` option (docs/SECURITY.md)',
+      );
+    }
     await this.#transport.open({
       onPresence: (joined, topic) => {
         if (topic.startsWith(PROBE_PREFIX)) {
@@ -411,6 +438,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     const now = this.#clock.now();
     const p = s.holdsEndpoint ? undefined : s.primary;
     const total = Object.values(this.#dropped).reduce((a, b) => a + b, 0);
+    const transportCounters = this.#transport.counters?.();
     return {
       instanceId: this.options.instanceId,
       endpoint: this.options.endpoint.address,
@@ -441,6 +469,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       dropped: { total, ...this.#dropped },
       notificationsDropped: this.#notificationsDropped,
       listenerErrors: this.#listenerErrors,
+      curve: this.options.curve !== undefined,
+      peersRefused: transportCounters?.peersRefused ?? 0,
+      subscriptionsIgnored: transportCounters?.subscriptionsIgnored ?? 0,
+      handshakesFailed: transportCounters?.handshakesFailed ?? 0,
     };
   }
 

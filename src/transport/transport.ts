@@ -29,6 +29,19 @@ export interface TransportHandlers {
   onPresence(joined: boolean, topic: string): void;
 }
 
+/** What an endpoint refused or ignored, for `status()`. */
+export interface TransportCounters {
+  /** Connections to the bound endpoint that failed the handshake (no CURVE, wrong keys, not admitted). */
+  readonly peersRefused: number;
+  /** Messages from subscribers that were not a well-formed (un)subscription. */
+  readonly subscriptionsIgnored: number;
+  /**
+   * This node's own connections to the endpoint whose handshake failed: a holder without the
+   * cluster's CURVE server key (or without CURVE), one that does not admit this node, or garbage.
+   */
+  readonly handshakesFailed: number;
+}
+
 /** Frames of one outgoing message. */
 export type Frames = readonly [Buffer, Buffer];
 
@@ -52,4 +65,6 @@ export interface Transport {
   release(farewell: Frames | undefined): Promise<void>;
   /** Closes everything; idempotent. */
   close(): Promise<void>;
+  /** What the endpoint refused or ignored so far (optional: in-memory transports refuse nothing). */
+  counters?(): TransportCounters;
 }

@@ -6,13 +6,24 @@
  * `instance.shutdown` went through the endpoint before the socket closes, and how the primary
  * sees its heartbeats leave on time.
  *
+ * Security (see docs/SECURITY.md): with `curve`, the bound XPUB is a CURVE server that admits
+ * only the allowed client keys (a ZAP handler, `zap.ts`) and every SUB is a CURVE client that
+ * accepts only a holder with the cluster's server key; without it, anyone who can reach the
+ * endpoint can subscribe, and anyone who binds it first is followed. Either way every socket has
+ * a maximum message size, high-water marks and a handshake time limit, so a peer cannot grow
+ * this process's memory or hold connections open without completing a handshake.
+ *
  * @module
  */
 import * as zmq from 'zeromq';
 import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES } from '../../protocol/messages.js';
-import type { BindOutcome, Frames, Transport, TransportHandlers } from '../transport.js';
+import { silentLogger, type Logger } from '../../runtime/logger.js';
+import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandlers } from '../transport.js';
+import type { CurveOptions } from './curve.js';
 import type { Endpoint } from './endpoint.js';
+import { checkPrivateDirectory } from './ipc-directory.js';
 import { tryLockPath, type PathLock } from './path-lock.js';
+import { registerZapDomain, type ZapRegistration } from './zap.js';
 
 /** Tuning of the ZeroMQ transport. */
 export interface ZmqTransportOptions {
@@ -23,6 +34,15 @@ export interface ZmqTransportOptions {
   /** First and largest reconnect interval of the SUB socket, ms. */
   readonly reconnectInterval: number;
   readonly reconnectMaxInterval: number;
+  /** How long a connecting peer may take to complete the ZMTP (and CURVE) handshake, ms. */
+  readonly handshakeInterval: number;
+  /**
+   * CURVE: the bound XPUB is the CURVE server with the cluster's server key pair and admits only
+   * the allowed client keys (a ZAP handler); the SUB is a CURVE client with this node's pair.
+   */
+  readonly curve: CurveOptions | undefined;
+  /** Where warnings about unsafe endpoints go. Never given a key. */
+  readonly logger: Logger;
 }
 
 const DEFAULTS: ZmqTransportOptions = {
@@ -30,6 +50,9 @@ const DEFAULTS: ZmqTransportOptions = {
   farewellTimeout: 250,
   reconnectInterval: 10,
   reconnectMaxInterval: 100,
+  handshakeInterval: 3000,
+  curve: undefined,
+  logger: silentLogger,
 };
 
 // Frames larger than this are refused by libzmq before they reach us (the decoder's own limit
@@ -48,6 +71,13 @@ export class ZmqTransport implements Transport {
   #farewell: { payload: Buffer; resolve: () => void } | undefined;
   #closed = false;
   #loop: Promise<void> | undefined;
+  #zap: ZapRegistration | undefined;
+  #peersRefused = 0;
+  #subscriptionsIgnored = 0;
+  #handshakesFailed = 0;
+  #failing = false;
+  #rearm: ReturnType<typeof setTimeout> | undefined;
+  #checkedDirectory = false;
 
   constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
     this.#endpoint = endpoint;
@@ -62,11 +92,44 @@ export class ZmqTransport implements Transport {
       receiveHighWaterMark: HIGH_WATER_MARK,
       maxMessageSize: MAX_MESSAGE_SIZE,
       linger: 0,
+      ...clientSecurity(this.#options.curve),
     });
     this.#sub = sub;
     sub.events.on('connect', () => safe(() => handlers.onEvent({ type: 'connected' })));
     sub.events.on('disconnect', () => safe(() => handlers.onEvent({ type: 'disconnected' })));
     sub.events.on('connect:retry', () => safe(() => handlers.onEvent({ type: 'connectRetried' })));
+    // libzmq gives up on a connection whose handshake failed (a holder that speaks another
+    // mechanism, has another server key, refuses this node's key, or sends garbage) and never
+    // reconnects: this node would stay deaf to every later primary. Connect again, at most once
+    // per reconnectMaxInterval.
+    const failed = (): void => {
+      this.#handshakesFailed++;
+      if (!this.#failing) {
+        this.#failing = true;
+        this.#options.logger.warn(
+          `the handshake with the holder of ${this.#endpoint.address} failed: it lacks the cluster's ` +
+            `${this.#options.curve === undefined ? 'protocol (CURVE on its side?)' : 'CURVE server key, or does not admit this node\'s key'}; ` +
+            'not following it, retrying',
+        );
+      }
+      if (this.#rearm !== undefined || this.#closed) return;
+      this.#rearm = setTimeout(() => {
+        this.#rearm = undefined;
+        if (this.#closed || sub.closed) return;
+        try {
+          sub.disconnect(this.#endpoint.address);
+        } catch {
+          // Already gone: libzmq dropped the endpoint with the failed session.
+        }
+        sub.connect(this.#endpoint.address);
+      }, this.#options.reconnectMaxInterval);
+    };
+    sub.events.on('handshake:error:protocol', failed);
+    sub.events.on('handshake:error:auth', failed);
+    sub.events.on('handshake:error:other', failed);
+    sub.events.on('handshake', () => {
+      this.#failing = false;
+    });
     sub.subscribe(TOPIC_PREFIX);
     if (presenceTopic !== undefined) sub.subscribe(presenceTopic);
     sub.connect(this.#endpoint.address);
@@ -99,9 +162,24 @@ export class ZmqTransport implements Transport {
     if (this.#closed) return { outcome: 'failed', detail: 'transport closed' };
     if (this.#pub !== undefined) return { outcome: 'bound' };
     if (this.#endpoint.kind === 'ipc-path') {
+      if (!this.#checkedDirectory) {
+        this.#checkedDirectory = true;
+        const warning = await checkPrivateDirectory(this.#endpoint.path);
+        if (warning !== undefined) this.#options.logger.warn(warning);
+      }
       const lock = await tryLockPath(this.#endpoint.path);
       if (lock === 'in-use') return { outcome: 'in-use' };
       this.#lock = lock;
+    }
+    const curve = this.#options.curve;
+    if (curve !== undefined) {
+      try {
+        // Own key first: this node's SUB connects to its own endpoint as a client.
+        this.#zap = await registerZapDomain([curve.publicKey, ...curve.allowedClientKeys]);
+      } catch (error) {
+        await this.#releaseLock();
+        return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
+      }
     }
     // An XPUB socket: a PUB that also reports its subscribers' (un)subscriptions, which is how
     // the primary learns who is connected (presence topics) without a second endpoint.
@@ -110,11 +188,23 @@ export class ZmqTransport implements Transport {
       sendHighWaterMark: HIGH_WATER_MARK,
       maxMessageSize: 1024,
       verbosity: 'allSubsUnsubs',
+      handshakeInterval: this.#options.handshakeInterval,
+      ...(curve !== undefined && this.#zap !== undefined
+        ? { curveServer: true, curveSecretKey: curve.serverSecretKey, zapDomain: this.#zap.domain }
+        : {}),
     });
+    // A peer that fails the handshake (no CURVE, wrong server key, a client key not admitted).
+    const refused = (): void => {
+      this.#peersRefused++;
+    };
+    pub.events.on('handshake:error:auth', refused);
+    pub.events.on('handshake:error:protocol', refused);
+    pub.events.on('handshake:error:other', refused);
     try {
       await pub.bind(this.#endpoint.address);
     } catch (error) {
       pub.close();
+      await this.#releaseZap();
       await this.#releaseLock();
       const code = (error as { code?: string }).code;
       if (code === 'EADDRINUSE') return { outcome: 'in-use' };
@@ -122,6 +212,7 @@ export class ZmqTransport implements Transport {
     }
     if (this.#closed) {
       pub.close();
+      await this.#releaseZap();
       await this.#releaseLock();
       return { outcome: 'failed', detail: 'transport closed' };
     }
@@ -133,9 +224,15 @@ export class ZmqTransport implements Transport {
   async #subscriptions(pub: zmq.XPublisher): Promise<void> {
     try {
       for await (const [frame] of pub) {
-        if (frame === undefined || frame.length < 2 || frame.length > 300) continue;
+        if (frame === undefined || frame.length < 2 || frame.length > 300) {
+          this.#subscriptionsIgnored++;
+          continue;
+        }
         const joined = frame[0] === 1;
-        if (!joined && frame[0] !== 0) continue;
+        if (!joined && frame[0] !== 0) {
+          this.#subscriptionsIgnored++;
+          continue;
+        }
         const topic = frame.subarray(1).toString('utf8');
         if (!topic.startsWith(TOPIC_PREFIX)) {
           const handlers = this.#handlers;
@@ -180,7 +277,23 @@ export class ZmqTransport implements Transport {
     await this.#sending;
     this.#pub = undefined;
     pub.close();
+    await this.#releaseZap();
     await this.#releaseLock();
+  }
+
+  /** What the endpoint refused or ignored so far. */
+  counters(): TransportCounters {
+    return {
+      peersRefused: this.#peersRefused,
+      subscriptionsIgnored: this.#subscriptionsIgnored,
+      handshakesFailed: this.#handshakesFailed,
+    };
+  }
+
+  async #releaseZap(): Promise<void> {
+    const zap = this.#zap;
+    this.#zap = undefined;
+    if (zap !== undefined) await zap.release();
   }
 
   async #releaseLock(): Promise<void> {
@@ -192,6 +305,8 @@ export class ZmqTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#rearm !== undefined) clearTimeout(this.#rearm);
+    this.#rearm = undefined;
     await this.release(undefined);
     const sub = this.#sub;
     this.#sub = undefined;
@@ -200,6 +315,12 @@ export class ZmqTransport implements Transport {
     }
     await this.#loop;
   }
+}
+
+/** CURVE client options of the SUB socket (none without CURVE). */
+function clientSecurity(curve: CurveOptions | undefined): Partial<zmq.Subscriber> {
+  if (curve === undefined) return {};
+  return { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey };
 }
 
 function safe(fn: () => void): void {
