@@ -57,7 +57,8 @@ export function ping(port: number, timeout = 500): Promise<boolean> {
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       data += chunk.toString('utf8');
-      if (data.includes('\r\n')) done(data.startsWith('+PONG'));
+      // A server that requires AUTH answers -NOAUTH: it is up all the same.
+      if (data.includes('\r\n')) done(data.startsWith('+PONG') || data.startsWith('-NOAUTH'));
     });
     socket.on('error', () => done(false));
   });
@@ -70,13 +71,17 @@ export class RedisServer {
   #exited: Promise<void> = Promise.resolve();
   log = '';
 
-  private constructor(port: number) {
+  /** Extra redis-server arguments (e.g. `['--requirepass', 'secret']`). */
+  readonly args: readonly string[];
+
+  private constructor(port: number, args: readonly string[]) {
     this.port = port;
+    this.args = args;
   }
 
   /** Starts a server on a free port and waits until it answers PING. */
-  static async start(timeout = 10_000): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  static async start(timeout = 10_000, args: readonly string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), args);
     await server.restart(timeout);
     return server;
   }
@@ -98,7 +103,7 @@ export class RedisServer {
     if (this.running) throw new Error(`redis-server on ${this.port} is still running`);
     const child = spawn(
       REDIS_SERVER,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', ...this.args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;

@@ -133,6 +133,25 @@ describe.skipIf(skip !== undefined)('Cluster lifecycle on a real Redis', () => {
     expect(revisions).toEqual([1]);
   });
 
+  it('AUTH/ACL through the URL: a user with a password elects; a wrong password fails run() without echoing it', async () => {
+    const secured = await RedisServer.start(10_000, ['--requirepass', 'default-pw', '--user', 'app', 'on', '>app-pw', '~*', '&*', '+@all']);
+    try {
+      const project = uniqueProject('acl');
+      const ok = await run({ project, nodeId: 'acl', redisUrl: `redis://app:app-pw@127.0.0.1:${secured.port}`, ...fast });
+      expect(ok.role).toBe('primary');
+      await ok.close();
+      const error: unknown = await run({ project, nodeId: 'bad', redisUrl: `redis://app:wrong-pw@127.0.0.1:${secured.port}`, startTimeout: 500, ...fast }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isFailoverError(error, 'ERR_FAILOVER_TIMEOUT')).toBe(true);
+      expect((error as Error).message).not.toContain('wrong-pw');
+      expect((error as Error).message).toContain('app:***@');
+    } finally {
+      await secured.kill();
+    }
+  });
+
   it('aborting the config signal closes the cluster', async () => {
     const controller = new AbortController();
     const c = await run({ project: uniqueProject('signal'), nodeId: 'x', redisUrl: server.url, ...fast, signal: controller.signal });
