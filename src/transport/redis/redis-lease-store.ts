@@ -100,10 +100,8 @@ export class RedisLeaseStore implements LeaseStore {
     client.connect().catch(() => {
       // Retried by retryStrategy; failures surface as failed operations.
     });
-    sub.connect().then(
-      () => sub.subscribe(this.#config.keys.channel),
-      () => undefined,
-    ).catch(() => undefined);
+    // Queued until the first connection (however late), then renewed after every reconnect.
+    sub.subscribe(this.#config.keys.channel).catch(() => undefined);
   }
 
   async acquire(args: OpArgs): Promise<OpReply> {
