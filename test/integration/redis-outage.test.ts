@@ -99,4 +99,34 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
     expect(status.redis).toBe('ok');
     expect(status.operationFailures).toBeGreaterThan(0);
   });
+
+  it('nodes started while Redis is down elect once it is up, and still hear handover notices', async () => {
+    server = await RedisServer.start();
+    const s = server;
+    await s.kill();
+    const project = uniqueProject('late');
+    nodes = new RedisNodes();
+    const config = (nodeId: string): RedisNodeConfig => ({
+      project,
+      nodeId,
+      redisUrl: s.url,
+      leaseTTL: LEASE_TTL,
+      maxDrift: MAX_DRIFT,
+      tickInterval: TICK,
+      startTimeout: READY,
+    });
+    const all = [nodes.spawn(config('a')), nodes.spawn(config('b'))];
+    // Both processes run (and fail to reach Redis) before it starts.
+    await Promise.all(all.map((n) => n.waitFor((e) => e.type === 'warning' && String(e.message).includes('failed'), READY, 'a failed operation')));
+    await s.restart();
+    await Promise.all(all.map(ready));
+    const leader = await Promise.any(all.map((n) => n.waitFor(isPrimary, 5000, 'a leader').then(() => n)));
+    const standby = all.find((n) => n !== leader) as RedisNodeProcess;
+    const next = standby.next(isPrimary, 5000, 'handover');
+    leader.send({ cmd: 'close' });
+    const closeCalled = await leader.waitFor((e) => e.type === 'closeCalled', 5000);
+    const taken = await next;
+    expect(taken.reason).toBe('handover');
+    expect(taken.at - closeCalled.at).toBeLessThan(TICK * 0.8);
+  });
 });
