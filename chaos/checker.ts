@@ -1,0 +1,634 @@
+/**
+ * The chaos checker: a pure function from a recorded {@link History} to a {@link CheckReport}.
+ * No I/O, no clock, no randomness: the same history always gives the same report, so it is unit
+ * tested on hand-made histories (test/chaos/checker.test.ts) apart from the fault injector.
+ *
+ * ## Role intervals
+ *
+ * For every process (one incarnation) the checker rebuilds the intervals during which it was
+ * primary, from its `roleChanged` events (`changedAt`, the moment the role changed inside the
+ * watcher). An interval opens at a change to `primary` and closes at:
+ *
+ * - its own change away from `primary` (`shutdown`, `stepdown`, `higher-epoch`), when reported.
+ *   For a graceful shutdown that is the change to `stopped`, which the watcher makes only after
+ *   it released the endpoint and closed its sockets. The injector's shutdown command, or the
+ *   child's `shutdownCalled` event, is *not* an end: the node is still primary while it runs
+ *   `onDemote` and sends its farewell; using it would hide an overlap.
+ * - its death by SIGKILL from the injector: the end lies in `[kill.at, kill.doneAt]`, the times
+ *   just before and just after `kill(2)`. `kill.doneAt` is an upper bound of the moment the role
+ *   ended because SIGKILL cannot be caught and, once `kill(2)` returned, the process runs no more
+ *   user code (up to the IPI that stops a process running on another core: microseconds). That
+ *   holds only if (a) the process really died of that signal (its exit says `SIGKILL`, else it is
+ *   a crash of its own), (b) it reported nothing stamped after `kill.doneAt` (checked; a later
+ *   event is an `inconsistent-history` violation) and (c) it was not already out of the role
+ *   unreported, which only makes the interval longer, i.e. the check stricter. A SIGSTOPped (or
+ *   event-loop-blocked) primary is still primary while stopped: its interval runs on until it is
+ *   continued and steps down, or until it is killed.
+ * - its exit on its own (a crash): `[last event, exit observed]`, the widest honest range.
+ * - still open at the end of the history: open (it must not overlap anything later).
+ *
+ * A process killed right after `onPromote` was called may die before its `roleChanged` reached
+ * the injector (notifications are delivered asynchronously). Its `promote` event (sent from
+ * `onPromote`, when the node already holds the endpoint) then opens an *unconfirmed* interval,
+ * closed the same way: it takes part in the overlap and epoch checks.
+ *
+ * ## What it asserts
+ *
+ * 1. **No split brain**: no two intervals overlap. With ends known as ranges, an overlap is
+ *    definite when a later interval starts before the earlier one's earliest possible end minus
+ *    the tolerance (clock resolution); one that falls only inside the uncertainty of a kill is
+ *    counted as `possibleOverlaps`, not as a violation.
+ * 2. **Epochs strictly grow** across successive primaries (intervals ordered by start).
+ * 3. **Every loss of the primary is followed by a new primary within the bound of its cause**,
+ *    measured from the fault (the SIGKILL, the shutdown or stepDown command) to the next
+ *    `roleChanged` to primary: `crashBound` for a SIGKILL, `shutdownBound` for a graceful
+ *    shutdown or step-down. A hang (SIGSTOP, blocked event loop) is not a loss: no takeover may
+ *    happen while the hung primary is stopped (that would be an overlap); if it is then killed,
+ *    the crash bound applies from the kill (cause `hang`).
+ *    The bound is only demanded when it can be met: the clock restarts at every later disturbance
+ *    in the window (a kill, shutdown, step-down or disable of another node, or the end of a
+ *    SIGSTOP/block of any node, which may have won the bind unseen), and a loss is excused when no
+ *    *eligible successor* existed: a node that was ready, followed the lost primary (reported a
+ *    `primaryChanged` to its instanceId and epoch) before the fault, and stayed alive, running,
+ *    enabled and not holding off after a step-down until the deadline.
+ * 4. **No process exited on its own**: every exit is a SIGKILL the injector sent, or a code 0
+ *    after a shutdown command it sent; a graceful shutdown the injector had to finish with a
+ *    SIGKILL is a violation too, and so is a `startFailed`.
+ *
+ * @module
+ */
+import type { Fault, History, HistoryEvent, ProcessRecord } from './history.js';
+
+/** Bounds of the check, ms. */
+export interface CheckOptions {
+  /**
+   * Fault (SIGKILL) to the next `roleChanged` to primary, for a crashed primary (also one killed
+   * while hung).
+   * @default 250
+   */
+  readonly crashBound: number;
+  /**
+   * Shutdown (or stepDown) command to the next `roleChanged` to primary.
+   * @default 250
+   */
+  readonly shutdownBound: number;
+  /**
+   * Clock resolution across processes: overlaps and late events shorter than this are ignored.
+   * @default 1
+   */
+  readonly tolerance: number;
+}
+
+export const DEFAULT_CHECK_OPTIONS: CheckOptions = Object.freeze({ crashBound: 250, shutdownBound: 250, tolerance: 1 });
+
+/** How a primary interval ended. */
+export type EndCause =
+  /** SIGKILLed by the injector while running. */
+  | 'crash'
+  /** SIGKILLed by the injector while stopped or blocked. */
+  | 'hang'
+  /** Reported a change to `stopped` (graceful shutdown). */
+  | 'shutdown'
+  | 'stepdown'
+  /** Stepped down on a higher epoch. */
+  | 'demoted'
+  /** Exited without being killed or asked to: a crash of its own. */
+  | 'exit'
+  /** An unconfirmed term whose onPromote failed. */
+  | 'failed'
+  /** Killed by the teardown at the end of the run. */
+  | 'teardown'
+  /** Still primary at the end of the history. */
+  | 'open';
+
+/** The causes of a loss of the primary that demand a takeover. */
+export type LossCause = 'crash' | 'hang' | 'shutdown' | 'stepdown' | 'demoted' | 'exit';
+export const LOSS_CAUSES: readonly LossCause[] = ['crash', 'hang', 'shutdown', 'stepdown', 'demoted', 'exit'];
+
+export interface RoleInterval {
+  /** The process record's key. */
+  readonly process: string;
+  readonly instanceId: string;
+  readonly epoch: number;
+  /** Why it became primary (the roleChanged reason; `promote` for an unconfirmed term). */
+  readonly reason: string;
+  readonly start: number;
+  /** The role ended no earlier than this... */
+  readonly endEarliest: number;
+  /** ...and no later than this. `Infinity` while open. */
+  readonly endLatest: number;
+  readonly endCause: EndCause;
+  /** False for a term seen only through its `promote` event. */
+  readonly confirmed: boolean;
+}
+
+/** A loss of the primary and what followed. */
+export interface LossRecord {
+  readonly lost: RoleInterval;
+  readonly cause: LossCause;
+  /** The fault the latency is measured from (or the end of the role, without one). */
+  readonly faultAt: number;
+  /** Where the bound was counted from: `faultAt`, or the last disturbance after it. */
+  readonly base: number;
+  readonly deadline: number;
+  readonly next: RoleInterval | undefined;
+  /** `next.start - faultAt`. */
+  readonly latency: number | undefined;
+  readonly outcome: 'ok' | 'late' | 'excused-no-successor' | 'unchecked-run-ended' | 'overlap';
+}
+
+export type Violation =
+  | {
+      readonly kind: 'split-brain';
+      readonly message: string;
+      readonly first: RoleInterval;
+      readonly second: RoleInterval;
+      readonly overlapMs: number;
+      /** The first holder was stopped or blocked when the second took over. */
+      readonly duringHang: boolean;
+    }
+  | { readonly kind: 'epoch-regression'; readonly message: string; readonly previous: RoleInterval; readonly next: RoleInterval }
+  | {
+      readonly kind: 'missing-takeover';
+      readonly message: string;
+      readonly loss: LossRecord;
+      /** Nodes that could have taken over. */
+      readonly eligible: readonly string[];
+    }
+  | {
+      readonly kind: 'self-crash';
+      readonly message: string;
+      readonly process: string;
+      readonly exit: ProcessRecord['exit'];
+      readonly stderrTail: string | undefined;
+    }
+  | { readonly kind: 'start-failed'; readonly message: string; readonly process: string }
+  | { readonly kind: 'shutdown-hung'; readonly message: string; readonly process: string }
+  | { readonly kind: 'inconsistent-history'; readonly message: string; readonly process: string };
+
+export type ViolationKind = Violation['kind'];
+
+/** Summary figures of one run. */
+export interface CheckStats {
+  readonly processes: number;
+  readonly faultsByKind: Readonly<Record<string, number>>;
+  /** Primary terms seen (confirmed by roleChanged). */
+  readonly primaryTerms: number;
+  /** Terms seen only through `promote` (the node died before reporting the role). */
+  readonly unconfirmedTerms: number;
+  readonly maxEpoch: number;
+  /** Losses followed by a new primary, by cause. */
+  readonly failovers: Readonly<Record<LossCause, number>>;
+  /** Fault-to-takeover latencies (ms) of losses with no disturbance in their window, by cause. */
+  readonly takeoverMs: Readonly<Record<LossCause, readonly number[]>>;
+  /** Latencies of losses whose window was disturbed (checked against the moved deadline). */
+  readonly disturbedTakeoverMs: Readonly<Record<LossCause, readonly number[]>>;
+  /** The roleChanged reasons of the nodes that took over. */
+  readonly takeoverReasons: Readonly<Record<string, number>>;
+  readonly lossesExcused: number;
+  readonly lossesUnchecked: number;
+  readonly splitBrains: number;
+  /** Overlaps that fall only inside the uncertainty of a kill's timing. */
+  readonly possibleOverlaps: number;
+  /** Times a primary was stopped or blocked; of them, how many resumed as primary; the longest. */
+  readonly primaryHangs: number;
+  readonly primaryHangsResumed: number;
+  readonly longestPrimaryHangMs: number;
+}
+
+export interface CheckReport {
+  readonly ok: boolean;
+  readonly violations: readonly Violation[];
+  readonly stats: CheckStats;
+  readonly intervals: readonly RoleInterval[];
+  readonly losses: readonly LossRecord[];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Pause {
+  readonly from: number;
+  /** `Infinity` if never resumed nor killed. */
+  readonly to: number;
+  readonly endedBy: 'cont' | 'kill' | 'unblocked' | 'none';
+}
+
+/** What the checker derives about one process. */
+interface ProcessView {
+  readonly rec: ProcessRecord;
+  readonly faults: readonly Fault[];
+  readonly kill: Fault | undefined;
+  readonly readyAt: number | undefined;
+  readonly pauses: readonly Pause[];
+  readonly intervals: RoleInterval[];
+  /** Latest time anything of it is known to have happened. */
+  readonly lastEventAt: number;
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** When an event happened: `changedAt` for role changes, `promoteAt` for promotions, else `at`. */
+export function eventTime(e: HistoryEvent): number {
+  if (e.type === 'roleChanged') return num(e.changedAt) ?? e.at;
+  if (e.type === 'promote') return num(e.promoteAt) ?? e.at;
+  return e.at;
+}
+
+function zeroByCause<T>(make: () => T): Record<LossCause, T> {
+  return Object.fromEntries(LOSS_CAUSES.map((c) => [c, make()])) as Record<LossCause, T>;
+}
+
+/** The p-th percentile (0..100) of samples, nearest-rank; undefined for none. */
+export function percentile(samples: readonly number[], p: number): number | undefined {
+  if (samples.length === 0) return undefined;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1];
+}
+
+const fmt = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'never');
+
+/** Checks a history. Pure. */
+export function checkHistory(history: History, options: Partial<CheckOptions> = {}): CheckReport {
+  const o: CheckOptions = { ...DEFAULT_CHECK_OPTIONS, ...options };
+  const violations: Violation[] = [];
+  const faultsOf = new Map<string, Fault[]>();
+  for (const f of history.faults) {
+    const list = faultsOf.get(f.target) ?? [];
+    list.push(f);
+    faultsOf.set(f.target, list);
+  }
+
+  const views = history.processes.map((rec) => analyseProcess(rec, faultsOf.get(rec.key) ?? [], o, violations));
+  const intervals = views.flatMap((v) => v.intervals).sort((a, b) => a.start - b.start || a.process.localeCompare(b.process));
+  const viewOf = new Map(views.map((v) => [v.rec.key, v]));
+
+  // 1. No two primaries at once.
+  let splitBrains = 0;
+  let possibleOverlaps = 0;
+  for (let j = 0; j < intervals.length; j++) {
+    const b = intervals[j]!;
+    for (let i = 0; i < j; i++) {
+      const a = intervals[i]!;
+      if (a.process === b.process) continue;
+      if (b.start < a.endEarliest - o.tolerance) {
+        splitBrains++;
+        const pausedAtTakeover = (viewOf.get(a.process)?.pauses ?? []).some((p) => p.from <= b.start && b.start < p.to);
+        const overlapMs = Math.min(a.endEarliest, b.endEarliest) - b.start;
+        violations.push({
+          kind: 'split-brain',
+          message:
+            `two primaries at once: ${a.process} (epoch ${a.epoch}, from ${a.start.toFixed(1)} to ${endText(a)}) and ` +
+            `${b.process} (epoch ${b.epoch}, from ${b.start.toFixed(1)}), overlapping ${fmt(overlapMs)}` +
+            (pausedAtTakeover ? `; ${a.process} was stopped/blocked, still holding the role, when ${b.process} took over` : ''),
+          first: a,
+          second: b,
+          overlapMs,
+          duringHang: pausedAtTakeover,
+        });
+      } else if (b.start < a.endLatest - o.tolerance) {
+        possibleOverlaps++;
+      }
+    }
+  }
+
+  // 2. Epochs strictly grow across successive primaries.
+  let top: RoleInterval | undefined;
+  for (const iv of intervals) {
+    if (top !== undefined && iv.epoch <= top.epoch) {
+      violations.push({
+        kind: 'epoch-regression',
+        message: `${iv.process} became primary with epoch ${iv.epoch} at ${iv.start.toFixed(1)}, not above epoch ${top.epoch} of ${top.process} (from ${top.start.toFixed(1)})`,
+        previous: top,
+        next: iv,
+      });
+    }
+    if (top === undefined || iv.epoch > top.epoch) top = iv;
+  }
+
+  // 3. Every loss is followed by a new primary in time.
+  const losses: LossRecord[] = [];
+  const failovers = zeroByCause(() => 0);
+  const takeoverMs = zeroByCause<number[]>(() => []);
+  const disturbedTakeoverMs = zeroByCause<number[]>(() => []);
+  const takeoverReasons: Record<string, number> = {};
+  let lossesExcused = 0;
+  let lossesUnchecked = 0;
+  const allPauses = views.flatMap((v) => v.pauses.map((p) => ({ process: v.rec.key, ...p })));
+
+  for (const lost of intervals) {
+    const cause = lossCause(lost.endCause);
+    if (cause === undefined) continue;
+    const view = viewOf.get(lost.process)!;
+    const faultAt = lossFaultAt(lost, cause, view);
+    const next = intervals.find((iv) => iv !== lost && iv.start > lost.start);
+    const bound = cause === 'shutdown' || cause === 'stepdown' ? o.shutdownBound : o.crashBound;
+    const windowEnd = next?.start ?? history.endedAt;
+
+    if (next !== undefined && next.start < faultAt - o.tolerance) {
+      // It took over before the fault: reported as a split brain above.
+      losses.push({ lost, cause, faultAt, base: faultAt, deadline: faultAt + bound, next, latency: next.start - faultAt, outcome: 'overlap' });
+      continue;
+    }
+
+    // Disturbances after the fault move the start of the bound.
+    let base = faultAt;
+    for (const f of history.faults) {
+      if (f.final || f.at <= faultAt || f.at >= windowEnd) continue;
+      if (f.kind === 'kill' || f.kind === 'shutdown' || f.kind === 'stepDown' || (f.kind === 'setEnabled' && f.value === false)) {
+        base = Math.max(base, f.doneAt);
+      }
+    }
+    for (const p of allPauses) {
+      if (p.process === lost.process) continue;
+      if (p.from < windowEnd && p.to > faultAt) base = Math.max(base, p.to);
+    }
+    const deadline = base + bound;
+    const latency = next === undefined ? undefined : next.start - faultAt;
+
+    let outcome: LossRecord['outcome'];
+    if (next !== undefined && next.start <= deadline) {
+      outcome = 'ok';
+    } else if (deadline > history.endedAt && (next === undefined || next.start > history.endedAt)) {
+      outcome = 'unchecked-run-ended';
+    } else {
+      const eligible = eligibleSuccessors(views, lost, faultAt, deadline, history.heartbeatTimeout);
+      outcome = eligible.length > 0 ? 'late' : 'excused-no-successor';
+      if (outcome === 'late') {
+        const record: LossRecord = { lost, cause, faultAt, base, deadline, next, latency, outcome };
+        violations.push({
+          kind: 'missing-takeover',
+          message:
+            `${cause} of primary ${lost.process} (epoch ${lost.epoch}) at ${faultAt.toFixed(1)}: ` +
+            (next === undefined
+              ? `no new primary by the end of the run (${fmt(history.endedAt - faultAt)} later)`
+              : `next primary ${next.process} only after ${fmt(next.start - faultAt)}`) +
+            `; bound ${bound} ms from ${base === faultAt ? 'the fault' : `the last disturbance at +${fmt(base - faultAt)}`}` +
+            `; could have taken over: ${eligible.join(', ')}`,
+          loss: record,
+          eligible,
+        });
+      }
+    }
+    losses.push({ lost, cause, faultAt, base, deadline, next, latency, outcome });
+    if (outcome === 'excused-no-successor') lossesExcused++;
+    if (outcome === 'unchecked-run-ended') lossesUnchecked++;
+    if (next !== undefined && latency !== undefined && next.start <= history.endedAt) {
+      failovers[cause]++;
+      (base === faultAt ? takeoverMs : disturbedTakeoverMs)[cause].push(latency);
+      takeoverReasons[next.reason] = (takeoverReasons[next.reason] ?? 0) + 1;
+    }
+  }
+
+  // Hangs of a primary (information; their safety is the overlap check).
+  let primaryHangs = 0;
+  let primaryHangsResumed = 0;
+  let longestPrimaryHangMs = 0;
+  for (const v of views) {
+    for (const p of v.pauses) {
+      const iv = v.intervals.find((i) => i.start <= p.from && p.from < i.endLatest);
+      if (iv === undefined) continue;
+      primaryHangs++;
+      const end = Number.isFinite(p.to) ? p.to : history.endedAt;
+      longestPrimaryHangMs = Math.max(longestPrimaryHangMs, end - p.from);
+      if (p.endedBy !== 'kill' && iv.endEarliest > end) primaryHangsResumed++;
+    }
+  }
+
+  const faultsByKind: Record<string, number> = {};
+  for (const f of history.faults) {
+    if (f.final) continue;
+    const kind = f.kind === 'setEnabled' ? (f.value ? 'enable' : 'disable') : f.kind;
+    faultsByKind[kind] = (faultsByKind[kind] ?? 0) + 1;
+  }
+
+  return {
+    ok: violations.length === 0,
+    violations,
+    intervals,
+    losses,
+    stats: {
+      processes: history.processes.length,
+      faultsByKind,
+      primaryTerms: intervals.filter((i) => i.confirmed).length,
+      unconfirmedTerms: intervals.filter((i) => !i.confirmed).length,
+      maxEpoch: intervals.reduce((m, i) => Math.max(m, i.epoch), 0),
+      failovers,
+      takeoverMs,
+      disturbedTakeoverMs,
+      takeoverReasons,
+      lossesExcused,
+      lossesUnchecked,
+      splitBrains,
+      possibleOverlaps,
+      primaryHangs,
+      primaryHangsResumed,
+      longestPrimaryHangMs,
+    },
+  };
+}
+
+function endText(iv: RoleInterval): string {
+  if (!Number.isFinite(iv.endLatest)) return 'the end';
+  if (iv.endLatest - iv.endEarliest < 0.05) return `${iv.endEarliest.toFixed(1)} (${iv.endCause})`;
+  return `${iv.endEarliest.toFixed(1)}..${iv.endLatest.toFixed(1)} (${iv.endCause})`;
+}
+
+function lossCause(end: EndCause): LossCause | undefined {
+  return (LOSS_CAUSES as readonly string[]).includes(end) ? (end as LossCause) : undefined;
+}
+
+/** The moment the loss is measured from. */
+function lossFaultAt(lost: RoleInterval, cause: LossCause, view: ProcessView): number {
+  switch (cause) {
+    case 'crash':
+    case 'hang':
+      return view.kill?.at ?? lost.endEarliest;
+    case 'shutdown':
+    case 'stepdown': {
+      const kind = cause === 'shutdown' ? 'shutdown' : 'stepDown';
+      const command = [...view.faults].reverse().find((f) => f.kind === kind && f.at <= lost.endEarliest);
+      return command?.at ?? lost.endEarliest;
+    }
+    case 'exit':
+      // Its death is known only as [last event, exit observed]: measure from the latter.
+      return lost.endLatest;
+    default:
+      return lost.endEarliest;
+  }
+}
+
+/** Nodes that could have taken over from `lost` between the fault and the deadline. */
+function eligibleSuccessors(
+  views: readonly ProcessView[],
+  lost: RoleInterval,
+  faultAt: number,
+  deadline: number,
+  heartbeatTimeout: number,
+): string[] {
+  const out: string[] = [];
+  for (const v of views) {
+    if (v.rec.key === lost.process) continue;
+    if (v.readyAt === undefined || v.readyAt > faultAt) continue;
+    const followed = v.rec.events.some(
+      (e) => e.type === 'primaryChanged' && e.instanceId === lost.instanceId && e.epoch === lost.epoch && e.at <= faultAt,
+    );
+    if (!followed) continue;
+    if (v.rec.exit !== undefined && v.rec.exit.observedAt <= deadline) continue;
+    if (v.faults.some((f) => (f.kind === 'kill' || f.kind === 'shutdown') && f.at <= deadline)) continue;
+    if (v.faults.some((f) => f.kind === 'stepDown' && f.at <= deadline && f.at >= faultAt - heartbeatTimeout - 1)) continue;
+    if (v.pauses.some((p) => p.from <= deadline && p.to >= faultAt)) continue;
+    if (!enabledThroughout(v, faultAt, deadline)) continue;
+    out.push(v.rec.key);
+  }
+  return out;
+}
+
+/**
+ * Enabled during all of [from, to]: a disable counts from the moment the command was sent, an
+ * enable from the moment the child reported it applied (`enabledSet`).
+ */
+function enabledThroughout(v: ProcessView, from: number, to: number): boolean {
+  let enabled = v.rec.enabled;
+  for (const f of v.faults) {
+    if (f.kind !== 'setEnabled') continue;
+    if (f.at > to) break;
+    if (f.value === false) {
+      if (f.at >= from) return false;
+      enabled = false;
+    } else {
+      const applied = v.rec.events.find((e) => e.type === 'enabledSet' && e.value === true && e.at >= f.at - 1);
+      enabled = applied !== undefined && applied.at <= from;
+    }
+  }
+  return enabled;
+}
+
+function analyseProcess(rec: ProcessRecord, faults: readonly Fault[], o: CheckOptions, violations: Violation[]): ProcessView {
+  const key = rec.key;
+  const events = rec.events;
+  const kill = faults.find((f) => f.kind === 'kill');
+  const readyAt = events.find((e) => e.type === 'ready')?.at;
+  const lastEventAt = events.reduce((m, e) => Math.max(m, e.at, eventTime(e)), rec.spawnedAt);
+
+  // Pauses: SIGSTOP until SIGCONT or SIGKILL; a blocked event loop until it reports unblocked.
+  const pauses: Pause[] = [];
+  let stoppedFrom: number | undefined;
+  for (const f of faults) {
+    if (f.kind === 'stop' && stoppedFrom === undefined) stoppedFrom = f.at;
+    else if (f.kind === 'cont' && stoppedFrom !== undefined) {
+      pauses.push({ from: stoppedFrom, to: f.doneAt, endedBy: 'cont' });
+      stoppedFrom = undefined;
+    } else if (f.kind === 'kill' && stoppedFrom !== undefined) {
+      pauses.push({ from: stoppedFrom, to: f.doneAt, endedBy: 'kill' });
+      stoppedFrom = undefined;
+    } else if (f.kind === 'block') {
+      const unblocked = events.find((e) => e.type === 'unblocked' && e.at >= f.at);
+      if (unblocked !== undefined) pauses.push({ from: f.at, to: unblocked.at, endedBy: 'unblocked' });
+      else if (kill !== undefined && kill.at >= f.at) pauses.push({ from: f.at, to: kill.doneAt, endedBy: 'kill' });
+      else pauses.push({ from: f.at, to: Infinity, endedBy: 'none' });
+    }
+    if (f === kill) break;
+  }
+  if (stoppedFrom !== undefined) pauses.push({ from: stoppedFrom, to: Infinity, endedBy: 'none' });
+
+  // How did it end?
+  const exit = rec.exit;
+  let exitExplained = true;
+  if (exit !== undefined) {
+    const killed = exit.signal === 'SIGKILL' && kill !== undefined && kill.at <= exit.observedAt;
+    const shutdownAsked = faults.some((f) => f.kind === 'shutdown' && f.at <= exit.observedAt);
+    const graceful = exit.code === 0 && exit.signal === null && shutdownAsked;
+    if (!killed && !graceful) {
+      exitExplained = false;
+      violations.push({
+        kind: 'self-crash',
+        message: `${key} (pid ${rec.pid}) exited on its own: code ${exit.code}, signal ${exit.signal}, seen at ${exit.observedAt.toFixed(1)}`,
+        process: key,
+        exit,
+        stderrTail: rec.stderrTail,
+      });
+    }
+  }
+  for (const e of events) {
+    if (e.type === 'startFailed') {
+      violations.push({ kind: 'start-failed', message: `${key} failed to start: ${str(e.message) ?? str(e.code) ?? '?'}`, process: key });
+    }
+  }
+  if (kill !== undefined && kill.note === 'shutdown-timeout') {
+    violations.push({ kind: 'shutdown-hung', message: `${key} did not finish a graceful shutdown; the injector had to SIGKILL it`, process: key });
+  }
+  if (kill !== undefined && exit?.signal === 'SIGKILL') {
+    const late = events.find((e) => Math.max(e.at, eventTime(e)) > kill.doneAt + o.tolerance);
+    if (late !== undefined) {
+      violations.push({
+        kind: 'inconsistent-history',
+        message: `${key} reported ${late.type} at ${late.at.toFixed(1)}, after it was SIGKILLed at ${kill.doneAt.toFixed(1)}`,
+        process: key,
+      });
+    }
+  }
+
+  /** Closes a term still open when the events ran out. */
+  const closeByDeath = (): { endEarliest: number; endLatest: number; endCause: EndCause } => {
+    if (kill !== undefined && (exit === undefined || exitExplained)) {
+      const hung = pauses.some((p) => p.from <= kill.at && p.endedBy === 'kill');
+      return { endEarliest: kill.at, endLatest: kill.doneAt, endCause: kill.final ? 'teardown' : hung ? 'hang' : 'crash' };
+    }
+    if (exit !== undefined) {
+      if (exitExplained) {
+        violations.push({ kind: 'inconsistent-history', message: `${key} exited gracefully while primary without reporting the change`, process: key });
+      }
+      return { endEarliest: lastEventAt, endLatest: exit.observedAt, endCause: 'exit' };
+    }
+    return { endEarliest: Infinity, endLatest: Infinity, endCause: 'open' };
+  };
+
+  // Role intervals from roleChanged; unconfirmed ones from promote.
+  const intervals: RoleInterval[] = [];
+  let role = 'starting';
+  let open: { start: number; epoch: number; reason: string } | undefined;
+  let pending: { start: number; epoch: number } | undefined;
+  const pushUnconfirmed = (end: { endEarliest: number; endLatest: number; endCause: EndCause }): void => {
+    if (pending === undefined) return;
+    intervals.push({ process: key, instanceId: rec.instanceId, epoch: pending.epoch, reason: 'promote', start: pending.start, ...end, confirmed: false });
+    pending = undefined;
+  };
+  for (const e of events) {
+    const t = eventTime(e);
+    if (e.type === 'promote') {
+      if (open === undefined) pending = { start: t, epoch: num(e.epoch) ?? 0 };
+      continue;
+    }
+    if (e.type === 'promotionFailed') {
+      pushUnconfirmed({ endEarliest: t, endLatest: t, endCause: 'failed' });
+      continue;
+    }
+    if (e.type !== 'roleChanged') continue;
+    const from = str(e.from);
+    const to = str(e.to);
+    const epoch = num(e.epoch) ?? 0;
+    if (from !== role) {
+      violations.push({ kind: 'inconsistent-history', message: `${key}: roleChanged ${from} -> ${to} while its role was ${role}`, process: key });
+    }
+    role = to ?? role;
+    if (to === 'primary') {
+      if (pending !== undefined && pending.epoch !== epoch) pushUnconfirmed({ endEarliest: t, endLatest: t, endCause: 'failed' });
+      pending = undefined;
+      if (open === undefined) open = { start: t, epoch, reason: str(e.reason) ?? '?' };
+    } else {
+      if (open !== undefined) {
+        const reason = str(e.reason);
+        const endCause: EndCause = reason === 'stepdown' ? 'stepdown' : reason === 'higher-epoch' ? 'demoted' : 'shutdown';
+        intervals.push({ process: key, instanceId: rec.instanceId, ...open, endEarliest: t, endLatest: t, endCause, confirmed: true });
+        open = undefined;
+      }
+      pushUnconfirmed({ endEarliest: t, endLatest: t, endCause: 'failed' });
+    }
+  }
+  if (open !== undefined) intervals.push({ process: key, instanceId: rec.instanceId, ...open, ...closeByDeath(), confirmed: true });
+  if (pending !== undefined) pushUnconfirmed(closeByDeath());
+
+  return { rec, faults, kill, readyAt, pauses, intervals, lastEventAt };
+}
