@@ -151,6 +151,10 @@ export interface WatcherStatus {
   readonly failedPromotions: number;
   readonly lostRaces: number;
   readonly stalls: number;
+  /** While primary: presence of further nodes ignored because 1024 were connected already. */
+  readonly presenceDropped: number;
+  /** While primary: liveness probes not answered because one was answered less than 10 ms before. */
+  readonly probesIgnored: number;
   /** Invalid messages dropped, in all and by reason. */
   readonly dropped: { readonly total: number } & Readonly<Record<RejectReason, number>>;
   /** Role changes dropped by slow `roleChanges()` consumers. */

@@ -128,7 +128,24 @@ export interface MachineCounters {
   readonly failedPromotions: number;
   readonly lostRaces: number;
   readonly stalls: number;
+  /** Presence subscriptions of new nodes ignored because {@link MAX_PRESENCE_MEMBERS} were already connected. */
+  readonly presenceDropped: number;
+  /** Liveness probes not answered because one was answered less than {@link PROBE_ANSWER_GAP} ms before. */
+  readonly probesIgnored: number;
 }
+
+/**
+ * Most connected nodes a primary tracks (presence subscriptions). Beyond it, new ids are ignored
+ * and counted (`presenceDropped`): thousands of fake ids cannot grow the table.
+ */
+export const MAX_PRESENCE_MEMBERS = 1024;
+
+/**
+ * A primary answers at most one liveness probe per this many ms: the answer is a heartbeat that
+ * every subscriber receives, probers included, so a flood of probe subscriptions cannot turn
+ * into a flood of heartbeats.
+ */
+export const PROBE_ANSWER_GAP = 10;
 
 /** The whole state. Treat as immutable. */
 export interface MachineState {
@@ -161,6 +178,8 @@ export interface MachineState {
   readonly liveness: { readonly nonce: number; readonly deadline: number } | undefined;
   /** Counter for probe nonces. */
   readonly probes: number;
+  /** When this primary last answered a liveness probe. */
+  readonly probeAnsweredAt: number | undefined;
   /** When a preempting primary will hand over to a better-priority secondary. */
   readonly preemptAt: number | undefined;
   /** Monotonic time from which silence is measured. */
@@ -311,6 +330,8 @@ const ZERO_COUNTERS: MachineCounters = Object.freeze({
   failedPromotions: 0,
   lostRaces: 0,
   stalls: 0,
+  presenceDropped: 0,
+  probesIgnored: 0,
 });
 
 /** The state of a machine that has not started. */
@@ -334,6 +355,7 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     preemptAt: undefined,
     liveness: undefined,
     probes: 0,
+    probeAnsweredAt: undefined,
     silenceFrom: 0,
     loss: undefined,
     attempts: 0,
@@ -390,7 +412,14 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
       break;
     case 'livenessProbed':
       if (b.s.holdsEndpoint && b.s.phase === 'primary') {
+        const last = b.s.probeAnsweredAt;
+        if (last !== undefined && b.now - last < PROBE_ANSWER_GAP) {
+          // The answer just sent reaches every subscriber, this prober included.
+          b.count('probesIgnored');
+          break;
+        }
         // Answer from the event loop: proof that this primary is not hung.
+        b.set({ probeAnsweredAt: b.now });
         b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) });
       }
       break;
@@ -1017,8 +1046,16 @@ function memberList(s: MachineState): Array<readonly [string, number]> {
 function onPresence(b: Builder, joined: boolean, instanceId: string, priority: number): void {
   const s = b.s;
   if (!s.holdsEndpoint || instanceId === s.config.instanceId) return;
+  const current = s.members.get(instanceId);
+  if (joined && current === undefined && s.members.size >= MAX_PRESENCE_MEMBERS) {
+    if (s.counters.presenceDropped === 0) {
+      b.log('warn', `more than ${MAX_PRESENCE_MEMBERS} nodes connected: ignoring (and counting) the presence of further ones`);
+    }
+    b.count('presenceDropped');
+    return;
+  }
+  if (!joined && current === undefined) return;
   const members = new Map(s.members);
-  const current = members.get(instanceId);
   if (joined) {
     members.set(instanceId, { priority, since: current?.since ?? b.now, count: (current?.count ?? 0) + 1 });
     if (current === undefined) b.log('debug', `secondary ${instanceId} (priority ${priority}) connected`);
