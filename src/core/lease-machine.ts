@@ -531,6 +531,7 @@ function onOpResult(b: Builder, id: number, reply: OpReply): void {
         break;
       }
       if (b.s.leaseOkSentAt === undefined || op.sentAt > b.s.leaseOkSentAt) b.set({ leaseOkSentAt: op.sentAt });
+      renewIfOld(b);
       if (reply.betterNode !== undefined && b.s.config.strategy === 'priority' && b.s.exit === undefined) {
         b.count('preemptions');
         b.log('info', `a live node with a better priority (${reply.betterNode}) exists: handing the lease over`);
@@ -542,7 +543,7 @@ function onOpResult(b: Builder, id: number, reply: OpReply): void {
       break;
   }
   settleStart(b);
-  if (again) runOpSoon(b);
+  if (again || b.s.opAgain) runOpSoon(b);
 }
 
 function onFollowing(b: Builder, leader: LeaderView | undefined): void {
@@ -583,6 +584,18 @@ function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredF
     from === 'released' ? 'handover' : from === 'expired' ? 'expired' : from === 'self' ? 'reacquired' : 'vacant';
   b.changeRole('primary', reason);
   b.emit({ type: 'callStart', term, revision, reason });
+  renewIfOld(b);
+}
+
+/**
+ * A grant or refresh that answered slowly (a backlog after Redis was paused) leaves little of
+ * maxDrift: refresh again right away rather than at the next tick, or the leader would step
+ * down for drift although Redis answers again.
+ */
+function renewIfOld(b: Builder): void {
+  const s = b.s;
+  if (s.phase !== 'leader' || s.leaseOkSentAt === undefined) return;
+  if (b.now - s.leaseOkSentAt >= s.config.maxDrift / 2) b.set({ opAgain: true });
 }
 
 function settleStart(b: Builder): void {

@@ -445,3 +445,26 @@ describe('invariants under random interleavings', () => {
     );
   });
 });
+
+describe('a slow but successful answer', () => {
+  it('makes a new leader refresh at once when half of maxDrift is already used', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' }); // acquire sent at 0
+    sim.now = 300;
+    const effects = sim.reply(acquired(1));
+    expect(sim.state.role).toBe('primary');
+    expect(ofType(effects, 'op')).toMatchObject([{ kind: 'refresh' }]);
+    sim.now = 310;
+    sim.reply(refreshed());
+    expect(sim.state.leaseOkSentAt).toBe(300);
+  });
+
+  it('does not refresh early after a quick answer', () => {
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'connected' });
+    sim.now = 5;
+    expect(ofType(sim.reply(acquired(1)), 'op')).toEqual([]);
+  });
+});
