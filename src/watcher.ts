@@ -175,6 +175,8 @@ export interface WatcherStatus {
    * lacks the cluster's CURVE server key or does not admit this node's key is never followed.
    */
   readonly handshakesFailed: number;
+  /** Times this node reconnected to the endpoint itself after a protocol error (ZeroMQ does not retry those). */
+  readonly reconnects: number;
 }
 
 /** Dependencies a test may replace. @internal */
@@ -477,6 +479,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       peersRefused: transportCounters?.peersRefused ?? 0,
       subscriptionsIgnored: transportCounters?.subscriptionsIgnored ?? 0,
       handshakesFailed: transportCounters?.handshakesFailed ?? 0,
+      reconnects: transportCounters?.reconnects ?? 0,
     };
   }
 

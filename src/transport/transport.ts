@@ -40,6 +40,11 @@ export interface TransportCounters {
    * cluster's CURVE server key (or without CURVE), one that does not admit this node, or garbage.
    */
   readonly handshakesFailed: number;
+  /**
+   * Times this node connected to the endpoint again itself, because the connection ended in a
+   * protocol error (a failed handshake, an oversized frame) after which ZeroMQ does not retry.
+   */
+  readonly reconnects: number;
 }
 
 /** Frames of one outgoing message. */

@@ -75,6 +75,7 @@ export class ZmqTransport implements Transport {
   #peersRefused = 0;
   #subscriptionsIgnored = 0;
   #handshakesFailed = 0;
+  #reconnects = 0;
   #failing = false;
   #rearm: ReturnType<typeof setTimeout> | undefined;
   #checkedDirectory = false;
@@ -95,13 +96,47 @@ export class ZmqTransport implements Transport {
       ...clientSecurity(this.#options.curve),
     });
     this.#sub = sub;
-    sub.events.on('connect', () => safe(() => handlers.onEvent({ type: 'connected' })));
-    sub.events.on('disconnect', () => safe(() => handlers.onEvent({ type: 'disconnected' })));
-    sub.events.on('connect:retry', () => safe(() => handlers.onEvent({ type: 'connectRetried' })));
-    // libzmq gives up on a connection whose handshake failed (a holder that speaks another
-    // mechanism, has another server key, refuses this node's key, or sends garbage) and never
-    // reconnects: this node would stay deaf to every later primary. Connect again, at most once
-    // per reconnectMaxInterval.
+    // libzmq gives up for good on a connection that ended in a protocol error: a failed
+    // handshake (a holder that speaks another mechanism, has another server key or refuses this
+    // node's key) or a frame over maxMessageSize. It emits no reconnect event then, and this node
+    // would stay deaf to every later primary. So after each disconnect, if libzmq shows no sign
+    // of reconnecting, connect again ourselves.
+    let activityAt = performance.now();
+    const active = (): void => {
+      activityAt = performance.now();
+    };
+    sub.events.on('connect', () => {
+      active();
+      safe(() => handlers.onEvent({ type: 'connected' }));
+    });
+    sub.events.on('connect:delay', active);
+    sub.events.on('connect:retry', () => {
+      active();
+      safe(() => handlers.onEvent({ type: 'connectRetried' }));
+    });
+    let disconnectedAt = 0;
+    const patience = 2 * this.#options.reconnectMaxInterval + 50;
+    const check = (): void => {
+      this.#rearm = undefined;
+      if (this.#closed || sub.closed || activityAt > disconnectedAt) return;
+      const wait = disconnectedAt + patience - performance.now();
+      if (wait > 0) {
+        this.#rearm = setTimeout(check, wait);
+        return;
+      }
+      this.#reconnects++;
+      try {
+        sub.disconnect(this.#endpoint.address);
+      } catch {
+        // Already gone: libzmq dropped the endpoint with the failed session.
+      }
+      sub.connect(this.#endpoint.address);
+    };
+    sub.events.on('disconnect', () => {
+      disconnectedAt = performance.now();
+      safe(() => handlers.onEvent({ type: 'disconnected' }));
+      if (this.#rearm === undefined && !this.#closed) this.#rearm = setTimeout(check, patience);
+    });
     const failed = (): void => {
       this.#handshakesFailed++;
       if (!this.#failing) {
@@ -112,17 +147,6 @@ export class ZmqTransport implements Transport {
             'not following it, retrying',
         );
       }
-      if (this.#rearm !== undefined || this.#closed) return;
-      this.#rearm = setTimeout(() => {
-        this.#rearm = undefined;
-        if (this.#closed || sub.closed) return;
-        try {
-          sub.disconnect(this.#endpoint.address);
-        } catch {
-          // Already gone: libzmq dropped the endpoint with the failed session.
-        }
-        sub.connect(this.#endpoint.address);
-      }, this.#options.reconnectMaxInterval);
     };
     sub.events.on('handshake:error:protocol', failed);
     sub.events.on('handshake:error:auth', failed);
@@ -287,6 +311,7 @@ export class ZmqTransport implements Transport {
       peersRefused: this.#peersRefused,
       subscriptionsIgnored: this.#subscriptionsIgnored,
       handshakesFailed: this.#handshakesFailed,
+      reconnects: this.#reconnects,
     };
   }
 
