@@ -46,11 +46,25 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+/** What the server reads on each request. */
+export interface HealthSource {
+  status(): unknown;
+  health(): { healthy: boolean; reason: string };
+  metrics(): {
+    role: string;
+    epoch: number;
+    heartbeatsSent: number;
+    heartbeatsSeen: number;
+    primarySuspected: boolean;
+    dropped: Record<string, number>;
+  };
+}
+
 /** Starts the server; resolves once it listens. */
 export async function startHealthServer(
   host: string,
   port: number,
-  status: () => WatcherStatus,
+  source: HealthSource,
   metrics: SupervisorMetrics,
 ): Promise<HealthServer> {
   const prom = await import('prom-client');
@@ -67,23 +81,24 @@ export async function startHealthServer(
       },
     });
   gauge('failover_watch_role', 'Current role of this node (1 for the current one).', ['role'], (g) => {
-    for (const role of ['starting', 'secondary', 'primary', 'stopped']) g.set({ role }, status().role === role ? 1 : 0);
+    const current = source.metrics().role;
+    for (const role of ['starting', 'secondary', 'primary', 'stopped']) g.set({ role }, current === role ? 1 : 0);
   });
-  gauge('failover_watch_epoch', 'Own epoch while primary, otherwise the highest epoch known.', [], (g) => g.set(status().epoch));
-  gauge('failover_watch_heartbeats_sent_total', 'Heartbeats this node published.', [], (g) => g.set(status().heartbeatsSent));
-  gauge('failover_watch_heartbeats_seen_total', 'Heartbeats this node received from a primary.', [], (g) => g.set(status().heartbeatsSeen));
+  gauge('failover_watch_epoch', 'Own epoch while primary, otherwise the highest epoch known.', [], (g) => g.set(source.metrics().epoch));
+  gauge('failover_watch_heartbeats_sent_total', 'Heartbeats this node published (Redis: lease operations).', [], (g) => g.set(source.metrics().heartbeatsSent));
+  gauge('failover_watch_heartbeats_seen_total', 'Heartbeats this node received from a primary.', [], (g) => g.set(source.metrics().heartbeatsSeen));
   gauge('failover_watch_failovers_total', 'Times this node became primary, by cause.', ['cause'], (g) => {
     for (const [cause, n] of Object.entries(metrics.failovers)) g.set({ cause }, n);
   });
-  gauge('failover_watch_last_takeover_seconds', 'Time from noticing the primary was lost to this node becoming primary, last takeover.', [], (g) => {
+  gauge('failover_watch_last_takeover_seconds', 'From noticing the primary was lost to this node becoming primary, last takeover.', [], (g) => {
     if (metrics.lastTakeoverMs !== undefined) g.set(metrics.lastTakeoverMs / 1000);
   });
   gauge('failover_watch_dropped_messages_total', 'Invalid messages dropped, by reason.', ['reason'], (g) => {
-    const { total: _total, ...byReason } = status().dropped;
-    for (const [reason, n] of Object.entries(byReason)) g.set({ reason }, n);
+    for (const [reason, n] of Object.entries(source.metrics().dropped)) g.set({ reason }, n);
   });
-  gauge('failover_watch_primary_suspected', '1 while this secondary considers the primary lost.', [], (g) => g.set(status().primarySuspected ? 1 : 0));
+  gauge('failover_watch_primary_suspected', '1 while this secondary considers the primary lost.', [], (g) => g.set(source.metrics().primarySuspected ? 1 : 0));
   gauge('failover_watch_child_restarts_total', 'Restarts of the supervised command (--on-exit restart).', [], (g) => g.set(metrics.childRestarts));
+  gauge('failover_watch_healthy', '1 while /healthz answers 200.', [], (g) => g.set(source.health().healthy ? 1 : 0));
 
   const server: Server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
@@ -92,12 +107,12 @@ export async function startHealthServer(
       return;
     }
     if (url === '/healthz') {
-      const { healthy, reason } = judgeHealth(status());
+      const { healthy, reason } = source.health();
       res.writeHead(healthy ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(`${healthy ? 'ok' : 'unhealthy'}: ${reason}\n`);
       return;
     }
     if (url === '/status') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(status())}\n`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(source.status())}\n`);
       return;
     }
     if (url === '/metrics') {

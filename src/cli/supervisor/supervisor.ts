@@ -5,9 +5,7 @@
  *
  * @module
  */
-import { Watcher } from '../../watcher.js';
-import type { WatcherOptions } from '../../options.js';
-import type { RoleChange } from '../../watcher.js';
+import type { SupervisorBackend, SupervisorHooks } from './backends.js';
 import { runHook, SupervisedChild, type ChildExit } from './child.js';
 import { startHealthServer, type HealthServer, type SupervisorMetrics } from './health-server.js';
 
@@ -17,7 +15,6 @@ export type OnExit = 'stepdown' | 'restart' | 'exit';
 export interface SupervisorOptions {
   readonly command: string;
   readonly args: readonly string[];
-  readonly watcher: WatcherOptions;
   readonly stopTimeout: number;
   readonly onExit: OnExit;
   readonly onPromoteHook: string | undefined;
@@ -31,7 +28,7 @@ export interface SupervisorIo {
   out(line: string): void;
   /** One line to stderr (human messages). */
   err(line: string): void;
-  readonly env: NodeJS.ProcessEnv;
+  readonly env: Readonly<Record<string, string | undefined>>;
   /** Aborts on SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
 }
@@ -39,8 +36,15 @@ export interface SupervisorIo {
 const HOOK_TIMEOUT = 30_000;
 const wall = (): number => performance.timeOrigin + performance.now();
 
-/** Runs until SIGINT/SIGTERM (exit 0), or until the command exits with `--on-exit exit`. */
-export async function runSupervisor(options: SupervisorOptions, io: SupervisorIo): Promise<number> {
+/**
+ * Runs until SIGINT/SIGTERM (exit 0), or until the command exits with `--on-exit exit` (its
+ * exit code). `makeBackend` builds the election with the supervisor's hooks.
+ */
+export async function runSupervisor(
+  options: SupervisorOptions,
+  makeBackend: (hooks: SupervisorHooks) => SupervisorBackend | Promise<SupervisorBackend>,
+  io: SupervisorIo,
+): Promise<number> {
   const emit = (event: string, fields: Record<string, unknown>): void => {
     if (options.json) io.out(JSON.stringify({ event, ...fields }));
   };
@@ -55,30 +59,30 @@ export async function runSupervisor(options: SupervisorOptions, io: SupervisorIo
     finish = resolve;
   });
   const metrics: SupervisorMetrics = { failovers: {}, lastTakeoverMs: undefined, childRestarts: 0 };
-  let watcher: Watcher;
+  let backend: SupervisorBackend | undefined;
+  let lostAt: number | undefined;
+  let restartDelay = 100;
 
-  const hookEnv = (role: string, epoch: number, reason: string): NodeJS.ProcessEnv => ({
+  const env = (role: string, epoch: number, reason: string): NodeJS.ProcessEnv => ({
     ...io.env,
     FAILOVER_ROLE: role,
     FAILOVER_EPOCH: String(epoch),
-    FAILOVER_INSTANCE_ID: watcher.instanceId,
+    FAILOVER_INSTANCE_ID: backend?.instanceId ?? '',
     FAILOVER_REASON: reason,
-    FAILOVER_ENDPOINT: watcher.options.endpoint.address,
   });
 
-  const hook = async (name: 'onPromote' | 'onDemote', command: string | undefined, env: NodeJS.ProcessEnv): Promise<void> => {
+  const hook = async (name: 'onPromote' | 'onDemote', command: string | undefined, hookEnv: NodeJS.ProcessEnv): Promise<void> => {
     if (command === undefined) return;
-    const result = await runHook(command, env, HOOK_TIMEOUT);
+    const result = await runHook(command, hookEnv, HOOK_TIMEOUT);
     emit('hook', { name, command, exitCode: result.code, signal: result.signal, at: wall() });
     if (result.code !== 0) say(`${name} hook "${command}" exited with ${result.code ?? result.signal ?? result.error}`);
   };
 
-  let restartDelay = 100;
   const startChild = async (epoch: number, reason: string): Promise<void> => {
     const started = await SupervisedChild.start({
       command: options.command,
       args: options.args,
-      env: hookEnv('primary', epoch, reason),
+      env: env('primary', epoch, reason),
       stdoutToStderr: options.json,
       stopTimeout: options.stopTimeout,
     });
@@ -91,19 +95,24 @@ export async function runSupervisor(options: SupervisorOptions, io: SupervisorIo
   const onChildExit = (which: SupervisedChild, exit: ChildExit, epoch: number): void => {
     const onItsOwn = !which.stopping;
     emit('childExited', { pid: which.pid, code: exit.code, signal: exit.signal, onItsOwn, at: wall() });
-    if (!onItsOwn || watcher.role !== 'primary') return;
+    if (!onItsOwn || child !== which || backend?.role !== 'primary') return;
     say(`${options.command} exited on its own (${exit.code ?? exit.signal}); --on-exit ${options.onExit}`);
     if (options.onExit === 'stepdown') {
-      watcher.stepDown();
+      child = undefined;
+      if (!backend.stepDown()) {
+        say('this backend cannot hand over without leaving; leaving the election');
+        exitCode = exit.code ?? 1;
+        finish();
+      }
     } else if (options.onExit === 'restart') {
       metrics.childRestarts++;
       const delay = restartDelay;
       restartDelay = Math.min(restartDelay * 2, 5000);
       setTimeout(() => {
-        if (watcher.role === 'primary' && child === which) {
+        if (backend?.role === 'primary' && child === which) {
           startChild(epoch, 'restart').catch((error: unknown) => {
             say(`cannot restart ${options.command}: ${String(error)}; stepping down`);
-            watcher.stepDown();
+            backend?.stepDown();
           });
         }
       }, delay).unref();
@@ -113,56 +122,48 @@ export async function runSupervisor(options: SupervisorOptions, io: SupervisorIo
     }
   };
 
-  watcher = new Watcher({
-    ...options.watcher,
-    onPromote: async ({ epoch, reason }) => {
-      await hook('onPromote', options.onPromoteHook, hookEnv('primary', epoch, reason));
+  const hooks: SupervisorHooks = {
+    async onPromote(epoch, reason) {
+      await hook('onPromote', options.onPromoteHook, env('primary', epoch, reason));
       restartDelay = 100;
       await startChild(epoch, reason);
     },
-    onDemote: async ({ epoch, reason }) => {
+    async onDemote(epoch, reason) {
       const running = child;
       child = undefined;
       if (running !== undefined) {
-        const exit = await running.stop(options.stopTimeout);
+        const budget = Math.min(options.stopTimeout, backend?.stopBudget ?? options.stopTimeout);
+        const exit = await running.stop(budget);
         say(`stopped ${options.command} (${exit.signal ?? exit.code}) on ${reason}`);
       }
-      await hook('onDemote', options.onDemoteHook, hookEnv('secondary', epoch, reason));
+      await hook('onDemote', options.onDemoteHook, env('secondary', epoch, reason));
     },
-  });
+    onRoleChanged(c) {
+      emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
+      say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
+      if (c.to === 'primary' && c.from === 'secondary') {
+        metrics.failovers[c.reason] = (metrics.failovers[c.reason] ?? 0) + 1;
+        if (lostAt !== undefined) metrics.lastTakeoverMs = c.at - lostAt;
+      }
+    },
+    onPrimaryLost(e) {
+      lostAt = e.at;
+      emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, at: e.at });
+      say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${e.willPromote ? '' : '; --observe-only: not taking over'}`);
+    },
+    onPromotionFailed(e) {
+      emit('promotionFailed', { error: e.error, retryInMs: e.retryInMs, at: e.at });
+      say(`could not take over: ${e.error}; retrying in ${e.retryInMs} ms`);
+    },
+  };
 
-  let lostAt: number | undefined;
-  watcher.on('primaryLost', (e) => {
-    lostAt = e.at;
-    emit('primaryLost', { instanceId: e.instanceId, epoch: e.epoch, cause: e.cause, willPromote: e.willPromote, at: e.at });
-    say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${e.willPromote ? '' : '; --observe-only: not taking over'}`);
-  });
-  watcher.on('roleChanged', (c: RoleChange) => {
-    emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
-    say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
-    if (c.to === 'primary' && c.from === 'secondary') {
-      metrics.failovers[c.reason] = (metrics.failovers[c.reason] ?? 0) + 1;
-      if (lostAt !== undefined) metrics.lastTakeoverMs = c.at - lostAt;
-    }
-  });
-  watcher.on('promotionFailed', (e) => {
-    emit('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs, at: e.at });
-    say(`could not take over: ${e.error}; retrying in ${e.retryInMs} ms`);
-  });
-
+  backend = await makeBackend(hooks);
+  const b = backend;
   let health: HealthServer | undefined;
-  const o = watcher.options;
   emit('started', {
-    instanceId: o.instanceId,
+    instanceId: b.instanceId,
     pid: process.pid,
-    backend: 'zmq',
-    endpoint: o.endpoint.address,
-    role: o.role,
-    priority: o.priority,
-    heartbeatInterval: o.heartbeatInterval,
-    heartbeatTimeout: o.heartbeatTimeout,
-    enabled: o.enabled,
-    workdir: o.workdir,
+    ...b.settings,
     command: [options.command, ...options.args],
     onExit: options.onExit,
     stopTimeout: options.stopTimeout,
@@ -175,18 +176,19 @@ export async function runSupervisor(options: SupervisorOptions, io: SupervisorIo
   if (io.signal.aborted) finish();
   try {
     if (options.health !== undefined) {
-      health = await startHealthServer(options.health.host, options.health.port, () => watcher.status(), metrics);
+      health = await startHealthServer(options.health.host, options.health.port, b, metrics);
       emit('healthListening', { host: options.health.host, port: health.port, at: wall() });
     }
-    await watcher.start();
+    await Promise.race([b.start(), finished]);
     await finished;
   } finally {
     io.signal.removeEventListener('abort', onSignal);
-    // A graceful handover: onDemote stops the command, then instance.shutdown goes out.
-    await watcher.shutdown();
+    // A graceful handover: onDemote stops the command, then the others are told at once.
+    await b.shutdown();
     if (child !== undefined) await child.stop(options.stopTimeout);
     await health?.close();
     emit('stopped', { exitCode: exitCode ?? 0, at: wall() });
+    say('stopped');
   }
   return exitCode ?? 0;
 }

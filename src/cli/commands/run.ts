@@ -1,0 +1,212 @@
+/**
+ * `failover-watch run [options] -- <command> [args...]`: make any program highly available.
+ * The command runs only while this node is primary. Argument handling only; the work is in
+ * `../supervisor/`.
+ *
+ * @module
+ */
+import { hostname } from 'node:os';
+import { defineOptions, HELP_OPTION } from '../args.js';
+import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
+import { redisBackend, zmqBackend } from '../supervisor/backends.js';
+import { runSupervisor, type OnExit } from '../supervisor/supervisor.js';
+
+export const runOptions = defineOptions({
+  endpoint: {
+    type: 'endpoint',
+    alias: 'e',
+    value: 'E',
+    description: 'ZeroMQ backend (one host): the cluster endpoint, tcp://HOST:PORT, ipc://@NAME or ipc:///PATH.',
+    example: 'ipc://@my-service',
+  },
+  redis: {
+    type: 'string',
+    value: 'URL',
+    description: 'Redis backend (across hosts): the Redis URL (redis:// or rediss://, with user:password@ if needed). Needs --project.',
+    example: 'redis://127.0.0.1:6379',
+  },
+  project: {
+    type: 'string',
+    value: 'NAME',
+    description: 'Redis backend: the election name (the key prefix).',
+    example: 'billing-worker',
+  },
+  strategy: {
+    type: 'string',
+    value: 'race|priority',
+    default: 'race',
+    description: 'Redis backend: race (whoever takes the free lease) or priority (the best --priority leads).',
+  },
+  'lease-ttl': {
+    type: 'integer',
+    value: 'MS',
+    unit: 'milliseconds',
+    min: 100,
+    max: 86_400_000,
+    description: 'Redis backend: lease time to live (default 3000).',
+  },
+  id: { type: 'string', value: 'ID', description: 'This node\'s id (default: hostname-pid; Redis: hostname).', example: 'node-a' },
+  priority: {
+    type: 'integer',
+    value: 'N',
+    unit: 'priority',
+    min: 0,
+    max: 1_000_000_000,
+    description: 'Successor preference, lower is preferred (default 1).',
+  },
+  interval: {
+    type: 'integer',
+    value: 'MS',
+    unit: 'milliseconds',
+    min: 1,
+    max: 2_147_483_647,
+    default: 1000,
+    description: 'ZeroMQ backend: heartbeat interval.',
+  },
+  timeout: {
+    type: 'integer',
+    value: 'MS',
+    unit: 'milliseconds',
+    min: 2,
+    max: 2_147_483_647,
+    default: 5000,
+    description: 'ZeroMQ backend: silence after which the primary is lost (crashes and graceful stops are detected in milliseconds anyway).',
+  },
+  workdir: { type: 'string', value: 'DIR', description: 'ZeroMQ backend: where the epoch is kept (default: per user and endpoint under the temp dir).' },
+  'observe-only': {
+    type: 'boolean',
+    description: 'Never take over: only report the cluster (failover is on by default in run, since a supervisor exists to fail over).',
+  },
+  fencing: { type: 'boolean', description: 'ZeroMQ backend: kill a hung primary (same host) after a failed liveness probe.' },
+  preempt: { type: 'boolean', description: 'ZeroMQ backend: hand over to a connected node of better priority.' },
+  'stop-timeout': {
+    type: 'integer',
+    value: 'MS',
+    unit: 'milliseconds',
+    min: 0,
+    max: 2_147_483_647,
+    default: 10_000,
+    description: 'How long the command gets between SIGTERM and SIGKILL (Redis backend: at most 900).',
+  },
+  'on-exit': {
+    type: 'string',
+    value: 'stepdown|restart|exit',
+    default: 'stepdown',
+    description: 'When the command exits on its own while primary: hand the role to another node, restart it here, or exit with its code.',
+  },
+  'on-promote': { type: 'string', value: 'CMD', description: 'Shell command run before the command starts (env: FAILOVER_ROLE, FAILOVER_EPOCH, FAILOVER_INSTANCE_ID, FAILOVER_REASON).' },
+  'on-demote': { type: 'string', value: 'CMD', description: 'Shell command run after the command stopped (same environment).' },
+  health: {
+    type: 'string',
+    value: 'HOST:PORT',
+    description: 'Serve GET /healthz (200 healthy / 503), /status (JSON) and /metrics (Prometheus) on this address.',
+    example: '127.0.0.1:9090',
+  },
+  json: { type: 'boolean', description: 'One JSON object per line on stdout and nothing else (the command\'s stdout goes to stderr).' },
+  ...HELP_OPTION,
+});
+
+export const runCommand = defineCommand({
+  name: 'run',
+  summary: 'Run a command only while this node is primary; hand it over when it stops or crashes.',
+  description:
+    'Joins the cluster and runs COMMAND only while this node is primary: started after promotion, ' +
+    'stopped on demotion or shutdown (SIGTERM, then SIGKILL after --stop-timeout), its output ' +
+    'passed through. Failover is enabled (use --observe-only to only watch). SIGTERM or SIGINT ' +
+    'hands over gracefully: the command is stopped, then the others are told at once, and run ' +
+    'exits 0. Backends: --endpoint (ZeroMQ, one host) or --redis with --project (across hosts).',
+  options: runOptions,
+  operands: { usage: '-- COMMAND [ARGS...]', description: 'The program to keep running on the primary.', min: 1, max: 10_000, passThrough: true },
+  examples: [
+    'failover-watch run --endpoint ipc://@web -- node server.js',
+    'failover-watch run -e tcp://127.0.0.1:5555 --on-exit restart --health 127.0.0.1:9090 -- ./worker --queue jobs',
+    'failover-watch run --redis redis://10.0.0.5:6379 --project billing --strategy priority --priority 1 -- ./billing',
+    'failover-watch run -e ipc://@web --json --on-promote "logger promoted" -- python3 -m http.server 8080',
+  ],
+  exitCodes: [
+    { code: EXIT.ok, meaning: 'stopped by SIGTERM/SIGINT after a graceful handover' },
+    { code: EXIT.failure, meaning: 'the election could not start (endpoint held by a non-watcher, Redis unreachable)' },
+    USAGE_EXIT,
+    { code: 3, meaning: 'with --on-exit exit: the command exited on its own; run exits with the command\'s code instead when it is not 0' },
+  ],
+
+  async run({ values: v, operands }, context) {
+    const usage = (message: string): number => {
+      context.warn(`${message}; see --help`);
+      return EXIT.usage;
+    };
+    const [command, ...args] = operands as [string, ...string[]];
+    if ((v.endpoint === undefined) === (v.redis === undefined)) return usage('give exactly one backend: --endpoint E or --redis URL');
+    if (v.redis !== undefined && v.project === undefined) return usage('--redis needs --project NAME');
+    if (v.strategy !== 'race' && v.strategy !== 'priority') return usage(`--strategy must be race or priority, not "${v.strategy}"`);
+    const onExit = v['on-exit'];
+    if (onExit !== 'stepdown' && onExit !== 'restart' && onExit !== 'exit') {
+      return usage(`--on-exit must be stepdown, restart or exit, not "${onExit}"`);
+    }
+    let health: { host: string; port: number } | undefined;
+    if (v.health !== undefined) {
+      const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v.health);
+      const port = Number(m?.[2]);
+      if (m === null || port > 65535) return usage(`--health must be HOST:PORT, not "${v.health}"`);
+      health = { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+    }
+    if (v.redis !== undefined && !/^rediss?:\/\//.test(v.redis)) return usage(`--redis must be a redis:// or rediss:// URL`);
+    if (v.timeout <= v.interval) return usage(`--timeout (${v.timeout} ms) must be greater than --interval (${v.interval} ms)`);
+
+    const io = context.io;
+    const lines = {
+      out: (line: string) => io.stdout(`${line}\n`),
+      err: (line: string) => io.stderr(`${line}\n`),
+      env: io.env,
+      signal: io.signal,
+    };
+    try {
+      return await runSupervisor(
+        {
+          command,
+          args,
+          stopTimeout: v['stop-timeout'],
+          onExit: onExit as OnExit,
+          onPromoteHook: v['on-promote'],
+          onDemoteHook: v['on-demote'],
+          json: v.json,
+          health,
+        },
+        (hooks) =>
+          v.endpoint !== undefined
+            ? zmqBackend(
+                {
+                  endpoint: v.endpoint.address,
+                  role: 'auto',
+                  enabled: !v['observe-only'],
+                  heartbeatInterval: v.interval,
+                  heartbeatTimeout: v.timeout,
+                  instanceId: v.id ?? `${hostname()}-${process.pid}`,
+                  ...(v.workdir !== undefined ? { workdir: v.workdir } : {}),
+                  ...(v.priority !== undefined ? { priority: v.priority } : {}),
+                  fencing: v.fencing,
+                  preempt: v.preempt,
+                },
+                hooks,
+              )
+            : redisBackend(
+                {
+                  redisUrl: v.redis as string,
+                  project: v.project as string,
+                  nodeId: v.id,
+                  priority: v.priority,
+                  strategy: v.strategy as 'race' | 'priority',
+                  leaseTTL: v['lease-ttl'],
+                  observeOnly: v['observe-only'],
+                },
+                hooks,
+              ),
+        lines,
+      );
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      context.warn(`${error instanceof Error ? error.message : String(error)}${code ? ` (${code})` : ''}`);
+      return code === 'ERR_FAILOVER_INVALID_OPTION' ? EXIT.usage : EXIT.failure;
+    }
+  },
+});

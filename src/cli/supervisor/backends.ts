@@ -1,0 +1,166 @@
+/**
+ * The two election backends of `failover-watch run`, behind one small interface: the ZeroMQ
+ * Watcher (one host) and the Redis lease election (across hosts).
+ *
+ * @module
+ */
+import type { WatcherOptions } from '../../options.js';
+import { Watcher, type RoleChange } from '../../watcher.js';
+import { judgeHealth } from './health-server.js';
+
+/** What the supervisor asks of the election. */
+export interface SupervisorHooks {
+  /** Start the command; the role is primary once this resolves. */
+  onPromote(epoch: number, reason: string): Promise<void>;
+  /** Stop the command; the successor starts after this resolves (within the backend's budget). */
+  onDemote(epoch: number, reason: string): Promise<void>;
+  onRoleChanged(change: { from: string; to: string; epoch: number; at: number; instanceId: string; reason: string }): void;
+  onPrimaryLost(event: { instanceId: string | undefined; cause: string; willPromote: boolean; at: number }): void;
+  onPromotionFailed(event: { error: string; retryInMs: number; at: number }): void;
+}
+
+/** One election, ZeroMQ or Redis. */
+export interface SupervisorBackend {
+  readonly kind: 'zmq' | 'redis';
+  readonly instanceId: string;
+  readonly role: string;
+  /** Settings for the `started` event. */
+  readonly settings: Record<string, unknown>;
+  /** How long onDemote may take to stop the command before the backend moves on. */
+  readonly stopBudget: number | undefined;
+  start(): Promise<void>;
+  shutdown(): Promise<void>;
+  /** Hands the role over; false when the backend cannot. */
+  stepDown(): boolean;
+  status(): unknown;
+  health(): { healthy: boolean; reason: string };
+  /** For /metrics. */
+  metrics(): { role: string; epoch: number; heartbeatsSent: number; heartbeatsSeen: number; primarySuspected: boolean; dropped: Record<string, number> };
+}
+
+export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): SupervisorBackend {
+  const watcher = new Watcher({
+    ...options,
+    onPromote: ({ epoch, reason }) => hooks.onPromote(epoch, reason),
+    onDemote: ({ epoch, reason }) => hooks.onDemote(epoch, reason),
+  });
+  watcher.on('roleChanged', (c: RoleChange) => hooks.onRoleChanged(c));
+  watcher.on('primaryLost', (e) => hooks.onPrimaryLost(e));
+  watcher.on('promotionFailed', (e) => hooks.onPromotionFailed(e));
+  const o = watcher.options;
+  return {
+    kind: 'zmq',
+    instanceId: o.instanceId,
+    get role() {
+      return watcher.role;
+    },
+    settings: {
+      backend: 'zmq',
+      endpoint: o.endpoint.address,
+      role: o.role,
+      priority: o.priority,
+      heartbeatInterval: o.heartbeatInterval,
+      heartbeatTimeout: o.heartbeatTimeout,
+      enabled: o.enabled,
+      workdir: o.workdir,
+    },
+    stopBudget: undefined,
+    start: () => watcher.start(),
+    shutdown: () => watcher.shutdown(),
+    stepDown: () => {
+      watcher.stepDown();
+      return true;
+    },
+    status: () => watcher.status(),
+    health: () => judgeHealth(watcher.status()),
+    metrics: () => {
+      const st = watcher.status();
+      const { total: _total, ...dropped } = st.dropped;
+      return {
+        role: st.role,
+        epoch: st.epoch,
+        heartbeatsSent: st.heartbeatsSent,
+        heartbeatsSeen: st.heartbeatsSeen,
+        primarySuspected: st.primarySuspected,
+        dropped,
+      };
+    },
+  };
+}
+
+export interface RedisBackendOptions {
+  readonly redisUrl: string;
+  readonly project: string;
+  readonly nodeId: string | undefined;
+  readonly priority: number | undefined;
+  readonly strategy: 'race' | 'priority';
+  readonly leaseTTL: number | undefined;
+  readonly observeOnly: boolean;
+}
+
+/** The Redis backend; loads ioredis only when used. */
+export async function redisBackend(options: RedisBackendOptions, hooks: SupervisorHooks): Promise<SupervisorBackend> {
+  const redis = await import('../../redis.js');
+  let cluster: import('../../redis.js').Cluster | undefined;
+  let lastStatus: ReturnType<import('../../redis.js').Cluster['status']> | undefined;
+  const config: import('../../redis.js').ClusterConfig = {
+    project: options.project,
+    redisUrl: options.redisUrl,
+    strategy: options.strategy,
+    ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
+    ...(options.priority !== undefined ? { nodePriority: options.priority } : {}),
+    ...(options.leaseTTL !== undefined ? { leaseTTL: options.leaseTTL } : {}),
+    onStart: (ctx) => hooks.onPromote(ctx.revision, ctx.reason),
+    onStop: (ctx) => hooks.onDemote(ctx.revision, 'lost'),
+  };
+  if (options.observeOnly) {
+    throw new Error('--observe-only is not available with --redis: a Redis node that cannot lead would only watch the lease');
+  }
+  const nodeId = options.nodeId ?? (await import('node:os')).hostname();
+  return {
+    kind: 'redis',
+    instanceId: nodeId,
+    get role() {
+      return cluster?.role ?? 'starting';
+    },
+    settings: {
+      backend: 'redis',
+      project: options.project,
+      strategy: options.strategy,
+      priority: options.priority ?? 1,
+      leaseTTL: options.leaseTTL ?? 3000,
+    },
+    // go-failover abandons an onStop that takes longer than 1 s: stop the command within that.
+    stopBudget: 900,
+    async start() {
+      cluster = await redis.run(config);
+      cluster.on('roleChanged', (c) =>
+        hooks.onRoleChanged({ from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: nodeId, reason: c.reason }),
+      );
+    },
+    async shutdown() {
+      await cluster?.close().catch(() => undefined);
+    },
+    stepDown: () => false,
+    status: () => (lastStatus = cluster?.status()),
+    health: () => {
+      const st = cluster?.status();
+      if (st === undefined) return { healthy: false, reason: 'starting' };
+      if (st.redis !== 'ok') return { healthy: false, reason: `redis ${st.redis}` };
+      if (st.role === 'primary') return { healthy: true, reason: 'leader, lease refreshed' };
+      if (st.role === 'secondary') return { healthy: true, reason: st.leader ? `standby of ${st.leader.nodeId}` : 'standby' };
+      return { healthy: false, reason: st.role };
+    },
+    metrics: () => {
+      const st = cluster?.status() ?? lastStatus;
+      return {
+        role: st?.role ?? 'starting',
+        epoch: st?.epoch ?? 0,
+        heartbeatsSent: st?.operations ?? 0,
+        heartbeatsSeen: 0,
+        primarySuspected: false,
+        dropped: {},
+      };
+    },
+  };
+}
