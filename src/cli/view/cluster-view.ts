@@ -1,0 +1,270 @@
+/**
+ * The cluster as seen from the wire, as a pure reducer: `reduce(view, input, now) -> view`.
+ *
+ * Inputs are what a passive SUB socket on the endpoint observes: decoded messages, dropped
+ * (invalid) messages and connection changes. `now` is local monotonic time in ms; it is the only
+ * time used for judgements (the age of a heartbeat, whether one came late). Wall-clock stamps
+ * (`at`, ms since the Unix epoch) come with the inputs and are only carried into events for
+ * people to read. A peer's `sentAt` is never used.
+ *
+ * What it derives:
+ * - the primary: whoever last sent `instance.heartbeat` or `instance.promoted` (only the holder
+ *   of the endpoint can publish on it); none after that node's `instance.shutdown`;
+ * - gaps: a heartbeat arriving more than {@link LATE_FACTOR} times the sender's announced
+ *   `heartbeatInterval` after its previous message (`late`), or a `seq` that skips numbers of the
+ *   same process (`seq`);
+ * - counters, and `emitted`: the events the last input produced, for line and JSON renderers.
+ *
+ * No I/O, no timers, no `Date.now()`.
+ *
+ * @module
+ */
+import type { DecodeResult, RejectReason, Topic, WireMessage } from '../../protocol/messages.js';
+import { REJECT_REASONS } from '../../protocol/messages.js';
+
+/** A heartbeat later than this many announced intervals after the sender's previous message is a gap. */
+export const LATE_FACTOR = 1.5;
+
+/** How many events {@link ClusterView.recent} keeps. */
+export const RECENT_EVENTS = 8;
+
+/** One publisher seen on the endpoint. */
+export interface SenderView {
+  readonly instanceId: string;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly pid: number;
+  readonly host: string;
+  /** As announced in its last message that carried one. */
+  readonly heartbeatInterval: number | undefined;
+  readonly priority: number | undefined;
+  /** The secondaries its last heartbeat listed, when it listed them. */
+  readonly members: ReadonlyArray<{ readonly instanceId: string; readonly priority: number }> | undefined;
+  readonly lastTopic: Topic;
+  /** Local wall-clock ms of its last message. */
+  readonly lastAt: number;
+  /** Local monotonic ms of its last message: ages and lateness are measured from here. */
+  readonly lastSeenNow: number;
+  readonly heartbeats: number;
+}
+
+/** Fields every message event carries. */
+interface MessageFields {
+  readonly instanceId: string;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly pid: number;
+  readonly host: string;
+  /** Local receive time, ms since the Unix epoch. */
+  readonly at: number;
+}
+
+/** What the view reports, one per thing that happened; the JSON renderer prints these as they are. */
+export type ClusterEvent =
+  | (MessageFields & {
+      readonly event: 'heartbeat';
+      readonly heartbeatInterval: number | null;
+      readonly members: ReadonlyArray<{ readonly instanceId: string; readonly priority: number }> | null;
+    })
+  | (MessageFields & { readonly event: 'promoted'; readonly heartbeatInterval: number | null })
+  | (MessageFields & { readonly event: 'shutdown' })
+  | (MessageFields & {
+      readonly event: 'gap';
+      readonly kind: 'late';
+      /** Time since the sender's previous message, local monotonic. */
+      readonly silentMs: number;
+      /** The sender's announced heartbeat interval. */
+      readonly heartbeatInterval: number;
+    })
+  | (MessageFields & {
+      readonly event: 'gap';
+      readonly kind: 'seq';
+      readonly expectedSeq: number;
+      /** How many sequence numbers were skipped. */
+      readonly missed: number;
+    })
+  | {
+      readonly event: 'dropped';
+      readonly instanceId: null;
+      readonly epoch: null;
+      readonly seq: null;
+      readonly pid: null;
+      readonly host: null;
+      readonly at: number;
+      readonly reason: RejectReason;
+      readonly detail: string;
+      /** Dropped so far, this one included. */
+      readonly dropped: number;
+    };
+
+/** The `event` names of {@link ClusterEvent}. */
+export type ClusterEventName = ClusterEvent['event'];
+
+/** Connection of the observing SUB socket to the endpoint. */
+export type Connection = 'connecting' | 'connected' | 'disconnected';
+
+/** The whole view. Plain data; treat as immutable. */
+export interface ClusterView {
+  readonly endpoint: string;
+  readonly connection: Connection;
+  /** The current primary's id (a key of `senders`), undefined when none is known. */
+  readonly primary: string | undefined;
+  /** The last `instance.shutdown` seen, if the primary left and nobody has announced since. */
+  readonly lastShutdown: { readonly instanceId: string; readonly epoch: number; readonly seenNow: number } | undefined;
+  readonly senders: Readonly<Record<string, SenderView>>;
+  readonly counts: {
+    readonly heartbeats: number;
+    readonly promoted: number;
+    readonly shutdowns: number;
+    readonly gaps: number;
+  };
+  /** Invalid messages dropped, in all and by reason. */
+  readonly dropped: { readonly total: number } & Readonly<Record<RejectReason, number>>;
+  /** The last {@link RECENT_EVENTS} events, oldest first. */
+  readonly recent: readonly ClusterEvent[];
+  /** The events the last input produced (empty for inputs that produce none). */
+  readonly emitted: readonly ClusterEvent[];
+  /** Local monotonic ms the view was created: the observation started. */
+  readonly startedNow: number;
+}
+
+/** What the view is fed. `at` is local wall-clock ms (ms since the Unix epoch). */
+export type ViewInput =
+  | { readonly type: 'message'; readonly message: WireMessage; readonly at: number }
+  | { readonly type: 'dropped'; readonly reason: RejectReason; readonly detail: string; readonly at: number }
+  | { readonly type: 'connection'; readonly state: 'connected' | 'disconnected'; readonly at: number };
+
+/** The view before anything was observed. */
+export function initialView(endpoint: string, now: number): ClusterView {
+  return {
+    endpoint,
+    connection: 'connecting',
+    primary: undefined,
+    lastShutdown: undefined,
+    senders: {},
+    counts: { heartbeats: 0, promoted: 0, shutdowns: 0, gaps: 0 },
+    dropped: { total: 0, ...(Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>) },
+    recent: [],
+    emitted: [],
+    startedNow: now,
+  };
+}
+
+/** The input for one decode result. */
+export function inputFromDecode(result: DecodeResult, at: number): ViewInput {
+  return result.ok
+    ? { type: 'message', message: result.message, at }
+    : { type: 'dropped', reason: result.reason, detail: result.detail, at };
+}
+
+/** Applies one input. Pure: same arguments, same result. */
+export function reduce(view: ClusterView, input: ViewInput, now: number): ClusterView {
+  switch (input.type) {
+    case 'connection':
+      return { ...view, connection: input.state, emitted: [] };
+    case 'dropped': {
+      const dropped = { ...view.dropped, total: view.dropped.total + 1, [input.reason]: view.dropped[input.reason] + 1 };
+      const event: ClusterEvent = {
+        event: 'dropped',
+        instanceId: null,
+        epoch: null,
+        seq: null,
+        pid: null,
+        host: null,
+        at: input.at,
+        reason: input.reason,
+        detail: input.detail,
+        dropped: dropped.total,
+      };
+      return withEvents({ ...view, dropped }, [event]);
+    }
+    case 'message':
+      return onMessage(view, input.message, input.at, now);
+  }
+}
+
+function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): ClusterView {
+  const fields: MessageFields = { instanceId: m.instanceId, epoch: m.epoch, seq: m.seq, pid: m.pid, host: m.host, at };
+  const previous = view.senders[m.instanceId];
+  // Only the same process continues a sequence; a new pid is a restart, not a gap.
+  const same = previous !== undefined && previous.pid === m.pid && previous.host === m.host;
+  const events: ClusterEvent[] = [];
+
+  if (same && m.seq > previous.seq + 1) {
+    events.push({ ...fields, event: 'gap', kind: 'seq', expectedSeq: previous.seq + 1, missed: m.seq - previous.seq - 1 });
+  }
+  const interval = m.heartbeatInterval ?? previous?.heartbeatInterval;
+  // A sender that said goodbye starts afresh: its next message after a pause is not late.
+  const continuing = same && previous.lastTopic !== 'instance.shutdown';
+  if (m.topic === 'instance.heartbeat' && continuing && interval !== undefined) {
+    const silentMs = now - previous.lastSeenNow;
+    if (silentMs > LATE_FACTOR * interval) {
+      events.push({ ...fields, event: 'gap', kind: 'late', silentMs, heartbeatInterval: interval });
+    }
+  }
+
+  const members = m.members?.map(([instanceId, priority]) => ({ instanceId, priority }));
+  const sender: SenderView = {
+    instanceId: m.instanceId,
+    epoch: m.epoch,
+    seq: m.seq,
+    pid: m.pid,
+    host: m.host,
+    heartbeatInterval: interval,
+    priority: m.priority ?? previous?.priority,
+    members: m.topic === 'instance.heartbeat' ? members : previous?.members,
+    lastTopic: m.topic,
+    lastAt: at,
+    lastSeenNow: now,
+    heartbeats: (same ? previous.heartbeats : 0) + (m.topic === 'instance.heartbeat' ? 1 : 0),
+  };
+
+  let { primary, lastShutdown } = view;
+  const counts = { ...view.counts, gaps: view.counts.gaps + events.length };
+  switch (m.topic) {
+    case 'instance.heartbeat':
+      events.push({ ...fields, event: 'heartbeat', heartbeatInterval: m.heartbeatInterval ?? null, members: members ?? null });
+      counts.heartbeats++;
+      primary = m.instanceId;
+      lastShutdown = undefined;
+      break;
+    case 'instance.promoted':
+      events.push({ ...fields, event: 'promoted', heartbeatInterval: m.heartbeatInterval ?? null });
+      counts.promoted++;
+      primary = m.instanceId;
+      lastShutdown = undefined;
+      break;
+    case 'instance.shutdown':
+      events.push({ ...fields, event: 'shutdown' });
+      counts.shutdowns++;
+      if (primary === m.instanceId || primary === undefined) {
+        primary = undefined;
+        lastShutdown = { instanceId: m.instanceId, epoch: m.epoch, seenNow: now };
+      }
+      break;
+  }
+  return withEvents(
+    { ...view, primary, lastShutdown, counts, senders: { ...view.senders, [m.instanceId]: sender } },
+    events,
+  );
+}
+
+function withEvents(view: ClusterView, events: readonly ClusterEvent[]): ClusterView {
+  const recent = events.length === 0 ? view.recent : [...view.recent, ...events].slice(-RECENT_EVENTS);
+  return { ...view, recent, emitted: events };
+}
+
+/** The current primary's record, if any. */
+export function primaryOf(view: ClusterView): SenderView | undefined {
+  return view.primary === undefined ? undefined : view.senders[view.primary];
+}
+
+/** Ms since the sender's last message, at local monotonic `now`. */
+export function ageOf(sender: SenderView, now: number): number {
+  return Math.max(0, now - sender.lastSeenNow);
+}
+
+/** True when the sender has been silent longer than {@link LATE_FACTOR} announced intervals. */
+export function isOverdue(sender: SenderView, now: number): boolean {
+  return sender.heartbeatInterval !== undefined && ageOf(sender, now) > LATE_FACTOR * sender.heartbeatInterval;
+}
