@@ -1,0 +1,18 @@
+/**
+ * The command registry: every `failover-watch <command>`, in the order the global help lists
+ * them. To add one, write `commands/<name>.ts` exporting a `defineCommand({...})` (see
+ * `../command.ts`) and append it here; `main` parses, documents and dispatches it from its table.
+ *
+ * @module
+ */
+import type { Command } from '../command.js';
+import { statusCommand } from './status.js';
+import { watchCommand } from './watch.js';
+
+/** All commands, in help order. */
+export const commands: readonly Command[] = [statusCommand, watchCommand];
+
+/** The command named `name`, if there is one. */
+export function findCommand(name: string): Command | undefined {
+  return commands.find((c) => c.name === name);
+}

@@ -1,0 +1,154 @@
+/**
+ * `failover-watch status`: one-shot "is a primary alive on this endpoint, and who is it?".
+ * Listens passively (with a liveness probe, so a live primary answers at once instead of at its
+ * next heartbeat) until the first heartbeat or promotion, or until the timeout.
+ *
+ * @module
+ */
+import { defineOptions, HELP_OPTION } from '../args.js';
+import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
+import { aborted } from '../io.js';
+import { initialView, primaryOf, reduce, type ClusterView, type SenderView } from '../view/cluster-view.js';
+import { listen, wallNow, type WireListener } from '../wire-listener.js';
+
+export const statusOptions = defineOptions({
+  endpoint: {
+    type: 'endpoint',
+    alias: 'e',
+    value: 'E',
+    required: true,
+    description: "The cluster's endpoint: tcp://HOST:PORT, ipc://@NAME or ipc:///PATH.",
+    example: 'tcp://127.0.0.1:5555',
+  },
+  timeout: {
+    type: 'integer',
+    alias: 't',
+    value: 'MS',
+    unit: 'milliseconds',
+    min: 1,
+    max: 2_147_483_647,
+    default: 3000,
+    description: "How long to wait for the primary's heartbeat.",
+    example: '500',
+  },
+  json: { type: 'boolean', description: 'Print one JSON object instead of a sentence.' },
+  ...HELP_OPTION,
+});
+
+export const statusCommand = defineCommand({
+  name: 'status',
+  summary: 'One-shot: is a primary alive on the endpoint, and who is it?',
+  description:
+    'Connects to the endpoint without taking part in the election, waits for the first heartbeat ' +
+    '(or promotion) from the primary and prints who it is. A live primary is asked for an ' +
+    'immediate heartbeat (a liveness-probe subscription), so the answer usually comes in ' +
+    'milliseconds whatever its heartbeat interval. Results go to stdout, problems to stderr.',
+  options: statusOptions,
+  examples: [
+    'failover-watch status --endpoint tcp://127.0.0.1:5555',
+    'failover-watch status -e ipc://@my-app --timeout 500 --json',
+    'failover-watch status --endpoint ipc://@my-app && echo "a primary is alive"',
+  ],
+  exitCodes: [
+    { code: EXIT.ok, meaning: 'a primary heartbeat arrived' },
+    { code: EXIT.failure, meaning: 'no primary heartbeat within the timeout (or the socket could not be opened)' },
+    USAGE_EXIT,
+    { code: EXIT.interrupted, meaning: 'interrupted by SIGINT/SIGTERM before an answer' },
+  ],
+
+  async run({ values }, context) {
+    const { endpoint, timeout, json } = values;
+    const style = context.style(json);
+    const startedNow = performance.now();
+    let view = initialView(endpoint.address, startedNow);
+
+    let answered!: (outcome: 'primary' | 'timeout' | 'interrupted') => void;
+    const outcome = new Promise<'primary' | 'timeout' | 'interrupted'>((resolve) => (answered = resolve));
+    const interrupted = aborted(context.io.signal);
+    void interrupted.promise.then(() => answered('interrupted'));
+    const timer = setTimeout(() => answered('timeout'), timeout);
+
+    let listener: WireListener;
+    try {
+      listener = await listen(
+        endpoint,
+        (input) => {
+          view = reduce(view, input, performance.now());
+          if (view.emitted.some((e) => e.event === 'heartbeat' || e.event === 'promoted')) answered('primary');
+        },
+        { probe: true },
+      );
+    } catch (error) {
+      clearTimeout(timer);
+      interrupted.dispose();
+      context.warn(error instanceof Error ? error.message : String(error));
+      return EXIT.failure;
+    }
+    const result = await outcome;
+    clearTimeout(timer);
+    interrupted.dispose();
+    await listener.close();
+
+    const waitedMs = Math.round(performance.now() - startedNow);
+    const primary = primaryOf(view);
+    if (result === 'primary' && primary !== undefined) {
+      if (json) {
+        context.out(`${JSON.stringify(primaryJson(view, primary, waitedMs))}\n`);
+      } else {
+        const every =
+          primary.heartbeatInterval === undefined ? 'heartbeat interval not announced' : `heartbeat every ${primary.heartbeatInterval} ms`;
+        context.out(
+          `primary ${style.bold(style.green(primary.instanceId))} (pid ${primary.pid} on ${primary.host}), epoch ${primary.epoch}, seq ${primary.seq}, ${every}\n`,
+        );
+      }
+      return EXIT.ok;
+    }
+
+    if (result === 'interrupted') {
+      context.warn(`interrupted after ${waitedMs} ms without a primary heartbeat on ${endpoint.address}`);
+      return EXIT.interrupted;
+    }
+    const shutdown = view.lastShutdown;
+    const why =
+      shutdown === undefined
+        ? `no primary heartbeat on ${endpoint.address} within ${timeout} ms`
+        : `no primary on ${endpoint.address}: ${shutdown.instanceId} (epoch ${shutdown.epoch}) shut down and no successor announced itself within ${timeout} ms`;
+    const dropped = view.dropped.total > 0 ? ` (${view.dropped.total} invalid messages dropped)` : '';
+    if (json) {
+      context.out(
+        `${JSON.stringify({
+          ok: false,
+          endpoint: endpoint.address,
+          instanceId: null,
+          error: why,
+          lastShutdown: shutdown === undefined ? null : { instanceId: shutdown.instanceId, epoch: shutdown.epoch },
+          dropped: view.dropped.total,
+          waitedMs,
+          at: wallNow(),
+        })}\n`,
+      );
+    } else {
+      context.out(`${style.yellow(why)}${dropped}\n`);
+    }
+    return EXIT.failure;
+  },
+});
+
+function primaryJson(view: ClusterView, p: SenderView, waitedMs: number): Record<string, unknown> {
+  return {
+    ok: true,
+    endpoint: view.endpoint,
+    instanceId: p.instanceId,
+    epoch: p.epoch,
+    seq: p.seq,
+    pid: p.pid,
+    host: p.host,
+    heartbeatInterval: p.heartbeatInterval ?? null,
+    priority: p.priority ?? null,
+    members: p.members ?? null,
+    /** Local receive time of the heartbeat, ms since the Unix epoch. */
+    at: p.lastAt,
+    dropped: view.dropped.total,
+    waitedMs,
+  };
+}
