@@ -580,13 +580,21 @@ function declareLoss(b: Builder, cause: PromoteReason): void {
 
 function maybeAttempt(b: Builder): void {
   const s = b.s;
-  if (s.phase !== 'secondary' || !s.enabled) return;
+  if (s.phase !== 'secondary' || !s.enabled || callbacksOutstanding(s)) return;
   const probing = s.loss === undefined && s.probeUntil !== undefined && b.now < s.probeUntil;
   if (s.loss === undefined && !probing) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.nextAttemptAt !== undefined && b.now < s.nextAttemptAt) return;
   b.set({ phase: 'acquiring', claimReason: s.loss?.cause ?? 'disconnect', nextAttemptAt: undefined });
   b.emit({ type: 'bind' });
+}
+
+/**
+ * An onPromote/onDemote of an earlier term still runs: do not start another term before it settled
+ * (its onDemote must pair with it, and the calls must not overlap).
+ */
+function callbacksOutstanding(s: MachineState): boolean {
+  return s.promoteOutstanding || s.demoteOutstanding;
 }
 
 /**
@@ -652,8 +660,10 @@ function onMessage(b: Builder, m: WireMessage, wallNow: number): void {
   if (s.pendingExit !== undefined) return;
   if (s.holdsEndpoint) {
     // Another node publishes on the endpoint we hold: only possible if we lost it (a stall, a
-    // stolen filesystem socket). A strictly higher epoch wins.
-    if (m.epoch > s.epoch && m.topic !== 'instance.shutdown') {
+    // stolen filesystem socket). A strictly higher epoch wins. While claiming there is no own
+    // epoch yet (a queued message from the previous holder lands here): the epoch chosen next
+    // exceeds it, since knownEpoch already took it.
+    if (m.epoch > s.epoch && m.topic !== 'instance.shutdown' && s.phase !== 'claiming') {
       b.log('warn', `${m.instanceId} publishes epoch ${m.epoch} > own ${s.epoch}: stepping down`);
       loseRole(b, 'higher-epoch');
       follow(b, m, wallNow);
@@ -839,6 +849,7 @@ function onPromoteSettled(b: Builder, term: number, ok: boolean, detail: string)
     return;
   }
   continueExit(b);
+  maybeAttempt(b);
 }
 
 /** onPromote (or the state file) failed: give the endpoint back and retry later. */
@@ -850,7 +861,9 @@ function failPromotion(b: Builder, detail: string): void {
   const base = Math.min(s.config.retryInterval * 2 ** (attempts - 1), s.config.maxRetryInterval);
   const delay = Math.round(base * (0.5 + b.random()));
   b.log('warn', `promotion to epoch ${s.epoch} failed (${detail}); retrying in ${delay} ms`);
-  b.emit({ type: 'release', epoch: s.epoch, farewellSeq: b.nextSeq() });
+  // A farewell only for an announced term: an epoch the state file did not take must not reach
+  // the wire (the next claimant reads the file and may take the same epoch).
+  b.emit({ type: 'release', epoch: s.epoch, farewellSeq: s.phase === 'promoting' ? b.nextSeq() : undefined });
   b.set({
     holdsEndpoint: false,
     nextHeartbeatAt: undefined,
@@ -903,6 +916,7 @@ function onDemoteSettled(b: Builder, _term: number): void {
   if (!b.s.demoteOutstanding) return;
   b.set({ demoteOutstanding: false });
   if (b.s.pendingExit !== undefined) continueExit(b);
+  else maybeAttempt(b);
 }
 
 function onSetEnabled(b: Builder, enabled: boolean): void {
@@ -967,12 +981,19 @@ function continueExit(b: Builder): void {
       nextAttemptAt: b.now + s.config.heartbeatTimeout,
     });
     b.changeRole('secondary', 'stepdown');
+    // Stepped down before the startup onPromote settled: the start sequence ends as secondary.
+    if (s.role === 'starting') b.emit({ type: 'started' });
     return;
   }
   if (s.holdsEndpoint) {
     b.emit({ type: 'release', epoch: s.epoch, farewellSeq: announced ? b.nextSeq() : undefined });
   }
   b.set({ phase: 'stopping', holdsEndpoint: false, nextHeartbeatAt: undefined });
+  // The endpoint is released: a successor may take over before the sockets closed.
+  if (s.role === 'primary') {
+    b.count('demotions');
+    b.changeRole('stopped', 'shutdown');
+  }
   b.emit({ type: 'close' });
 }
 
@@ -992,12 +1013,13 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
       // A regular check every interval also lets a stall be noticed.
       candidates.push(now + s.config.heartbeatInterval);
       if (s.loss === undefined) {
-        candidates.push(s.silenceFrom + s.config.heartbeatTimeout);
-        if (s.drainUntil !== undefined) candidates.push(s.drainUntil);
-        if (s.probeUntil !== undefined && s.enabled && s.nextAttemptAt !== undefined) candidates.push(s.nextAttemptAt);
+        // Silence is judged after heartbeatTimeout, and not before a drain ended (a wake-up in
+        // the past would make the driver spin).
+        candidates.push(Math.max(s.silenceFrom + s.config.heartbeatTimeout, s.drainUntil ?? 0));
+        const probing = s.probeUntil !== undefined && now < s.probeUntil;
+        if (probing && s.enabled && !callbacksOutstanding(s) && s.nextAttemptAt !== undefined) candidates.push(s.nextAttemptAt);
       } else if (s.enabled) {
-        const at = Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now);
-        candidates.push(at);
+        if (!callbacksOutstanding(s)) candidates.push(Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now));
         if (s.liveness !== undefined) candidates.push(s.liveness.deadline);
       }
       break;
