@@ -6,11 +6,12 @@
  * @module
  */
 import type { Command } from '../command.js';
+import { keygenCommand } from './keygen.js';
 import { statusCommand } from './status.js';
 import { watchCommand } from './watch.js';
 
 /** All commands, in help order. */
-export const commands: readonly Command[] = [statusCommand, watchCommand];
+export const commands: readonly Command[] = [statusCommand, watchCommand, keygenCommand];
 
 /** The command named `name`, if there is one. */
 export function findCommand(name: string): Command | undefined {
