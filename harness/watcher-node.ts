@@ -149,7 +149,7 @@ process.on('message', (raw) => {
 });
 // The parent going away ends this process (never leave orphans behind).
 process.on('disconnect', () => {
-  void watcher.shutdown().finally(() => process.exit(0));
+  void watcher.shutdown().finally(() => process.exit());
 });
 
 watcher.start().then(
