@@ -589,7 +589,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         return;
       }
       case 'release': {
-        const { awaited } = effect;
+        const awaited = effect.awaited && effect.mayHold === true;
         this.#store.release(effect.reason, effect.deregister).then(
           (released) => this.#dispatch({ type: 'releaseResult', released, ok: true }),
           (error: unknown) => {

@@ -242,6 +242,8 @@ export type LeaseEffect =
       readonly deregister: boolean;
       /** Whether anyone waits for the answer (closing); otherwise fire and forget. */
       readonly awaited: boolean;
+      /** Whether the lease may be ours (leader, or an acquire in flight): a failure then matters. */
+      readonly mayHold?: boolean;
     }
   | { readonly type: 'callStart'; readonly term: number; readonly revision: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'abortStart'; readonly term: number; readonly reason: LeaseRoleChangeReason }
@@ -705,7 +707,8 @@ function finishExit(b: Builder): void {
     b.set({ phase: 'stopping', leaseOkSentAt: undefined, nextTickAt: undefined, leader: undefined });
     b.changeRole('stopped', 'shutdown');
     // Always: an acquire still in flight may have won the lease for us.
-    b.emit({ type: 'release', reason: 'shutdown', deregister: true, awaited: true });
+    const mayHold = wasLeader || s.op?.kind === 'acquire';
+    b.emit({ type: 'release', reason: 'shutdown', deregister: true, awaited: true, mayHold });
     return;
   }
   if (!wasLeader) return;

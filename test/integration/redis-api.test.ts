@@ -152,6 +152,23 @@ describe.skipIf(skip !== undefined)('Cluster lifecycle on a real Redis', () => {
     }
   });
 
+  it('close() with Redis gone: a leader rejects (its lease could not be released), a standby resolves', async () => {
+    const own = await RedisServer.start();
+    const project = uniqueProject('gone');
+    const a = await run({ project, nodeId: 'a', redisUrl: own.url, ...fast });
+    const b = await run({ project, nodeId: 'b', redisUrl: own.url, ...fast });
+    expect([a.role, b.role]).toEqual(['primary', 'secondary']);
+    await own.kill();
+    const error: unknown = await a.close().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isFailoverError(error, 'ERR_FAILOVER_TRANSPORT')).toBe(true);
+    expect((error as Error).message).toMatch(/could not be released/);
+    expect(await a.close().catch((e: unknown) => e)).toBe(error);
+    await expect(b.close()).resolves.toBeUndefined();
+  });
+
   it('aborting the config signal closes the cluster', async () => {
     const controller = new AbortController();
     const c = await run({ project: uniqueProject('signal'), nodeId: 'x', redisUrl: server.url, ...fast, signal: controller.signal });

@@ -317,7 +317,7 @@ describe('voluntary exits', () => {
     sim.feed({ type: 'startSettled', term: 1, ok: true });
     const stopped = sim.feed({ type: 'stopSettled', term: 1 });
     expect(roleChanges(stopped)).toEqual(['primary->stopped:shutdown@1']);
-    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true }]);
+    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true, mayHold: true }]);
     expect(ofType(sim.feed({ type: 'releaseResult', released: true, ok: true }), 'close')).toHaveLength(1);
     sim.feed({ type: 'closed' });
     expect(sim.state).toMatchObject({ phase: 'stopped', role: 'stopped', wakeAt: undefined });
@@ -347,7 +347,7 @@ describe('voluntary exits', () => {
     sim.feed({ type: 'connected' });
     const shut = sim.feed({ type: 'shutdown' });
     expect(roleChanges(shut)).toEqual(['starting->stopped:shutdown@0']);
-    expect(ofType(shut, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true }]);
+    expect(ofType(shut, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true, mayHold: true }]);
     // The acquire wins after all: give it back, do not lead.
     const late = sim.reply(acquired(3));
     expect(ofType(late, 'callStart')).toEqual([]);
