@@ -71,7 +71,7 @@ export type ClusterEvent =
   | (MessageFields & {
       readonly event: 'gap';
       readonly kind: 'late';
-      /** Time since the sender's previous message, local monotonic. */
+      /** Time since the sender's previous message, local monotonic, rounded to the ms. */
       readonly silentMs: number;
       /** The sender's announced heartbeat interval. */
       readonly heartbeatInterval: number;
@@ -191,7 +191,7 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
   const events: ClusterEvent[] = [];
 
   if (same && m.seq > previous.seq + 1) {
-    events.push({ ...fields, event: 'gap', kind: 'seq', expectedSeq: previous.seq + 1, missed: m.seq - previous.seq - 1 });
+    events.push({ event: 'gap', ...fields, kind: 'seq', expectedSeq: previous.seq + 1, missed: m.seq - previous.seq - 1 });
   }
   const interval = m.heartbeatInterval ?? previous?.heartbeatInterval;
   // A sender that said goodbye starts afresh: its next message after a pause is not late.
@@ -199,7 +199,7 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
   if (m.topic === 'instance.heartbeat' && continuing && interval !== undefined) {
     const silentMs = now - previous.lastSeenNow;
     if (silentMs > LATE_FACTOR * interval) {
-      events.push({ ...fields, event: 'gap', kind: 'late', silentMs, heartbeatInterval: interval });
+      events.push({ event: 'gap', ...fields, kind: 'late', silentMs: Math.round(silentMs), heartbeatInterval: interval });
     }
   }
 
@@ -223,19 +223,19 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
   const counts = { ...view.counts, gaps: view.counts.gaps + events.length };
   switch (m.topic) {
     case 'instance.heartbeat':
-      events.push({ ...fields, event: 'heartbeat', heartbeatInterval: m.heartbeatInterval ?? null, members: members ?? null });
+      events.push({ event: 'heartbeat', ...fields, heartbeatInterval: m.heartbeatInterval ?? null, members: members ?? null });
       counts.heartbeats++;
       primary = m.instanceId;
       lastShutdown = undefined;
       break;
     case 'instance.promoted':
-      events.push({ ...fields, event: 'promoted', heartbeatInterval: m.heartbeatInterval ?? null });
+      events.push({ event: 'promoted', ...fields, heartbeatInterval: m.heartbeatInterval ?? null });
       counts.promoted++;
       primary = m.instanceId;
       lastShutdown = undefined;
       break;
     case 'instance.shutdown':
-      events.push({ ...fields, event: 'shutdown' });
+      events.push({ event: 'shutdown', ...fields });
       counts.shutdowns++;
       if (primary === m.instanceId || primary === undefined) {
         primary = undefined;

@@ -134,6 +134,14 @@ describe('cluster view', () => {
     expect(late.counts.gaps).toBe(1);
   });
 
+  it('reports the silence of a late gap rounded to the millisecond', () => {
+    const view = run([
+      [hb({ seq: 1 }), 0.25],
+      [hb({ seq: 2 }), 300.875],
+    ]);
+    expect(view.emitted[0]).toMatchObject({ event: 'gap', kind: 'late', silentMs: 301 });
+  });
+
   it("judges lateness by local time only, never by the sender's sentAt", () => {
     const view = run([
       [hb({ seq: 1, sentAt: 0 }), 0],

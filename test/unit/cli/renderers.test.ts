@@ -33,6 +33,7 @@ describe('line renderer', () => {
       expect(line).not.toContain('\n');
       const parsed = JSON.parse(line) as Record<string, unknown>;
       expect(Object.keys(parsed)).toEqual(expect.arrayContaining(['event', 'instanceId', 'epoch', 'seq', 'pid', 'host', 'at']));
+      expect(Object.keys(parsed)[0]).toBe('event');
       expect(parsed.at).toBe(WALL);
     }
     expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['gap', 'gap', 'heartbeat']);
