@@ -33,7 +33,7 @@ export interface NodeConfig {
   readonly verbose?: boolean;
   /** CURVE keys (the `curve` watcher option). */
   readonly curve?: WatcherOptions['curve'];
-  /** Report every warn/error log line to the parent as a `log` event. */
+  /** Report every log line (all levels) to the parent as a `log` event. */
   readonly reportLogs?: boolean;
 }
 
@@ -75,8 +75,8 @@ const options: WatcherOptions = {
   ...(config.reportLogs
     ? {
         logger: {
-          debug: () => {},
-          info: () => {},
+          debug: (m: string) => send('log', { level: 'debug', message: m }),
+          info: (m: string) => send('log', { level: 'info', message: m }),
           warn: (m: string) => send('log', { level: 'warn', message: m }),
           error: (m: string) => send('log', { level: 'error', message: m }),
         },

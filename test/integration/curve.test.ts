@@ -42,6 +42,7 @@ function node(endpoint: string, id: keyof typeof clients, extra: Partial<NodeCon
     heartbeatTimeout: 400,
     enabled: true,
     curve: curveOf(id),
+    reportLogs: true,
     ...extra,
   });
 }
@@ -107,6 +108,15 @@ describe('CURVE', () => {
     const next = await Promise.race([waitPrimary(b, 5000), waitPrimary(c, 5000)]);
     expect(next.epoch).toBe(2);
     expect(cluster.primaries()).toHaveLength(1);
+
+    // No key in any log line of any node, at any level.
+    const logs = cluster.nodes.flatMap((n) => n.events.filter((e) => e.type === 'log').map((e) => String(e.message)));
+    expect(logs.length).toBeGreaterThan(5);
+    const text = logs.join('\n');
+    for (const k of [server, ...Object.values(clients)]) {
+      expect(text).not.toContain(k.publicKey);
+      expect(text).not.toContain(k.secretKey);
+    }
   });
 
   it('never follows a process that binds first without the server key, then elects once it leaves', async () => {
