@@ -63,7 +63,7 @@ export function colorEnabled(io: CliIo, json: boolean): boolean {
   return io.isTTY && io.env.NO_COLOR === undefined && !json;
 }
 
-/** Resolves when `signal` aborts; the listener is removed when `until` settles first. */
+/** Resolves when `signal` aborts; `dispose()` removes the listener when something else ended the wait first. */
 export function aborted(signal: AbortSignal): { promise: Promise<void>; dispose(): void } {
   if (signal.aborted) return { promise: Promise.resolve(), dispose: () => undefined };
   let dispose = (): void => undefined;
