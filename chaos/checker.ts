@@ -45,6 +45,11 @@
  *    shutdown or step-down. A hang (SIGSTOP, blocked event loop) is not a loss: no takeover may
  *    happen while the hung primary is stopped (that would be an overlap); if it is then killed,
  *    the crash bound applies from the kill (cause `hang`).
+ *    Nobody can take over before the lost process is gone (its endpoint is freed by its own
+ *    threads closing the socket, or by its death), and on a loaded machine the kernel may need
+ *    hundreds of ms to tear a SIGKILLed process down: for a crash, a hang or a shutdown, the bound
+ *    runs from the later of the fault and the process's exit as the injector observed it (an
+ *    upper bound of its death). The latency reported is still the one from the fault.
  *    The bound is only demanded when it can be met: the clock restarts at every later disturbance
  *    in the window (a kill, shutdown, step-down or disable of another node, or the end of a
  *    SIGSTOP/block of any node, which may have won the bind unseen), and a loss is excused when no
@@ -128,8 +133,15 @@ export interface LossRecord {
   readonly cause: LossCause;
   /** The fault the latency is measured from (or the end of the role, without one). */
   readonly faultAt: number;
-  /** Where the bound was counted from: `faultAt`, or the last disturbance after it. */
+  /**
+   * When the lost process was gone: for a process that died of the fault (SIGKILL, or exit after
+   * a shutdown), the later of `faultAt` and its exit as observed; else `faultAt`.
+   */
+  readonly goneAt: number;
+  /** Where the bound was counted from: `goneAt`, or the last disturbance after the fault. */
   readonly base: number;
+  /** Some other node was disturbed (killed, stopped, ...) between the fault and the takeover. */
+  readonly disturbed: boolean;
   readonly deadline: number;
   readonly next: RoleInterval | undefined;
   /** `next.start - faultAt`. */
@@ -183,6 +195,8 @@ export interface CheckStats {
   readonly takeoverMs: Readonly<Record<LossCause, readonly number[]>>;
   /** Latencies of losses whose window was disturbed (checked against the moved deadline). */
   readonly disturbedTakeoverMs: Readonly<Record<LossCause, readonly number[]>>;
+  /** Of the undisturbed losses: fault to the lost process's observed exit, when later. */
+  readonly teardownMs: Readonly<Record<LossCause, readonly number[]>>;
   /** The roleChanged reasons of the nodes that took over. */
   readonly takeoverReasons: Readonly<Record<string, number>>;
   readonly lossesExcused: number;
@@ -248,6 +262,8 @@ export function percentile(samples: readonly number[], p: number): number | unde
 }
 
 const fmt = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : 'never');
+/** A time relative to the start of the run, for messages. */
+const rel = (h: History, t: number): string => (Number.isFinite(t) ? `+${((t - h.startedAt) / 1000).toFixed(3)} s` : 'the end');
 
 /** Checks a history. Pure. */
 export function checkHistory(history: History, options: Partial<CheckOptions> = {}): CheckReport {
@@ -260,7 +276,7 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
     faultsOf.set(f.target, list);
   }
 
-  const views = history.processes.map((rec) => analyseProcess(rec, faultsOf.get(rec.key) ?? [], o, violations));
+  const views = history.processes.map((rec) => analyseProcess(history, rec, faultsOf.get(rec.key) ?? [], o, violations));
   const intervals = views.flatMap((v) => v.intervals).sort((a, b) => a.start - b.start || a.process.localeCompare(b.process));
   const viewOf = new Map(views.map((v) => [v.rec.key, v]));
 
@@ -279,8 +295,8 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
         violations.push({
           kind: 'split-brain',
           message:
-            `two primaries at once: ${a.process} (epoch ${a.epoch}, from ${a.start.toFixed(1)} to ${endText(a)}) and ` +
-            `${b.process} (epoch ${b.epoch}, from ${b.start.toFixed(1)}), overlapping ${fmt(overlapMs)}` +
+            `two primaries at once: ${a.process} (epoch ${a.epoch}, from ${rel(history, a.start)} to ${endText(history, a)}) and ` +
+            `${b.process} (epoch ${b.epoch}, from ${rel(history, b.start)}), overlapping ${fmt(overlapMs)}` +
             (pausedAtTakeover ? `; ${a.process} was stopped/blocked, still holding the role, when ${b.process} took over` : ''),
           first: a,
           second: b,
@@ -299,7 +315,7 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
     if (top !== undefined && iv.epoch <= top.epoch) {
       violations.push({
         kind: 'epoch-regression',
-        message: `${iv.process} became primary with epoch ${iv.epoch} at ${iv.start.toFixed(1)}, not above epoch ${top.epoch} of ${top.process} (from ${top.start.toFixed(1)})`,
+        message: `${iv.process} became primary with epoch ${iv.epoch} at ${rel(history, iv.start)}, not above epoch ${top.epoch} of ${top.process} (from ${rel(history, top.start)})`,
         previous: top,
         next: iv,
       });
@@ -312,6 +328,7 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
   const failovers = zeroByCause(() => 0);
   const takeoverMs = zeroByCause<number[]>(() => []);
   const disturbedTakeoverMs = zeroByCause<number[]>(() => []);
+  const teardownMs = zeroByCause<number[]>(() => []);
   const takeoverReasons: Record<string, number> = {};
   let lossesExcused = 0;
   let lossesUnchecked = 0;
@@ -328,22 +345,33 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
 
     if (next !== undefined && next.start < faultAt - o.tolerance) {
       // It took over before the fault: reported as a split brain above.
-      losses.push({ lost, cause, faultAt, base: faultAt, deadline: faultAt + bound, next, latency: next.start - faultAt, outcome: 'overlap' });
+      const latency = next.start - faultAt;
+      losses.push({ lost, cause, faultAt, goneAt: faultAt, base: faultAt, disturbed: false, deadline: faultAt + bound, next, latency, outcome: 'overlap' });
       continue;
     }
 
+    // The endpoint is free only once the kernel has torn the lost process down (its listening
+    // socket is closed by its own threads or by its death): on a loaded machine that can take
+    // hundreds of ms after the SIGKILL. Nobody can take over before, so the watcher is judged
+    // from then. The exit as observed by the injector is an upper bound of that moment.
+    const exitAt = view.rec.exit?.observedAt;
+    const departs = cause === 'crash' || cause === 'hang' || cause === 'shutdown';
+    const goneAt = departs && exitAt !== undefined && exitAt > faultAt && exitAt < windowEnd ? exitAt : faultAt;
+
     // Disturbances after the fault move the start of the bound.
-    let base = faultAt;
+    let disturbedAt = faultAt;
     for (const f of history.faults) {
-      if (f.final || f.at <= faultAt || f.at >= windowEnd) continue;
+      if (f.final || f.target === lost.process || f.at <= faultAt || f.at >= windowEnd) continue;
       if (f.kind === 'kill' || f.kind === 'shutdown' || f.kind === 'stepDown' || (f.kind === 'setEnabled' && f.value === false)) {
-        base = Math.max(base, f.doneAt);
+        disturbedAt = Math.max(disturbedAt, f.doneAt);
       }
     }
     for (const p of allPauses) {
       if (p.process === lost.process) continue;
-      if (p.from < windowEnd && p.to > faultAt) base = Math.max(base, p.to);
+      if (p.from < windowEnd && p.to > faultAt) disturbedAt = Math.max(disturbedAt, p.to);
     }
+    const disturbed = disturbedAt > faultAt;
+    const base = Math.max(goneAt, disturbedAt);
     const deadline = base + bound;
     const latency = next === undefined ? undefined : next.start - faultAt;
 
@@ -356,27 +384,30 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
       const eligible = eligibleSuccessors(views, lost, faultAt, deadline, history.heartbeatTimeout);
       outcome = eligible.length > 0 ? 'late' : 'excused-no-successor';
       if (outcome === 'late') {
-        const record: LossRecord = { lost, cause, faultAt, base, deadline, next, latency, outcome };
+        const record: LossRecord = { lost, cause, faultAt, goneAt, base, disturbed, deadline, next, latency, outcome };
+        const stalled = (history.injectorStalls ?? []).filter((st) => st.at > faultAt && st.at - st.ms < deadline);
         violations.push({
           kind: 'missing-takeover',
           message:
-            `${cause} of primary ${lost.process} (epoch ${lost.epoch}) at ${faultAt.toFixed(1)}: ` +
+            `${cause} of primary ${lost.process} (epoch ${lost.epoch}) at ${rel(history, faultAt)}: ` +
             (next === undefined
               ? `no new primary by the end of the run (${fmt(history.endedAt - faultAt)} later)`
               : `next primary ${next.process} only after ${fmt(next.start - faultAt)}`) +
-            `; bound ${bound} ms from ${base === faultAt ? 'the fault' : `the last disturbance at +${fmt(base - faultAt)}`}` +
-            `; could have taken over: ${eligible.join(', ')}`,
+            `; bound ${bound} ms from ${base === faultAt ? 'the fault' : base === goneAt ? `its exit at +${fmt(goneAt - faultAt)}` : `the last disturbance at +${fmt(base - faultAt)}`}` +
+            `; could have taken over: ${eligible.join(', ')}` +
+            (stalled.length > 0 ? `; the injector itself stalled up to ${fmt(Math.max(...stalled.map((st) => st.ms)))} meanwhile` : ''),
           loss: record,
           eligible,
         });
       }
     }
-    losses.push({ lost, cause, faultAt, base, deadline, next, latency, outcome });
+    losses.push({ lost, cause, faultAt, goneAt, base, disturbed, deadline, next, latency, outcome });
     if (outcome === 'excused-no-successor') lossesExcused++;
     if (outcome === 'unchecked-run-ended') lossesUnchecked++;
     if (next !== undefined && latency !== undefined && next.start <= history.endedAt) {
       failovers[cause]++;
-      (base === faultAt ? takeoverMs : disturbedTakeoverMs)[cause].push(latency);
+      (disturbed ? disturbedTakeoverMs : takeoverMs)[cause].push(latency);
+      if (!disturbed && goneAt > faultAt) teardownMs[cause].push(goneAt - faultAt);
       takeoverReasons[next.reason] = (takeoverReasons[next.reason] ?? 0) + 1;
     }
   }
@@ -417,6 +448,7 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
       failovers,
       takeoverMs,
       disturbedTakeoverMs,
+      teardownMs,
       takeoverReasons,
       lossesExcused,
       lossesUnchecked,
@@ -429,10 +461,10 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
   };
 }
 
-function endText(iv: RoleInterval): string {
+function endText(h: History, iv: RoleInterval): string {
   if (!Number.isFinite(iv.endLatest)) return 'the end';
-  if (iv.endLatest - iv.endEarliest < 0.05) return `${iv.endEarliest.toFixed(1)} (${iv.endCause})`;
-  return `${iv.endEarliest.toFixed(1)}..${iv.endLatest.toFixed(1)} (${iv.endCause})`;
+  if (iv.endLatest - iv.endEarliest < 0.05) return `${rel(h, iv.endEarliest)} (${iv.endCause})`;
+  return `${rel(h, iv.endEarliest)}..${rel(h, iv.endLatest)} (${iv.endCause})`;
 }
 
 function lossCause(end: EndCause): LossCause | undefined {
@@ -505,7 +537,13 @@ function enabledThroughout(v: ProcessView, from: number, to: number): boolean {
   return enabled;
 }
 
-function analyseProcess(rec: ProcessRecord, faults: readonly Fault[], o: CheckOptions, violations: Violation[]): ProcessView {
+function analyseProcess(
+  history: History,
+  rec: ProcessRecord,
+  faults: readonly Fault[],
+  o: CheckOptions,
+  violations: Violation[],
+): ProcessView {
   const key = rec.key;
   const events = rec.events;
   const kill = faults.find((f) => f.kind === 'kill');
@@ -544,7 +582,7 @@ function analyseProcess(rec: ProcessRecord, faults: readonly Fault[], o: CheckOp
       exitExplained = false;
       violations.push({
         kind: 'self-crash',
-        message: `${key} (pid ${rec.pid}) exited on its own: code ${exit.code}, signal ${exit.signal}, seen at ${exit.observedAt.toFixed(1)}`,
+        message: `${key} (pid ${rec.pid}) exited on its own: code ${exit.code}, signal ${exit.signal}, seen at ${rel(history, exit.observedAt)}`,
         process: key,
         exit,
         stderrTail: rec.stderrTail,
@@ -564,7 +602,7 @@ function analyseProcess(rec: ProcessRecord, faults: readonly Fault[], o: CheckOp
     if (late !== undefined) {
       violations.push({
         kind: 'inconsistent-history',
-        message: `${key} reported ${late.type} at ${late.at.toFixed(1)}, after it was SIGKILLed at ${kill.doneAt.toFixed(1)}`,
+        message: `${key} reported ${late.type} at ${rel(history, late.at)}, after it was SIGKILLed at ${rel(history, kill.doneAt)}`,
         process: key,
       });
     }

@@ -75,4 +75,9 @@ export interface History {
   readonly processes: readonly ProcessRecord[];
   /** In the order applied. */
   readonly faults: readonly Fault[];
+  /**
+   * Times the injector's own event loop woke late (a measure of how loaded the machine was):
+   * `at` when it noticed, `ms` how late. For diagnosis only.
+   */
+  readonly injectorStalls?: ReadonlyArray<{ readonly at: number; readonly ms: number }>;
 }

@@ -35,18 +35,18 @@ export type ChaosAction =
   | 'restart';
 
 export const DEFAULT_WEIGHTS: Readonly<Record<ChaosAction, number>> = Object.freeze({
-  killPrimary: 3,
-  killRandom: 2,
-  stopPrimary: 2,
-  stopRandom: 1.5,
-  blockPrimary: 0.7,
+  killPrimary: 4,
+  killRandom: 1.5,
+  stopPrimary: 2.5,
+  stopRandom: 1.2,
+  blockPrimary: 0.8,
   blockRandom: 0.5,
-  shutdownPrimary: 2,
-  shutdownRandom: 1,
-  stepDown: 0.7,
+  shutdownPrimary: 3,
+  shutdownRandom: 0.6,
+  stepDown: 1,
   toggleEnabled: 1.5,
   // Per missing node.
-  restart: 3,
+  restart: 2.5,
 });
 
 export interface ChaosOptions {
@@ -86,8 +86,8 @@ export const DEFAULT_CHAOS_OPTIONS: Omit<ChaosOptions, 'seed'> = Object.freeze({
   heartbeatTimeout: 400,
   transport: 'random',
   priorities: true,
-  minGapMs: 80,
-  maxGapMs: 1200,
+  minGapMs: 50,
+  maxGapMs: 900,
   burstChance: 0.12,
   maxFaults: 100_000,
   settleMs: 1500,
@@ -111,6 +111,8 @@ interface Member {
   readonly spawnedAt: number;
   readonly priority: number | undefined;
   exit: ExitRecord | undefined;
+  /** SIGKILL sent (its exit may not have been observed yet). */
+  doomed: boolean;
   stopped: boolean;
   disabled: boolean;
   leaving: boolean;
@@ -158,6 +160,8 @@ class Injector {
   /** Pending ends of pauses and disabled periods, run early at the end of the injection. */
   readonly #pendingEnds = new Map<Member, () => void>();
   readonly #pendingEnables = new Map<Member, () => void>();
+  readonly #stalls: Array<{ at: number; ms: number }> = [];
+  #probe: ReturnType<typeof setInterval> | undefined;
   #tornDown = false;
 
   constructor(o: ChaosOptions, rng: Prng, endpoint: string, workdir: string, cluster: Cluster) {
@@ -173,6 +177,7 @@ class Injector {
     o.log(`chaos: seed ${o.seed}, ${o.nodes} nodes on ${this.#endpoint}, ${Math.round(o.durationMs / 1000)} s of faults`);
     for (let i = 0; i < o.nodes; i++) this.#spawn(`n${i}`);
     await this.#initialSettle();
+    this.#startStallProbe();
     const startedAt = wallNow();
     const stopAt = startedAt + o.durationMs;
     o.log('chaos: cluster ready, injecting');
@@ -184,7 +189,13 @@ class Injector {
       if (wallNow() + gap >= stopAt) break;
       await sleep(gap);
       if (o.signal?.aborted) break;
-      if (this.#act()) faults++;
+      // A draw that does not apply now (no spare node, too many paused...) is redrawn a few times.
+      for (let draw = 0; draw < 4; draw++) {
+        if (this.#act()) {
+          faults++;
+          break;
+        }
+      }
       if (wallNow() - lastReport > 10_000) {
         lastReport = wallNow();
         o.log(`chaos: ${Math.round((lastReport - startedAt) / 1000)} s, ${this.#faults.length} faults, ${this.#alive().length} alive`);
@@ -198,6 +209,7 @@ class Injector {
     await this.#waitUntil(() => this.#primary() !== undefined && this.#members.every((m) => !m.leaving || m.exit !== undefined), o.settleMs + o.shutdownTimeoutMs);
     await sleep(settleUntil - wallNow());
     const endedAt = wallNow();
+    this.#stopStallProbe();
     o.log(`chaos: observation ended after ${Math.round((endedAt - startedAt) / 1000)} s, ${this.#faults.length} faults`);
 
     await this.#killAll(true);
@@ -209,6 +221,7 @@ class Injector {
       heartbeatTimeout: o.heartbeatTimeout,
       processes: this.#members.map((m) => this.#record(m)),
       faults: [...this.#faults],
+      injectorStalls: [...this.#stalls],
     };
   }
 
@@ -216,10 +229,28 @@ class Injector {
   async teardown(): Promise<void> {
     if (this.#tornDown) return;
     this.#tornDown = true;
+    this.#stopStallProbe();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     await this.#killAll(true);
     await this.#cluster.stopAll();
+  }
+
+  /** Notes when this process's own event loop wakes late: a gauge of the machine's load. */
+  #startStallProbe(): void {
+    const period = 10;
+    let expected = wallNow() + period;
+    this.#probe = setInterval(() => {
+      const now = wallNow();
+      const late = now - expected;
+      if (late > 25 && this.#stalls.length < 100_000) this.#stalls.push({ at: now, ms: late });
+      expected = now + period;
+    }, period);
+  }
+
+  #stopStallProbe(): void {
+    if (this.#probe !== undefined) clearInterval(this.#probe);
+    this.#probe = undefined;
   }
 
   // --- nodes ----------------------------------------------------------------------------------
@@ -247,6 +278,7 @@ class Injector {
       spawnedAt,
       priority,
       exit: undefined,
+      doomed: false,
       stopped: false,
       disabled: false,
       leaving: false,
@@ -290,8 +322,14 @@ class Injector {
     );
   }
 
+  /** Not SIGKILLed, not exited: what faults may target. */
   #alive(): Member[] {
-    return this.#members.filter((m) => m.exit === undefined && m.proc.alive);
+    return this.#members.filter((m) => m.exit === undefined && !m.doomed && m.proc.alive);
+  }
+
+  /** Whether a command can reach it. */
+  #reachable(m: Member): boolean {
+    return m.exit === undefined && !m.doomed && m.proc.child.connected;
   }
 
   #isReady(m: Member): boolean {
@@ -342,7 +380,7 @@ class Injector {
 
   /** Sends a signal to one of our children; records it. False if it was already gone. */
   #signal(m: Member, signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT', extra: Partial<Fault> = {}): boolean {
-    if (m.exit !== undefined || !m.proc.alive) return false;
+    if (m.exit !== undefined || m.doomed || !m.proc.alive) return false;
     const kind = signal === 'SIGKILL' ? 'kill' : signal === 'SIGSTOP' ? 'stop' : 'cont';
     const at = wallNow();
     try {
@@ -352,6 +390,7 @@ class Injector {
     }
     this.#note(kind, m, at, extra);
     if (signal === 'SIGKILL') {
+      m.doomed = true;
       m.stopped = false;
       this.#pendingEnds.delete(m);
       this.#pendingEnables.delete(m);
@@ -363,11 +402,11 @@ class Injector {
   #act(): boolean {
     const o = this.#o;
     const rng = this.#rng;
-    const missing = o.nodes - this.#alive().length;
+    const missing = o.nodes - this.#alive().filter((m) => !m.leaving).length;
     const weights = { ...o.weights, restart: missing > 0 ? o.weights.restart * missing : 0 };
     const action = rng.weighted(weights);
     const primary = this.#primary();
-    const running = this.#running();
+    const running = this.#running().filter((m) => this.#reachable(m));
     const paused = this.#alive().filter((m) => m.stopped || m.blockedUntil >= wallNow()).length;
     // Keep at least two other running, enabled nodes able to take over.
     const spare = (target: Member): boolean => running.filter((m) => m !== target && !m.disabled).length >= 2;
@@ -393,7 +432,7 @@ class Injector {
         target.stopped = true;
         const end = (kill: boolean): void => {
           this.#pendingEnds.delete(target);
-          if (!target.stopped) return;
+          if (!target.stopped || target.doomed) return;
           target.stopped = false;
           this.#signal(target, kill ? 'SIGKILL' : 'SIGCONT', { note: kill ? 'while stopped' : undefined });
         };
@@ -438,8 +477,9 @@ class Injector {
         const target = rng.pick(running);
         if (target === undefined) return false;
         if (target.disabled) {
-          this.#pendingEnables.get(target)?.();
-          return true;
+          const enable = this.#pendingEnables.get(target);
+          enable?.();
+          return enable !== undefined;
         }
         const disabled = this.#alive().filter((m) => m.disabled).length;
         if (disabled >= Math.floor((o.nodes - 1) / 2) || !spare(target)) return false;
@@ -449,7 +489,7 @@ class Injector {
         this.#note('setEnabled', target, at, { value: false });
         const enable = (): void => {
           this.#pendingEnables.delete(target);
-          if (!target.disabled || target.exit !== undefined) return;
+          if (!target.disabled || !this.#reachable(target)) return;
           const t = wallNow();
           target.proc.send({ cmd: 'setEnabled', value: true });
           target.disabled = false;
@@ -460,7 +500,8 @@ class Injector {
         return true;
       }
       case 'restart': {
-        const live = new Set(this.#alive().map((m) => m.instanceId));
+        // Only once every earlier incarnation has exited: never two processes with one id.
+        const live = new Set(this.#members.filter((m) => m.exit === undefined).map((m) => m.instanceId));
         const dead = [...this.#incarnations.keys()].filter((id) => !live.has(id));
         const id = rng.pick(dead);
         if (id === undefined) return false;

@@ -144,6 +144,7 @@ export async function main(argv: readonly string[], io: RunIo, signal?: AbortSig
         heartbeatInterval: args.heartbeatInterval,
         heartbeatTimeout: args.heartbeatTimeout,
         bounds: args.bounds,
+        ...(run.history.injectorStalls !== undefined ? { injectorStalls: run.history.injectorStalls } : {}),
       },
       report,
     ),

@@ -13,6 +13,7 @@ export interface SummaryContext {
   readonly heartbeatInterval: number;
   readonly heartbeatTimeout: number;
   readonly bounds: CheckOptions;
+  readonly injectorStalls?: ReadonlyArray<{ readonly at: number; readonly ms: number }>;
 }
 
 const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v.toFixed(1)}`);
@@ -68,6 +69,18 @@ export function formatSummary(ctx: SummaryContext, report: CheckReport): string 
   const reasons = Object.entries(s.takeoverReasons).map(([r, c]) => `${r} ${c}`).join(', ');
   out.push(`  taken over by reason: ${reasons || '-'}`);
   out.push(`  losses excused (no eligible successor): ${s.lossesExcused}; unchecked (run ended): ${s.lossesUnchecked}`);
+  const teardown = LOSS_CAUSES.flatMap((c) => s.teardownMs[c]);
+  if (teardown.length > 0) {
+    out.push(
+      `  fault -> lost process's exit observed (bounds run from the later of the two): p50 ${ms(percentile(teardown, 50))}, ` +
+        `p99 ${ms(percentile(teardown, 99))}, worst ${ms(Math.max(...teardown))} ms`,
+    );
+  }
+  const stalls = ctx.injectorStalls ?? [];
+  out.push(
+    `  machine load: the injector's event loop woke > 25 ms late ${stalls.length} times` +
+      (stalls.length > 0 ? `, worst ${ms(Math.max(...stalls.map((st) => st.ms)))} ms` : ''),
+  );
   out.push('');
   out.push(
     `primary terms ${s.primaryTerms} (+${s.unconfirmedTerms} seen only by onPromote), highest epoch ${s.maxEpoch}; ` +

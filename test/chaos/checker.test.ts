@@ -162,6 +162,17 @@ describe('checkHistory accepts correct histories', () => {
     expect(r.stats.disturbedTakeoverMs.crash).toEqual([750]);
   });
 
+  it('judges the takeover from the exit of a SIGKILLed primary that the kernel was slow to tear down', () => {
+    // The exit is seen 300 ms after the kill; b takes over 10 ms later.
+    const r = checkHistory(
+      history(trio([], promoted(1310, 2, 'disconnect'), [], { a: { exit: { code: null, signal: 'SIGKILL', observedAt: 1300 } } }), [fault('kill', 'a#1', 1000)]),
+    );
+    expect(r.violations).toEqual([]);
+    expect(r.losses[0]).toMatchObject({ outcome: 'ok', goneAt: 1300, base: 1300, disturbed: false });
+    expect(r.stats.takeoverMs.crash).toEqual([310]);
+    expect(r.stats.teardownMs.crash).toEqual([300]);
+  });
+
   it('excuses a late takeover when no node could take over (the only follower was disabled)', () => {
     const r = checkHistory(
       history(
@@ -286,6 +297,24 @@ describe('checkHistory flags violations', () => {
     expect(kinds(r)).toEqual(['missing-takeover']);
     const v = r.violations[0];
     expect(v?.kind === 'missing-takeover' && v.eligible).toEqual(['b#1', 'c#1']);
+  });
+
+  it('a takeover by silence long after the SIGKILLed primary was gone', () => {
+    const r = checkHistory(
+      history(trio([], promoted(1450, 2, 'silence'), [], { a: { exit: { code: null, signal: 'SIGKILL', observedAt: 1008 } } }), [fault('kill', 'a#1', 1000)]),
+    );
+    expect(kinds(r)).toEqual(['missing-takeover']);
+    expect(r.losses[0]).toMatchObject({ goneAt: 1008, deadline: 1258 });
+  });
+
+  it('a step-down is judged from the command, whatever becomes of the node afterwards', () => {
+    const r = checkHistory(
+      history(trio([role(1005, 'primary', 'secondary', 1, 'stepdown')], promoted(1600, 2, 'shutdown'), [], { a: exitKilled(1502) }), [
+        fault('stepDown', 'a#1', 1000),
+        fault('kill', 'a#1', 1500),
+      ]),
+    );
+    expect(kinds(r)).toEqual(['missing-takeover']);
   });
 
   it('no takeover at all after a graceful shutdown', () => {
