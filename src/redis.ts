@@ -430,6 +430,18 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.#closeResult;
   }
 
+  /**
+   * Hands the leader role over gracefully without leaving the election (the `Watcher`'s
+   * `stepDown()`): aborts `onStart`'s signal, runs `onStop` after `onStart` settled (at most 1 s),
+   * then releases the lease and notifies the standbys, so one of them takes over in milliseconds.
+   * The role changes to `secondary` (reason `stepdown`) when the lease is released; this node then
+   * stays out of the election for `leaseTTL` and runs for leader again afterwards. No effect
+   * unless this node leads and is not already handing over (closing, preempted, failed start).
+   */
+  stepDown(): void {
+    this.#dispatch({ type: 'stepDown' });
+  }
+
   /** Resolves when the cluster has stopped (after `close()` or the config's signal). Never rejects. */
   wait(): Promise<void> {
     return this.#closed.promise;

@@ -19,8 +19,10 @@
  * - `onStop` is called once for every `onStart`, only after that `onStart` settled, and is
  *   abandoned (with a warning) after `stopTimeout`;
  * - a node never starts a new term while a callback of its previous term is outstanding;
- * - a voluntary exit (close, preemption, `onStart` rejection) keeps the lease until `onStop`
- *   finished (bounded by `handoverTimeout`), then releases it so a standby takes over at once;
+ * - a voluntary exit (close, step-down, preemption, `onStart` rejection) keeps the lease until
+ *   `onStop` finished (bounded by `handoverTimeout`), then releases it so a standby takes over at
+ *   once; after a step-down or a rejected `onStart` the node stays out of elections for
+ *   `failureHoldOff`;
  * - at most one lease operation is in flight at a time (their replies are matched by id).
  *
  * @module
@@ -58,6 +60,8 @@ export type LeaseRoleChangeReason =
   | 'preempted'
   /** `onStart` threw or rejected. */
   | 'start-failed'
+  /** `stepDown()`: handed the lease over without leaving the election (the Watcher's name). */
+  | 'stepdown'
   /** `close()`. */
   | 'shutdown';
 
@@ -82,7 +86,7 @@ export interface LeaseMachineConfig {
   readonly stopTimeout: number;
   /** A voluntary exit releases the lease after this long even if callbacks have not settled. */
   readonly handoverTimeout: number;
-  /** After `onStart` failed, stay out of elections (and tell others so) for this long. */
+  /** After `onStart` failed or a step-down, stay out of elections (and tell others so) for this long. */
   readonly failureHoldOff: number;
 }
 
@@ -117,7 +121,7 @@ export interface PendingOp {
 
 /** A voluntary exit from the leader role in progress. */
 export interface Exit {
-  readonly reason: 'shutdown' | 'preempted' | 'start-failed';
+  readonly reason: 'shutdown' | 'stepdown' | 'preempted' | 'start-failed';
   /** Release the lease at this time at the latest. */
   readonly deadline: number;
 }
@@ -150,7 +154,7 @@ export interface LeaseMachineState {
   /** Term whose onStop runs, and until when it may. */
   readonly stopOutstanding: { readonly term: number; readonly deadline: number } | undefined;
   readonly exit: Exit | undefined;
-  /** Out of elections until this time (after a failed onStart). */
+  /** Out of elections until this time (after a failed onStart or a step-down). */
   readonly holdOffUntil: number | undefined;
   /** Whether `started` went out (the first role settled). */
   readonly settled: boolean;
@@ -211,6 +215,8 @@ export type LeaseInput =
   | { readonly type: 'connected' }
   | { readonly type: 'startSettled'; readonly term: number; readonly ok: boolean; readonly detail?: string }
   | { readonly type: 'stopSettled'; readonly term: number }
+  /** Hand the lease over gracefully and stay a follower; no effect unless leader. */
+  | { readonly type: 'stepDown' }
   | { readonly type: 'shutdown' }
   | { readonly type: 'closed' };
 
@@ -347,6 +353,9 @@ export function leaseStep(state: LeaseMachineState, input: LeaseInput, env: Leas
       break;
     case 'stopSettled':
       onStopSettled(b, input.term);
+      break;
+    case 'stepDown':
+      onStepDown(b);
       break;
     case 'shutdown':
       onShutdown(b);
@@ -714,7 +723,7 @@ function finishExit(b: Builder): void {
   if (!wasLeader) return;
   b.count('stepDowns');
   b.set({ phase: 'follower', leaseOkSentAt: undefined, leader: undefined });
-  if (exit.reason === 'start-failed') b.set({ holdOffUntil: b.now + s.config.failureHoldOff });
+  if (exit.reason === 'start-failed' || exit.reason === 'stepdown') b.set({ holdOffUntil: b.now + s.config.failureHoldOff });
   b.changeRole('secondary', exit.reason);
   b.emit({ type: 'release', reason: exit.reason, deregister: false, awaited: false });
 }
@@ -759,6 +768,21 @@ function onNotice(b: Builder, notice: Notice): void {
 
 function onConnected(b: Builder): void {
   if (b.s.phase === 'follower' || b.s.phase === 'leader') runOpSoon(b);
+}
+
+/**
+ * A leader hands over without leaving: abort onStart, onStop, then release (published, so a
+ * standby acquires at once) and hold off for `failureHoldOff`. Ignored unless leading and not
+ * already leaving (a close, preemption or failed start in progress wins).
+ */
+function onStepDown(b: Builder): void {
+  const s = b.s;
+  if (s.phase !== 'leader' || s.exit !== undefined) {
+    b.log('debug', `stepDown() ignored: ${s.phase !== 'leader' ? 'not leader' : `already handing over (${s.exit?.reason ?? '?'})`}`);
+    return;
+  }
+  b.log('info', 'stepping down on request: handing the lease over');
+  beginExit(b, 'stepdown');
 }
 
 function onShutdown(b: Builder): void {

@@ -13,7 +13,7 @@ import type { LeaseRoleChangeReason, LeaseStrategy } from './lease-machine.js';
 export interface StartContext {
   /** This term's revision: a fencing token that grows at every new term. Hand it to storage that can reject older terms. */
   readonly revision: number;
-  /** Aborts as soon as leadership is lost (lease lost, maxDrift, preemption, `close()`). */
+  /** Aborts as soon as leadership is lost (lease lost, maxDrift, preemption, `stepDown()`, `close()`). */
   readonly signal: AbortSignal;
   readonly nodeId: string;
   /** How the lease was found: `vacant`, `handover`, `expired` or `reacquired`. */

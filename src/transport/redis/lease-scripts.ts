@@ -164,7 +164,9 @@ return {'observed', dup, v[1], v[2], v[3]}
 
 /**
  * Delete the lease when it is still ours, record the event and notify the others; with
- * deregister, also remove this node's registration. Replies 1 when a lease was released.
+ * deregister, also remove this node's registration; after a step-down or a failed start, mark
+ * the registration ineligible (the node holds off) before the notice goes out, so that the
+ * standbys' immediate acquire does not defer to it. Replies 1 when a lease was released.
  */
 const RELEASE = `${PRELUDE}
 local released = 0
@@ -181,6 +183,13 @@ if deregister then
   if o and o.session == session then
     redis.call('ZREM', nodesKey, nodeId)
     redis.call('HDEL', infoKey, nodeId)
+  end
+elseif reason == 'stepdown' or reason == 'start-failed' then
+  -- It holds off now: the others must not defer to it (priority) until its next operation says so.
+  local o = decode(redis.call('HGET', infoKey, nodeId))
+  if o and o.session == session and o.eligible == true then
+    o.eligible = false
+    redis.call('HSET', infoKey, nodeId, cjson.encode(o))
   end
 end
 if released == 1 then notice('released', rev) end

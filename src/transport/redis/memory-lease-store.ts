@@ -217,7 +217,11 @@ export class MemoryLeaseStore implements LeaseStore {
         s.event(c.nodeId, 'released', lease.rev, reason, c.eventsLimit);
         released = true;
       }
-      if (deregister && s.nodes.get(c.nodeId)?.session === c.session) s.nodes.delete(c.nodeId);
+      const own = s.nodes.get(c.nodeId);
+      if (deregister && own?.session === c.session) s.nodes.delete(c.nodeId);
+      else if ((reason === 'stepdown' || reason === 'start-failed') && own?.session === c.session) {
+        s.nodes.set(c.nodeId, { ...own, eligible: false });
+      }
       if (released && lease !== undefined) this.#notice('released', lease.rev);
       return released;
     });

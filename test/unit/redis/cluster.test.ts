@@ -124,6 +124,64 @@ describe('Cluster on a fake clock', () => {
     await b.close();
   });
 
+  it('stepDown(): the standby leads at once (pub/sub), the old leader holds off for leaseTTL, then can lead again', async () => {
+    const w = new World();
+    const calls: string[] = [];
+    const a = await w.node('a', {
+      onStart: ({ signal, revision }) =>
+        new Promise<void>((resolve) => signal.addEventListener('abort', () => (calls.push(`abort ${revision} @${w.clock.now()}`), resolve()))),
+      onStop: ({ revision }) => void calls.push(`stop ${revision} @${w.clock.now()}`),
+    });
+    const b = await w.node('b');
+    await w.advance(200);
+    const at = w.clock.now();
+    a.stepDown();
+    await flush();
+    expect(w.clock.now()).toBe(at);
+    expect(calls).toEqual([`abort 1 @${at}`, `stop 1 @${at}`]);
+    expect(w.find('a', 'secondary')).toMatchObject({ reason: 'stepdown', epoch: 1, t: at });
+    expect(w.find('b', 'primary')).toMatchObject({ reason: 'handover', epoch: 2, t: at });
+    expect(a.status()).toMatchObject({ role: 'secondary', phase: 'follower', stepDowns: 1 });
+    expect((await a.events(3)).map((e) => [e.nodeId, e.action, e.reason])).toEqual([
+      ['b', 'elected', 'released'],
+      ['a', 'released', 'stepdown'],
+      ['a', 'elected', 'vacant'],
+    ]);
+    a.stepDown(); // not leader: nothing happens
+    await w.advance(100);
+    expect(a.role).toBe('secondary');
+
+    // b leaves after the hold-off: a runs again and takes the lease at once.
+    await w.advance(BASE.leaseTTL);
+    expect((await a.liveNodes()).find((n) => n.nodeId === 'a')?.eligible).toBe(true);
+    await b.close();
+    await flush();
+    expect(a.role).toBe('primary');
+    expect(a.revision).toBe(3);
+    await a.close();
+  });
+
+  it('stepDown() of the best priority node: the worse standby does not defer to it, and it takes the lease back after leaseTTL', async () => {
+    const w = new World();
+    const best = await w.node('best', { strategy: 'priority', nodePriority: 1 });
+    const worse = await w.node('worse', { strategy: 'priority', nodePriority: 5 });
+    await w.advance(200);
+    expect([best.role, worse.role]).toEqual(['primary', 'secondary']);
+    const at = w.clock.now();
+    best.stepDown();
+    await flush();
+    // Not deferred to the stepping-down node: the release marked it ineligible.
+    expect(w.find('worse', 'primary')).toMatchObject({ reason: 'handover', t: at });
+    expect((await worse.liveNodes()).find((n) => n.nodeId === 'best')?.eligible).toBe(false);
+    await w.advance(BASE.leaseTTL - 10);
+    expect(worse.role).toBe('primary');
+    await w.advance(BASE.leaseTTL / 2);
+    // Eligible again: its acquire preempts the worse leader, which hands the lease back.
+    expect(best.role).toBe('primary');
+    expect(w.changes.find((c) => c.instanceId === 'worse' && c.from === 'primary')?.reason).toBe('preempted');
+    await Promise.all([best.close(), worse.close()]);
+  });
+
   it('priority: a better node joining preempts the leader, whose onStart signal aborts first', async () => {
     const w = new World();
     const aborted: number[] = [];
@@ -137,7 +195,7 @@ describe('Cluster on a fake clock', () => {
     await flush();
     // The better node's acquire published `preempt`: no tick needed.
     expect(better.role).toBe('primary');
-    expect(w.find('worse', 'secondary')?.reason).toBe('preempted');
+    expect(w.changes.find((c) => c.instanceId === 'worse' && c.from === 'primary')?.reason).toBe('preempted');
     expect(aborted).toEqual([0]);
     const live = await better.liveNodes();
     expect(live.map((n) => [n.nodeId, n.isLeader])).toEqual([

@@ -373,6 +373,127 @@ describe('voluntary exits', () => {
   });
 });
 
+describe('stepDown', () => {
+  const observed: OpReply = { kind: 'observe', leader: { nodeId: 'other', revision: 2, priority: 1 }, duplicate: false };
+
+  it('aborts onStart, runs onStop after it settled, then releases (published) and becomes secondary; holds off for failureHoldOff, then runs again and can lead', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.now = 20;
+    const asked = sim.feed({ type: 'stepDown' });
+    expect(ofType(asked, 'abortStart')).toEqual([{ type: 'abortStart', term: 1, reason: 'stepdown' }]);
+    expect(ofType(asked, 'callStop')).toEqual([]); // onStart has not returned yet
+    expect(ofType(asked, 'release')).toEqual([]);
+    expect(sim.state.role).toBe('primary'); // the lease is ours until onStop finished
+    const settled = sim.feed({ type: 'startSettled', term: 1, ok: true });
+    expect(ofType(settled, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1 }]);
+    expect(sim.state.role).toBe('primary');
+    sim.now = 30;
+    const stopped = sim.feed({ type: 'stopSettled', term: 1 });
+    expect(roleChanges(stopped)).toEqual(['primary->secondary:stepdown@1']);
+    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'stepdown', deregister: false, awaited: false }]);
+    expect(sim.state).toMatchObject({ phase: 'follower', holdOffUntil: 30 + CONFIG.failureHoldOff, exit: undefined });
+    expect(sim.state.counters.stepDowns).toBe(1);
+
+    // Out of the election for failureHoldOff: observes as ineligible, ignores release notices.
+    const notice = sim.feed({ type: 'notice', notice: { type: 'released', nodeId: 'other', revision: 2, priority: 1 } });
+    expect(ofType(notice, 'op')).toEqual([]);
+    const opsBefore = ofType(sim.log, 'op').length;
+    for (let t = 100; t < 30 + CONFIG.failureHoldOff; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.reply(observed);
+    }
+    const during = ofType(sim.log, 'op').slice(opsBefore);
+    expect(during.length).toBeGreaterThan(5);
+    expect(during.every((o) => o.kind === 'observe' && !o.eligible)).toBe(true);
+    expect(sim.state.role).toBe('secondary');
+
+    // Afterwards it runs for leader again and can win a new term.
+    sim.advanceTo(30 + CONFIG.failureHoldOff + 100);
+    expect(sim.op).toMatchObject({ kind: 'acquire' });
+    expect(ofType(sim.log, 'op').at(-1)?.eligible).toBe(true);
+    const again = sim.reply(acquired(3, 'released'));
+    expect(roleChanges(again)).toEqual(['secondary->primary:handover@3']);
+    expect(ofType(again, 'callStart')).toEqual([{ type: 'callStart', term: 2, revision: 3, reason: 'handover' }]);
+  });
+
+  it('when onStart already returned: onStop at once, no abort; the release follows onStop', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    const asked = sim.feed({ type: 'stepDown' });
+    expect(ofType(asked, 'abortStart')).toEqual([]);
+    expect(ofType(asked, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1 }]);
+    expect(ofType(asked, 'release')).toEqual([]);
+    expect(ofType(sim.feed({ type: 'stopSettled', term: 1 }), 'release')).toMatchObject([{ reason: 'stepdown' }]);
+  });
+
+  it('keeps refreshing while onStop runs, and hands over after handoverTimeout when onStop hangs', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    sim.feed({ type: 'stepDown' });
+    for (let t = 100; t < 1000; t += 100) {
+      sim.advanceTo(t);
+      expect(sim.op?.kind).toBe('refresh');
+      sim.reply(refreshed());
+    }
+    expect(sim.state.role).toBe('primary');
+    const effects = sim.advanceTo(1000);
+    expect(roleChanges(effects)).toEqual(['primary->secondary:stepdown@1']);
+    expect(ofType(effects, 'release')).toMatchObject([{ reason: 'stepdown' }]);
+    expect(sim.state.counters.abandonedStops).toBe(1);
+    expect(sim.state.holdOffUntil).toBe(1000 + CONFIG.failureHoldOff);
+  });
+
+  it('has no effect unless leader: idle, follower, or already handing over', () => {
+    const idle = new Sim();
+    expect(idle.feed({ type: 'stepDown' }).filter((e) => e.type !== 'log')).toEqual([]);
+    expect(idle.state.phase).toBe('idle');
+
+    const follower = new Sim();
+    follower.feed({ type: 'start' });
+    follower.feed({ type: 'connected' });
+    follower.reply(taken('boss', 1));
+    const before = follower.state;
+    expect(follower.feed({ type: 'stepDown' }).filter((e) => e.type !== 'log')).toEqual([]);
+    expect({ ...follower.state, wakeAt: before.wakeAt }).toEqual(before);
+    expect(follower.state.holdOffUntil).toBeUndefined();
+
+    const failing = new Sim();
+    failing.lead();
+    failing.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
+    expect(failing.state.exit?.reason).toBe('start-failed');
+    expect(failing.feed({ type: 'stepDown' }).filter((e) => e.type !== 'log')).toEqual([]);
+    expect(failing.state.exit?.reason).toBe('start-failed');
+  });
+
+  it('a close during a step-down finishes as a close: stopped, released with deregistration', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'stepDown' });
+    sim.feed({ type: 'shutdown' });
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    const done = sim.feed({ type: 'stopSettled', term: 1 });
+    expect(roleChanges(done)).toEqual(['primary->stopped:shutdown@1']);
+    expect(ofType(done, 'release')).toEqual([{ type: 'release', reason: 'shutdown', deregister: true, awaited: true, mayHold: true }]);
+    expect(ofType(sim.log, 'callStop')).toHaveLength(1);
+  });
+
+  it('losing the lease during a step-down ends the term as lost, once, and without a hold-off', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    sim.feed({ type: 'stepDown' });
+    sim.advanceTo(100);
+    const lostNow = sim.reply(lost);
+    expect(roleChanges(lostNow)).toEqual(['primary->secondary:lease-lost@1']);
+    sim.feed({ type: 'stopSettled', term: 1 });
+    expect(ofType(sim.log, 'callStop')).toHaveLength(1);
+    expect(sim.state).toMatchObject({ exit: undefined, holdOffUntil: undefined });
+  });
+});
+
 describe('notices', () => {
   it('a release by another node makes an eligible follower acquire at once, or right after the operation in flight', () => {
     const sim = new Sim();
@@ -408,6 +529,7 @@ describe('invariants under random interleavings', () => {
     fc.constant((sim: Sim) => void (sim.state.stopOutstanding && sim.feed({ type: 'stopSettled', term: sim.state.stopOutstanding.term }))),
     fc.constant((sim: Sim) => void sim.feed({ type: 'notice', notice: { type: 'released', nodeId: 'x', revision: 1, priority: 1 } })),
     fc.constant((sim: Sim) => void sim.feed({ type: 'connected' })),
+    fc.constant((sim: Sim) => void sim.feed({ type: 'stepDown' })),
   );
 
   it('onStop follows its onStart, terms never overlap, a primary always holds a fresh lease, revisions grow', () => {
