@@ -141,7 +141,10 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
     async shutdown() {
       await cluster?.close().catch(() => undefined);
     },
-    stepDown: () => false,
+    stepDown: () => {
+      cluster?.stepDown();
+      return true;
+    },
     status: () => (lastStatus = cluster?.status()),
     health: () => {
       const st = cluster?.status();
