@@ -31,6 +31,8 @@ export interface RedisNodeConfig {
 
 export type RedisNodeCommand =
   | { readonly cmd: 'close' }
+  /** `cluster.stepDown()`; answers `stepDownCalled` right before the call. */
+  | { readonly cmd: 'stepDown' }
   | { readonly cmd: 'status' }
   | { readonly cmd: 'liveNodes' }
   | { readonly cmd: 'events' }
@@ -119,6 +121,10 @@ process.on('message', (raw) => {
     case 'close':
       send('closeCalled');
       void close().then(() => process.disconnect?.());
+      return;
+    case 'stepDown':
+      send('stepDownCalled');
+      cluster?.stepDown();
       return;
     case 'status':
       send('status', { status: cluster?.status(), line: cluster?.formatStatus(), info: cluster?.nodeInfo() });

@@ -108,6 +108,55 @@ describe.skipIf(skip !== undefined)('Redis election across processes', () => {
     expect(nodes.primaries()).toEqual([winner.n]);
   });
 
+  it('stepDown(): onStop, release, another node leads within milliseconds; the old leader stays a standby, holds off for leaseTTL, and can lead again', async () => {
+    const project = uniqueProject('stepdown');
+    const { all, leader } = await startAll(['a', 'b', 'c'].map((id) => config(project, id, { stopDelay: 20, ...SLOW_TICKS })));
+    const others = all.filter((n) => n !== leader);
+    const revision = Number(primaryEvents(leader)[0]?.epoch);
+
+    const next = Promise.any(others.map((n) => becamePrimary(n, 5000).then((e) => ({ n, e }))));
+    leader.send({ cmd: 'stepDown' });
+    const called = await leader.waitFor((e) => e.type === 'stepDownCalled', 5000);
+    const aborted = await leader.waitFor((e) => e.type === 'abort', 5000, 'onStart signal aborted');
+    const stopDone = await leader.waitFor((e) => e.type === 'stopDone', 5000);
+    const down = await leader.waitFor((e) => e.type === 'roleChanged' && e.from === 'primary', 5000, 'step-down');
+    const winner = await next;
+    expect(aborted.revision).toBe(revision);
+    expect(down).toMatchObject({ to: 'secondary', reason: 'stepdown', epoch: revision });
+    expect(down.at).toBeGreaterThanOrEqual(stopDone.at);
+    expect(winner.e).toMatchObject({ reason: 'handover', epoch: revision + 1 });
+    const started = await winner.n.waitFor((e) => e.type === 'start', 1000);
+    expect(started.at).toBeGreaterThanOrEqual(stopDone.at);
+    // Pub/sub, not a tick: milliseconds after onStop (20 ms of it included).
+    expect(winner.e.at - stopDone.at).toBeLessThan(NOT_A_TICK);
+    expect(winner.e.at - called.at).toBeLessThan(20 + NOT_A_TICK);
+    expect(nodes.primaries()).toEqual([winner.n]);
+
+    // Still in the election: a live standby, not eligible while it holds off.
+    expect(leader.alive).toBe(true);
+    const st = (await leader.ask('status')).status as { role: string; stepDowns: number; leader?: { nodeId: string } };
+    expect(st).toMatchObject({ role: 'secondary', stepDowns: 1 });
+    const live = (await winner.n.ask('liveNodes')).nodes as Array<{ nodeId: string; eligible: boolean }>;
+    expect(live.map((n) => n.nodeId).sort()).toEqual(['a', 'b', 'c']);
+    expect(live.find((n) => n.nodeId === leader.id)?.eligible).toBe(false);
+    const events = (await winner.n.ask('events')).events as Array<{ nodeId: string; action: string; reason: string }>;
+    expect(events.slice(0, 2).map((e) => [e.nodeId, e.action, e.reason])).toEqual([
+      [winner.n.id, 'elected', 'released'],
+      [leader.id, 'released', 'stepdown'],
+    ]);
+
+    // The two others leave at once; it ignores the release while it holds off, and takes the
+    // lease at its first tick after leaseTTL.
+    const back = becamePrimary(leader, SLOW_TICKS.leaseTTL + 5000);
+    await Promise.all(others.map((n) => n.close()));
+    const again = await back;
+    expect(again).toMatchObject({ reason: 'handover', epoch: revision + 2 });
+    expect(again.at - down.at).toBeGreaterThanOrEqual(SLOW_TICKS.leaseTTL - 50);
+    expect(again.at - down.at).toBeLessThan(SLOW_TICKS.leaseTTL + SLOW_TICKS.tickInterval * 1.2 + 500);
+    expect(leader.events.filter((e) => e.type === 'start')).toHaveLength(2);
+    expect(nodes.primaries()).toEqual([leader]);
+  });
+
   it('priority: the best live node leads; a worse leader hands over to a better node that joins, the middle one never leads', async () => {
     const project = uniqueProject('prio');
     nodes = new RedisNodes();
