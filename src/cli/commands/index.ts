@@ -6,12 +6,14 @@
  * @module
  */
 import type { Command } from '../command.js';
+import { demoCommand } from './demo.js';
 import { keygenCommand } from './keygen.js';
+import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 import { watchCommand } from './watch.js';
 
 /** All commands, in help order. */
-export const commands: readonly Command[] = [statusCommand, watchCommand, keygenCommand];
+export const commands: readonly Command[] = [runCommand, statusCommand, watchCommand, demoCommand, keygenCommand];
 
 /** The command named `name`, if there is one. */
 export function findCommand(name: string): Command | undefined {

@@ -124,10 +124,9 @@ export const runCommand = defineCommand({
     'failover-watch run -e ipc://@web --json --on-promote "logger promoted" -- python3 -m http.server 8080',
   ],
   exitCodes: [
-    { code: EXIT.ok, meaning: 'stopped by SIGTERM/SIGINT after a graceful handover' },
+    { code: EXIT.ok, meaning: "stopped by SIGTERM/SIGINT after a graceful handover (with --on-exit exit: the command's own exit code, 1 if a signal killed it)" },
     { code: EXIT.failure, meaning: 'the election could not start (endpoint held by a non-watcher, Redis unreachable)' },
     USAGE_EXIT,
-    { code: 3, meaning: 'with --on-exit exit: the command exited on its own; run exits with the command\'s code instead when it is not 0' },
   ],
 
   async run({ values: v, operands }, context) {

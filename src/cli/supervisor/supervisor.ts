@@ -160,6 +160,7 @@ export async function runSupervisor(
   backend = await makeBackend(hooks);
   const b = backend;
   let health: HealthServer | undefined;
+  let failed = false;
   emit('started', {
     instanceId: b.instanceId,
     pid: process.pid,
@@ -181,14 +182,19 @@ export async function runSupervisor(
     }
     await Promise.race([b.start(), finished]);
     await finished;
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
     io.signal.removeEventListener('abort', onSignal);
     // A graceful handover: onDemote stops the command, then the others are told at once.
     await b.shutdown();
     if (child !== undefined) await child.stop(options.stopTimeout);
     await health?.close();
-    emit('stopped', { exitCode: exitCode ?? 0, at: wall() });
-    say('stopped');
+    if (!failed) {
+      emit('stopped', { exitCode: exitCode ?? 0, at: wall() });
+      say('stopped');
+    }
   }
   return exitCode ?? 0;
 }
