@@ -656,13 +656,15 @@ function analyseProcess(
       pending = undefined;
       if (open === undefined) open = { start: t, epoch, reason: str(e.reason) ?? '?' };
     } else {
+      const reason = str(e.reason);
+      const endCause: EndCause =
+        reason === 'stepdown' ? 'stepdown' : reason === 'higher-epoch' ? 'demoted' : reason === 'shutdown' ? 'shutdown' : 'failed';
       if (open !== undefined) {
-        const reason = str(e.reason);
-        const endCause: EndCause = reason === 'stepdown' ? 'stepdown' : reason === 'higher-epoch' ? 'demoted' : 'shutdown';
         intervals.push({ process: key, instanceId: rec.instanceId, ...open, endEarliest: t, endLatest: t, endCause, confirmed: true });
         open = undefined;
       }
-      pushUnconfirmed({ endEarliest: t, endLatest: t, endCause: 'failed' });
+      // A term that never announced itself, ended by a stop or a higher epoch while onPromote ran.
+      pushUnconfirmed({ endEarliest: t, endLatest: t, endCause });
     }
   }
   if (open !== undefined) intervals.push({ process: key, instanceId: rec.instanceId, ...open, ...closeByDeath(), confirmed: true });

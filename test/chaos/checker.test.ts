@@ -317,6 +317,25 @@ describe('checkHistory flags violations', () => {
     expect(kinds(r)).toEqual(['missing-takeover']);
   });
 
+  it('no takeover after a node that was still in onPromote was shut down (an unconfirmed term is a loss too)', () => {
+    const r = checkHistory(
+      history(
+        [
+          proc('a#1', startsPrimary(10), exitKilled(1002)),
+          proc(
+            'b#1',
+            [...startsSecondary(20), follows(60, 'a', 1), { type: 'promote', at: 1010, epoch: 2, promoteAt: 1010 }, role(1025, 'secondary', 'stopped', 2, 'shutdown')],
+            exitClean(1026),
+          ),
+          proc('c#1', [...startsSecondary(30), follows(70, 'a', 1), follows(1011, 'b', 2)]),
+        ],
+        [fault('kill', 'a#1', 1000), fault('shutdown', 'b#1', 1020)],
+      ),
+    );
+    expect(kinds(r)).toEqual(['missing-takeover']);
+    expect(r.intervals[1]).toMatchObject({ process: 'b#1', confirmed: false, endCause: 'shutdown' });
+  });
+
   it('no takeover at all after a graceful shutdown', () => {
     const r = checkHistory(history(trio(stoppedGracefully(1003, 1), [], [], { a: exitClean(1004) }), [fault('shutdown', 'a#1', 1000)]));
     expect(kinds(r)).toEqual(['missing-takeover']);
