@@ -1,0 +1,62 @@
+/**
+ * CPU time and memory of another process, read from Linux `/proc/<pid>/stat` and
+ * `/proc/<pid>/status` (all threads of the process; not its children). Nothing is added to the
+ * measured process.
+ *
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+/** Whether `/proc` can be read here (Linux). */
+export const procAvailable = (): boolean => existsSync('/proc/self/stat');
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second (`getconf CLK_TCK`; 100 when that cannot be run). */
+export function clockTicksPerSecond(): number {
+  if (clockTicks !== undefined) return clockTicks;
+  try {
+    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 }).trim());
+    clockTicks = Number.isInteger(value) && value > 0 ? value : 100;
+  } catch {
+    clockTicks = 100;
+  }
+  return clockTicks;
+}
+
+export interface ProcSample {
+  /** Wall-clock ms when read. */
+  readonly at: number;
+  /** utime + stime, in ms. */
+  readonly cpuMs: number;
+  /** VmRSS in KiB. */
+  readonly rssKiB: number;
+  /** VmHWM (peak RSS) in KiB. */
+  readonly hwmKiB: number;
+}
+
+/** Reads one sample; undefined when the process is gone. */
+export function readProc(pid: number): ProcSample | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    // Fields after "(comm)": state is field 3, utime field 14, stime field 15 (proc(5)).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[14 - 3]);
+    const stime = Number(fields[15 - 3]);
+    return {
+      at: performance.timeOrigin + performance.now(),
+      cpuMs: ((utime + stime) * 1000) / clockTicksPerSecond(),
+      rssKiB: statusKiB(status, 'VmRSS'),
+      hwmKiB: statusKiB(status, 'VmHWM'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function statusKiB(status: string, key: string): number {
+  const match = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+  return match?.[1] === undefined ? Number.NaN : Number(match[1]);
+}

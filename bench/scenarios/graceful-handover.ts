@@ -1,0 +1,107 @@
+/**
+ * graceful-handover: how long from a primary's `watcher.shutdown()` to its successor's
+ * `onPromote`. One primary and two secondaries (processes) per transport; each trial sends
+ * `shutdown` to the primary; latency = winner's `promoteAt` − old primary's `shutdownCalled.at`
+ * (both read from the one host clock, `performance.timeOrigin + performance.now()`).
+ *
+ * heartbeatTimeout is long (5 s) and the per-trial bound is longer still, so a promotion by
+ * silence would show up as a wrong-reason failure rather than pass for a handover.
+ *
+ * @module
+ */
+import type { BenchContext, LatencyRow, Scenario, ScenarioResult, TrialFailure } from '../scenario.js';
+import { rounded, summarize } from '../stats.js';
+import { waitEvent } from '../lib/events.js';
+import { FailoverChain, lostRacesNote, timelineNote, TRANSPORT_LABEL, type ChainTrial, type TransportKind } from '../lib/failover-chain.js';
+
+const SETTINGS = {
+  secondaries: 2,
+  heartbeatInterval: 100,
+  heartbeatTimeout: 5000,
+  transports: ['tcp', 'ipc'] as TransportKind[],
+  /** Per trial: from the trigger to a secondary's onPromote. */
+  trialTimeout: 6000,
+  /** Bound on the primary acknowledging the shutdown command. */
+  ackTimeout: 2000,
+  readyTimeout: 20_000,
+  followTimeout: 5000,
+  settleMs: 200,
+  maxRebuilds: 3,
+} as const;
+
+const METRIC = "winner's promoteAt − old primary's shutdownCalled.at";
+
+export const gracefulHandover: Scenario = {
+  name: 'graceful-handover',
+  description: 'primary shutdown() → successor onPromote, 1 primary + 2 secondaries, chained',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const started = performance.now();
+    const rows: LatencyRow[] = [];
+    const failures: TrialFailure[] = [];
+    const trials: Array<ChainTrial & { transport: TransportKind }> = [];
+    const notes: string[] = [];
+
+    for (const transport of SETTINGS.transports) {
+      const label = TRANSPORT_LABEL[transport];
+      const chain = new FailoverChain({ ...SETTINGS, transport, idPrefix: `g${transport}-` });
+      const samples: number[] = [];
+      let failed = 0;
+      try {
+        const startFailure = await chain.start();
+        if (startFailure !== undefined) ctx.progress(`  ${label}: ${startFailure}`);
+        for (let i = 1; i <= ctx.trials; i++) {
+          const t = await chain.trial(
+            i,
+            async (primary) => {
+              const ack = waitEvent(primary, (e) => e.type === 'shutdownCalled', SETTINGS.ackTimeout);
+              primary.send({ cmd: 'shutdown' });
+              return (await ack)?.at;
+            },
+            SETTINGS.trialTimeout,
+          );
+          trials.push({ ...t, transport });
+          let cause = t.cause;
+          if (t.ok && t.reason !== 'shutdown') cause = `promoted with reason '${t.reason}', not 'shutdown'`;
+          if (cause === undefined && t.latencyMs !== undefined) samples.push(t.latencyMs);
+          else {
+            failed++;
+            failures.push({ row: `${this.name} ${label}`, trial: i, cause: cause ?? 'no sample' });
+          }
+          for (const p of t.problems) notes.push(`${label} trial ${i}: ${p}`);
+          if (i % 10 === 0 || i === ctx.trials) ctx.progress(`  ${label}: ${i}/${ctx.trials} trials, ${failed} failed`);
+        }
+        if (chain.broken !== undefined) notes.push(`${label}: ${chain.broken}`);
+        if (chain.rebuilds > 0) notes.push(`${label}: cluster rebuilt ${chain.rebuilds} time(s)`);
+        const own = trials.filter((t) => t.transport === transport);
+        notes.push(`${label}: ${timelineNote(own)}`, `${label}: ${lostRacesNote(own)}`);
+      } finally {
+        await chain.close();
+      }
+      const fresh = trials.filter((t) => t.transport === transport && t.winnerWasFresh === true).length;
+      const ok = trials.filter((t) => t.transport === transport && t.ok).length;
+      notes.push(`${label}: the freshly spawned secondary won ${fresh} of ${ok} handovers`);
+      const summary = summarize(samples);
+      rows.push({
+        kind: 'latency',
+        scenario: this.name,
+        label,
+        metric: METRIC,
+        failures: failed,
+        target: { stat: 'p99', below: 5, text: 'p99 < 5 ms' },
+        summary: summary === undefined ? undefined : rounded(summary),
+        samples,
+      });
+    }
+
+    return {
+      name: this.name,
+      description: this.description,
+      settings: { ...SETTINGS, trials: ctx.trials, measuredFrom: 'shutdownCalled.at (child, before watcher.shutdown())', measuredTo: 'promote.promoteAt (child, when onPromote was called)' },
+      rows,
+      failures,
+      trials,
+      notes,
+      durationMs: performance.now() - started,
+    };
+  },
+};

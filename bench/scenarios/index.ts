@@ -1,0 +1,13 @@
+/**
+ * Every scenario `npm run bench` knows, in the order they run. To add one, write
+ * `bench/scenarios/<name>.ts` exporting a {@link Scenario} and list it here.
+ *
+ * @module
+ */
+import type { Scenario } from '../scenario.js';
+import { gracefulHandover } from './graceful-handover.js';
+import { idleCost } from './idle-cost.js';
+import { redisScenario } from './redis.js';
+import { silenceFailover } from './silence-failover.js';
+
+export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario];
