@@ -184,7 +184,9 @@ describe('main: usage errors', () => {
     ['--version=1'],
     ['help', 'nope'],
     ['help', 'status', 'watch'],
-    ...commands.flatMap((c) => [
+    // The generic cases fit commands that take an endpoint and no operands (status, watch);
+    // run and demo would start working on some of them, so they get their own cases below.
+    ...commands.filter((c) => 'endpoint' in c.options && c.operands === undefined).flatMap((c) => [
       [c.name, '--bogus'],
       [c.name, '-e'],
       [c.name, '--endpoint'],
@@ -199,6 +201,15 @@ describe('main: usage errors', () => {
       [c.name, '-e', 'ipc://@x', 'extra'],
       [c.name, '-V'],
     ]),
+    ['run', '--bogus', '--', 'true'],
+    ['run', '-e', 'ipc://@x'],
+    ['run', '-e', 'ipc://@x', '--interval', 'soon', '--', 'true'],
+    ['run', '-e', 'ipc://@x', '--on-exit', 'later', '--', 'true'],
+    ['run', '--', 'true'],
+    ['demo', '--bogus'],
+    ['demo', '--interval', '1'],
+    ['demo', 'extra'],
+    ['keygen'],
   ];
 
   it.each(errors)('%j exits 2 with one line on stderr and nothing on stdout', async (...argv) => {
