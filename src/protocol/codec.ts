@@ -22,7 +22,18 @@ import {
 // Plain msgpack maps with string keys: no msgpackr records, no shared structures, so any
 // msgpack implementation can read and write our payloads.
 const packr = new Packr({ useRecords: false, moreTypes: false, useFloat32: 0 });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+// int64AsType 'number': other encoders write uint64/int64 (0xcf/0xd3) for any integer, small or
+// not (e.g. a millisecond timestamp); msgpackr's default would return a bigint and the field
+// would be rejected. Values of 2^53 and more come out unsafe and are still rejected.
+// structuredClone false: its id/pointer extensions (0x69/0x70) let a few hundred bytes build a
+// DAG that msgpackr's own error path (JSON.stringify on trailing bytes) expands exponentially.
+const unpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  moreTypes: false,
+  int64AsType: 'number',
+  structuredClone: false,
+});
 
 const topicBuffers = new Map<Topic, Buffer>(TOPICS.map((t) => [t, Buffer.from(t, 'utf8')]));
 
@@ -40,8 +51,17 @@ export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
   if (payload.heartbeatInterval !== undefined) body.heartbeatInterval = payload.heartbeatInterval;
   if (payload.priority !== undefined) body.priority = payload.priority;
   if (payload.procStart !== undefined) body.procStart = payload.procStart;
-  if (payload.members !== undefined) body.members = payload.members.slice(0, MAX_MEMBERS);
-  return [topicBuffers.get(topic) as Buffer, packr.pack(body)];
+  let members = payload.members?.slice(0, MAX_MEMBERS);
+  if (members !== undefined) body.members = members;
+  let packed = packr.pack(body);
+  // Receivers drop a payload over MAX_PAYLOAD_BYTES unread, and 64 members with long ids do not
+  // fit: list only as many members as fit, so every message encoded here is one peers accept.
+  while (packed.byteLength > MAX_PAYLOAD_BYTES && members !== undefined && members.length > 0) {
+    members = members.slice(0, -1);
+    body.members = members;
+    packed = packr.pack(body);
+  }
+  return [topicBuffers.get(topic) as Buffer, packed];
 }
 
 /** Decodes the frames of one multipart message. Never throws. */
