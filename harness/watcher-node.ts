@@ -156,6 +156,8 @@ watcher.start().then(
   () => send('ready', { role: watcher.role, epoch: watcher.epoch, pid: process.pid }),
   (error: unknown) => {
     send('startFailed', { code: (error as { code?: string }).code, message: String(error) });
+    // Also on stderr, which the parent's timeout errors quote.
+    process.stderr.write(`start failed: ${String(error)}\n`);
     process.exitCode = 3;
     process.disconnect?.();
   },
