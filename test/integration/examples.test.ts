@@ -9,7 +9,12 @@ import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
 const started: ChildProcess[] = [];
 afterEach(() => {
   for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    if (child.pid === undefined) continue;
+    try {
+      process.kill(-child.pid, 'SIGKILL'); // a detached child's whole group (all started here)
+    } catch {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+    }
   }
 });
 
@@ -88,6 +93,8 @@ describe('examples/supervisor.sh', () => {
     const child = spawn('sh', ['examples/supervisor.sh'], {
       env: { ...process.env, ENDPOINT: uniqueIpc('fw-example-sh'), PORT: String(port) },
       stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group, so the test can press "Ctrl-C" on the whole of it, as a terminal does.
+      detached: true,
     });
     started.push(child);
     let stderr = '';
@@ -105,11 +112,13 @@ describe('examples/supervisor.sh', () => {
       if (body === '') await new Promise((r) => setTimeout(r, 20));
     }
     expect(body).toMatch(/^served by \d+/);
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    process.kill(child.pid as number, 'SIGTERM');
+    // 'close': every process holding the stderr pipe (npx and the CLI under it) has exited.
+    const exited = new Promise<void>((r) => child.once('close', () => r()));
+    // Ctrl-C in a terminal: SIGINT to the foreground process group (npx, the CLI, the server),
+    // all of them started by this test.
+    process.kill(-(child.pid as number), 'SIGINT');
     await exited;
-    // npx re-raises the signal on itself; what matters is that run stopped cleanly inside.
-    expect(stderr).toMatch(/stopped node \(SIGTERM\) on shutdown/);
+    expect(stderr).toMatch(/stopped node \((SIGTERM|SIGINT|0)\) on shutdown/);
     expect(stderr).toMatch(/failover-watch: stopped\n/);
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   });
