@@ -30,10 +30,12 @@ export class RedisNodeProcess {
   #waiters = new Set<{ pred: EventPredicate; resolve: (e: RedisNodeEvent) => void }>();
   #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
-  constructor(config: RedisNodeConfig) {
+  /** `env` is added to this process's environment (e.g. `NODE_EXTRA_CA_CERTS`). */
+  constructor(config: RedisNodeConfig, env: Readonly<Record<string, string>> = {}) {
     this.config = config;
     this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(config)], {
       cwd: ROOT,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     this.child.stderr?.setEncoding('utf8');
@@ -139,8 +141,8 @@ export class RedisNodeProcess {
 export class RedisNodes {
   readonly nodes: RedisNodeProcess[] = [];
 
-  spawn(config: RedisNodeConfig): RedisNodeProcess {
-    const node = new RedisNodeProcess(config);
+  spawn(config: RedisNodeConfig, env?: Readonly<Record<string, string>>): RedisNodeProcess {
+    const node = new RedisNodeProcess(config, env);
     this.nodes.push(node);
     return node;
   }

@@ -10,6 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { freePort } from './cluster.js';
 
 /** The command to run; `REDIS_SERVER` overrides it. */
@@ -43,10 +44,27 @@ export function redisSkipReason(): string | undefined {
   return reason;
 }
 
-/** Sends PING on a fresh socket; resolves true on +PONG within `timeout` ms. */
-export function ping(port: number, timeout = 500): Promise<boolean> {
+/** A TLS-only server (`--port 0 --tls-port PORT`); files and PEMs as made by `redis-tls.ts`. */
+export interface RedisTlsSettings {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+  /** PEM of the CA, to check the server's certificate. */
+  readonly ca: string;
+  /** `--tls-auth-clients yes`: clients must present a certificate signed by the CA. */
+  readonly authClients: boolean;
+  /** The client pair the readiness probe presents (needed with `authClients`). */
+  readonly clientCert?: string;
+  readonly clientKey?: string;
+}
+
+/** Sends PING on a fresh socket (TLS when `tls` is given); resolves true on +PONG within `timeout` ms. */
+export function ping(port: number, timeout = 500, tls?: RedisTlsSettings): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
+    const socket =
+      tls === undefined
+        ? createConnection({ host: '127.0.0.1', port })
+        : tlsConnect({ host: '127.0.0.1', port, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey });
     let data = '';
     const done = (ok: boolean) => {
       clearTimeout(timer);
@@ -54,7 +72,7 @@ export function ping(port: number, timeout = 500): Promise<boolean> {
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeout);
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on(tls === undefined ? 'connect' : 'secureConnect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       data += chunk.toString('utf8');
       // A server that requires AUTH answers -NOAUTH: it is up all the same.
@@ -73,21 +91,25 @@ export class RedisServer {
 
   /** Extra redis-server arguments (e.g. `['--requirepass', 'secret']`). */
   readonly args: readonly string[];
+  /** Set for a TLS-only server: `port` is then its TLS port and no plain port is open. */
+  readonly tls: RedisTlsSettings | undefined;
 
-  private constructor(port: number, args: readonly string[]) {
+  private constructor(port: number, args: readonly string[], tls: RedisTlsSettings | undefined) {
     this.port = port;
     this.args = args;
+    this.tls = tls;
   }
 
-  /** Starts a server on a free port and waits until it answers PING. */
-  static async start(timeout = 10_000, args: readonly string[] = []): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), args);
+  /** Starts a server on a free port and waits until it answers PING (over TLS with `tls`). */
+  static async start(timeout = 10_000, args: readonly string[] = [], tls?: RedisTlsSettings): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), args, tls);
     await server.restart(timeout);
     return server;
   }
 
+  /** `redis://` or, for a TLS server, `rediss://127.0.0.1:PORT`. */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -101,9 +123,15 @@ export class RedisServer {
   /** (Re)starts the process on the same port; waits until it answers PING. */
   async restart(timeout = 10_000): Promise<void> {
     if (this.running) throw new Error(`redis-server on ${this.port} is still running`);
+    const tls = this.tls;
+    const ports =
+      tls === undefined
+        ? ['--port', String(this.port)]
+        : ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile,
+           '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', tls.authClients ? 'yes' : 'no'];
     const child = spawn(
       REDIS_SERVER,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', ...this.args],
+      [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', ...this.args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
@@ -116,7 +144,7 @@ export class RedisServer {
     const deadline = performance.now() + timeout;
     for (;;) {
       if (!this.running) throw new Error(`redis-server on ${this.port} exited at start: ${this.log.slice(-2000)}`);
-      if (await ping(this.port, 200)) return;
+      if (await ping(this.port, 200, tls)) return;
       if (performance.now() > deadline) {
         this.kill();
         throw new Error(`redis-server on ${this.port} did not answer PING within ${timeout} ms: ${this.log.slice(-2000)}`);

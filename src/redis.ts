@@ -276,6 +276,15 @@ function redact(url: string | undefined): string {
   return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 }
 
+/** Where the election connects, for messages: the URL (password hidden), or what `redisOptions` says. */
+function target(o: ResolvedLeaseOptions): string {
+  if (o.redisOptions === undefined) return redact(o.redisUrl);
+  const r = o.redisOptions as RedisOptions;
+  if (r.sentinels !== undefined) return `the Redis of sentinel group ${JSON.stringify(r.name ?? 'mymaster')} (redisOptions)`;
+  if (typeof r.path === 'string') return `${r.path} (redisOptions)`;
+  return `${r.tls ? 'rediss' : 'redis'}://${r.host ?? 'localhost'}:${r.port ?? 6379} (redisOptions)`;
+}
+
 /**
  * Starts the election in the background and resolves with its handle once this node's first
  * role is settled (secondary, or primary with `onStart` called). Rejects with an
@@ -352,6 +361,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       handoverTimeout: LEASE_DEFAULTS.stopTimeout,
       failureHoldOff: o.leaseTTL,
     });
+    if (o.redisOptions !== undefined && config.redisUrl !== undefined) {
+      this.#logger.warn(
+        `redisUrl ${redact(o.redisUrl)} is ignored because redisOptions is set: give host, port (and tls) in redisOptions; connecting to ${target(o)}`,
+      );
+    }
     // Handled here so an un-awaited promise cannot crash the process; callers still see it.
     this.#started.promise.catch(() => undefined);
   }
@@ -368,7 +382,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       onNotice: (notice) => this.#dispatch({ type: 'notice', notice }),
       onConnected: () => {
         if (this.#connectionDown) this.#logger.info('reconnected to Redis');
-        else this.#logger.debug(`connected to ${redact(o.redisUrl)}`);
+        else this.#logger.debug(`connected to ${target(o)}`);
         this.#connectionDown = false;
         this.#dispatch({ type: 'connected' });
       },
@@ -385,7 +399,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.#started.reject(
         new FailoverError(
           'ERR_FAILOVER_TIMEOUT',
-          `could not reach ${redact(o.redisUrl)} within startTimeout (${o.startTimeout} ms): ${detail}`,
+          `could not reach ${target(o)} within startTimeout (${o.startTimeout} ms): ${detail}`,
         ),
       );
       void this.close().catch(() => undefined);

@@ -14,6 +14,7 @@
  * @module
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { EventEmitter } from 'node:events';
 import type { LeaderView, Notice, OpReply, AcquiredFrom } from '../../core/lease-machine.js';
 import { FailoverError } from '../../errors.js';
 import { scriptKeys, type LeaseKeys } from './lease-keys.js';
@@ -47,12 +48,30 @@ export interface RedisLeaseStoreConfig {
 const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'released', 'expired']);
 const FROM: ReadonlySet<string> = new Set<AcquiredFrom>(['vacant', 'released', 'expired', 'self']);
 
+const ignore = (): void => {};
+
+/**
+ * ioredis listens for one `error` per socket. A TLS socket ended in the middle of its handshake
+ * (closing while a reconnect to a server with an untrusted certificate runs) emits a second one,
+ * the server's alert after the verification error, which would then be an unhandled `error`
+ * event and crash the process. Closing sockets keep a listener that drops such late errors.
+ * (`stream` and `connector` are ioredis internals; when absent, nothing is done.)
+ */
+function absorbLateErrors(redis: Redis): void {
+  const r = redis as unknown as { stream?: unknown; connector?: { stream?: unknown } };
+  for (const stream of new Set([r.stream, r.connector?.stream])) {
+    if (stream instanceof EventEmitter && !stream.listeners('error').includes(ignore)) stream.on('error', ignore);
+  }
+}
+
 export class RedisLeaseStore implements LeaseStore {
   readonly #config: RedisLeaseStoreConfig;
   readonly #client: Redis;
   readonly #subscriber: Redis;
   readonly #keys: string[];
   #closed = false;
+  /** Why the command connection is down (its last error), for failed operations' messages. */
+  #connectionError: string | undefined;
 
   constructor(config: RedisLeaseStoreConfig) {
     this.#config = config;
@@ -83,8 +102,14 @@ export class RedisLeaseStore implements LeaseStore {
 
   open(handlers: LeaseStoreHandlers): void {
     const client = this.#client;
-    client.on('ready', () => handlers.onConnected());
-    client.on('error', (error: Error) => handlers.onConnectionLost(error.message));
+    client.on('ready', () => {
+      this.#connectionError = undefined;
+      handlers.onConnected();
+    });
+    client.on('error', (error: Error) => {
+      this.#connectionError = error.message;
+      handlers.onConnectionLost(error.message);
+    });
     client.on('close', () => {
       if (!this.#closed) handlers.onConnectionLost('connection closed');
     });
@@ -182,10 +207,15 @@ export class RedisLeaseStore implements LeaseStore {
     this.#closed = true;
     const bounded = (p: Promise<unknown>) =>
       Promise.race([p.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 200).unref())]);
+    absorbLateErrors(this.#client);
+    absorbLateErrors(this.#subscriber);
     await Promise.all([
       bounded(this.#client.quit()),
       bounded(this.#subscriber.quit()),
     ]);
+    // A reconnect may have opened new sockets meanwhile: those are the ones disconnect() ends.
+    absorbLateErrors(this.#client);
+    absorbLateErrors(this.#subscriber);
     this.#client.disconnect();
     this.#subscriber.disconnect();
   }
@@ -219,8 +249,24 @@ export class RedisLeaseStore implements LeaseStore {
         return await this.#client.eval(script.lua, this.#keys.length, ...this.#keys, ...argv);
       }
     } catch (error) {
-      throw translate(error, what);
+      throw this.#notConnected(error, what) ?? translate(error, what);
     }
+  }
+
+  /**
+   * ioredis refuses a command while not connected with "Stream isn't writeable and
+   * enableOfflineQueue options is false", which says nothing of why: name the connection's last
+   * error instead (a refused connection, a certificate the client does not trust, a reset), with
+   * a hint when a plain connection is reset, as a TLS-only server does.
+   */
+  #notConnected(error: unknown, what: string): FailoverError | undefined {
+    const status = this.#client.status;
+    if (status === 'ready') return undefined;
+    const why = this.#connectionError ?? `connection ${status}`;
+    const plain = this.#client.options.tls === undefined;
+    const reset = /ECONNRESET|EPIPE|Connection is closed/i.test(why);
+    const hint = plain && reset ? ' (if the server requires TLS, use a rediss:// URL or redisOptions.tls)' : '';
+    return new FailoverError('ERR_FAILOVER_TRANSPORT', `Redis ${what} failed: not connected: ${why}${hint}`, { cause: error });
   }
 }
 
