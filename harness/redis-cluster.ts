@@ -30,10 +30,13 @@ export class RedisNodeProcess {
   #waiters = new Set<{ pred: EventPredicate; resolve: (e: RedisNodeEvent) => void }>();
   #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
-  /** `env` is added to this process's environment (e.g. `NODE_EXTRA_CA_CERTS`). */
-  constructor(config: RedisNodeConfig, env: Readonly<Record<string, string>> = {}) {
+  /**
+   * `env` is added to this process's environment (e.g. `NODE_EXTRA_CA_CERTS`); `script` replaces
+   * `redis-node.ts` by another child speaking the same protocol (`safe-redis-leader-node.ts`).
+   */
+  constructor(config: RedisNodeConfig, env: Readonly<Record<string, string>> = {}, script: string = CHILD) {
     this.config = config;
-    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(config)], {
+    this.child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(config)], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -141,8 +144,8 @@ export class RedisNodeProcess {
 export class RedisNodes {
   readonly nodes: RedisNodeProcess[] = [];
 
-  spawn(config: RedisNodeConfig, env?: Readonly<Record<string, string>>): RedisNodeProcess {
-    const node = new RedisNodeProcess(config, env);
+  spawn(config: RedisNodeConfig, env?: Readonly<Record<string, string>>, script?: string): RedisNodeProcess {
+    const node = new RedisNodeProcess(config, env, script);
     this.nodes.push(node);
     return node;
   }

@@ -8,6 +8,7 @@ import type { Scenario } from '../scenario.js';
 import { gracefulHandover } from './graceful-handover.js';
 import { idleCost } from './idle-cost.js';
 import { redisScenario } from './redis.js';
+import { redisCompareScenario } from './redis-compare.js';
 import { silenceFailover } from './silence-failover.js';
 
-export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario];
+export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario];

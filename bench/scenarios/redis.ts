@@ -71,7 +71,7 @@ export const REDIS_BENCH_SETTINGS = {
 const wall = (): number => performance.timeOrigin + performance.now();
 
 /** Nearest-rank summary (the runner's definition), rounded to 2 decimals. */
-function summarize(samples: readonly number[]): RedisLatencySummary | undefined {
+export function summarize(samples: readonly number[]): RedisLatencySummary | undefined {
   if (samples.length === 0) return undefined;
   const s = [...samples].sort((a, b) => a - b);
   const at = (p: number) => s[Math.max(1, Math.ceil((p / 100) * s.length)) - 1] as number;
@@ -87,9 +87,9 @@ function summarize(samples: readonly number[]): RedisLatencySummary | undefined 
   };
 }
 
-type Kind = 'graceful' | 'crash';
+export type Kind = 'graceful' | 'crash';
 
-interface Trial {
+export interface Trial {
   readonly kind: Kind;
   readonly trial: number;
   readonly from: string;
@@ -100,18 +100,26 @@ interface Trial {
   readonly cause: string | undefined;
 }
 
-/** Keeps `nodes` node processes alive on one project, replacing the ones that leave. */
-class Chain {
+/**
+ * Keeps `nodes` node processes alive on one project, replacing the ones that leave. `script`
+ * runs another election implementation behind the same child protocol (see redis-compare.ts).
+ */
+export class Chain {
   readonly group = new RedisNodes();
   #seq = 0;
   readonly #base: Omit<RedisNodeConfig, 'nodeId'>;
+  readonly #script: string | undefined;
+  /** Prefix of progress lines. */
+  readonly label: string;
 
-  constructor(base: Omit<RedisNodeConfig, 'nodeId'>) {
+  constructor(base: Omit<RedisNodeConfig, 'nodeId'>, script?: string, label = 'redis') {
     this.#base = base;
+    this.#script = script;
+    this.label = label;
   }
 
   spawn(): RedisNodeProcess {
-    return this.group.spawn({ ...this.#base, nodeId: `n${++this.#seq}` });
+    return this.group.spawn({ ...this.#base, nodeId: `n${++this.#seq}` }, undefined, this.#script);
   }
 
   alive(): RedisNodeProcess[] {
@@ -133,7 +141,8 @@ class Chain {
 
 const isStart = (e: RedisNodeEvent) => e.type === 'start';
 
-async function runTrials(kind: Kind, chain: Chain, trials: number, progress: (l: string) => void): Promise<Trial[]> {
+/** `trials` chained trials of one kind: each from 1 leader + 2 standbys, the departed node replaced. */
+export async function runTrials(kind: Kind, chain: Chain, trials: number, progress: (l: string) => void): Promise<Trial[]> {
   const out: Trial[] = [];
   for (let i = 1; i <= trials; i++) {
     let trial: Trial;
@@ -169,7 +178,7 @@ async function runTrials(kind: Kind, chain: Chain, trials: number, progress: (l:
       trial = { kind, trial: i, from: '?', to: undefined, latencyMs: undefined, reason: undefined, revision: undefined, cause: String(error).slice(0, 300) };
     }
     out.push(trial);
-    if (i % 10 === 0 || i === trials) progress(`  redis ${kind}: ${i}/${trials} trials, ${out.filter((t) => t.cause !== undefined).length} failed`);
+    if (i % 10 === 0 || i === trials) progress(`  ${chain.label} ${kind}: ${i}/${trials} trials, ${out.filter((t) => t.cause !== undefined).length} failed`);
   }
   return out;
 }
