@@ -608,11 +608,16 @@ function onDisconnected(b: Builder): void {
   if (s.phase !== 'secondary' || !s.enabled) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.loss !== undefined) {
-    // A shutdown already scheduled the (staggered) takeover: nothing to add.
-    if (s.loss.cause !== 'silence') return;
-    // Suspected by silence (a hung primary): its process may just have died. Try again now,
-    // after this node's stagger.
-    b.set({ nextAttemptAt: b.now + successorDelay(s, s.loss.instanceId) });
+    const stagger = successorDelay(s, s.loss.instanceId);
+    if (s.loss.cause === 'silence') {
+      // Suspected by silence (a hung primary): its process may just have died. Try again now,
+      // after this node's stagger.
+      b.set({ nextAttemptAt: b.now + stagger });
+    } else {
+      // After a shutdown: the old primary has just closed its socket, so the endpoint is free.
+      // Retry as soon as this node's stagger allows, instead of waiting out the backoff.
+      b.set({ nextAttemptAt: Math.max(b.now, s.loss.since + stagger) });
+    }
   } else {
     const delay = successorDelay(s, s.primary?.instanceId);
     b.set({ probeUntil: b.now + delay + s.config.probeWindow, attempts: 0, nextAttemptAt: b.now + delay });

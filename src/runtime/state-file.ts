@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailoverError } from '../errors.js';
 
@@ -32,7 +32,7 @@ export class StateFile {
   async read(): Promise<StateRecord> {
     let text: string;
     try {
-      text = await readFile(this.path, 'utf8');
+      text = readFileSync(this.path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { epoch: 0, primary: null, updatedAt: 0 };
       throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot read ${this.path}`, { cause: error });
@@ -52,12 +52,19 @@ export class StateFile {
   async write(record: StateRecord): Promise<void> {
     try {
       if (!this.#made) {
-        await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+        mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+        // The default workdir lives under the shared temp directory: refuse one that another
+        // user created first, since whoever owns it controls the epoch.
+        const uid = process.getuid?.();
+        const owner = lstatSync(this.#dir).uid;
+        if (uid !== undefined && owner !== uid) {
+          throw new Error(`${this.#dir} belongs to uid ${owner}, not to this user (uid ${uid})`);
+        }
         this.#made = true;
       }
       const tmp = `${this.path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-      await rename(tmp, this.path);
+      writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+      renameSync(tmp, this.path);
     } catch (error) {
       throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${this.path}`, { cause: error });
     }
