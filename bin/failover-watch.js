@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// The `failover-watch` command. A published package runs the compiled CLI from dist/; a git
-// checkout runs the TypeScript source through tsx, so no build step is needed after npm install.
+// The `failover-watch` command. In a git checkout (src/ present) it runs the TypeScript source
+// through tsx, so no build step is needed after npm install and a stale dist/ is never used; the
+// published package (no src/) runs the compiled dist/.
 import { existsSync } from 'node:fs';
 
-const built = new URL('../dist/cli/main.js', import.meta.url);
+const source = new URL('../src/cli/main.ts', import.meta.url);
 let cli;
-if (existsSync(built)) {
-  cli = await import(built.href);
-} else {
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  cli = await import(new URL('../src/cli/main.ts', import.meta.url).href);
+  cli = await import(source.href);
+} else {
+  cli = await import(new URL('../dist/cli/main.js', import.meta.url).href);
 }
 process.exitCode = await cli.main(process.argv.slice(2), cli.processIo());
