@@ -21,11 +21,16 @@ export function table(header: readonly string[], rows: readonly (readonly string
 
 /** `p99 < 5 ms: met (1.23)` / `MISSED` / `—`. */
 export function targetCell(row: LatencyRow): string {
-  const t = row.target;
-  if (t === undefined) return '—';
-  const value = row.summary?.[t.stat];
-  if (value === undefined) return `${t.text}: no data`;
-  return `${t.text}: ${value < t.below ? 'met' : 'MISSED'}`;
+  const targets = [...(row.target === undefined ? [] : [row.target]), ...(row.moreTargets ?? [])];
+  if (targets.length === 0) return '—';
+  return targets
+    .map((t) => {
+      const value = row.summary?.[t.stat];
+      if (value === undefined) return `${t.text}: no data`;
+      const met = t.inclusive === true ? value <= t.below : value < t.below;
+      return `${t.text}: ${met ? 'met' : 'MISSED'}`;
+    })
+    .join('; ');
 }
 
 export function latencyTable(results: readonly ScenarioResult[]): string[] {

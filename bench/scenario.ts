@@ -19,10 +19,12 @@ export interface BenchContext {
   readonly progress: (line: string) => void;
 }
 
-/** A goal stated next to a figure: `stat < below` ms. */
+/** A goal stated next to a figure: `stat < below` ms (`stat <= below` when `inclusive`). */
 export interface Target {
   readonly stat: SummaryStat;
   readonly below: number;
+  /** The goal is `stat <= below` (the issue's wording), not `<`. */
+  readonly inclusive?: boolean;
   /** How the table shows it, e.g. `p99 < 5 ms`. */
   readonly text: string;
 }
@@ -38,6 +40,8 @@ export interface LatencyRow {
   /** Trials that belong to this row and succeeded (samples) or failed. */
   readonly failures: number;
   readonly target: Target | undefined;
+  /** Further goals on the same samples (e.g. p50 and p99), shown after `target`. */
+  readonly moreTargets?: readonly Target[];
   /** Rounded to 2 decimals; undefined when there are no samples. */
   readonly summary: LatencySummary | undefined;
   /** Raw samples in ms, full precision, in trial order. */

@@ -44,6 +44,10 @@ export interface ChainConfig {
   readonly settleMs: number;
   /** Cluster rebuilds allowed before the remaining trials are failed outright. */
   readonly maxRebuilds: number;
+  /** Extra watcher options for every node (fencing, livenessProbeTimeout, ...). */
+  readonly nodeOptions?: Partial<Pick<NodeConfig, 'fencing' | 'livenessProbeTimeout' | 'priority' | 'priorityStagger'>>;
+  /** Spawn at most this many secondaries at a time when filling the pool (default: all at once). */
+  readonly spawnBatch?: number;
 }
 
 /** Ends the primary; resolves with the instant (wall-clock ms) the measurement starts from. */
@@ -205,6 +209,7 @@ export class FailoverChain {
       role,
       heartbeatInterval: this.config.heartbeatInterval,
       heartbeatTimeout: this.config.heartbeatTimeout,
+      ...this.config.nodeOptions,
     };
   }
 
@@ -233,23 +238,31 @@ export class FailoverChain {
   async #refill(): Promise<string | undefined> {
     const primary = this.primary;
     if (primary === undefined) return 'no primary';
-    const fresh: WatcherProcess[] = [];
-    while (this.pool.length + fresh.length < this.config.secondaries) fresh.push(this.#spawn('secondary'));
-    this.#freshIds = new Set(fresh.map((n) => n.id));
-    const outcomes = await Promise.all(
-      fresh.map(async (n) => {
-        const ready = await waitEvent(n, (e) => e.type === 'ready' || e.type === 'startFailed', this.config.readyTimeout);
-        if (ready?.type !== 'ready') return `${n.id} not ready: ${ready === undefined ? 'timeout' : JSON.stringify(ready)}`;
-        const follows = await waitEvent(
-          n,
-          (e) => e.type === 'primaryChanged' && e.instanceId === primary.id,
-          this.config.followTimeout,
-        );
-        return follows === undefined ? `${n.id} did not follow ${primary.id}` : undefined;
-      }),
-    );
-    this.pool.push(...fresh);
-    return outcomes.find((o) => o !== undefined);
+    const missing = Math.max(0, this.config.secondaries - this.pool.length);
+    const batch = Math.max(1, this.config.spawnBatch ?? missing);
+    this.#freshIds = new Set();
+    // Bounded: ceil(missing / batch) rounds, each waiting at most readyTimeout + followTimeout.
+    for (let spawned = 0; spawned < missing; spawned += batch) {
+      const fresh: WatcherProcess[] = [];
+      for (let i = 0; i < Math.min(batch, missing - spawned); i++) fresh.push(this.#spawn('secondary'));
+      for (const n of fresh) this.#freshIds.add(n.id);
+      const outcomes = await Promise.all(
+        fresh.map(async (n) => {
+          const ready = await waitEvent(n, (e) => e.type === 'ready' || e.type === 'startFailed', this.config.readyTimeout);
+          if (ready?.type !== 'ready') return `${n.id} not ready: ${ready === undefined ? 'timeout' : JSON.stringify(ready)}`;
+          const follows = await waitEvent(
+            n,
+            (e) => e.type === 'primaryChanged' && e.instanceId === primary.id,
+            this.config.followTimeout,
+          );
+          return follows === undefined ? `${n.id} did not follow ${primary.id}` : undefined;
+        }),
+      );
+      this.pool.push(...fresh);
+      const cause = outcomes.find((o) => o !== undefined);
+      if (cause !== undefined) return cause;
+    }
+    return undefined;
   }
 
   /** After a failed or doubtful trial: kill everything and start over on a fresh endpoint. */

@@ -5,10 +5,11 @@
  * @module
  */
 import type { Scenario } from '../scenario.js';
+import { crashFailover } from './crash-failover.js';
 import { gracefulHandover } from './graceful-handover.js';
 import { idleCost } from './idle-cost.js';
 import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
 import { silenceFailover } from './silence-failover.js';
 
-export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario];
+export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover];
