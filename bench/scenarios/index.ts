@@ -7,9 +7,10 @@
 import type { Scenario } from '../scenario.js';
 import { crashFailover } from './crash-failover.js';
 import { gracefulHandover } from './graceful-handover.js';
+import { hangFailover } from './hang-failover.js';
 import { idleCost } from './idle-cost.js';
 import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
 import { silenceFailover } from './silence-failover.js';
 
-export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover];
+export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, hangFailover];
