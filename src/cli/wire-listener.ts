@@ -15,6 +15,7 @@ import { FailoverError } from '../errors.js';
 import { decode } from '../protocol/codec.js';
 import { PROBE_PREFIX } from '../protocol/messages.js';
 import type { Endpoint } from '../transport/zmq/endpoint.js';
+import type { CurveOptions } from '../transport/zmq/curve.js';
 import { ZmqTransport } from '../transport/zmq/zmq-transport.js';
 import { inputFromDecode, type ViewInput } from './view/cluster-view.js';
 
@@ -35,9 +36,9 @@ export const wallNow = (): number => Math.round(performance.timeOrigin + perform
 export async function listen(
   endpoint: Endpoint,
   onInput: (input: ViewInput) => void,
-  options: { readonly probe: boolean },
+  options: { readonly probe: boolean; readonly curve?: CurveOptions | undefined },
 ): Promise<WireListener> {
-  const transport = new ZmqTransport(endpoint);
+  const transport = new ZmqTransport(endpoint, options.curve === undefined ? {} : { curve: options.curve });
   let open = true;
   const deliver = (input: ViewInput): void => {
     if (open) onInput(input);

@@ -8,6 +8,7 @@
 import { hostname } from 'node:os';
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
+import { CURVE_OPTIONS, curveFromArgs } from '../curve-options.js';
 import { redisBackend, zmqBackend } from '../supervisor/backends.js';
 import { runSupervisor, type OnExit } from '../supervisor/supervisor.js';
 
@@ -103,6 +104,7 @@ export const runOptions = defineOptions({
     example: '127.0.0.1:9090',
   },
   json: { type: 'boolean', description: 'One JSON object per line on stdout and nothing else (the command\'s stdout goes to stderr).' },
+  ...CURVE_OPTIONS,
   ...HELP_OPTION,
 });
 
@@ -152,6 +154,14 @@ export const runCommand = defineCommand({
     if (v.redis !== undefined && !/^rediss?:\/\//.test(v.redis)) return usage(`--redis must be a redis:// or rediss:// URL`);
     if (v.timeout <= v.interval) return usage(`--timeout (${v.timeout} ms) must be greater than --interval (${v.interval} ms)`);
 
+    let curve;
+    try {
+      curve = await curveFromArgs(v['curve-dir'], v['curve-name']);
+    } catch (error) {
+      return usage(error instanceof Error ? error.message : String(error));
+    }
+    if (typeof curve === 'string') return usage(curve);
+    if (curve !== undefined && v.redis !== undefined) return usage('--curve-dir is for the ZeroMQ backend (use rediss:// for Redis)');
     const io = context.io;
     const lines = {
       out: (line: string) => io.stdout(`${line}\n`),
@@ -185,6 +195,7 @@ export const runCommand = defineCommand({
                   ...(v.priority !== undefined ? { priority: v.priority } : {}),
                   fencing: v.fencing,
                   preempt: v.preempt,
+                  ...(curve !== undefined ? { curve } : {}),
                 },
                 hooks,
               )

@@ -7,6 +7,7 @@
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
+import { CURVE_OPTIONS, curveFromArgs } from '../curve-options.js';
 import { aborted } from '../io.js';
 import { initialView, primaryOf, reduce, type ClusterView, type SenderView } from '../view/cluster-view.js';
 import { listen, wallNow, type WireListener } from '../wire-listener.js';
@@ -32,6 +33,7 @@ export const statusOptions = defineOptions({
     example: '500',
   },
   json: { type: 'boolean', description: 'Print one JSON object instead of a sentence.' },
+  ...CURVE_OPTIONS,
   ...HELP_OPTION,
 });
 
@@ -58,6 +60,17 @@ export const statusCommand = defineCommand({
 
   async run({ values }, context) {
     const { endpoint, timeout, json } = values;
+    let curve;
+    try {
+      curve = await curveFromArgs(values['curve-dir'], values['curve-name']);
+    } catch (error) {
+      context.warn(`${error instanceof Error ? error.message : String(error)}; see --help`);
+      return EXIT.usage;
+    }
+    if (typeof curve === 'string') {
+      context.warn(`${curve}; see --help`);
+      return EXIT.usage;
+    }
     const style = context.style(json);
     const startedNow = performance.now();
     let view = initialView(endpoint.address, startedNow);
@@ -76,7 +89,7 @@ export const statusCommand = defineCommand({
           view = reduce(view, input, performance.now());
           if (view.emitted.some((e) => e.event === 'heartbeat' || e.event === 'promoted')) answered('primary');
         },
-        { probe: true },
+        { probe: true, curve },
       );
     } catch (error) {
       clearTimeout(timer);

@@ -8,6 +8,7 @@
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
+import { CURVE_OPTIONS, curveFromArgs } from '../curve-options.js';
 import { aborted } from '../io.js';
 import { initialView, reduce } from '../view/cluster-view.js';
 import { eventToJson, eventToText } from '../view/line-renderer.js';
@@ -42,6 +43,7 @@ export const watchOptions = defineOptions({
     description: 'Stop after this long (exit 0). Without it, runs until SIGINT/SIGTERM.',
     example: '60000',
   },
+  ...CURVE_OPTIONS,
   ...HELP_OPTION,
 });
 
@@ -68,6 +70,17 @@ export const watchCommand = defineCommand({
 
   async run({ values }, context) {
     const { endpoint, json, timeout } = values;
+    let curve;
+    try {
+      curve = await curveFromArgs(values['curve-dir'], values['curve-name']);
+    } catch (error) {
+      context.warn(`${error instanceof Error ? error.message : String(error)}; see --help`);
+      return EXIT.usage;
+    }
+    if (typeof curve === 'string') {
+      context.warn(`${curve}; see --help`);
+      return EXIT.usage;
+    }
     const { io } = context;
     const style = context.style(json);
     const mode = json ? 'json' : io.isTTY ? 'tty' : 'lines';
@@ -92,7 +105,7 @@ export const watchCommand = defineCommand({
             context.out(`${json ? eventToJson(event) : eventToText(event, style)}\n`);
           }
         },
-        { probe: true },
+        { probe: true, curve },
       );
     } catch (error) {
       context.warn(error instanceof Error ? error.message : String(error));
