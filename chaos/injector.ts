@@ -411,8 +411,12 @@ class Injector {
     // Keep at least two other running, enabled nodes able to take over.
     const spare = (target: Member): boolean => running.filter((m) => m !== target && !m.disabled).length >= 2;
     const randomTarget = (): Member | undefined => rng.pick(running.filter((m) => spare(m)));
+    // A restarted process boots node + tsx + esbuild: about a second of both cores. That burst is
+    // not the watcher's doing, so the primary is not attacked (and no second node restarted)
+    // while one boots.
+    const booting = this.#alive().some((m) => !this.#isReady(m));
     const primaryTarget = (): Member | undefined =>
-      primary !== undefined && running.includes(primary) && spare(primary) ? primary : undefined;
+      !booting && primary !== undefined && running.includes(primary) && spare(primary) ? primary : undefined;
 
     switch (action) {
       case 'killPrimary':
@@ -500,6 +504,7 @@ class Injector {
         return true;
       }
       case 'restart': {
+        if (booting) return false;
         // Only once every earlier incarnation has exited: never two processes with one id.
         const live = new Set(this.#members.filter((m) => m.exit === undefined).map((m) => m.instanceId));
         const dead = [...this.#incarnations.keys()].filter((id) => !live.has(id));
