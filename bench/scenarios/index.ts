@@ -11,6 +11,7 @@ import { hangFailover } from './hang-failover.js';
 import { idleCost } from './idle-cost.js';
 import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
+import { scale32 } from './scale-32.js';
 import { silenceFailover } from './silence-failover.js';
 
-export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, hangFailover];
+export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, hangFailover, scale32];
