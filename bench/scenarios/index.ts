@@ -13,5 +13,6 @@ import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
 import { scale32 } from './scale-32.js';
 import { silenceFailover } from './silence-failover.js';
+import { uslCompare } from './usl-compare.js';
 
-export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, hangFailover, scale32];
+export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, hangFailover, scale32, uslCompare];
