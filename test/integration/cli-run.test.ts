@@ -210,10 +210,10 @@ describe('failover-watch run over ZeroMQ', () => {
     cleanups.push(work.cleanup);
     const endpoint = uniqueIpc('fw-run-health');
     const a = zmqNode(endpoint, 'a', work.path, ['--health', '127.0.0.1:0']);
-    const b = zmqNode(endpoint, 'b', work.path, ['--health', '127.0.0.1:0']);
     const portA = (await a.waitFor((e) => e.event === 'healthListening')).port as number;
-    const portB = (await b.waitFor((e) => e.event === 'healthListening')).port as number;
     await a.waitFor(isPrimary);
+    const b = zmqNode(endpoint, 'b', work.path, ['--health', '127.0.0.1:0']);
+    const portB = (await b.waitFor((e) => e.event === 'healthListening')).port as number;
     await b.waitFor((e) => e.event === 'roleChanged' && e.to === 'secondary');
     // Healthy once the primary's own heartbeat came back and the secondary heard the primary.
     const healthz = async (port: number) => {
