@@ -22,6 +22,22 @@ export const CURVE_OPTIONS = {
   },
 } as const;
 
+/**
+ * The keys for `--curve-dir`/`--curve-name`: undefined without them, or the usage error to
+ * report (one line) when only one is given or the keys cannot be read.
+ */
+export async function curveOrUsageError(
+  dir: string | undefined,
+  name: string | undefined,
+): Promise<{ curve: CurveOptions | undefined } | { error: string }> {
+  try {
+    const curve = await curveFromArgs(dir, name);
+    return typeof curve === 'string' ? { error: curve } : { curve };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 /** The keys for `--curve-dir`/`--curve-name`, undefined without them; a string when only one is given. */
 export async function curveFromArgs(dir: string | undefined, name: string | undefined): Promise<CurveOptions | undefined | string> {
   if (dir === undefined && name === undefined) return undefined;

@@ -8,7 +8,7 @@
 import { hostname } from 'node:os';
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
-import { CURVE_OPTIONS, curveFromArgs } from '../curve-options.js';
+import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { redisBackend, zmqBackend } from '../supervisor/backends.js';
 import { runSupervisor, type OnExit } from '../supervisor/supervisor.js';
 
@@ -154,13 +154,9 @@ export const runCommand = defineCommand({
     if (v.redis !== undefined && !/^rediss?:\/\//.test(v.redis)) return usage(`--redis must be a redis:// or rediss:// URL`);
     if (v.timeout <= v.interval) return usage(`--timeout (${v.timeout} ms) must be greater than --interval (${v.interval} ms)`);
 
-    let curve;
-    try {
-      curve = await curveFromArgs(v['curve-dir'], v['curve-name']);
-    } catch (error) {
-      return usage(error instanceof Error ? error.message : String(error));
-    }
-    if (typeof curve === 'string') return usage(curve);
+    const keys = await curveOrUsageError(v['curve-dir'], v['curve-name']);
+    if ('error' in keys) return usage(keys.error);
+    const { curve } = keys;
     if (curve !== undefined && v.redis !== undefined) return usage('--curve-dir is for the ZeroMQ backend (use rediss:// for Redis)');
     const io = context.io;
     const lines = {

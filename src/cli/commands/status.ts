@@ -7,7 +7,7 @@
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
-import { CURVE_OPTIONS, curveFromArgs } from '../curve-options.js';
+import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { aborted } from '../io.js';
 import { initialView, primaryOf, reduce, type ClusterView, type SenderView } from '../view/cluster-view.js';
 import { listen, wallNow, type WireListener } from '../wire-listener.js';
@@ -60,17 +60,12 @@ export const statusCommand = defineCommand({
 
   async run({ values }, context) {
     const { endpoint, timeout, json } = values;
-    let curve;
-    try {
-      curve = await curveFromArgs(values['curve-dir'], values['curve-name']);
-    } catch (error) {
-      context.warn(`${error instanceof Error ? error.message : String(error)}; see --help`);
+    const keys = await curveOrUsageError(values['curve-dir'], values['curve-name']);
+    if ('error' in keys) {
+      context.warn(`${keys.error}; see --help`);
       return EXIT.usage;
     }
-    if (typeof curve === 'string') {
-      context.warn(`${curve}; see --help`);
-      return EXIT.usage;
-    }
+    const { curve } = keys;
     const style = context.style(json);
     const startedNow = performance.now();
     let view = initialView(endpoint.address, startedNow);

@@ -8,7 +8,7 @@
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
-import { CURVE_OPTIONS, curveFromArgs } from '../curve-options.js';
+import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { aborted } from '../io.js';
 import { initialView, reduce } from '../view/cluster-view.js';
 import { eventToJson, eventToText } from '../view/line-renderer.js';
@@ -70,17 +70,12 @@ export const watchCommand = defineCommand({
 
   async run({ values }, context) {
     const { endpoint, json, timeout } = values;
-    let curve;
-    try {
-      curve = await curveFromArgs(values['curve-dir'], values['curve-name']);
-    } catch (error) {
-      context.warn(`${error instanceof Error ? error.message : String(error)}; see --help`);
+    const keys = await curveOrUsageError(values['curve-dir'], values['curve-name']);
+    if ('error' in keys) {
+      context.warn(`${keys.error}; see --help`);
       return EXIT.usage;
     }
-    if (typeof curve === 'string') {
-      context.warn(`${curve}; see --help`);
-      return EXIT.usage;
-    }
+    const { curve } = keys;
     const { io } = context;
     const style = context.style(json);
     const mode = json ? 'json' : io.isTTY ? 'tty' : 'lines';
