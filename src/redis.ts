@@ -36,7 +36,6 @@
  *
  * @module
  */
-import { EventEmitter } from 'eventemitter3';
 import type { RedisOptions } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -61,7 +60,7 @@ import {
   type StopContext,
 } from './core/lease-options.js';
 import { FailoverError } from './errors.js';
-import { ChangeStream } from './runtime/change-stream.js';
+import { Notifier } from './runtime/notifier.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { leaseKeys } from './transport/redis/lease-keys.js';
@@ -301,7 +300,7 @@ export async function run(config: ClusterConfig, deps: ClusterDeps = {}): Promis
  * A running election (go-failover's Cluster). Safe to use from anywhere; every method is
  * non-blocking except the awaited ones.
  */
-export class Cluster extends EventEmitter<ClusterEvents> {
+export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   readonly options: ResolvedLeaseOptions;
   readonly #clock: Clock;
   readonly #random: () => number;
@@ -319,9 +318,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   #releaseError: FailoverError | undefined;
   #pending: RoleChange[] = [];
   #flushScheduled = false;
-  #streams = new Set<ChangeStream<RoleChange>>();
-  #notificationsDropped = 0;
-  #listenerErrors = 0;
   #connectionDown = false;
   #finished = false;
   #startTimer: TimerHandle | undefined;
@@ -466,33 +462,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     await this.close().catch(() => undefined);
   }
 
-  /** Like `on`, but once; the listener is isolated like every other. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  override once(event: keyof ClusterEvents, listener: (...args: any[]) => void, context?: unknown): this {
-    const wrapper = (payload: unknown): unknown => {
-      this.off(event, wrapper);
-      return listener.call(context ?? this, payload);
-    };
-    return this.on(event, wrapper);
-  }
-
   /**
    * Role changes as an async iterator with a bounded buffer; a slow consumer loses the oldest,
    * counted in `status().notificationsDropped`. Ends after the change to `stopped`.
    */
   roleChanges(): AsyncIterableIterator<RoleChange> {
-    const stream: ChangeStream<RoleChange> = new ChangeStream<RoleChange>(
-      this.options.notificationBuffer,
-      () => {
-        this.#notificationsDropped++;
-      },
-      () => {
-        this.#streams.delete(stream);
-      },
-    );
-    if (this.#finished) stream.end();
-    else this.#streams.add(stream);
-    return stream;
+    return this.openChangeStream(this.options.notificationBuffer);
   }
 
   /** This node, as go-failover's NodeInfo. */
@@ -547,8 +522,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       leaseAgeMs: s.phase === 'leader' && s.leaseOkSentAt !== undefined ? Math.max(0, now - s.leaseOkSentAt) : undefined,
       duplicateNodeId: s.duplicate,
       ...s.counters,
-      notificationsDropped: this.#notificationsDropped,
-      listenerErrors: this.#listenerErrors,
+      notificationsDropped: this.notificationsDropped,
+      listenerErrors: this.listenerErrors,
     };
   }
 
@@ -708,7 +683,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       at: this.#clock.wallNow(),
       instanceId: this.options.nodeId,
     };
-    for (const stream of this.#streams) stream.push(change);
+    this.pushChange(change);
     this.#pending.push(change);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -716,24 +691,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.#flushScheduled = false;
       const batch = this.#pending;
       this.#pending = [];
-      for (const c of batch) this.#emitSafely(c);
+      for (const c of batch) this.emitSafely('roleChanged', c);
     });
   }
 
-  #emitSafely(change: RoleChange): void {
-    for (const listener of this.listeners('roleChanged')) {
-      try {
-        const result: unknown = (listener as (c: RoleChange) => unknown).call(this, change);
-        if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(error));
-      } catch (error) {
-        this.#listenerFailed(error);
-      }
-    }
-  }
-
-  #listenerFailed(error: unknown): void {
-    this.#listenerErrors++;
-    this.#logger.warn(`a roleChanged listener threw: ${error instanceof Error ? error.message : String(error)}`);
+  protected override onListenerError(event: string, error: unknown): void {
+    this.#logger.warn(`a ${event} listener threw: ${error instanceof Error ? error.message : String(error)}`);
   }
 
   #finish(): void {
@@ -746,7 +709,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.#startTimer = undefined;
     for (const controller of this.#aborts.values()) controller.abort();
     this.#aborts.clear();
-    for (const stream of this.#streams) stream.end();
+    this.endChangeStreams();
     this.#started.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the cluster was closed before its first role settled'));
     this.#closed.resolve();
   }

@@ -15,7 +15,6 @@
  *
  * @module
  */
-import { EventEmitter } from 'eventemitter3';
 import {
   initialState,
   step,
@@ -40,7 +39,7 @@ import {
   type RejectReason,
   type Topic,
 } from './protocol/messages.js';
-import { ChangeStream } from './runtime/change-stream.js';
+import { Notifier } from './runtime/notifier.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { StateFile } from './runtime/state-file.js';
@@ -215,7 +214,7 @@ function deferred<T>(): Deferred<T> {
  * await watcher.start();
  * process.on('SIGTERM', () => void watcher.shutdown());
  */
-export class Watcher extends EventEmitter<WatcherEvents> {
+export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   readonly options: ResolvedOptions;
   readonly #clock: Clock;
   readonly #random: () => number;
@@ -236,13 +235,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #forceTimer: TimerHandle | undefined;
   #pending: Array<{ notification: Notification; at: number }> = [];
   #flushScheduled = false;
-  #streams = new Set<ChangeStream<RoleChange>>();
   #dropped: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<
     RejectReason,
     number
   >;
-  #notificationsDropped = 0;
-  #listenerErrors = 0;
   #finished = false;
 
   /** A watcher that starts as primary (fails if the endpoint is taken). */
@@ -286,16 +282,6 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       },
       o.enabled,
     );
-  }
-
-  /** Like `on`, but once; the listener is isolated like every other (its throw is caught and counted). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  override once(event: keyof WatcherEvents, listener: (...args: any[]) => void, context?: unknown): this {
-    const wrapper = (payload: unknown): unknown => {
-      this.off(event, wrapper);
-      return listener.call(context ?? this, payload);
-    };
-    return this.on(event, wrapper);
   }
 
   /** This node's id. */
@@ -424,18 +410,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    * for await (const change of watcher.roleChanges()) console.log(change.from, '->', change.to);
    */
   roleChanges(): AsyncIterableIterator<RoleChange> {
-    const stream: ChangeStream<RoleChange> = new ChangeStream<RoleChange>(
-      this.options.notificationBuffer,
-      () => {
-        this.#notificationsDropped++;
-      },
-      () => {
-        this.#streams.delete(stream);
-      },
-    );
-    if (this.#state.phase === 'stopped' && this.#stopped !== undefined) stream.end();
-    else this.#streams.add(stream);
-    return stream;
+    return this.openChangeStream(this.options.notificationBuffer);
   }
 
   /** A snapshot of the watcher's state and counters. */
@@ -473,8 +448,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       ownHeartbeatAgeMs: s.holdsEndpoint && s.lastSelfSeenAt !== undefined ? Math.max(0, now - s.lastSelfSeenAt) : undefined,
       ...s.counters,
       dropped: { total, ...this.#dropped },
-      notificationsDropped: this.#notificationsDropped,
-      listenerErrors: this.#listenerErrors,
+      notificationsDropped: this.notificationsDropped,
+      listenerErrors: this.listenerErrors,
       curve: this.options.curve !== undefined,
       peersRefused: transportCounters?.peersRefused ?? 0,
       subscriptionsIgnored: transportCounters?.subscriptionsIgnored ?? 0,
@@ -692,7 +667,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         this.#pending.push({ notification: effect.notification, at: this.#clock.wallNow() });
         if (effect.notification.type === 'roleChanged') {
           const change = this.#roleChange(effect.notification, this.#pending.at(-1)?.at ?? this.#clock.wallNow());
-          for (const stream of this.#streams) stream.push(change);
+          this.pushChange(change);
         }
         this.#scheduleFlush();
         return;
@@ -754,7 +729,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#forceTimer = undefined;
     for (const controller of this.#aborts.values()) controller.abort();
     this.#aborts.clear();
-    for (const stream of this.#streams) stream.end();
+    this.endChangeStreams();
     this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
     // Resolve after the notifications already queued (the change to `stopped` among them) have
     // been delivered: they were scheduled first, so this runs after them.
@@ -779,35 +754,21 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #deliver(n: Notification, at: number): void {
     switch (n.type) {
       case 'roleChanged':
-        this.#emitSafely('roleChanged', this.#roleChange(n, at));
+        this.emitSafely('roleChanged', this.#roleChange(n, at));
         return;
       case 'primaryChanged':
-        this.#emitSafely('primaryChanged', { instanceId: n.instanceId, epoch: n.epoch, pid: n.pid, host: n.host, at });
+        this.emitSafely('primaryChanged', { instanceId: n.instanceId, epoch: n.epoch, pid: n.pid, host: n.host, at });
         return;
       case 'primaryLost':
-        this.#emitSafely('primaryLost', { instanceId: n.instanceId, epoch: n.epoch, cause: n.cause, willPromote: n.willPromote, at });
+        this.emitSafely('primaryLost', { instanceId: n.instanceId, epoch: n.epoch, cause: n.cause, willPromote: n.willPromote, at });
         return;
       case 'promotionFailed':
-        this.#emitSafely('promotionFailed', { epoch: n.epoch, reason: n.reason, error: n.detail, retryInMs: n.retryInMs, at });
+        this.emitSafely('promotionFailed', { epoch: n.epoch, reason: n.reason, error: n.detail, retryInMs: n.retryInMs, at });
         return;
     }
   }
 
-  #emitSafely<E extends keyof WatcherEvents>(event: E, payload: Parameters<WatcherEvents[E]>[0]): void {
-    for (const listener of this.listeners(event)) {
-      try {
-        const result: unknown = (listener as (p: typeof payload) => unknown).call(this, payload);
-        if (result instanceof Promise) {
-          result.catch((error: unknown) => this.#listenerFailed(event, error));
-        }
-      } catch (error) {
-        this.#listenerFailed(event, error);
-      }
-    }
-  }
-
-  #listenerFailed(event: string, error: unknown): void {
-    this.#listenerErrors++;
+  protected override onListenerError(event: string, error: unknown): void {
     this.#logger.warn(`a ${event} listener threw: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
