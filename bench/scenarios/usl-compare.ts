@@ -39,6 +39,8 @@ const SETTINGS = {
   extraLeaderWindowMs: 500,
   settleMs: 200,
   maxRebuilds: 3,
+  /** unix-socket-leader fails trials by design (two followers can both take a stale lock), so its chain may rebuild more often. */
+  uslMaxRebuilds: 10,
 } as const;
 
 type Kind = 'crash' | 'graceful';
@@ -183,7 +185,7 @@ class UslChain {
       if (first === undefined) await pause(1);
     }
     if (triggerAt === undefined || first === undefined) {
-      const cause = first === undefined ? `no new leader within ${SETTINGS.trialTimeout} ms` : 'close() not acknowledged';
+      const cause = `${first === undefined ? `no new leader within ${SETTINGS.trialTimeout} ms` : 'close() not acknowledged'}${this.#errors(pool, marks)}`;
       await this.#recover();
       return { kind, trial, ok: false, cause, latencyMs: undefined, leaders: 0 };
     }
@@ -200,7 +202,10 @@ class UslChain {
     const latencyMs = first.at - triggerAt;
     let cause: string | undefined;
     if (leaders !== 1) cause = `${leaders} followers became leader, expected exactly 1`;
-    else if (reconnected.some((r) => r === undefined)) cause = 'a follower did not reconnect to the new leader';
+    else if (reconnected.some((r) => r === undefined)) {
+      const missing = losers.filter((_, i) => reconnected[i] === undefined).map((l) => `${l.id} (${l.alive ? 'alive' : 'exited'})`);
+      cause = `${missing.join(', ')} did not reconnect to the new leader within ${SETTINGS.followTimeout} ms${this.#errors(pool, marks)}`;
+    }
     if (cause !== undefined) {
       await this.#recover();
       return { kind, trial, ok: false, cause, latencyMs, leaders };
@@ -213,6 +218,12 @@ class UslChain {
     return { kind, trial, ok: true, cause: undefined, latencyMs, leaders };
   }
 
+  /** The package's `error` events in this trial, for a failure's cause (it stops retrying after one). */
+  #errors(pool: readonly UslProcess[], marks: readonly number[]): string {
+    const errors = pool.flatMap((p, i) => p.events.slice(marks[i]).filter((e) => e.type === 'error').map((e) => `${p.id}: ${String(e.message)}`));
+    return errors.length === 0 ? '' : `; error events: ${errors.join('; ')}`;
+  }
+
   async #killAll(): Promise<void> {
     for (const p of this.#all) p.kill('SIGKILL');
     await Promise.all(this.#all.map((p) => p.exited));
@@ -221,7 +232,7 @@ class UslChain {
 
   async #recover(): Promise<void> {
     await this.#killAll();
-    if (this.rebuilds >= SETTINGS.maxRebuilds) {
+    if (this.rebuilds >= SETTINGS.uslMaxRebuilds) {
       this.broken = `gave up after ${this.rebuilds} rebuilds`;
       this.leader = undefined;
       return;
