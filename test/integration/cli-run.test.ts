@@ -290,14 +290,17 @@ describe.skipIf(redisSkip !== undefined)('failover-watch run over Redis', () => 
     const a = node('a');
     await a.waitFor(isPrimary, 20_000, 'a leader');
     const b = node('b');
-    await b.waitFor((e) => e.event === 'roleChanged' && e.to === 'secondary', 20_000);
+    const c = node('c');
+    await Promise.all([b, c].map((n) => n.waitFor((e) => e.event === 'roleChanged' && e.to === 'secondary', 20_000)));
     expect(a.events[0]).toMatchObject({ event: 'started', backend: 'redis', project: 'clirun' });
-    expect(b.events.filter((e) => e.event === 'childStarted')).toHaveLength(0);
+    for (const n of [b, c]) expect(n.events.filter((e) => e.event === 'childStarted')).toHaveLength(0);
     a.term();
     expect((await a.exited).code).toBe(0);
-    await b.waitFor(isPrimary, 5000, 'b leader');
-    await b.waitFor((e) => e.event === 'childStarted', 5000);
-    expect(await logLines(work.path, 'b', 1)).toEqual(['primary 2']);
+    const winner = await Promise.any([b, c].map((n) => n.waitFor(isPrimary, 5000, 'a new leader').then(() => n)));
+    await winner.waitFor((e) => e.event === 'childStarted', 5000);
+    const loser = winner === b ? c : b;
+    expect(loser.events.filter((e) => e.event === 'childStarted')).toHaveLength(0);
+    expect(await logLines(work.path, winner === b ? 'b' : 'c', 1)).toEqual(['primary 2']);
   });
 
   it('an unreachable Redis is one clear line and exit code 1', async () => {
