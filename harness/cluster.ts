@@ -33,6 +33,7 @@ export class WatcherProcess {
   stderr = '';
   #waiters = new Set<{ pred: (e: NodeEvent) => boolean; resolve: (e: NodeEvent) => void }>();
   #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  #sigkilled = false;
 
   constructor(config: NodeConfig) {
     this.config = config;
@@ -70,8 +71,12 @@ export class WatcherProcess {
     return this.child.pid ?? -1;
   }
 
+  /**
+   * False once it exited, or once this harness sent it SIGKILL: the kernel may take a few ms to
+   * tear it down (and the parent to hear of it), but it runs no more code from the kill on.
+   */
   get alive(): boolean {
-    return this.#exitInfo === undefined;
+    return this.#exitInfo === undefined && !this.#sigkilled;
   }
 
   /** Resolves with the first event (already received or future) matching `pred`; rejects after `timeout` ms. */
@@ -113,7 +118,9 @@ export class WatcherProcess {
 
   /** Sends a signal to this child only (by its own pid). */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.alive && this.child.pid !== undefined) process.kill(this.child.pid, signal);
+    if (this.#exitInfo !== undefined || this.child.pid === undefined) return;
+    process.kill(this.child.pid, signal);
+    if (signal === 'SIGKILL') this.#sigkilled = true;
   }
 
   /** Asks for a graceful shutdown and waits for the process to end (kills it after `timeout`). */

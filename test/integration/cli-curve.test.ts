@@ -7,10 +7,18 @@ import { tempWorkdir, uniqueIpc } from '../../harness/cluster.js';
 
 const started: ChildProcess[] = [];
 const cleanups: Array<() => void> = [];
-afterEach(() => {
+afterEach(async () => {
+  const exits: Array<Promise<unknown>> = [];
   for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const pid = child.pid;
+      // SIGTERM, so `run` stops the command it started; SIGKILL if it hangs.
+      const timer = setTimeout(() => process.kill(pid, 'SIGKILL'), 5000);
+      exits.push(new Promise((r) => child.once('exit', r)).finally(() => clearTimeout(timer)));
+      process.kill(pid, 'SIGTERM');
+    }
   }
+  await Promise.all(exits);
   for (const c of cleanups.splice(0)) c();
 });
 

@@ -15,9 +15,18 @@ const started: ChildProcess[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
 
 afterEach(async () => {
+  const exits: Array<Promise<unknown>> = [];
   for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const pid = child.pid;
+      // SIGTERM first, so `run` stops the command it started; SIGKILL if it hangs.
+      const timer = setTimeout(() => process.kill(pid, 'SIGKILL'), 5000);
+      exits.push(new Promise((r) => child.once('exit', r)).finally(() => clearTimeout(timer)));
+      process.kill(pid, 'SIGTERM');
+    }
   }
+  // Their commands and state files live in the work directories: remove those only once they are gone.
+  await Promise.all(exits);
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 

@@ -162,7 +162,11 @@ export class ZmqTransport implements Transport {
 
   async #receive(sub: zmq.Subscriber, handlers: TransportHandlers): Promise<void> {
     try {
+      let burst = 0;
       for await (const frames of sub) {
+        // A socket that always has a message ready resolves every receive at once, in
+        // microtasks: yield to timers and I/O now and then, so a flood cannot starve them.
+        if (++burst % YIELD_EVERY === 0) await yieldToEventLoop();
         const farewell = this.#farewell;
         if (farewell !== undefined && frames.length === 2 && frames[1]?.equals(farewell.payload)) {
           this.#farewell = undefined;
@@ -247,7 +251,10 @@ export class ZmqTransport implements Transport {
 
   async #subscriptions(pub: zmq.XPublisher): Promise<void> {
     try {
+      let burst = 0;
       for await (const [frame] of pub) {
+        // Same as the SUB loop: a flood of (un)subscriptions must not starve the heartbeat timer.
+        if (++burst % YIELD_EVERY === 0) await yieldToEventLoop();
         if (frame === undefined || frame.length < 2 || frame.length > 300) {
           this.#subscriptionsIgnored++;
           continue;
@@ -346,6 +353,13 @@ export class ZmqTransport implements Transport {
 function clientSecurity(curve: CurveOptions | undefined): Partial<zmq.Subscriber> {
   if (curve === undefined) return {};
   return { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey };
+}
+
+/** Messages handled in a row before a receive loop lets timers and I/O run. */
+const YIELD_EVERY = 32;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function safe(fn: () => void): void {
