@@ -22,6 +22,7 @@
  * @module
  */
 import type { Topic, WireMessage } from '../protocol/messages.js';
+import { StepBuilder } from './step-builder.js';
 
 /** The public role of a watcher. */
 export type Role = 'starting' | 'secondary' | 'primary' | 'stopped';
@@ -442,34 +443,7 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
 // ---------------------------------------------------------------------------------------------
 
 /** Accumulates the next state and the effects of one step. */
-class Builder {
-  s: MachineState;
-  readonly effects: Effect[] = [];
-  readonly now: number;
-  readonly random: () => number;
-
-  constructor(state: MachineState, env: StepEnv) {
-    this.s = state;
-    this.now = env.now;
-    this.random = env.random;
-  }
-
-  set(patch: Partial<MachineState>): void {
-    this.s = { ...this.s, ...patch };
-  }
-
-  count(name: keyof MachineCounters, by = 1): void {
-    this.s = { ...this.s, counters: { ...this.s.counters, [name]: this.s.counters[name] + by } };
-  }
-
-  emit(effect: Effect): void {
-    this.effects.push(effect);
-  }
-
-  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void {
-    this.effects.push({ type: 'log', level, message });
-  }
-
+class Builder extends StepBuilder<MachineState, Effect> {
   notify(notification: Notification): void {
     this.effects.push({ type: 'notify', notification });
   }

@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { StepBuilder } from './step-builder.js';
 
 /** The public role: the same four values as the ZeroMQ watcher. */
 export type LeaseRole = 'starting' | 'secondary' | 'primary' | 'stopped';
@@ -381,34 +382,7 @@ export function isEligible(s: LeaseMachineState, now: number): boolean {
 
 // ---------------------------------------------------------------------------------------------
 
-class Builder {
-  s: LeaseMachineState;
-  readonly effects: LeaseEffect[] = [];
-  readonly now: number;
-  readonly random: () => number;
-
-  constructor(state: LeaseMachineState, env: LeaseStepEnv) {
-    this.s = state;
-    this.now = env.now;
-    this.random = env.random;
-  }
-
-  set(patch: Partial<LeaseMachineState>): void {
-    this.s = { ...this.s, ...patch };
-  }
-
-  count(name: keyof LeaseCounters, by = 1): void {
-    this.s = { ...this.s, counters: { ...this.s.counters, [name]: this.s.counters[name] + by } };
-  }
-
-  emit(effect: LeaseEffect): void {
-    this.effects.push(effect);
-  }
-
-  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void {
-    this.effects.push({ type: 'log', level, message });
-  }
-
+class Builder extends StepBuilder<LeaseMachineState, LeaseEffect> {
   /** The one funnel for public role changes. */
   changeRole(to: LeaseRole, reason: LeaseRoleChangeReason): void {
     const from = this.s.role;
