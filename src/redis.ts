@@ -61,6 +61,7 @@ import {
 } from './core/lease-options.js';
 import { FailoverError } from './errors.js';
 import { Notifier } from './runtime/notifier.js';
+import { StepLoop } from './runtime/step-loop.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { leaseKeys } from './transport/redis/lease-keys.js';
@@ -306,11 +307,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   readonly #random: () => number;
   readonly #logger: Logger;
   readonly #store: LeaseStore;
-  #state: LeaseMachineState;
-  #queue: LeaseInput[] = [];
-  #dispatching = false;
-  #timer: TimerHandle | undefined;
-  #timerAt: number | undefined;
+  readonly #loop: StepLoop<LeaseMachineState, LeaseInput, LeaseEffect>;
   #aborts = new Map<number, AbortController>();
   #started = deferred<void>();
   #closed = deferred<void>();
@@ -346,16 +343,26 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         redisUrl: o.redisUrl,
         redisOptions: o.redisOptions as RedisOptions | undefined,
       });
-    this.#state = initialLeaseState({
-      nodeId: o.nodeId,
-      priority: o.nodePriority,
-      strategy: o.strategy,
-      tickInterval: o.tickInterval,
-      leaseTTL: o.leaseTTL,
-      maxDrift: o.maxDrift,
-      stopTimeout: LEASE_DEFAULTS.stopTimeout,
-      handoverTimeout: LEASE_DEFAULTS.stopTimeout,
-      failureHoldOff: o.leaseTTL,
+    this.#loop = new StepLoop<LeaseMachineState, LeaseInput, LeaseEffect>({
+      initial: initialLeaseState({
+        nodeId: o.nodeId,
+        priority: o.nodePriority,
+        strategy: o.strategy,
+        tickInterval: o.tickInterval,
+        leaseTTL: o.leaseTTL,
+        maxDrift: o.maxDrift,
+        stopTimeout: LEASE_DEFAULTS.stopTimeout,
+        handoverTimeout: LEASE_DEFAULTS.stopTimeout,
+        failureHoldOff: o.leaseTTL,
+      }),
+      step: leaseStep,
+      clock: this.#clock,
+      random: this.#random,
+      run: (effect) => this.#run(effect),
+      after: (input) => {
+        if (input.type === 'closed') this.#finish();
+      },
+      tick: { type: 'tick' },
     });
     if (o.redisOptions !== undefined && config.redisUrl !== undefined) {
       this.#logger.warn(
@@ -383,15 +390,15 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         this.#dispatch({ type: 'connected' });
       },
       onConnectionLost: (detail) => {
-        if (this.#finished || this.#state.phase === 'stopping') return;
+        if (this.#finished || this.#loop.state.phase === 'stopping') return;
         if (!this.#connectionDown) this.#logger.warn(`Redis connection lost: ${detail}`);
         this.#connectionDown = true;
       },
     });
     this.#startTimer = this.#clock.setTimer(() => {
       this.#startTimer = undefined;
-      if (this.#state.settled) return;
-      const detail = this.#state.lastError ?? 'no answer';
+      if (this.#loop.state.settled) return;
+      const detail = this.#loop.state.lastError ?? 'no answer';
       this.#started.reject(
         new FailoverError(
           'ERR_FAILOVER_TIMEOUT',
@@ -411,17 +418,17 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
 
   /** The current role. */
   get role(): LeaseRole {
-    return this.#state.role;
+    return this.#loop.state.role;
   }
 
   /** Own term's revision while primary; otherwise the highest revision seen. */
   get revision(): number {
-    return this.#state.revision;
+    return this.#loop.state.revision;
   }
 
   /** True while this node holds the lease and acts as leader. */
   get isLeader(): boolean {
-    return this.#state.role === 'primary';
+    return this.#loop.state.role === 'primary';
   }
 
   /**
@@ -477,7 +484,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       priority: this.options.nodePriority,
       project: this.options.project,
       isLeader: this.isLeader,
-      revision: this.#state.revision,
+      revision: this.#loop.state.revision,
     };
   }
 
@@ -499,7 +506,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
 
   /** A snapshot of the election's state and counters. */
   status(): ClusterStatus {
-    const s = this.#state;
+    const s = this.#loop.state;
     const o = this.options;
     const now = this.#clock.now();
     return {
@@ -547,35 +554,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   // -------------------------------------------------------------------------------------------
 
   #dispatch(input: LeaseInput): void {
-    if (this.#finished) return;
-    this.#queue.push(input);
-    if (this.#dispatching) return;
-    this.#dispatching = true;
-    try {
-      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
-        const { state, effects } = leaseStep(this.#state, next, { now: this.#clock.now(), random: this.#random });
-        this.#state = state;
-        for (const effect of effects) this.#run(effect);
-        if (next.type === 'closed') this.#finish();
-      }
-    } finally {
-      this.#dispatching = false;
-    }
-    this.#reschedule();
-  }
-
-  #reschedule(): void {
-    const at = this.#finished ? undefined : this.#state.wakeAt;
-    if (at === this.#timerAt) return;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = at;
-    if (at === undefined) return;
-    this.#timer = this.#clock.setTimer(() => {
-      this.#timer = undefined;
-      this.#timerAt = undefined;
-      this.#dispatch({ type: 'tick' });
-    }, at - this.#clock.now());
+    this.#loop.dispatch(input);
   }
 
   #run(effect: LeaseEffect): void {
@@ -702,9 +681,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = undefined;
+    this.#loop.stop();
     if (this.#startTimer !== undefined) this.#clock.clearTimer(this.#startTimer);
     this.#startTimer = undefined;
     for (const controller of this.#aborts.values()) controller.abort();

@@ -43,6 +43,7 @@ import { Notifier } from './runtime/notifier.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { StateFile } from './runtime/state-file.js';
+import { StepLoop } from './runtime/step-loop.js';
 import { fenceProcess, ownProcStart } from './runtime/process-identity.js';
 import type { Frames, Transport } from './transport/transport.js';
 import { ZmqTransport } from './transport/zmq/zmq-transport.js';
@@ -223,11 +224,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   readonly #stateFile: StateFile;
   readonly #host = hostname();
   readonly #procStart = ownProcStart();
-  #state: MachineState;
-  #queue: Input[] = [];
-  #dispatching = false;
-  #timer: TimerHandle | undefined;
-  #timerAt: number | undefined;
+  readonly #loop: StepLoop<MachineState, Input, Effect>;
   #ops: Promise<unknown> = Promise.resolve();
   #aborts = new Map<number, AbortController>();
   #started: Deferred<void> | undefined;
@@ -261,7 +258,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     this.#logger = prefixed(o.logger ?? silentLogger, o.instanceId);
     this.#transport = deps.transport ?? new ZmqTransport(o.endpoint, { curve: o.curve, logger: this.#logger });
     this.#stateFile = new StateFile(o.workdir);
-    this.#state = initialState(
+    this.#loop = new StepLoop<MachineState, Input, Effect>({
+      initial: initialState(
       {
         instanceId: o.instanceId,
         initialRole: o.role,
@@ -281,7 +279,16 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         drainDelay: Math.min(50, o.heartbeatInterval),
       },
       o.enabled,
-    );
+    ),
+      step,
+      clock: this.#clock,
+      random: this.#random,
+      run: (effect) => this.#run(effect),
+      after: (input) => {
+        if (input.type === 'closed') this.#finishStop();
+      },
+      tick: { type: 'tick' },
+    });
   }
 
   /** This node's id. */
@@ -291,22 +298,22 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   /** The current role. */
   get role(): Role {
-    return this.#state.role;
+    return this.#loop.state.role;
   }
 
   /** Own epoch while primary; otherwise the highest epoch known. */
   get epoch(): number {
-    return this.#state.epoch;
+    return this.#loop.state.epoch;
   }
 
   /** Whether failover (promotion of this secondary) is enabled. */
   get enabled(): boolean {
-    return this.#state.enabled;
+    return this.#loop.state.enabled;
   }
 
   /** Wall-clock ms of the last heartbeat from the primary; undefined before the first and on a primary. */
   get lastHeartbeat(): number | undefined {
-    return this.#state.holdsEndpoint ? undefined : this.#state.primary?.lastSeenWallAt;
+    return this.#loop.state.holdsEndpoint ? undefined : this.#loop.state.primary?.lastSeenWallAt;
   }
 
   /**
@@ -327,15 +334,15 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   async #boot(): Promise<void> {
-    if (this.#state.phase !== 'idle') return; // shutdown() came first
+    if (this.#loop.state.phase !== 'idle') return; // shutdown() came first
     let fileEpoch = 0;
     try {
       fileEpoch = (await this.#stateFile.read()).epoch;
     } catch (error) {
       this.#logger.warn(`${(error as Error).message}; starting from the epochs seen on the wire`);
     }
-    if (this.#state.phase !== 'idle') return;
-    this.#state = { ...this.#state, epoch: fileEpoch, knownEpoch: fileEpoch };
+    if (this.#loop.state.phase !== 'idle') return;
+    this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
     const endpoint = this.options.endpoint;
     if (endpoint.kind === 'tcp' && this.options.curve === undefined && !isLoopbackHost(endpoint.host)) {
       this.#logger.warn(
@@ -370,7 +377,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (this.#stopped !== undefined) return this.#stopped.promise;
     const stopped = deferred<void>();
     this.#stopped = stopped;
-    if (this.#state.phase === 'idle' && this.#started === undefined) {
+    if (this.#loop.state.phase === 'idle' && this.#started === undefined) {
       this.#dispatch({ type: 'shutdown' });
       return stopped.promise;
     }
@@ -415,7 +422,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   /** A snapshot of the watcher's state and counters. */
   status(): WatcherStatus {
-    const s = this.#state;
+    const s = this.#loop.state;
     const now = this.#clock.now();
     const p = s.holdsEndpoint ? undefined : s.primary;
     const total = Object.values(this.#dropped).reduce((a, b) => a + b, 0);
@@ -464,7 +471,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
    * the endpoint; a secondary from the primary's heartbeats).
    */
   liveNodes(): LiveNode[] {
-    const s = this.#state;
+    const s = this.#loop.state;
     const wallNow = this.#clock.wallNow();
     const self = this.options.instanceId;
     const nodes: LiveNode[] = [];
@@ -521,34 +528,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   #dispatch(input: Input): void {
-    this.#queue.push(input);
-    if (this.#dispatching) return;
-    this.#dispatching = true;
-    try {
-      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
-        const { state, effects } = step(this.#state, next, { now: this.#clock.now(), random: this.#random });
-        this.#state = state;
-        for (const effect of effects) this.#run(effect);
-        if (next.type === 'closed') this.#finishStop();
-      }
-    } finally {
-      this.#dispatching = false;
-    }
-    this.#reschedule();
-  }
-
-  #reschedule(): void {
-    const at = this.#state.wakeAt;
-    if (at === this.#timerAt) return;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = at;
-    if (at === undefined) return;
-    this.#timer = this.#clock.setTimer(() => {
-      this.#timer = undefined;
-      this.#timerAt = undefined;
-      this.#dispatch({ type: 'tick' });
-    }, at - this.#clock.now());
+    this.#loop.dispatch(input);
   }
 
   /** Runs socket operations one after another, in the order the machine asked for them. */
@@ -712,19 +692,17 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   /** When shutdown waits too long on onPromote/onDemote, carry on without them. */
   #forceSettle(): void {
     this.#forceTimer = undefined;
-    const s = this.#state;
+    const s = this.#loop.state;
     if (s.phase === 'stopped') return;
     this.#logger.warn(`shutdown: callbacks did not settle within ${this.options.shutdownTimeout} ms; handing over anyway`);
     if (s.promoteOutstanding) this.#dispatch({ type: 'promoteSettled', term: s.term, ok: false, detail: 'shutdown timeout' });
-    if (this.#state.demoteOutstanding) this.#dispatch({ type: 'demoteSettled', term: this.#state.term });
+    if (this.#loop.state.demoteOutstanding) this.#dispatch({ type: 'demoteSettled', term: this.#loop.state.term });
   }
 
   #finishStop(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = undefined;
+    this.#loop.stop();
     if (this.#forceTimer !== undefined) this.#clock.clearTimer(this.#forceTimer);
     this.#forceTimer = undefined;
     for (const controller of this.#aborts.values()) controller.abort();
