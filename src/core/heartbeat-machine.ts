@@ -22,7 +22,7 @@
  * @module
  */
 import type { Topic, WireMessage } from '../protocol/messages.js';
-import { StepBuilder } from './step-builder.js';
+import { StepBuilder, type StepEnv } from './step-builder.js';
 
 /** The public role of a watcher. */
 export type Role = 'starting' | 'secondary' | 'primary' | 'stopped';
@@ -310,12 +310,7 @@ export type Effect =
   | { readonly type: 'close' };
 
 /** Time and randomness for one step. */
-export interface StepEnv {
-  /** Local monotonic time, ms. */
-  readonly now: number;
-  /** A uniform random number in [0, 1). */
-  readonly random: () => number;
-}
+export type { StepEnv };
 
 /** The outcome of one step. */
 export interface StepResult {

@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { StepBuilder } from './step-builder.js';
+import { StepBuilder, type StepEnv } from './step-builder.js';
 
 /** The public role: the same four values as the ZeroMQ watcher. */
 export type LeaseRole = 'starting' | 'secondary' | 'primary' | 'stopped';
@@ -262,13 +262,8 @@ export type LeaseEffect =
   /** Close the Redis connections; answer with `closed`. */
   | { readonly type: 'close' };
 
-/** Time and randomness for one step. */
-export interface LeaseStepEnv {
-  /** Local monotonic time, ms. */
-  readonly now: number;
-  /** A uniform random number in [0, 1). */
-  readonly random: () => number;
-}
+/** Time and randomness for one step (the same for every machine). */
+export type LeaseStepEnv = StepEnv;
 
 export interface LeaseStepResult {
   readonly state: LeaseMachineState;

@@ -6,6 +6,14 @@
  * @module
  */
 
+/** Time and randomness for one step of any machine. */
+export interface StepEnv {
+  /** Local monotonic time, ms. */
+  readonly now: number;
+  /** A uniform random number in [0, 1). */
+  readonly random: () => number;
+}
+
 /** A log effect, common to every machine. */
 export interface LogEffect {
   readonly type: 'log';
@@ -19,7 +27,7 @@ export class StepBuilder<S extends { readonly counters: object }, E extends { re
   readonly now: number;
   readonly random: () => number;
 
-  constructor(state: S, env: { readonly now: number; readonly random: () => number }) {
+  constructor(state: S, env: StepEnv) {
     this.s = state;
     this.now = env.now;
     this.random = env.random;

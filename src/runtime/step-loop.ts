@@ -5,11 +5,12 @@
  *
  * @module
  */
+import type { StepEnv } from '../core/step-builder.js';
 import type { Clock, TimerHandle } from './clock.js';
 
 export interface StepLoopOptions<S, I, E> {
   readonly initial: S;
-  readonly step: (state: S, input: I, env: { readonly now: number; readonly random: () => number }) => {
+  readonly step: (state: S, input: I, env: StepEnv) => {
     readonly state: S;
     readonly effects: readonly E[];
   };
