@@ -19,6 +19,7 @@ import { arch, cpus, loadavg, platform, release, totalmem, type as osType } from
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CHILD_JS_DIR_ENV, childRuntime } from '../harness/child-runtime.js';
 import { endTracked } from './lib/live-processes.js';
 import { describeLoad, observeLoad, type LoadReport } from './lib/system-load.js';
 import { latencyTable, notesSection, resourceTable } from './report.js';
@@ -27,6 +28,9 @@ import { SCENARIOS } from './scenarios/index.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_OUT = resolve(ROOT, 'bench/results/latest.json');
+/** Where tsconfig.bench.json puts the compiled harness. */
+const BENCH_JS = resolve(ROOT, 'node_modules/.cache/failover-watch/bench-js');
+const TSC = resolve(ROOT, 'node_modules/typescript/bin/tsc');
 const DEFAULT_TRIALS = 50;
 const QUICK_TRIALS = 10;
 const DEFAULT_IDLE_SECONDS = 10;
@@ -40,6 +44,8 @@ const HELP = `Usage: npm run bench -- [options]
   --quick            smoke run: ${QUICK_TRIALS} trials, ${QUICK_IDLE_SECONDS} s idle window
   --idle-seconds N   idle-cost window in seconds (default ${DEFAULT_IDLE_SECONDS}; ${QUICK_IDLE_SECONDS} with --quick)
   --out PATH         JSON output (default ${relative(process.cwd(), DEFAULT_OUT) || DEFAULT_OUT})
+  --tsx              run the child processes from TypeScript source through tsx, as the tests
+                     do, instead of compiling them first (see "Child processes" in bench/README.md)
   -h, --help         this text
 `;
 
@@ -49,6 +55,7 @@ interface Args {
   readonly idleSeconds: number;
   readonly only: readonly string[];
   readonly out: string;
+  readonly tsx: boolean;
 }
 
 function parse(argv: string[]): Args | string {
@@ -62,6 +69,7 @@ function parse(argv: string[]): Args | string {
         quick: { type: 'boolean', default: false },
         'idle-seconds': { type: 'string' },
         out: { type: 'string' },
+        tsx: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -86,7 +94,7 @@ function parse(argv: string[]): Args | string {
   if (unknown.length > 0) {
     return `--only: unknown scenario ${unknown.map((u) => `'${u}'`).join(', ')}; expected one of ${SCENARIOS.map((s) => s.name).join(', ')}`;
   }
-  return { trials, quick, idleSeconds, only, out: values.out === undefined ? DEFAULT_OUT : resolve(values.out) };
+  return { trials, quick, idleSeconds, only, out: values.out === undefined ? DEFAULT_OUT : resolve(values.out), tsx: values.tsx ?? false };
 }
 
 function machine(): Record<string, unknown> {
@@ -112,6 +120,7 @@ function machine(): Record<string, unknown> {
     osRelease: release(),
     node: process.version,
     v8: process.versions.v8,
+    childProcesses: childRuntime(),
     loadavgAtStart: loadavg(),
     commit,
     uncommittedSourceChanges,
@@ -127,6 +136,17 @@ async function main(): Promise<number> {
   if (typeof args === 'string') {
     process.stderr.write(`bench: ${args}\n\n${HELP}`);
     return 2;
+  }
+  if (!args.tsx) {
+    // Children run compiled JavaScript on plain node, as deployed code does (harness/child-runtime.ts).
+    process.stderr.write(`bench: compiling the harness (tsc -p tsconfig.bench.json) into ${relative(ROOT, BENCH_JS)}\n`);
+    try {
+      execFileSync(process.execPath, [TSC, '-p', 'tsconfig.bench.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+    } catch (error) {
+      process.stderr.write(`bench: compiling the harness failed: ${(error as Error).message}\n`);
+      return 1;
+    }
+    process.env[CHILD_JS_DIR_ENV] = BENCH_JS;
   }
   const selected = args.only.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => args.only.includes(s.name));
   const info = machine();
@@ -161,6 +181,7 @@ async function main(): Promise<number> {
     `trials per latency row: ${args.trials}${args.quick ? ' (--quick)' : ''}; total ${(durationMs / 1000).toFixed(1)} s; code: ${
       typeof info.commit === 'string' ? info.commit.slice(0, 10) : 'unknown commit'
     }${typeof info.uncommittedSourceChanges === 'number' && info.uncommittedSourceChanges > 0 ? ` + ${info.uncommittedSourceChanges} uncommitted file(s) in src/harness` : ''}`,
+    `child processes: ${String(info.childProcesses)}`,
     describeLoad(runLoad),
     '',
   ];
@@ -178,7 +199,7 @@ async function main(): Promise<number> {
     date,
     durationMs,
     argv: process.argv.slice(2),
-    options: { trials: args.trials, quick: args.quick, idleSeconds: args.idleSeconds, only: args.only },
+    options: { trials: args.trials, quick: args.quick, idleSeconds: args.idleSeconds, only: args.only, tsx: args.tsx },
     percentileDefinition: 'nearest rank: the sample at 1-based rank ceil(p/100 * n) of the sorted samples',
     machine: { ...info, loadavgAtEnd: loadavg(), load: runLoad },
     scenarios: results,

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childArgs } from './child-runtime.js';
 import type { Command, NodeConfig } from './watcher-node.js';
 
 const CHILD = fileURLToPath(new URL('./watcher-node.ts', import.meta.url));
@@ -37,7 +38,7 @@ export class WatcherProcess {
 
   constructor(config: NodeConfig) {
     this.config = config;
-    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(config)], {
+    this.child = spawn(process.execPath, [...childArgs(CHILD), JSON.stringify(config)], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });

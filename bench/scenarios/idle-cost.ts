@@ -2,13 +2,15 @@
  * idle-cost: what a watcher process costs while nothing happens. A primary and one secondary
  * (harness processes, heartbeatInterval 1000) run for a window after a warm-up; CPU% is
  * (utime + stime) over wall time from `/proc/<pid>/stat`, memory is VmRSS / VmHWM from
- * `/proc/<pid>/status`. A bare `node --import tsx` process idles alongside as the floor the
- * harness itself costs (runtime + TypeScript loader), so the watcher's own share can be read off.
+ * `/proc/<pid>/status`. A bare process of the watchers' runtime (`node`, or `node --import
+ * tsx` with `--tsx`) idles alongside as the floor the harness itself costs, so the watcher's own
+ * share can be read off.
  *
  * Linux only (reads /proc); elsewhere it reports no rows and says why.
  *
  * @module
  */
+import { CHILD_JS_DIR_ENV, childRuntime } from '../../harness/child-runtime.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Cluster, tempWorkdir, uniqueIpc, type WatcherProcess } from '../../harness/cluster.js';
@@ -70,7 +72,9 @@ export const idleCost: Scenario = {
       const endpoint = uniqueIpc('fw-bench-idle');
       const base = { endpoint, workdir: workdir.path, heartbeatInterval: SETTINGS.heartbeatInterval, heartbeatTimeout: SETTINGS.heartbeatTimeout };
       const primary = cluster.spawn({ ...base, instanceId: 'idle-primary', role: 'primary' });
-      baseline = spawn(process.execPath, ['--import', 'tsx', '-e', BASELINE_SCRIPT], {
+      // The floor is a bare process of the runtime the watchers run on (compiled: plain node).
+      const compiled = (process.env[CHILD_JS_DIR_ENV] ?? '') !== '';
+      baseline = spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), '-e', BASELINE_SCRIPT], {
         cwd: ROOT,
         stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
       });
@@ -97,7 +101,7 @@ export const idleCost: Scenario = {
       const subjects: Array<{ label: string; pid: number }> = [
         { label: 'primary (watcher process)', pid: primary.pid },
         { label: 'secondary (watcher process)', pid: secondary.pid },
-        { label: 'baseline: idle node --import tsx', pid: baseline.pid ?? -1 },
+        { label: `baseline: idle ${compiled ? 'node' : 'node --import tsx'}`, pid: baseline.pid ?? -1 },
       ];
       ctx.progress(`  warm-up ${warmupMs} ms, then a ${windowMs} ms window`);
       await pause(warmupMs);
@@ -121,7 +125,7 @@ export const idleCost: Scenario = {
         `sanity: the primary sent ${sent ?? '?'} heartbeats and the secondary saw ${seen ?? '?'} since start (expect about one per ${SETTINGS.heartbeatInterval} ms)`,
       );
       notes.push(
-        `figures are per pid (all threads); CPU time counts in clock ticks of ${(1000 / clockTicksPerSecond()).toFixed(0)} ms; the harness runs watchers under tsx, whose loader is part of the baseline row`,
+        `figures are per pid (all threads); CPU time counts in clock ticks of ${(1000 / clockTicksPerSecond()).toFixed(0)} ms; watchers run as ${childRuntime()}, and the baseline row is a bare process of the same runtime`,
       );
 
       subjects.forEach((s, i) => {

@@ -13,6 +13,7 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { childArgs } from '../../harness/child-runtime.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempWorkdir, wallNow } from '../../harness/cluster.js';
@@ -62,7 +63,7 @@ class UslProcess {
 
   constructor(id: string, sockPath: string) {
     this.id = id;
-    this.child = spawn(process.execPath, ['--import', 'tsx', USL_CHILD, sockPath], { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    this.child = spawn(process.execPath, [...childArgs(USL_CHILD), sockPath], { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
     trackChild(this.child);
     this.child.on('message', (raw) => this.events.push(raw as UslEvent));
     this.exited = new Promise((resolve) => {

@@ -1,0 +1,37 @@
+/**
+ * How the harness starts its child processes (watcher nodes, comparison nodes).
+ *
+ * By default a child runs its TypeScript source through tsx, so tests need no build step. When
+ * `FW_CHILD_JS_DIR` names a directory holding the compiled harness (the benchmark builds one
+ * with `tsconfig.bench.json`), children run that JavaScript on plain node instead: that is how a
+ * deployed application runs, and it matters to what is measured. A SIGKILLed process's sockets
+ * close only after the kernel has freed its memory, and tsx's loader makes every process about
+ * 30 MB larger, which alone adds 2–3 ms to crash detection.
+ *
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The environment variable naming a directory of compiled harness JavaScript. */
+export const CHILD_JS_DIR_ENV = 'FW_CHILD_JS_DIR';
+
+/** Node arguments that run the harness module `tsPath` (an absolute path to a .ts file). */
+export function childArgs(tsPath: string): string[] {
+  const dir = process.env[CHILD_JS_DIR_ENV];
+  if (dir !== undefined && dir !== '') {
+    const js = join(dir, relative(ROOT, tsPath).replace(/\.ts$/, '.js'));
+    if (!existsSync(js)) throw new Error(`${CHILD_JS_DIR_ENV}=${dir} has no ${relative(ROOT, js)}: build it with tsconfig.bench.json`);
+    return [js];
+  }
+  return ['--import', 'tsx', tsPath];
+}
+
+/** How children run right now, for reports: 'node (compiled)' or 'node --import tsx'. */
+export function childRuntime(): string {
+  const dir = process.env[CHILD_JS_DIR_ENV];
+  return dir !== undefined && dir !== '' ? 'node (compiled JavaScript)' : 'node --import tsx (TypeScript source)';
+}
