@@ -43,6 +43,7 @@ import { Notifier } from './runtime/notifier.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { StateFile } from './runtime/state-file.js';
+import { rehearseTakeovers } from './core/rehearsal.js';
 import { StepLoop } from './runtime/step-loop.js';
 import { fenceProcess, ownProcStart } from './runtime/process-identity.js';
 import type { Frames, Transport } from './transport/transport.js';
@@ -226,6 +227,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   readonly #procStart = ownProcStart();
   readonly #loop: StepLoop<MachineState, Input, Effect>;
   #ops: Promise<unknown> = Promise.resolve();
+  /** Socket operations started and not settled yet. */
+  #opsRunning = 0;
   #aborts = new Map<number, AbortController>();
   #started: Deferred<void> | undefined;
   #stopped: Deferred<void> | undefined;
@@ -343,6 +346,14 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     }
     if (this.#loop.state.phase !== 'idle') return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
+    // A takeover runs code this process has not run yet: the state file's first write (which
+    // also checks the work directory) and the first encode. Run both paths now, off the clock,
+    // so a secondary's takeover does not pay for them later.
+    this.#stateFile.prepare();
+    this.#frames('instance.heartbeat', 0, 0);
+    rehearseTakeovers(this.#loop.state.config);
+    // Node loads AbortController's internals on first use; a takeover makes one for onPromote.
+    new AbortController().signal.aborted;
     const endpoint = this.options.endpoint;
     if (endpoint.kind === 'tcp' && this.options.curve === undefined && !isLoopbackHost(endpoint.host)) {
       this.#logger.warn(
@@ -533,8 +544,28 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   /** Runs socket operations one after another, in the order the machine asked for them. */
   #serial<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.#ops.then(op, op);
-    this.#ops = next.catch(() => undefined);
+    // Nothing running: start it now rather than a microtask later (a takeover's bind is
+    // synchronous up to the bind itself, see zmq-transport.ts).
+    let next: Promise<T>;
+    if (this.#opsRunning === 0) {
+      try {
+        next = op();
+      } catch (error) {
+        next = Promise.reject(error);
+      }
+    } else {
+      next = this.#ops.then(op, op);
+    }
+    this.#opsRunning++;
+    const settled = next.then(
+      () => {
+        this.#opsRunning--;
+      },
+      () => {
+        this.#opsRunning--;
+      },
+    );
+    this.#ops = settled;
     return next;
   }
 
@@ -562,27 +593,33 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
           (error: unknown) => this.#dispatch({ type: 'bindResult', outcome: 'failed', detail: String(error) }),
         );
         return;
-      case 'loadEpoch':
-        void this.#stateFile.read().then(
-          (record) => this.#dispatch({ type: 'epochLoaded', fileEpoch: record.epoch }),
-          (error: unknown) => {
-            this.#logger.error(`${(error as Error).message}; using the epochs seen on the wire`);
-            this.#dispatch({ type: 'epochLoaded', fileEpoch: 0 });
-          },
-        );
+      // The state file is read and written synchronously (tens of microseconds, see
+      // state-file.ts) and the answer goes straight back into the step loop, which queues it
+      // behind the current input: a takeover does not wait for a turn of the event loop.
+      case 'loadEpoch': {
+        let fileEpoch = 0;
+        try {
+          fileEpoch = this.#stateFile.readSync().epoch;
+        } catch (error) {
+          this.#logger.error(`${(error as Error).message}; using the epochs seen on the wire`);
+        }
+        this.#dispatch({ type: 'epochLoaded', fileEpoch });
         return;
-      case 'saveState':
-        void this.#stateFile
-          .write({
+      }
+      case 'saveState': {
+        try {
+          this.#stateFile.writeSync({
             epoch: effect.epoch,
             primary: effect.primary ? { instanceId: this.options.instanceId, pid: process.pid, host: this.#host } : null,
             updatedAt: this.#clock.wallNow(),
-          })
-          .then(
-            () => this.#dispatch({ type: 'stateSaved', ok: true }),
-            (error: unknown) => this.#dispatch({ type: 'stateSaved', ok: false, detail: (error as Error).message }),
-          );
+          });
+        } catch (error) {
+          this.#dispatch({ type: 'stateSaved', ok: false, detail: (error as Error).message });
+          return;
+        }
+        this.#dispatch({ type: 'stateSaved', ok: true });
         return;
+      }
       case 'publish': {
         const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members);
         void this.#serial(() => this.#transport.publish(frames));
@@ -600,19 +637,21 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         this.#aborts.set(effect.term, controller);
         const { term, epoch, reason } = effect;
         const onPromote = this.options.onPromote;
-        queueMicrotask(() => {
-          let result: unknown;
-          try {
-            result = onPromote?.({ epoch, reason, signal: controller.signal });
-          } catch (error) {
-            this.#promoteSettled(term, error);
-            return;
-          }
-          Promise.resolve(result).then(
-            () => this.#promoteSettled(term, undefined),
-            (error: unknown) => this.#promoteSettled(term, error ?? new Error('onPromote rejected')),
-          );
-        });
+        // Called at once: the machine emits this effect last, the state is already the
+        // promoting one, and whatever onPromote does to this watcher (stepDown, shutdown, ...)
+        // is queued by the step loop behind this input. A microtask later would cost the
+        // takeover a turn.
+        let result: unknown;
+        try {
+          result = onPromote?.({ epoch, reason, signal: controller.signal });
+        } catch (error) {
+          this.#promoteSettled(term, error);
+          return;
+        }
+        Promise.resolve(result).then(
+          () => this.#promoteSettled(term, undefined),
+          (error: unknown) => this.#promoteSettled(term, error ?? new Error('onPromote rejected')),
+        );
         return;
       }
       case 'abortPromote':

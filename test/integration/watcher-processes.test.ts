@@ -171,7 +171,7 @@ describe('Watcher processes', () => {
     expect(change.epoch).toBe(promotes[2]);
   });
 
-  it('three secondaries race five times in a row: exactly one wins each time (a chain of failovers)', async () => {
+  it('three secondaries race five times in a row: exactly one wins each time, by shutdown (a chain of graceful failovers)', async () => {
     setup();
     const endpoint = `tcp://127.0.0.1:${await freePort()}`;
     const { primary, secondaries } = await startCluster(endpoint, 3);
@@ -186,6 +186,9 @@ describe('Watcher processes', () => {
         pool.map((s) => s.waitFor((e) => e.type === 'roleChanged' && e.to === 'primary' && e.epoch === next, FAST).then(() => s)),
       );
       await current.exited;
+      // Every one of them is taken as the graceful handover it is, never as a crash.
+      const change = winner.events.find((e) => e.type === 'roleChanged' && e.to === 'primary' && e.epoch === next);
+      expect(change?.reason).toBe('shutdown');
       const losers = pool.filter((s) => s !== winner);
       await Promise.all(losers.map((s) => s.waitFor((e) => e.type === 'primaryChanged' && e.instanceId === winner.id, FAST)));
       for (const s of losers) expect(s.events.filter((e) => e.type === 'promote' && e.epoch === epoch)).toHaveLength(0);

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import * as zmq from 'zeromq';
 import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES } from '../../protocol/messages.js';
 import { silentLogger, type Logger } from '../../runtime/logger.js';
@@ -65,6 +66,8 @@ export class ZmqTransport implements Transport {
   readonly #options: ZmqTransportOptions;
   #sub: zmq.Subscriber | undefined;
   #pub: zmq.XPublisher | undefined;
+  /** A socket made ahead of time for the next bind (see #prepareSpare). */
+  #spare: zmq.XPublisher | undefined;
   #handlers: TransportHandlers | undefined;
   #lock: PathLock | undefined;
   #sending: Promise<void> = Promise.resolve();
@@ -134,7 +137,14 @@ export class ZmqTransport implements Transport {
     };
     sub.events.on('disconnect', () => {
       disconnectedAt = performance.now();
-      safe(() => handlers.onEvent({ type: 'disconnected' }));
+      // Reported on the next turn of the event loop. A holder that leaves publishes its farewell
+      // and then closes, so the farewell is in this SUB's queue before libzmq reports the
+      // disconnect, and its socket is readable in the same poll; but the two arrive on different
+      // file descriptors, in no set order. One turn lets the receive loop deliver the farewell
+      // first, so a graceful handover is taken as one (reason `shutdown`, not `disconnect`).
+      setImmediate(() => {
+        if (!this.#closed) safe(() => handlers.onEvent({ type: 'disconnected' }));
+      });
       if (this.#rearm === undefined && !this.#closed) this.#rearm = setTimeout(check, patience);
     });
     const failed = (): void => {
@@ -158,6 +168,7 @@ export class ZmqTransport implements Transport {
     if (presenceTopic !== undefined) sub.subscribe(presenceTopic);
     sub.connect(this.#endpoint.address);
     this.#loop = this.#receive(sub, handlers);
+    this.#prepareSpare();
   }
 
   async #receive(sub: zmq.Subscriber, handlers: TransportHandlers): Promise<void> {
@@ -209,32 +220,27 @@ export class ZmqTransport implements Transport {
         return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
       }
     }
-    // An XPUB socket: a PUB that also reports its subscribers' (un)subscriptions, which is how
-    // the primary learns who is connected (presence topics) without a second endpoint.
-    const pub = new zmq.XPublisher({
-      linger: this.#options.linger,
-      sendHighWaterMark: HIGH_WATER_MARK,
-      maxMessageSize: 1024,
-      verbosity: 'allSubsUnsubs',
-      handshakeInterval: this.#options.handshakeInterval,
-      ...(curve !== undefined && this.#zap !== undefined
-        ? { curveServer: true, curveSecretKey: curve.serverSecretKey, zapDomain: this.#zap.domain }
-        : {}),
-    });
-    // A peer that fails the handshake (no CURVE, wrong server key, a client key not admitted).
-    const refused = (): void => {
-      this.#peersRefused++;
-    };
-    pub.events.on('handshake:error:auth', refused);
-    pub.events.on('handshake:error:protocol', refused);
-    pub.events.on('handshake:error:other', refused);
+    const pub = this.#spare ?? this.#newPublisher();
+    this.#spare = undefined;
+    if (curve !== undefined && this.#zap !== undefined) {
+      pub.curveServer = true;
+      pub.curveSecretKey = curve.serverSecretKey;
+      pub.zapDomain = this.#zap.domain;
+    }
     try {
-      await pub.bind(this.#endpoint.address);
+      // A literal address binds in a few system calls: do it at once, on this thread. The async
+      // bind goes through libuv's thread pool and back, which costs a takeover a millisecond or
+      // more on a busy host. A host name may need a DNS lookup, which must not block the loop.
+      if (bindsWithoutLookup(this.#endpoint)) pub.bindSync(this.#endpoint.address);
+      else await pub.bind(this.#endpoint.address);
     } catch (error) {
-      pub.close();
       await this.#releaseZap();
       await this.#releaseLock();
       const code = (error as { code?: string }).code;
+      // A bind that failed leaves the socket as it was: keep it for the next attempt (without
+      // CURVE settings, which are set again for each attempt).
+      if (curve === undefined && !this.#closed && !pub.closed) this.#spare = pub;
+      else pub.close();
       if (code === 'EADDRINUSE') return { outcome: 'in-use' };
       return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
     }
@@ -245,8 +251,44 @@ export class ZmqTransport implements Transport {
       return { outcome: 'failed', detail: 'transport closed' };
     }
     this.#pub = pub;
-    void this.#subscriptions(pub);
+    // Read (un)subscriptions from the next turn of the event loop: the claim that follows a bind
+    // comes first, and the socket keeps them until then.
+    setImmediate(() => {
+      if (this.#pub === pub) void this.#subscriptions(pub);
+    });
     return { outcome: 'bound' };
+  }
+
+  /**
+   * An XPUB socket, not bound yet: a PUB that also reports its subscribers' (un)subscriptions,
+   * which is how the primary learns who is connected (presence topics) without a second endpoint.
+   */
+  #newPublisher(): zmq.XPublisher {
+    const pub = new zmq.XPublisher({
+      linger: this.#options.linger,
+      sendHighWaterMark: HIGH_WATER_MARK,
+      maxMessageSize: 1024,
+      verbosity: 'allSubsUnsubs',
+      handshakeInterval: this.#options.handshakeInterval,
+    });
+    // A peer that fails the handshake (no CURVE, wrong server key, a client key not admitted).
+    const refused = (): void => {
+      this.#peersRefused++;
+    };
+    pub.events.on('handshake:error:auth', refused);
+    pub.events.on('handshake:error:protocol', refused);
+    pub.events.on('handshake:error:other', refused);
+    return pub;
+  }
+
+  /**
+   * Makes the socket the next {@link bind} will use, while nothing is waiting for it: creating a
+   * socket and its monitor costs a takeover about half a millisecond otherwise. Not with CURVE,
+   * whose bind registers a ZAP domain first anyway.
+   */
+  #prepareSpare(): void {
+    if (this.#closed || this.#spare !== undefined || this.#options.curve !== undefined) return;
+    this.#spare = this.#newPublisher();
   }
 
   async #subscriptions(pub: zmq.XPublisher): Promise<void> {
@@ -294,22 +336,32 @@ export class ZmqTransport implements Transport {
   async release(farewell: Frames | undefined): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return;
+    let seen: Promise<void> | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     if (farewell !== undefined && this.#sub !== undefined) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const seen = new Promise<void>((resolve) => {
+      seen = new Promise<void>((resolve) => {
         this.#farewell = { payload: farewell[1], resolve };
         timer = setTimeout(resolve, this.#options.farewellTimeout);
       });
       await this.publish(farewell);
+    }
+    await this.#sending;
+    this.#pub = undefined;
+    // Close as soon as the farewell is queued: libzmq's I/O thread writes the queued farewell
+    // to every subscriber before it handles the close, closes the listener then (the endpoint
+    // is free again within microseconds), and keeps the connections for up to `linger` ms to
+    // flush. So a successor that reads the farewell and binds at once finds the endpoint free,
+    // instead of racing this socket's close. The farewell's own copy, through the endpoint and
+    // back to this node's SUB, still confirms it left before release() resolves.
+    pub.close();
+    await this.#releaseLock();
+    if (seen !== undefined) {
       await seen;
       clearTimeout(timer);
       this.#farewell = undefined;
     }
-    await this.#sending;
-    this.#pub = undefined;
-    pub.close();
     await this.#releaseZap();
-    await this.#releaseLock();
+    this.#prepareSpare();
   }
 
   /** What the endpoint refused or ignored so far. */
@@ -340,6 +392,8 @@ export class ZmqTransport implements Transport {
     if (this.#rearm !== undefined) clearTimeout(this.#rearm);
     this.#rearm = undefined;
     await this.release(undefined);
+    this.#spare?.close();
+    this.#spare = undefined;
     const sub = this.#sub;
     this.#sub = undefined;
     if (sub !== undefined) {
@@ -353,6 +407,12 @@ export class ZmqTransport implements Transport {
 function clientSecurity(curve: CurveOptions | undefined): Partial<zmq.Subscriber> {
   if (curve === undefined) return {};
   return { curveServerKey: curve.serverPublicKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey };
+}
+
+/** True when binding needs no name lookup: an ipc endpoint, or tcp with an IP address literal. */
+export function bindsWithoutLookup(endpoint: Endpoint): boolean {
+  if (endpoint.kind !== 'tcp') return true;
+  return isIP(endpoint.host.replace(/^\[(.*)\]$/, '$1')) !== 0;
 }
 
 /** Messages handled in a row before a receive loop lets timers and I/O run. */

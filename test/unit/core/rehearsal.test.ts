@@ -1,0 +1,45 @@
+/**
+ * The takeover rehearsal a watcher runs at start (src/core/rehearsal.ts): it must walk the real
+ * takeover paths to the primary role (or it warms nothing), whatever the node's own settings.
+ */
+import { describe, expect, it } from 'vitest';
+import type { MachineConfig } from '../../../src/core/heartbeat-machine.js';
+import { rehearseTakeovers } from '../../../src/core/rehearsal.js';
+
+const BASE: MachineConfig = Object.freeze({
+  instanceId: 'a',
+  initialRole: 'auto',
+  heartbeatInterval: 100,
+  heartbeatTimeout: 300,
+  retryInterval: 200,
+  maxRetryInterval: 1000,
+  fastRetryInterval: 5,
+  priority: 1,
+  priorityStagger: 20,
+  preempt: false,
+  preemptDelay: 500,
+  probeWindow: 50,
+  fencing: false,
+  livenessProbeTimeout: 100,
+  stallThreshold: 50,
+  drainDelay: 20,
+});
+
+describe('rehearseTakeovers', () => {
+  it.each([
+    ['auto', {}],
+    ['primary', { initialRole: 'primary' }],
+    ['secondary with a low priority', { initialRole: 'secondary', priority: 9 }],
+    ['fencing and preemption on', { fencing: true, preempt: true }],
+  ] as const)('reaches the primary role by disconnect and by shutdown (%s)', (_label, overrides) => {
+    const result = rehearseTakeovers({ ...BASE, ...overrides });
+    expect(result.promoted).toBe(2);
+    expect(result.steps).toBe(20);
+  });
+
+  it('does not touch the configuration it is given', () => {
+    const config = { ...BASE };
+    rehearseTakeovers(config);
+    expect(config).toEqual(BASE);
+  });
+});
