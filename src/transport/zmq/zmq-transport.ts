@@ -81,6 +81,7 @@ export class ZmqTransport implements Transport {
   #reconnects = 0;
   #failing = false;
   #rearm: ReturnType<typeof setTimeout> | undefined;
+  #spareTimer: ReturnType<typeof setTimeout> | undefined;
   #checkedDirectory = false;
 
   constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
@@ -270,6 +271,9 @@ export class ZmqTransport implements Transport {
       maxMessageSize: 1024,
       verbosity: 'allSubsUnsubs',
       handshakeInterval: this.#options.handshakeInterval,
+      // Every send is tried at once (an XPUB drops at the high-water mark, it never blocks);
+      // without this, zeromq.js defers every so many sends to a later turn of the event loop.
+      sendTimeout: 0,
     });
     // A peer that fails the handshake (no CURVE, wrong server key, a client key not admitted).
     const refused = (): void => {
@@ -289,6 +293,19 @@ export class ZmqTransport implements Transport {
   #prepareSpare(): void {
     if (this.#closed || this.#spare !== undefined || this.#options.curve !== undefined) return;
     this.#spare = this.#newPublisher();
+  }
+
+  /**
+   * {@link #prepareSpare} a little later: right after a release, this process is most likely
+   * shutting down (no spare needed) or handing over (CPU the successor can use).
+   */
+  #prepareSpareLater(): void {
+    if (this.#closed || this.#spareTimer !== undefined) return;
+    this.#spareTimer = setTimeout(() => {
+      this.#spareTimer = undefined;
+      this.#prepareSpare();
+    }, SPARE_DELAY_MS);
+    this.#spareTimer.unref();
   }
 
   async #subscriptions(pub: zmq.XPublisher): Promise<void> {
@@ -336,6 +353,9 @@ export class ZmqTransport implements Transport {
   async release(farewell: Frames | undefined): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return;
+    await this.#sending;
+    if (this.#pub !== pub) return;
+    this.#pub = undefined;
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (farewell !== undefined && this.#sub !== undefined) {
@@ -343,16 +363,16 @@ export class ZmqTransport implements Transport {
         this.#farewell = { payload: farewell[1], resolve };
         timer = setTimeout(resolve, this.#options.farewellTimeout);
       });
-      await this.publish(farewell);
+      // With sendTimeout 0 the send happens in this call (an XPUB drops rather than blocks).
+      pub.send(farewell as unknown as Buffer[]).catch(() => undefined);
     }
-    await this.#sending;
-    this.#pub = undefined;
-    // Close as soon as the farewell is queued: libzmq's I/O thread writes the queued farewell
-    // to every subscriber before it handles the close, closes the listener then (the endpoint
-    // is free again within microseconds), and keeps the connections for up to `linger` ms to
-    // flush. So a successor that reads the farewell and binds at once finds the endpoint free,
-    // instead of racing this socket's close. The farewell's own copy, through the endpoint and
-    // back to this node's SUB, still confirms it left before release() resolves.
+    // Close in the same tick as the farewell's send. libzmq's I/O thread writes the queued
+    // farewell to every subscriber before it handles the close, then closes the listener (the
+    // endpoint is free again) and keeps the connections up to `linger` ms to flush. Closing at
+    // once starts the listener's close as early as possible: the successor that reads the
+    // farewell and binds straight away then finds the endpoint free far more often than when
+    // the close waited. The farewell's own copy, through the endpoint and back to this node's
+    // SUB, still confirms it left before release() resolves.
     pub.close();
     await this.#releaseLock();
     if (seen !== undefined) {
@@ -361,7 +381,7 @@ export class ZmqTransport implements Transport {
       this.#farewell = undefined;
     }
     await this.#releaseZap();
-    this.#prepareSpare();
+    this.#prepareSpareLater();
   }
 
   /** What the endpoint refused or ignored so far. */
@@ -391,6 +411,8 @@ export class ZmqTransport implements Transport {
     this.#closed = true;
     if (this.#rearm !== undefined) clearTimeout(this.#rearm);
     this.#rearm = undefined;
+    if (this.#spareTimer !== undefined) clearTimeout(this.#spareTimer);
+    this.#spareTimer = undefined;
     await this.release(undefined);
     this.#spare?.close();
     this.#spare = undefined;
@@ -414,6 +436,9 @@ export function bindsWithoutLookup(endpoint: Endpoint): boolean {
   if (endpoint.kind !== 'tcp') return true;
   return isIP(endpoint.host.replace(/^\[(.*)\]$/, '$1')) !== 0;
 }
+
+/** How long after a release the next bind's socket is made (see #prepareSpareLater). */
+const SPARE_DELAY_MS = 100;
 
 /** Messages handled in a row before a receive loop lets timers and I/O run. */
 const YIELD_EVERY = 32;
