@@ -3,20 +3,23 @@
  * across restarts.
  *
  * A takeover writes it before calling `onPromote`, so its speed is the takeover's. It is written
- * in place, in one `pwrite` of a record padded to a fixed size (512 bytes, or the next multiple
- * of 512 for a longer one), which costs tens of microseconds; a temporary file renamed over it
- * costs half a millisecond or more on ext4, on the clock of every crash failover.
+ * in place, in one `pwrite` of a record padded with spaces to whole 512-byte blocks (and to the
+ * file's current size at least, so nothing is ever cut), which costs tens of microseconds; a
+ * temporary file renamed over it cost half a millisecond or more on ext4, on the clock of every
+ * crash failover. The data is then flushed to disk (`fdatasync`) in the background.
  *
  * A record is never torn by a crash of its writer (one write within one page). Only the endpoint's
  * holder writes it, and takeovers read it only after they bound the endpoint, so a takeover never
  * reads while another process writes. Other readers (a node starting up, a person) might: every
  * record carries a checksum of its content, and a read that does not parse or match it is read
- * again, then reported corrupt; a mix of two records is never taken for a record.
- * Records written by earlier versions (no padding, no checksum) are read as before.
+ * again, then reported corrupt; a mix of two records is never taken for a record. A corrupt file
+ * still gives the highest epoch that can be made out in it ({@link StateFile.epochFloor}).
+ * Records written by earlier versions (no padding, no checksum) are read as before, and replaced
+ * once by rename.
  *
  * @module
  */
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { close, closeSync, constants, fdatasync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailoverError } from '../errors.js';
 
@@ -44,6 +47,8 @@ export class StateFile {
   #made = false;
   /** Reads done again because the record did not parse or check (a write in progress, or corruption). */
   rereads = 0;
+  /** Writes whose flush to disk (fdatasync, in the background) has not finished. */
+  pendingFlushes = 0;
 
   constructor(workdir: string) {
     this.#dir = workdir;
@@ -62,9 +67,9 @@ export class StateFile {
    */
   readSync(): StateRecord {
     let problem: unknown;
+    let text = '';
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
       if (attempt > 0) this.rereads++;
-      let text: string;
       try {
         text = readFileSync(this.path, 'utf8');
       } catch (error) {
@@ -75,7 +80,22 @@ export class StateFile {
       if (parsed !== 'torn' && !(parsed instanceof Error)) return parsed;
       problem = parsed === 'torn' ? new Error('the checksum does not match the record') : parsed;
     }
-    throw new FailoverError('ERR_FAILOVER_STATE_FILE', `corrupt state file ${this.path}`, { cause: problem });
+    const error = new FailoverError('ERR_FAILOVER_STATE_FILE', `corrupt state file ${this.path}`, { cause: problem });
+    throw Object.assign(error, { salvagedEpoch: salvageEpoch(text) });
+  }
+
+  /**
+   * The epoch to build on: the file's, or, when the file is corrupt, the highest epoch that can
+   * still be made out in it (so a damaged file never sends epochs back to 0 when some of it
+   * survived). Never throws; `problem` says what went wrong.
+   */
+  epochFloor(): { readonly epoch: number; readonly problem?: string } {
+    try {
+      return { epoch: this.readSync().epoch };
+    } catch (error) {
+      const salvaged = (error as { salvagedEpoch?: number }).salvagedEpoch ?? 0;
+      return { epoch: salvaged, problem: `${(error as Error).message}${salvaged > 0 ? ` (epoch ${salvaged} made out in it)` : ''}` };
+    }
   }
 
   /**
@@ -99,21 +119,51 @@ export class StateFile {
     this.writeSync(record);
   }
 
-  /** {@link write}, synchronously. */
+  /**
+   * {@link write}, synchronously. The record is padded to the file's current size at least, so
+   * nothing is ever cut (a cut interrupted by a crash would leave a corrupt file). A file in the
+   * format of earlier versions is replaced once by rename instead: a reader racing an in-place
+   * write over a record without a checksum could take the mix for a record. The data is then
+   * flushed to disk (fdatasync) in the background, off the caller's clock.
+   */
   writeSync(record: StateRecord): void {
     try {
       this.#ensureDirectory();
-      const bytes = formatRecord(record);
       const fd = openSync(this.path, WRITE_FLAGS, 0o600);
+      let flushing = false;
       try {
-        writeSync(fd, bytes, 0, bytes.length, 0);
-        // Only after a longer record (or a file that is not ours): cut what follows this one.
-        if (fstatSync(fd).size > bytes.length) ftruncateSync(fd, bytes.length);
+        const size = fstatSync(fd).size;
+        if (size % STATE_RECORD_BLOCK !== 0) {
+          this.#replace(record);
+          return;
+        }
+        const bytes = formatRecord(record, size);
+        const written = writeSync(fd, bytes, 0, bytes.length, 0);
+        if (written !== bytes.length) throw new Error(`wrote ${written} of ${bytes.length} bytes`);
+        this.pendingFlushes++;
+        flushing = true;
+        fdatasync(fd, () => {
+          close(fd, () => {
+            this.pendingFlushes--;
+          });
+        });
       } finally {
-        closeSync(fd);
+        if (!flushing) closeSync(fd);
       }
     } catch (error) {
       throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${this.path}`, { cause: error });
+    }
+  }
+
+  /** Writes the record to a temporary file and renames it over the state file. */
+  #replace(record: StateRecord): void {
+    const tmp = `${this.path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    try {
+      writeFileSync(tmp, formatRecord(record), { mode: 0o600, flag: 'wx' });
+      renameSync(tmp, this.path);
+    } catch (error) {
+      rmSync(tmp, { force: true });
+      throw error;
     }
   }
 
@@ -131,16 +181,29 @@ export class StateFile {
   }
 }
 
-/** The record as written: its JSON with a checksum, then spaces up to a whole block, then a newline. */
-export function formatRecord(record: StateRecord): Buffer {
+/**
+ * The record as written: its JSON with a checksum, then spaces up to a whole number of blocks
+ * (and at least `minSize` bytes), then a newline.
+ */
+export function formatRecord(record: StateRecord, minSize = 0): Buffer {
   const content = contentOf(record);
   const json = `${content.slice(0, -1)},"check":"${checksum(content)}"}`;
   const length = Buffer.byteLength(json, 'utf8') + 1;
-  const size = Math.ceil(length / STATE_RECORD_BLOCK) * STATE_RECORD_BLOCK;
+  const size = Math.max(Math.ceil(length / STATE_RECORD_BLOCK) * STATE_RECORD_BLOCK, minSize);
   const bytes = Buffer.alloc(size, 0x20);
   bytes.write(json, 0, 'utf8');
   bytes[size - 1] = 0x0a;
   return bytes;
+}
+
+/** The highest `"epoch":N` that can be made out in a damaged file's text (0 if none). */
+export function salvageEpoch(text: string): number {
+  let best = 0;
+  for (const m of text.matchAll(/"epoch"\s*:\s*(\d{1,16})/g)) {
+    const n = Number(m[1]);
+    if (Number.isSafeInteger(n) && n > best) best = n;
+  }
+  return best;
 }
 
 /** Parses a record: the record, 'torn' when its checksum does not match, or the Error that makes it corrupt. */

@@ -4,11 +4,11 @@
  * process writing as fast as it can.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatRecord, parseRecord, StateFile, STATE_FILE_NAME, STATE_RECORD_BLOCK } from '../../../src/runtime/state-file.js';
+import { formatRecord, parseRecord, salvageEpoch, StateFile, STATE_FILE_NAME, STATE_RECORD_BLOCK } from '../../../src/runtime/state-file.js';
 
 const dirs: string[] = [];
 function workdir(): string {
@@ -35,15 +35,26 @@ describe('StateFile', () => {
     expect(lstatSync(file.path).mode & 0o777).toBe(0o600);
   });
 
-  it('writes whole blocks of padding, so a shorter record leaves nothing of a longer one behind', () => {
+  it('writes whole blocks of padding and never cuts the file: a shorter record is padded to the longer one', () => {
     const file = new StateFile(workdir());
+    file.writeSync(record(7, 'y'));
+    expect(readFileSync(file.path).length).toBe(STATE_RECORD_BLOCK);
     file.writeSync(record(123456789, 'x'.repeat(600)));
     expect(readFileSync(file.path).length).toBe(2 * STATE_RECORD_BLOCK);
     file.writeSync(record(123456790, 'y'));
     const bytes = readFileSync(file.path);
-    expect(bytes.length).toBe(STATE_RECORD_BLOCK);
+    expect(bytes.length).toBe(2 * STATE_RECORD_BLOCK);
     expect(bytes.at(-1)).toBe(0x0a);
     expect(file.readSync()).toEqual(record(123456790, 'y'));
+  });
+
+  it('flushes each write to disk in the background', async () => {
+    const file = new StateFile(workdir());
+    file.writeSync(record(3));
+    expect(file.pendingFlushes).toBe(1);
+    const until = performance.now() + 10_000;
+    while (file.pendingFlushes > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(file.pendingFlushes).toBe(0);
   });
 
   it('reads a record written by an earlier version (no padding, no checksum)', () => {
@@ -51,8 +62,12 @@ describe('StateFile', () => {
     writeFileSync(join(dir, STATE_FILE_NAME), `${JSON.stringify(record(41))}\n`);
     const file = new StateFile(dir);
     expect(file.readSync()).toEqual(record(41));
+    // Replaced once by rename (an in-place write over a record without a checksum could be
+    // read half done and taken for a record), then written in place.
     file.writeSync(record(42));
+    expect(readFileSync(file.path).length).toBe(STATE_RECORD_BLOCK);
     expect(file.readSync()).toEqual(record(42));
+    expect(readdirSync(dir)).toEqual([STATE_FILE_NAME]);
   });
 
   it('reads an empty file (created, never written) as epoch 0', () => {
@@ -69,6 +84,16 @@ describe('StateFile', () => {
     const file = new StateFile(dir);
     expect(() => file.readSync()).toThrowError(expect.objectContaining({ code: 'ERR_FAILOVER_STATE_FILE' }));
     expect(file.rereads).toBe(4);
+  });
+
+  it('a corrupt file still gives the highest epoch that can be made out in it', () => {
+    const dir = workdir();
+    writeFileSync(join(dir, STATE_FILE_NAME), '{"epoch":17,"primary":nul\u0000\u0000 "epoch": 23 garbage "epoch":9');
+    const file = new StateFile(dir);
+    expect(() => file.readSync()).toThrowError(expect.objectContaining({ salvagedEpoch: 23 }));
+    expect(file.epochFloor()).toEqual({ epoch: 23, problem: expect.stringMatching(/corrupt state file .*epoch 23 made out in it/) });
+    expect(salvageEpoch('nothing here')).toBe(0);
+    expect(new StateFile(workdir()).epochFloor()).toEqual({ epoch: 0 });
   });
 
   it('reports garbage as corrupt, with the cause', () => {
