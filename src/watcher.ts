@@ -227,8 +227,12 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   readonly #procStart = ownProcStart();
   readonly #loop: StepLoop<MachineState, Input, Effect>;
   #ops: Promise<unknown> = Promise.resolve();
-  /** Socket operations started and not settled yet. */
+  /** Socket operations started or waiting, and not settled yet. */
   #opsRunning = 0;
+  /** Of those, binds and releases. */
+  #exclusiveRunning = 0;
+  /** Operations waiting for the ones before them. */
+  #opsWaiting = 0;
   #aborts = new Map<number, AbortController>();
   #started: Deferred<void> | undefined;
   #stopped: Deferred<void> | undefined;
@@ -338,12 +342,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   async #boot(): Promise<void> {
     if (this.#loop.state.phase !== 'idle') return; // shutdown() came first
-    let fileEpoch = 0;
-    try {
-      fileEpoch = (await this.#stateFile.read()).epoch;
-    } catch (error) {
-      this.#logger.warn(`${(error as Error).message}; starting from the epochs seen on the wire`);
-    }
+    const floor = this.#stateFile.epochFloor();
+    const fileEpoch = floor.epoch;
+    if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
     if (this.#loop.state.phase !== 'idle') return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
     // A takeover runs code this process has not run yet: the state file's first write (which
@@ -543,29 +544,34 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   /** Runs socket operations one after another, in the order the machine asked for them. */
-  #serial<T>(op: () => Promise<T>): Promise<T> {
-    // Nothing running: start it now rather than a microtask later (a takeover's bind is
-    // synchronous up to the bind itself, see zmq-transport.ts).
+  #serial<T>(op: () => Promise<T>, exclusive = true): Promise<T> {
+    // Started at once when nothing needs to go first (a microtask later would cost a takeover
+    // a turn; a takeover's bind is synchronous up to the bind itself, see zmq-transport.ts): a
+    // bind or release when no operation runs; a publish when no bind or release runs and none
+    // waits (the transport keeps publishes in order itself). Otherwise after the last one.
+    const direct = this.#opsWaiting === 0 && this.#exclusiveRunning === 0 && (!exclusive || this.#opsRunning === 0);
+    this.#opsRunning++;
+    if (exclusive) this.#exclusiveRunning++;
     let next: Promise<T>;
-    if (this.#opsRunning === 0) {
+    if (direct) {
       try {
         next = op();
       } catch (error) {
         next = Promise.reject(error);
       }
     } else {
-      next = this.#ops.then(op, op);
+      this.#opsWaiting++;
+      const start = (): Promise<T> => {
+        this.#opsWaiting--;
+        return op();
+      };
+      next = this.#ops.then(start, start);
     }
-    this.#opsRunning++;
-    const settled = next.then(
-      () => {
-        this.#opsRunning--;
-      },
-      () => {
-        this.#opsRunning--;
-      },
-    );
-    this.#ops = settled;
+    const done = (): void => {
+      this.#opsRunning--;
+      if (exclusive) this.#exclusiveRunning--;
+    };
+    this.#ops = next.then(done, done);
     return next;
   }
 
@@ -597,13 +603,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       // state-file.ts) and the answer goes straight back into the step loop, which queues it
       // behind the current input: a takeover does not wait for a turn of the event loop.
       case 'loadEpoch': {
-        let fileEpoch = 0;
-        try {
-          fileEpoch = this.#stateFile.readSync().epoch;
-        } catch (error) {
-          this.#logger.error(`${(error as Error).message}; using the epochs seen on the wire`);
-        }
-        this.#dispatch({ type: 'epochLoaded', fileEpoch });
+        const floor = this.#stateFile.epochFloor();
+        if (floor.problem !== undefined) this.#logger.error(`${floor.problem}; building on it and on the epochs seen on the wire`);
+        this.#dispatch({ type: 'epochLoaded', fileEpoch: floor.epoch });
         return;
       }
       case 'saveState': {
@@ -622,7 +624,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       }
       case 'publish': {
         const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members);
-        void this.#serial(() => this.#transport.publish(frames));
+        void this.#serial(() => this.#transport.publish(frames), false);
         return;
       }
       case 'release': {
@@ -637,21 +639,23 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         this.#aborts.set(effect.term, controller);
         const { term, epoch, reason } = effect;
         const onPromote = this.options.onPromote;
-        // Called at once: the machine emits this effect last, the state is already the
-        // promoting one, and whatever onPromote does to this watcher (stepDown, shutdown, ...)
-        // is queued by the step loop behind this input. A microtask later would cost the
-        // takeover a turn.
-        let result: unknown;
-        try {
-          result = onPromote?.({ epoch, reason, signal: controller.signal });
-        } catch (error) {
-          this.#promoteSettled(term, error);
-          return;
-        }
-        Promise.resolve(result).then(
-          () => this.#promoteSettled(term, undefined),
-          (error: unknown) => this.#promoteSettled(term, error ?? new Error('onPromote rejected')),
-        );
+        // Called in this tick, as soon as the step loop is idle (not a microtask later: that
+        // would cost the takeover a turn): the state is already the promoting one, the
+        // announcement and first heartbeat are sent, and whatever onPromote does to this
+        // watcher (stepDown, shutdown, setEnabled) takes effect at once, aborting `signal`.
+        this.#loop.whenIdle(() => {
+          let result: unknown;
+          try {
+            result = onPromote?.({ epoch, reason, signal: controller.signal });
+          } catch (error) {
+            this.#promoteSettled(term, error ?? new Error('onPromote threw'));
+            return;
+          }
+          Promise.resolve(result).then(
+            () => this.#promoteSettled(term, undefined),
+            (error: unknown) => this.#promoteSettled(term, error ?? new Error('onPromote rejected')),
+          );
+        });
         return;
       }
       case 'abortPromote':

@@ -38,7 +38,7 @@ export async function listen(
   onInput: (input: ViewInput) => void,
   options: { readonly probe: boolean; readonly curve?: CurveOptions | undefined },
 ): Promise<WireListener> {
-  const transport = new ZmqTransport(endpoint, options.curve === undefined ? {} : { curve: options.curve });
+  const transport = new ZmqTransport(endpoint, { prepareBind: false, ...(options.curve === undefined ? {} : { curve: options.curve }) });
   let open = true;
   const deliver = (input: ViewInput): void => {
     if (open) onInput(input);

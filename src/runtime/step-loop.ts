@@ -29,6 +29,7 @@ export class StepLoop<S extends { readonly wakeAt: number | undefined }, I, E> {
   state: S;
   readonly #o: StepLoopOptions<S, I, E>;
   #queue: I[] = [];
+  #idle: Array<() => void> = [];
   #dispatching = false;
   #timer: TimerHandle | undefined;
   #timerAt: number | undefined;
@@ -57,12 +58,28 @@ export class StepLoop<S extends { readonly wakeAt: number | undefined }, I, E> {
       this.#dispatching = false;
     }
     this.#reschedule();
+    // Work deferred by effects runs once the loop is idle, in this same tick: what it feeds in
+    // (stepDown, shutdown, ...) is handled at once, as from any other caller.
+    for (let fn = this.#idle.shift(); fn !== undefined; fn = this.#idle.shift()) fn();
   }
 
-  /** Disarms the timer; later inputs are ignored. */
+  /**
+   * Runs `fn` as soon as the loop is idle: at the end of the dispatch under way (same tick), or
+   * at once when none is. For calls into application code that may call back into the loop.
+   */
+  whenIdle(fn: () => void): void {
+    if (!this.#dispatching) {
+      fn();
+      return;
+    }
+    this.#idle.push(fn);
+  }
+
+  /** Disarms the timer; later inputs and deferred work are dropped. */
   stop(): void {
     this.#stopped = true;
     this.#queue = [];
+    this.#idle = [];
     this.#reschedule();
   }
 

@@ -38,3 +38,41 @@ it('a throwing or rejecting listener is counted and never stops other listeners,
   expect(late.done).toBe(true);
   work.cleanup();
 });
+
+it('a synchronous stepDown() or setEnabled(false) inside onPromote takes effect at once: its signal is aborted before it returns', async () => {
+  const work = tempWorkdir();
+  const endpoint = uniqueIpc('fw-reentry');
+  const aborted: boolean[] = [];
+  const watcher = new Watcher({
+    endpoint,
+    workdir: work.path,
+    role: 'primary',
+    enabled: true,
+    heartbeatInterval: 50,
+    heartbeatTimeout: 500,
+    onPromote: ({ signal }) => {
+      watcher.stepDown();
+      aborted.push(signal.aborted);
+    },
+  });
+  await watcher.start().catch(() => undefined);
+  expect(aborted).toEqual([true]);
+  await watcher.shutdown();
+
+  const other = new Watcher({
+    endpoint: uniqueIpc('fw-reentry'),
+    workdir: work.path,
+    role: 'primary',
+    enabled: true,
+    heartbeatInterval: 50,
+    heartbeatTimeout: 500,
+    onPromote: () => {
+      other.setEnabled(false);
+      aborted.push(other.enabled);
+    },
+  });
+  await other.start();
+  expect(aborted).toEqual([true, false]);
+  await other.shutdown();
+  work.cleanup();
+});

@@ -44,6 +44,8 @@ export interface ZmqTransportOptions {
   readonly curve: CurveOptions | undefined;
   /** Where warnings about unsafe endpoints go. Never given a key. */
   readonly logger: Logger;
+  /** Make the next bind's socket ahead of time (false for a node that only listens). */
+  readonly prepareBind: boolean;
 }
 
 const DEFAULTS: ZmqTransportOptions = {
@@ -54,6 +56,7 @@ const DEFAULTS: ZmqTransportOptions = {
   handshakeInterval: 3000,
   curve: undefined,
   logger: silentLogger,
+  prepareBind: true,
 };
 
 // Frames larger than this are refused by libzmq before they reach us (the decoder's own limit
@@ -71,6 +74,7 @@ export class ZmqTransport implements Transport {
   #handlers: TransportHandlers | undefined;
   #lock: PathLock | undefined;
   #sending: Promise<void> = Promise.resolve();
+  #sendsPending = 0;
   #farewell: { payload: Buffer; resolve: () => void } | undefined;
   #closed = false;
   #loop: Promise<void> | undefined;
@@ -109,8 +113,10 @@ export class ZmqTransport implements Transport {
     const active = (): void => {
       activityAt = performance.now();
     };
+    let connectedAt = 0;
     sub.events.on('connect', () => {
       active();
+      connectedAt = performance.now();
       safe(() => handlers.onEvent({ type: 'connected' }));
     });
     sub.events.on('connect:delay', active);
@@ -143,8 +149,10 @@ export class ZmqTransport implements Transport {
       // disconnect, and its socket is readable in the same poll; but the two arrive on different
       // file descriptors, in no set order. One turn lets the receive loop deliver the farewell
       // first, so a graceful handover is taken as one (reason `shutdown`, not `disconnect`).
+      const at = disconnectedAt;
       setImmediate(() => {
-        if (!this.#closed) safe(() => handlers.onEvent({ type: 'disconnected' }));
+        // Not when the SUB has already connected again (to a new holder) since: stale.
+        if (!this.#closed && connectedAt <= at) safe(() => handlers.onEvent({ type: 'disconnected' }));
       });
       if (this.#rearm === undefined && !this.#closed) this.#rearm = setTimeout(check, patience);
     });
@@ -240,7 +248,7 @@ export class ZmqTransport implements Transport {
       const code = (error as { code?: string }).code;
       // A bind that failed leaves the socket as it was: keep it for the next attempt (without
       // CURVE settings, which are set again for each attempt).
-      if (curve === undefined && !this.#closed && !pub.closed) this.#spare = pub;
+      if (curve === undefined && !this.#closed && !pub.closed && this.#spare === undefined) this.#spare = pub;
       else pub.close();
       if (code === 'EADDRINUSE') return { outcome: 'in-use' };
       return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
@@ -291,7 +299,7 @@ export class ZmqTransport implements Transport {
    * whose bind registers a ZAP domain first anyway.
    */
   #prepareSpare(): void {
-    if (this.#closed || this.#spare !== undefined || this.#options.curve !== undefined) return;
+    if (this.#closed || this.#spare !== undefined || this.#options.curve !== undefined || !this.#options.prepareBind) return;
     this.#spare = this.#newPublisher();
   }
 
@@ -335,18 +343,24 @@ export class ZmqTransport implements Transport {
   }
 
   publish(frames: Frames): Promise<void> {
-    // zeromq.js allows one send at a time per socket: chain them.
     const pub = this.#pub;
     if (pub === undefined) return Promise.resolve();
-    const next = this.#sending.then(async () => {
+    const send = async (): Promise<void> => {
       if (pub.closed) return;
       try {
         await pub.send(frames as unknown as Buffer[]);
       } catch {
         // A PUB socket drops rather than blocks; a closed socket has nobody left to tell.
       }
+    };
+    // zeromq.js allows one send at a time per socket: chain them. With none under way, send in
+    // this call (sendTimeout 0 makes the send itself synchronous), so a new primary's
+    // announcement has left before its onPromote runs.
+    const next = this.#sendsPending === 0 ? send() : this.#sending.then(send);
+    this.#sendsPending++;
+    this.#sending = next.finally(() => {
+      this.#sendsPending--;
     });
-    this.#sending = next;
     return next;
   }
 
