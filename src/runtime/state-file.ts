@@ -38,6 +38,9 @@ export const STATE_RECORD_BLOCK = 512;
 /** Never through a symbolic link: whoever could plant one would choose where epochs go. */
 const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
+/** How long after a write its flush to disk starts (off the takeover's clock). */
+const FLUSH_DELAY_MS = 20;
+
 /** Reads of a record that does not parse or check (a write in progress?) before it is called corrupt. */
 const READ_ATTEMPTS = 5;
 
@@ -142,11 +145,14 @@ export class StateFile {
         if (written !== bytes.length) throw new Error(`wrote ${written} of ${bytes.length} bytes`);
         this.pendingFlushes++;
         flushing = true;
-        fdatasync(fd, () => {
-          close(fd, () => {
-            this.pendingFlushes--;
+        // A little later, so the disk flush does not compete with the takeover under way.
+        setTimeout(() => {
+          fdatasync(fd, () => {
+            close(fd, () => {
+              this.pendingFlushes--;
+            });
           });
-        });
+        }, FLUSH_DELAY_MS);
       } finally {
         if (!flushing) closeSync(fd);
       }

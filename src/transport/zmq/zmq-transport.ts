@@ -87,6 +87,7 @@ export class ZmqTransport implements Transport {
   #rearm: ReturnType<typeof setTimeout> | undefined;
   #spareTimer: ReturnType<typeof setTimeout> | undefined;
   #checkedDirectory = false;
+  #warmingUp = false;
 
   constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
     this.#endpoint = endpoint;
@@ -178,6 +179,13 @@ export class ZmqTransport implements Transport {
     sub.connect(this.#endpoint.address);
     this.#loop = this.#receive(sub, handlers);
     this.#prepareSpare();
+    if (this.#options.prepareBind) {
+      // V8 compiles a function on its first call: call bind() once now, returning at its first
+      // line, so a takeover's bind does not pay for compiling it.
+      this.#warmingUp = true;
+      void this.bind();
+      this.#warmingUp = false;
+    }
   }
 
   async #receive(sub: zmq.Subscriber, handlers: TransportHandlers): Promise<void> {
@@ -207,6 +215,7 @@ export class ZmqTransport implements Transport {
   }
 
   async bind(): Promise<BindOutcome> {
+    if (this.#warmingUp) return { outcome: 'failed', detail: 'warm-up' };
     if (this.#closed) return { outcome: 'failed', detail: 'transport closed' };
     if (this.#pub !== undefined) return { outcome: 'bound' };
     if (this.#endpoint.kind === 'ipc-path') {
@@ -300,7 +309,11 @@ export class ZmqTransport implements Transport {
    */
   #prepareSpare(): void {
     if (this.#closed || this.#spare !== undefined || this.#options.curve !== undefined || !this.#options.prepareBind) return;
-    this.#spare = this.#newPublisher();
+    const spare = this.#newPublisher();
+    this.#spare = spare;
+    // Run the send path once, so a new primary's first sends are not its first: an unbound
+    // XPUB has no subscriber, and libzmq drops the message.
+    void sendOn(spare, WARM_UP_FRAMES);
   }
 
   /**
@@ -345,14 +358,7 @@ export class ZmqTransport implements Transport {
   publish(frames: Frames): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return Promise.resolve();
-    const send = async (): Promise<void> => {
-      if (pub.closed) return;
-      try {
-        await pub.send(frames as unknown as Buffer[]);
-      } catch {
-        // A PUB socket drops rather than blocks; a closed socket has nobody left to tell.
-      }
-    };
+    const send = (): Promise<void> => sendOn(pub, frames);
     // zeromq.js allows one send at a time per socket: chain them. With none under way, send in
     // this call (sendTimeout 0 makes the send itself synchronous), so a new primary's
     // announcement has left before its onPromote runs.
@@ -438,6 +444,19 @@ export class ZmqTransport implements Transport {
     await this.#loop;
   }
 }
+
+/** Sends on an XPUB; never rejects (an XPUB drops rather than blocks, a closed one has nobody to tell). */
+async function sendOn(pub: zmq.XPublisher, frames: Frames): Promise<void> {
+  if (pub.closed) return;
+  try {
+    await pub.send(frames as unknown as Buffer[]);
+  } catch {
+    // Nothing to do: see above.
+  }
+}
+
+/** What {@link ZmqTransport} sends on its spare socket to warm the send path (never delivered). */
+const WARM_UP_FRAMES: Frames = [Buffer.from(`${TOPIC_PREFIX}warm-up`), Buffer.alloc(1)];
 
 /** CURVE client options of the SUB socket (none without CURVE). */
 function clientSecurity(curve: CurveOptions | undefined): Partial<zmq.Subscriber> {
