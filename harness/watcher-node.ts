@@ -35,6 +35,8 @@ export interface NodeConfig {
   readonly curve?: WatcherOptions['curve'];
   /** Report every log line (all levels) to the parent as a `log` event. */
   readonly reportLogs?: boolean;
+  /** Hold this many MB of touched memory, like an application with a larger heap (bench). */
+  readonly ballastMb?: number;
 }
 
 export type Command =
@@ -54,6 +56,8 @@ const send = (type: string, data: Record<string, unknown> = {}): void => {
 };
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
+// Written to (filled with 1s), so every page is resident: the process is as large as asked.
+const ballast = Array.from({ length: Math.max(0, Math.floor(config.ballastMb ?? 0)) }, () => Buffer.alloc(1 << 20, 1));
 let promotes = 0;
 const stderrLogger = {
   debug: () => {},
@@ -133,7 +137,7 @@ process.on('message', (raw) => {
       return;
     case 'memory': {
       const { rss, heapUsed } = process.memoryUsage();
-      send('memory', { rss, heapUsed });
+      send('memory', { rss, heapUsed, ballastMb: ballast.length });
       return;
     }
     case 'block': {

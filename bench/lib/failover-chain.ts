@@ -45,7 +45,7 @@ export interface ChainConfig {
   /** Cluster rebuilds allowed before the remaining trials are failed outright. */
   readonly maxRebuilds: number;
   /** Extra watcher options for every node (fencing, livenessProbeTimeout, ...). */
-  readonly nodeOptions?: Partial<Pick<NodeConfig, 'fencing' | 'livenessProbeTimeout' | 'priority' | 'priorityStagger'>>;
+  readonly nodeOptions?: Partial<Pick<NodeConfig, 'fencing' | 'livenessProbeTimeout' | 'priority' | 'priorityStagger' | 'ballastMb'>>;
   /** Spawn at most this many secondaries at a time when filling the pool (default: all at once). */
   readonly spawnBatch?: number;
 }

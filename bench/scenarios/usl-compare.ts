@@ -315,23 +315,24 @@ export const uslCompare: Scenario = {
       await chain.close();
     }
 
-    // unix-socket-leader.
-    const usl = new UslChain();
-    try {
-      const failure = await usl.start();
-      if (failure !== undefined) ctx.progress(`  unix-socket-leader: ${failure}`);
-      for (const kind of ['crash', 'graceful'] as const) {
+    // unix-socket-leader: a chain (and a rebuild budget) per kind, so failures in one row
+    // cannot leave the other without samples.
+    for (const kind of ['crash', 'graceful'] as const) {
+      const usl = new UslChain();
+      try {
+        const failure = await usl.start();
+        if (failure !== undefined) ctx.progress(`  unix-socket-leader: ${failure}`);
         for (let i = 1; i <= count; i++) {
           const t = await usl.trial(kind, i);
           trials.push({ lib: 'unix-socket-leader', ...t });
           record('unix-socket-leader', kind, i, t.latencyMs, t.cause);
           if (i % 10 === 0 || i === count) ctx.progress(`  unix-socket-leader ${kind}: ${i}/${count}`);
         }
+        if (usl.broken !== undefined) notes.push(`unix-socket-leader ${kind}: ${usl.broken}`);
+        if (usl.rebuilds > 0) notes.push(`unix-socket-leader ${kind}: rebuilt ${usl.rebuilds} time(s) (after a failed trial)`);
+      } finally {
+        await usl.close();
       }
-      if (usl.broken !== undefined) notes.push(`unix-socket-leader: ${usl.broken}`);
-      if (usl.rebuilds > 0) notes.push(`unix-socket-leader: rebuilt ${usl.rebuilds} time(s) (after a failed trial)`);
-    } finally {
-      await usl.close();
     }
     const splits = failures.filter((f) => f.row.includes('unix-socket-leader') && f.cause.includes('became leader')).length;
     notes.push(
