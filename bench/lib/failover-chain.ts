@@ -80,6 +80,18 @@ export interface ChainTrial {
   readonly timeline: ReadonlyArray<{ readonly who: 'old' | 'winner'; readonly type: string; readonly ms: number }>;
 }
 
+/**
+ * Why a trial produced no sample: its own cause, a promotion for another reason than
+ * `expectedReason`, or more than one winner; undefined when the sample stands.
+ */
+export function trialFailure(t: ChainTrial, expectedReason: string): string | undefined {
+  if (t.cause !== undefined) return t.cause;
+  if (t.reason !== expectedReason) return `promoted with reason '${String(t.reason)}', not '${expectedReason}'`;
+  if (t.otherPromotes > 0) return `${t.otherPromotes + 1} winners`;
+  if (t.latencyMs === undefined) return 'no sample';
+  return undefined;
+}
+
 /** Events of the old primary and the winner worth placing on a trial's timeline. */
 const TIMELINE: Readonly<Record<'old' | 'winner', readonly string[]>> = {
   old: ['shutdownCalled', 'demote', 'roleChanged', 'stopped'],

@@ -16,7 +16,7 @@
 import { wallNow } from '../../harness/cluster.js';
 import type { BenchContext, LatencyRow, Scenario, ScenarioResult, TrialFailure } from '../scenario.js';
 import { rounded, summarize } from '../stats.js';
-import { FailoverChain, lostRacesNote, timelineNote, TRANSPORT_LABEL, type ChainTrial, type TransportKind } from '../lib/failover-chain.js';
+import { FailoverChain, lostRacesNote, timelineNote, trialFailure, TRANSPORT_LABEL, type ChainTrial, type TransportKind } from '../lib/failover-chain.js';
 
 const SETTINGS = {
   secondaries: 3,
@@ -62,9 +62,7 @@ export const crashFailover: Scenario = {
           );
           trials.push({ ...t, transport });
           if (t.reason !== undefined) reasons.set(t.reason, (reasons.get(t.reason) ?? 0) + 1);
-          let cause = t.cause;
-          if (cause === undefined && t.reason !== 'disconnect') cause = `promoted with reason '${String(t.reason)}', not 'disconnect'`;
-          if (cause === undefined && t.otherPromotes > 0) cause = `${t.otherPromotes + 1} winners`;
+          const cause = trialFailure(t, 'disconnect');
           if (cause === undefined && t.latencyMs !== undefined) samples.push(t.latencyMs);
           else {
             failed++;

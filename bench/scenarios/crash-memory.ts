@@ -16,7 +16,7 @@
 import { wallNow } from '../../harness/cluster.js';
 import type { BenchContext, LatencyRow, Scenario, ScenarioResult, TrialFailure } from '../scenario.js';
 import { rounded, summarize } from '../stats.js';
-import { FailoverChain } from '../lib/failover-chain.js';
+import { FailoverChain, trialFailure } from '../lib/failover-chain.js';
 
 const SETTINGS = {
   secondaries: 3,
@@ -63,9 +63,7 @@ export const crashMemory: Scenario = {
             },
             SETTINGS.trialTimeout,
           );
-          let cause = t.cause;
-          if (cause === undefined && t.reason !== 'disconnect') cause = `promoted with reason '${String(t.reason)}', not 'disconnect'`;
-          if (cause === undefined && t.otherPromotes > 0) cause = `${t.otherPromotes + 1} winners`;
+          const cause = trialFailure(t, 'disconnect');
           if (cause === undefined && t.latencyMs !== undefined) samples.push(t.latencyMs);
           else {
             failed++;

@@ -15,25 +15,9 @@ import {
   type MachineConfig,
   type MachineState,
 } from '../../../src/core/heartbeat-machine.js';
+import { TEST_MACHINE_CONFIG } from './machine-config.js';
 
-const CONFIG: MachineConfig = Object.freeze({
-  instanceId: 'p',
-  initialRole: 'primary',
-  heartbeatInterval: 100,
-  heartbeatTimeout: 300,
-  retryInterval: 200,
-  maxRetryInterval: 1000,
-  fastRetryInterval: 5,
-  priority: 1,
-  priorityStagger: 20,
-  preempt: false,
-  preemptDelay: 500,
-  probeWindow: 50,
-  fencing: false,
-  livenessProbeTimeout: 100,
-  stallThreshold: 50,
-  drainDelay: 20,
-});
+const CONFIG: MachineConfig = Object.freeze({ ...TEST_MACHINE_CONFIG, instanceId: 'p', initialRole: 'primary' });
 
 /** A machine driven to primary: bind, epoch, state file and onPromote all succeed. */
 function primary(): { state: MachineState; now: number; send: (input: Input) => Effect[] } {

@@ -17,25 +17,9 @@ import {
   type Notification,
 } from '../../../src/core/heartbeat-machine.js';
 import type { Topic } from '../../../src/protocol/messages.js';
+import { TEST_MACHINE_CONFIG } from './machine-config.js';
 
-const BASE: MachineConfig = Object.freeze({
-  instanceId: 'a',
-  initialRole: 'secondary',
-  heartbeatInterval: 100,
-  heartbeatTimeout: 300,
-  retryInterval: 200,
-  maxRetryInterval: 1000,
-  fastRetryInterval: 5,
-  priority: 1,
-  priorityStagger: 20,
-  preempt: false,
-  preemptDelay: 500,
-  probeWindow: 50,
-  fencing: false,
-  livenessProbeTimeout: 100,
-  stallThreshold: 50,
-  drainDelay: 20,
-});
+const BASE: MachineConfig = TEST_MACHINE_CONFIG;
 
 const WALL = 1_700_000_000_000;
 

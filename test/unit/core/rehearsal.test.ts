@@ -5,25 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import type { MachineConfig } from '../../../src/core/heartbeat-machine.js';
 import { rehearseTakeovers } from '../../../src/core/rehearsal.js';
+import { TEST_MACHINE_CONFIG } from './machine-config.js';
 
-const BASE: MachineConfig = Object.freeze({
-  instanceId: 'a',
-  initialRole: 'auto',
-  heartbeatInterval: 100,
-  heartbeatTimeout: 300,
-  retryInterval: 200,
-  maxRetryInterval: 1000,
-  fastRetryInterval: 5,
-  priority: 1,
-  priorityStagger: 20,
-  preempt: false,
-  preemptDelay: 500,
-  probeWindow: 50,
-  fencing: false,
-  livenessProbeTimeout: 100,
-  stallThreshold: 50,
-  drainDelay: 20,
-});
+const BASE: MachineConfig = Object.freeze({ ...TEST_MACHINE_CONFIG, initialRole: 'auto' });
 
 describe('rehearseTakeovers', () => {
   it.each([
