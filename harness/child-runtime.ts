@@ -19,10 +19,15 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The environment variable naming a directory of compiled harness JavaScript. */
 export const CHILD_JS_DIR_ENV = 'FW_CHILD_JS_DIR';
 
+/** True when children run compiled JavaScript (the bench's default). */
+export function childrenCompiled(): boolean {
+  return (process.env[CHILD_JS_DIR_ENV] ?? '') !== '';
+}
+
 /** Node arguments that run the harness module `tsPath` (an absolute path to a .ts file). */
 export function childArgs(tsPath: string): string[] {
-  const dir = process.env[CHILD_JS_DIR_ENV];
-  if (dir !== undefined && dir !== '') {
+  if (childrenCompiled()) {
+    const dir = process.env[CHILD_JS_DIR_ENV] as string;
     const js = join(dir, relative(ROOT, tsPath).replace(/\.ts$/, '.js'));
     if (!existsSync(js)) throw new Error(`${CHILD_JS_DIR_ENV}=${dir} has no ${relative(ROOT, js)}: build it with tsconfig.bench.json`);
     return [js];
@@ -30,8 +35,7 @@ export function childArgs(tsPath: string): string[] {
   return ['--import', 'tsx', tsPath];
 }
 
-/** How children run right now, for reports: 'node (compiled)' or 'node --import tsx'. */
+/** How children run right now, for reports. */
 export function childRuntime(): string {
-  const dir = process.env[CHILD_JS_DIR_ENV];
-  return dir !== undefined && dir !== '' ? 'node (compiled JavaScript)' : 'node --import tsx (TypeScript source)';
+  return childrenCompiled() ? 'node (compiled JavaScript)' : 'node --import tsx (TypeScript source)';
 }

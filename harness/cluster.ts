@@ -10,11 +10,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childArgs } from './child-runtime.js';
+import { childArgs, ROOT } from './child-runtime.js';
 import type { Command, NodeConfig } from './watcher-node.js';
 
 const CHILD = fileURLToPath(new URL('./watcher-node.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** An event reported by a child. */
 export interface NodeEvent {

@@ -347,14 +347,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
     if (this.#loop.state.phase !== 'idle') return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
-    // A takeover runs code this process has not run yet: the state file's first write (which
-    // also checks the work directory) and the first encode. Run both paths now, off the clock,
-    // so a secondary's takeover does not pay for them later.
-    this.#stateFile.prepare();
-    this.#frames('instance.heartbeat', 0, 0);
-    rehearseTakeovers(this.#loop.state.config);
-    // Node loads AbortController's internals on first use; a takeover makes one for onPromote.
-    new AbortController().signal.aborted;
+    this.#warmUp();
     const endpoint = this.options.endpoint;
     if (endpoint.kind === 'tcp' && this.options.curve === undefined && !isLoopbackHost(endpoint.host)) {
       this.#logger.warn(
@@ -544,6 +537,20 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   /** Runs socket operations one after another, in the order the machine asked for them. */
+  /**
+   * A secondary may follow for hours and then take over with code it never ran: V8 compiles a
+   * function on its first call, and the first write checks the work directory. Run those paths
+   * once now, off the clock: the state file's preparation, one encode, the machine's takeover
+   * steps on a scratch state, and one AbortController (Node loads its internals on first use).
+   * The transport warms its own bind and send paths when it opens.
+   */
+  #warmUp(): void {
+    this.#stateFile.prepare();
+    this.#frames('instance.heartbeat', 0, 0);
+    rehearseTakeovers(this.#loop.state.config);
+    void new AbortController().signal.aborted;
+  }
+
   #serial<T>(op: () => Promise<T>, exclusive = true): Promise<T> {
     // Started at once when nothing needs to go first (a microtask later would cost a takeover
     // a turn; a takeover's bind is synchronous up to the bind itself, see zmq-transport.ts): a
@@ -710,7 +717,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         return;
       }
       case 'close':
-        void this.#serial(() => this.#transport.close()).then(
+        // The state file's background flush too: nothing of this watcher runs after `closed`.
+        void this.#serial(() => this.#transport.close().finally(() => this.#stateFile.settle())).then(
           () => this.#dispatch({ type: 'closed' }),
           (error: unknown) => {
             this.#logger.error(`closing failed: ${String(error)}`);

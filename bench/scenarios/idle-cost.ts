@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { CHILD_JS_DIR_ENV, childRuntime } from '../../harness/child-runtime.js';
+import { childrenCompiled, childRuntime } from '../../harness/child-runtime.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Cluster, tempWorkdir, uniqueIpc, type WatcherProcess } from '../../harness/cluster.js';
@@ -73,7 +73,7 @@ export const idleCost: Scenario = {
       const base = { endpoint, workdir: workdir.path, heartbeatInterval: SETTINGS.heartbeatInterval, heartbeatTimeout: SETTINGS.heartbeatTimeout };
       const primary = cluster.spawn({ ...base, instanceId: 'idle-primary', role: 'primary' });
       // The floor is a bare process of the runtime the watchers run on (compiled: plain node).
-      const compiled = (process.env[CHILD_JS_DIR_ENV] ?? '') !== '';
+      const compiled = childrenCompiled();
       baseline = spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), '-e', BASELINE_SCRIPT], {
         cwd: ROOT,
         stdio: ['ignore', 'ignore', 'ignore', 'ipc'],

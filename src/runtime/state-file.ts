@@ -50,23 +50,17 @@ export class StateFile {
   #made = false;
   /** Reads done again because the record did not parse or check (a write in progress, or corruption). */
   rereads = 0;
-  /** Writes whose flush to disk (fdatasync, in the background) has not finished. */
-  pendingFlushes = 0;
+  readonly #flushes = new Set<{ readonly done: Promise<void>; readonly start: () => void }>();
 
   constructor(workdir: string) {
     this.#dir = workdir;
     this.path = join(workdir, STATE_FILE_NAME);
   }
 
-  /** Reads the record; a missing or empty file is epoch 0. A corrupt file throws ERR_FAILOVER_STATE_FILE. */
-  async read(): Promise<StateRecord> {
-    return this.readSync();
-  }
-
   /**
-   * {@link read}, synchronously. A record that does not parse or whose checksum does not match
-   * may be a write in progress (or a longer record being cut short): it is read again, a few
-   * times, before the file is called corrupt.
+   * Reads the record; a missing or empty file is epoch 0. A record that does not parse or whose
+   * checksum does not match may be a write in progress: it is read again, a few times, before
+   * the file is called corrupt (ERR_FAILOVER_STATE_FILE, with the epoch salvaged from it).
    */
   readSync(): StateRecord {
     let problem: unknown;
@@ -102,7 +96,7 @@ export class StateFile {
   }
 
   /**
-   * Makes and checks the work directory ahead of the first {@link write}, so that a takeover's
+   * Makes and checks the work directory ahead of the first {@link writeSync}, so that a takeover's
    * write is only the write itself. Never throws: a problem found here is reported by the write
    * that needs the directory.
    */
@@ -117,13 +111,8 @@ export class StateFile {
     }
   }
 
-  /** Writes the record in place (see the module's description). */
-  async write(record: StateRecord): Promise<void> {
-    this.writeSync(record);
-  }
-
   /**
-   * {@link write}, synchronously. The record is padded to the file's current size at least, so
+   * Writes the record in place (see the module's description). The record is padded to the file's current size at least, so
    * nothing is ever cut (a cut interrupted by a crash would leave a corrupt file). A file in the
    * format of earlier versions is replaced once by rename instead: a reader racing an in-place
    * write over a record without a checksum could take the mix for a record. The data is then
@@ -143,22 +132,51 @@ export class StateFile {
         const bytes = formatRecord(record, size);
         const written = writeSync(fd, bytes, 0, bytes.length, 0);
         if (written !== bytes.length) throw new Error(`wrote ${written} of ${bytes.length} bytes`);
-        this.pendingFlushes++;
+        this.#flushLater(fd);
         flushing = true;
-        // A little later, so the disk flush does not compete with the takeover under way.
-        setTimeout(() => {
-          fdatasync(fd, () => {
-            close(fd, () => {
-              this.pendingFlushes--;
-            });
-          });
-        }, FLUSH_DELAY_MS);
       } finally {
         if (!flushing) closeSync(fd);
       }
     } catch (error) {
       throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${this.path}`, { cause: error });
     }
+  }
+
+  /** Writes whose flush to disk (fdatasync, in the background) has not finished. */
+  get pendingFlushes(): number {
+    return this.#flushes.size;
+  }
+
+  /** Starts every pending flush now and resolves once all are done and their files closed. */
+  async settle(): Promise<void> {
+    const flushes = [...this.#flushes];
+    for (const f of flushes) f.start();
+    await Promise.all(flushes.map((f) => f.done));
+  }
+
+  /** fdatasync, then close, `fd` a little later: the disk flush must not compete with the takeover under way. */
+  #flushLater(fd: number): void {
+    let started = false;
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const flush = {
+      done,
+      start: (): void => {
+        if (started) return;
+        started = true;
+        clearTimeout(timer);
+        fdatasync(fd, () => {
+          close(fd, () => {
+            this.#flushes.delete(flush);
+            finished();
+          });
+        });
+      },
+    };
+    const timer = setTimeout(flush.start, FLUSH_DELAY_MS);
+    this.#flushes.add(flush);
   }
 
   /** Writes the record to a temporary file and renames it over the state file. */

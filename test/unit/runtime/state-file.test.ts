@@ -27,11 +27,11 @@ const record = (epoch: number, instanceId = 'node-a') => ({
 });
 
 describe('StateFile', () => {
-  it('reads a missing file as epoch 0 and reads back what it wrote', async () => {
+  it('reads a missing file as epoch 0 and reads back what it wrote', () => {
     const file = new StateFile(join(workdir(), 'nested', 'dir'));
-    expect(await file.read()).toEqual({ epoch: 0, primary: null, updatedAt: 0 });
-    await file.write(record(7));
-    expect(await file.read()).toEqual(record(7));
+    expect(file.readSync()).toEqual({ epoch: 0, primary: null, updatedAt: 0 });
+    file.writeSync(record(7));
+    expect(file.readSync()).toEqual(record(7));
     expect(lstatSync(file.path).mode & 0o777).toBe(0o600);
   });
 
@@ -55,6 +55,16 @@ describe('StateFile', () => {
     const until = performance.now() + 10_000;
     while (file.pendingFlushes > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(file.pendingFlushes).toBe(0);
+  });
+
+  it('settle() starts the pending flushes at once and resolves when they are done', async () => {
+    const file = new StateFile(workdir());
+    file.writeSync(record(4));
+    file.writeSync(record(5));
+    expect(file.pendingFlushes).toBe(2);
+    await file.settle();
+    expect(file.pendingFlushes).toBe(0);
+    await file.settle();
   });
 
   it('reads a record written by an earlier version (no padding, no checksum)', () => {
