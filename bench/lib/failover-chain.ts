@@ -12,21 +12,29 @@
  */
 import { Cluster, freePort, tempWorkdir, uniqueIpc, type NodeEvent, type WatcherProcess } from '../../harness/cluster.js';
 import type { NodeConfig } from '../../harness/watcher-node.js';
+import { join } from 'node:path';
 import { pause, raceEvent, waitEvent, waitExit } from './events.js';
 import { trackCleanup, trackCluster } from './live-processes.js';
 
-export type TransportKind = 'tcp' | 'ipc';
+export type TransportKind = 'tcp' | 'ipc' | 'ipc-path';
 
 /** How a row names the transport. */
 export const TRANSPORT_LABEL: Readonly<Record<TransportKind, string>> = {
   tcp: 'tcp://127.0.0.1',
   ipc: 'ipc://@ (abstract)',
+  'ipc-path': 'ipc:///path (file)',
 };
 
-/** A unique loopback endpoint: a free 127.0.0.1 port, or a Linux abstract ipc name. */
-export async function makeEndpoint(kind: TransportKind): Promise<string> {
-  return kind === 'tcp' ? `tcp://127.0.0.1:${await freePort()}` : uniqueIpc('fw-bench');
+/**
+ * A unique loopback endpoint: a free 127.0.0.1 port, a Linux abstract ipc name, or a socket
+ * file in `dir` (a private directory: a filesystem ipc endpoint, with its path lock).
+ */
+export async function makeEndpoint(kind: TransportKind, dir: string): Promise<string> {
+  if (kind === 'tcp') return `tcp://127.0.0.1:${await freePort()}`;
+  if (kind === 'ipc') return uniqueIpc('fw-bench');
+  return `ipc://${join(dir, `ep-${process.pid}-${++endpoints}.sock`)}`;
 }
+let endpoints = 0;
 
 export interface ChainConfig {
   readonly transport: TransportKind;
@@ -232,7 +240,7 @@ export class FailoverChain {
 
   /** A primary and the full pool on a fresh endpoint. */
   async #build(): Promise<string | undefined> {
-    this.endpoint = await makeEndpoint(this.config.transport);
+    this.endpoint = await makeEndpoint(this.config.transport, this.#workdir.path);
     const primary = this.#spawn('primary');
     this.primary = primary;
     this.pool = [];

@@ -22,7 +22,7 @@ const SETTINGS = {
   secondaries: 3,
   heartbeatInterval: 100,
   heartbeatTimeout: 5000,
-  transports: ['tcp', 'ipc'] as TransportKind[],
+  transports: ['tcp', 'ipc', 'ipc-path'] as TransportKind[],
   /** Per trial: from the kill to a secondary's onPromote (below heartbeatTimeout on purpose). */
   trialTimeout: 3000,
   readyTimeout: 20_000,

@@ -18,7 +18,7 @@ const SETTINGS = {
   secondaries: 2,
   heartbeatInterval: 100,
   heartbeatTimeout: 5000,
-  transports: ['tcp', 'ipc'] as TransportKind[],
+  transports: ['tcp', 'ipc', 'ipc-path'] as TransportKind[],
   /** Per trial: from the trigger to a secondary's onPromote. */
   trialTimeout: 6000,
   /** Bound on the primary acknowledging the shutdown command. */

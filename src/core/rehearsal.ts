@@ -14,21 +14,24 @@ import { PROTOCOL_VERSION, type WireMessage } from '../protocol/messages.js';
 import { initialState, step, type Input, type MachineConfig, type MachineState } from './heartbeat-machine.js';
 
 /**
- * Runs a crash takeover and a graceful takeover, each followed by a shutdown, on scratch
- * states. Returns how many steps ran and how many of the two rehearsals reached the primary
- * role. Never throws (a rehearsal that fails costs only speed).
+ * Runs a crash takeover and a graceful takeover, each followed by a graceful exit, on scratch
+ * states. Returns how many steps ran, how many of the two rehearsals reached the primary
+ * role, and how many then left it with a farewell. Never throws (a rehearsal that fails costs only speed).
  */
-export function rehearseTakeovers(config: MachineConfig): { readonly steps: number; readonly promoted: number } {
+export function rehearseTakeovers(config: MachineConfig): { readonly steps: number; readonly promoted: number; readonly farewells: number } {
   let steps = 0;
   let promoted = 0;
+  let farewells = 0;
   try {
     for (const cause of ['disconnect', 'shutdown'] as const) {
       let s: MachineState = initialState({ ...config, initialRole: 'secondary' }, true, 0);
       let now = 1_000_000;
       const feed = (input: Input): void => {
         now += 1;
-        s = step(s, input, { now, random: () => 0.5 }).state;
+        const result = step(s, input, { now, random: () => 0.5 });
+        s = result.state;
         steps++;
+        if (result.effects.some((e) => e.type === 'release' && e.farewellSeq !== undefined)) farewells++;
       };
       const from = (topic: WireMessage['topic'], seq: number): Input => ({
         type: 'message',
@@ -55,10 +58,12 @@ export function rehearseTakeovers(config: MachineConfig): { readonly steps: numb
       feed({ type: 'promoteSettled', term: s.term, ok: true });
       if (s.role === 'primary') promoted++;
       feed({ type: 'tick' });
+      // And a primary's graceful exit: onDemote settles, then the farewell and the close.
       feed({ type: 'shutdown' });
+      feed({ type: 'demoteSettled', term: s.term });
     }
   } catch {
     // Only a rehearsal.
   }
-  return { steps, promoted };
+  return { steps, promoted, farewells };
 }

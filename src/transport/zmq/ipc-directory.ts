@@ -3,9 +3,10 @@
  * and whoever can write it can replace the socket file with their own (libzmq unlinks and
  * rebinds, so the lock in `path-lock.ts` only orders this package's own processes).
  *
- * Before the first bind the transport makes sure the directory exists, creating missing
- * directories with mode 0700, and warns (once) when an existing one is open to other users or
- * owned by someone else. It never changes the mode of an existing directory.
+ * When it opens (a node that may bind: not the CLI's listeners), the transport makes sure the
+ * directory exists, creating missing directories with mode 0700, and warns (once) when an
+ * existing one is open to other users or owned by someone else; a bind waits for that check. It
+ * never changes the mode of an existing directory.
  *
  * @module
  */

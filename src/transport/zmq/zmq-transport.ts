@@ -23,7 +23,7 @@ import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandle
 import type { CurveOptions } from './curve.js';
 import type { Endpoint } from './endpoint.js';
 import { checkPrivateDirectory } from './ipc-directory.js';
-import { tryLockPath, type PathLock } from './path-lock.js';
+import { tryLockPath, warmPathLock, type PathLock } from './path-lock.js';
 import { registerZapDomain, type ZapRegistration } from './zap.js';
 
 /** Tuning of the ZeroMQ transport. */
@@ -86,7 +86,8 @@ export class ZmqTransport implements Transport {
   #failing = false;
   #rearm: ReturnType<typeof setTimeout> | undefined;
   #spareTimer: ReturnType<typeof setTimeout> | undefined;
-  #checkedDirectory = false;
+  /** The check of a filesystem ipc endpoint's directory, made once (see ipc-directory.ts). */
+  #directoryChecked: Promise<void> | undefined;
   #warmingUp = false;
 
   constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
@@ -179,6 +180,12 @@ export class ZmqTransport implements Transport {
     sub.connect(this.#endpoint.address);
     this.#loop = this.#receive(sub, handlers);
     this.#prepareSpare();
+    if (this.#options.prepareBind && this.#endpoint.kind === 'ipc-path') {
+      // A takeover binds at once: check the directory now, and take the lock code's first run
+      // (hashing, compiling Node's server code: milliseconds) off its clock.
+      const path = this.#endpoint.path;
+      void this.#checkDirectory(path).then(() => warmPathLock(path));
+    }
     if (this.#options.prepareBind) {
       // V8 compiles a function on its first call: call bind() once now, returning at its first
       // line, so a takeover's bind does not pay for compiling it.
@@ -219,11 +226,7 @@ export class ZmqTransport implements Transport {
     if (this.#closed) return { outcome: 'failed', detail: 'transport closed' };
     if (this.#pub !== undefined) return { outcome: 'bound' };
     if (this.#endpoint.kind === 'ipc-path') {
-      if (!this.#checkedDirectory) {
-        this.#checkedDirectory = true;
-        const warning = await checkPrivateDirectory(this.#endpoint.path);
-        if (warning !== undefined) this.#options.logger.warn(warning);
-      }
+      await this.#checkDirectory(this.#endpoint.path);
       const lock = await tryLockPath(this.#endpoint.path);
       if (lock === 'in-use') return { outcome: 'in-use' };
       this.#lock = lock;
@@ -275,6 +278,14 @@ export class ZmqTransport implements Transport {
       if (this.#pub === pub) void this.#subscriptions(pub);
     });
     return { outcome: 'bound' };
+  }
+
+  /** Makes the endpoint's directory if missing and warns once if it is not private. */
+  #checkDirectory(path: string): Promise<void> {
+    this.#directoryChecked ??= checkPrivateDirectory(path).then((warning) => {
+      if (warning !== undefined) this.#options.logger.warn(warning);
+    });
+    return this.#directoryChecked;
   }
 
   /**
@@ -373,8 +384,12 @@ export class ZmqTransport implements Transport {
   async release(farewell: Frames | undefined): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return;
-    await this.#sending;
-    if (this.#pub !== pub) return;
+    // After the sends under way; with none, in this call: the farewell and the close start
+    // without waiting for a turn of the microtask queue.
+    if (this.#sendsPending > 0) {
+      await this.#sending;
+      if (this.#pub !== pub) return;
+    }
     this.#pub = undefined;
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;

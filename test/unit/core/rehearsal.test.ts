@@ -1,6 +1,7 @@
 /**
  * The takeover rehearsal a watcher runs at start (src/core/rehearsal.ts): it must walk the real
- * takeover paths to the primary role (or it warms nothing), whatever the node's own settings.
+ * takeover paths to the primary role, and a primary's graceful exit (or it warms nothing), whatever
+ * the node's own settings.
  */
 import { describe, expect, it } from 'vitest';
 import type { MachineConfig } from '../../../src/core/heartbeat-machine.js';
@@ -15,10 +16,11 @@ describe('rehearseTakeovers', () => {
     ['primary', { initialRole: 'primary' }],
     ['secondary with a low priority', { initialRole: 'secondary', priority: 9 }],
     ['fencing and preemption on', { fencing: true, preempt: true }],
-  ] as const)('reaches the primary role by disconnect and by shutdown (%s)', (_label, overrides) => {
+  ] as const)('reaches the primary role by disconnect and by shutdown, then leaves it with a farewell (%s)', (_label, overrides) => {
     const result = rehearseTakeovers({ ...BASE, ...overrides });
     expect(result.promoted).toBe(2);
-    expect(result.steps).toBe(20);
+    expect(result.farewells).toBe(2);
+    expect(result.steps).toBe(22);
   });
 
   it('does not touch the configuration it is given', () => {
