@@ -1,10 +1,13 @@
 /**
- * The ZeroMQ transport on its own, with real sockets (abstract ipc endpoints, unique per test):
+ * The ZeroMQ transport on its own, with real sockets (abstract ipc endpoints unique per test, and
+ * one filesystem endpoint in a temporary directory):
  * what a takeover's speed rests on.
  */
 import * as zmq from 'zeromq';
 import { afterEach, expect, it } from 'vitest';
-import { uniqueIpc } from '../../harness/cluster.js';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempWorkdir, uniqueIpc } from '../../harness/cluster.js';
 import { encode } from '../../src/protocol/codec.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
@@ -92,6 +95,48 @@ it('release() delivers the farewell and the endpoint is free within milliseconds
   }
   expect(outcome).toBe('bound');
   expect(performance.now() - started).toBeLessThan(250);
+});
+
+it('release() hands the farewell to libzmq within the call when no send is under way', async () => {
+  const e = endpoint();
+  const t = new ZmqTransport(e);
+  open.push(t);
+  await t.open(handlers);
+  expect((await t.bind()).outcome).toBe('bound');
+  const sub = await subscriber(e, t);
+  while (sub.readable) await sub.receive();
+  await new Promise((resolve) => setTimeout(resolve, 5)); // the subscriber's sends have settled
+
+  const released = t.release(frames('instance.shutdown', 3000));
+  // No turn of the event loop from here: only a farewell sent inside release() can be queued.
+  const until = performance.now() + 1000;
+  while (!sub.readable && performance.now() < until) {
+    // busy on purpose, bounded
+  }
+  expect(sub.readable).toBe(true);
+  await released;
+  const [topic] = await sub.receive();
+  expect(topic?.toString()).toBe('instance.shutdown');
+});
+
+it('a filesystem ipc endpoint: the directory is made (0700) when the transport opens, and the lock decides the bind', async () => {
+  const tmp = tempWorkdir('fw-transport-');
+  open.push({ close: () => tmp.cleanup() });
+  const dir = join(tmp.path, 'run', 'app');
+  const e = parseEndpoint(`ipc://${join(dir, 'cluster.sock')}`) as Endpoint;
+  const first = new ZmqTransport(e);
+  const second = new ZmqTransport(e);
+  open.push(first, second);
+  await first.open(handlers);
+  // Made in the background when it opens, before any bind: wait for it (bounded).
+  const until = performance.now() + 2000;
+  while (!existsSync(dir) && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 2));
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
+  await second.open(handlers);
+  expect((await first.bind()).outcome).toBe('bound');
+  expect((await second.bind()).outcome).toBe('in-use');
+  await first.release(undefined);
+  expect((await second.bind()).outcome).toBe('bound');
 });
 
 it('binds literal addresses without a lookup, host names with one', () => {
