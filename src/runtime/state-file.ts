@@ -97,15 +97,22 @@ export class StateFile {
 
   /**
    * Makes and checks the work directory ahead of the first {@link writeSync}, so that a takeover's
-   * write is only the write itself. Never throws: a problem found here is reported by the write
-   * that needs the directory.
+   * write is only the write itself, and runs the write's code once on a scratch file next to
+   * the state file (removed at once): V8 compiles a function on its first call, which cost a
+   * takeover's first write about 0.2 ms. Never throws: a problem found here is reported by the
+   * write that needs the directory.
    */
   prepare(): void {
     try {
       this.#ensureDirectory();
-      formatRecord({ epoch: 0, primary: null, updatedAt: 0 });
       // Open it as a write does (an empty file, if none was there, reads as epoch 0).
       closeSync(openSync(this.path, WRITE_FLAGS, 0o600));
+      const scratch = `${this.path}.${process.pid}.warm`;
+      try {
+        this.#writeAt(scratch, { epoch: 0, primary: null, updatedAt: 0 });
+      } finally {
+        rmSync(scratch, { force: true });
+      }
     } catch {
       // The write reports it, with its context.
     }
@@ -119,14 +126,18 @@ export class StateFile {
    * flushed to disk (fdatasync) in the background, off the caller's clock.
    */
   writeSync(record: StateRecord): void {
+    this.#writeAt(this.path, record);
+  }
+
+  #writeAt(path: string, record: StateRecord): void {
     try {
       this.#ensureDirectory();
-      const fd = openSync(this.path, WRITE_FLAGS, 0o600);
+      const fd = openSync(path, WRITE_FLAGS, 0o600);
       let flushing = false;
       try {
         const size = fstatSync(fd).size;
         if (size % STATE_RECORD_BLOCK !== 0) {
-          this.#replace(record);
+          this.#replace(path, record);
           return;
         }
         const bytes = formatRecord(record, size);
@@ -138,7 +149,7 @@ export class StateFile {
         if (!flushing) closeSync(fd);
       }
     } catch (error) {
-      throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${this.path}`, { cause: error });
+      throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${path}`, { cause: error });
     }
   }
 
@@ -180,11 +191,11 @@ export class StateFile {
   }
 
   /** Writes the record to a temporary file and renames it over the state file. */
-  #replace(record: StateRecord): void {
-    const tmp = `${this.path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  #replace(path: string, record: StateRecord): void {
+    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
       writeFileSync(tmp, formatRecord(record), { mode: 0o600, flag: 'wx' });
-      renameSync(tmp, this.path);
+      renameSync(tmp, path);
     } catch (error) {
       rmSync(tmp, { force: true });
       throw error;

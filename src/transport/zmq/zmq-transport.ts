@@ -192,6 +192,8 @@ export class ZmqTransport implements Transport {
       this.#warmingUp = true;
       void this.bind();
       this.#warmingUp = false;
+      // The same for publish(), which returns at once with no bound socket.
+      void this.publish(WARM_UP_FRAMES);
     }
   }
 

@@ -126,6 +126,21 @@ describe('StateFile', () => {
     expect(readFileSync(elsewhere, 'utf8')).toBe('untouched');
   });
 
+  it('prepare() runs the write once on a scratch file, removed at once, and leaves the record as it was', async () => {
+    const dir = workdir();
+    const file = new StateFile(dir);
+    file.writeSync(record(12));
+    await file.settle();
+    const before = readFileSync(file.path);
+    const other = new StateFile(dir);
+    other.prepare();
+    expect(readdirSync(dir)).toEqual([STATE_FILE_NAME]);
+    expect(readFileSync(file.path).equals(before)).toBe(true);
+    expect(other.readSync()).toEqual(record(12));
+    await other.settle();
+    expect(other.pendingFlushes).toBe(0);
+  });
+
   it('prepare() makes the directory and never throws, and the write then reports the problem', () => {
     const parent = workdir();
     const file = new StateFile(join(parent, 'made'));
