@@ -239,7 +239,7 @@ describe('Watcher processes', () => {
     await ready(first);
     const second = cluster.spawn(config(endpoint, 'second', { role: 'primary' }));
     const failed = await second.waitFor((e) => e.type === 'startFailed', READY, 'startFailed');
-    expect(failed.code).toBe('ERR_FAILOVER_ENDPOINT_IN_USE');
+    expect(failed.code, String(failed.message)).toBe('ERR_FAILOVER_ENDPOINT_IN_USE');
     expect((await second.exited).code).toBe(3);
   });
 
