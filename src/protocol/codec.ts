@@ -5,9 +5,11 @@
  *
  * @module
  */
-// 'msgpackr/pack' is msgpackr without its native string extractor (msgpackr-extract), which
-// speeds up only strings far longer than any in our messages. Not loading it saves every
-// process a native library and about 1 MiB of memory.
+// Under Node's `import`, 'msgpackr/pack' is msgpackr's index.js: the same Packr and Unpackr as
+// 'msgpackr', without loading its optional native string extractor (msgpackr-extract), which
+// only pays off for messages full of long strings. That spares each process a native library
+// and about 1 MiB. (If the application loads 'msgpackr' itself, the extractor serves this codec
+// too; what it decodes is the same.)
 import { Packr, Unpackr } from 'msgpackr/pack';
 import {
   MAX_ID_LENGTH,

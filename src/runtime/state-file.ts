@@ -107,9 +107,9 @@ export class StateFile {
       this.#ensureDirectory();
       // Open it as a write does (an empty file, if none was there, reads as epoch 0).
       closeSync(openSync(this.path, WRITE_FLAGS, 0o600));
-      const scratch = `${this.path}.${process.pid}.warm`;
+      const scratch = `${this.path}.${process.pid}.${Math.random().toString(36).slice(2)}.warm`;
       try {
-        this.#writeAt(scratch, { epoch: 0, primary: null, updatedAt: 0 });
+        this.#writeAt(scratch, { epoch: 0, primary: null, updatedAt: 0 }, false);
       } finally {
         rmSync(scratch, { force: true });
       }
@@ -126,10 +126,11 @@ export class StateFile {
    * flushed to disk (fdatasync) in the background, off the caller's clock.
    */
   writeSync(record: StateRecord): void {
-    this.#writeAt(this.path, record);
+    this.#writeAt(this.path, record, true);
   }
 
-  #writeAt(path: string, record: StateRecord): void {
+  /** A write; `flush`: to disk, in the background (not for the warm-up's scratch file). */
+  #writeAt(path: string, record: StateRecord, flush: boolean): void {
     try {
       this.#ensureDirectory();
       const fd = openSync(path, WRITE_FLAGS, 0o600);
@@ -143,8 +144,10 @@ export class StateFile {
         const bytes = formatRecord(record, size);
         const written = writeSync(fd, bytes, 0, bytes.length, 0);
         if (written !== bytes.length) throw new Error(`wrote ${written} of ${bytes.length} bytes`);
-        this.#flushLater(fd);
-        flushing = true;
+        if (flush) {
+          this.#flushLater(fd);
+          flushing = true;
+        }
       } finally {
         if (!flushing) closeSync(fd);
       }

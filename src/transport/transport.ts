@@ -64,8 +64,9 @@ export interface Transport {
   /** Publishes on the bound endpoint; never blocks (drops at the high-water mark). */
   publish(frames: Frames): Promise<void>;
   /**
-   * Gives the endpoint back. With a farewell: publishes it, waits (bounded) until it has gone
-   * through the endpoint, then unbinds, letting queued messages drain.
+   * Gives the endpoint back: publishes the farewell (if any) and closes the socket at once, so
+   * the endpoint is free as early as possible; queued messages still drain. Resolves once the
+   * farewell has gone through the endpoint (a bounded wait).
    */
   release(farewell: Frames | undefined): Promise<void>;
   /** Closes everything; idempotent. */

@@ -119,6 +119,28 @@ it('release() hands the farewell to libzmq within the call when no send is under
   expect(topic?.toString()).toBe('instance.shutdown');
 });
 
+it('a release that waits for a send under way is not overtaken by a later one: its farewell still goes out', async () => {
+  const e = endpoint();
+  const t = new ZmqTransport(e);
+  open.push(t);
+  await t.open(handlers);
+  expect((await t.bind()).outcome).toBe('bound');
+  const sub = await subscriber(e, t);
+  while (sub.readable) await sub.receive();
+
+  const sent = t.publish(frames('instance.heartbeat', 4000));
+  const first = t.release(frames('instance.shutdown', 4001)); // waits for that send
+  await sent; // the send is done, but the first release has not resumed yet
+  const second = t.release(undefined);
+  await Promise.all([first, second]);
+  const topics: string[] = [];
+  while (!topics.includes('instance.shutdown')) {
+    const [topic] = await sub.receive(); // receiveTimeout 2000 ms: a missing farewell fails here
+    topics.push(String(topic));
+  }
+  expect(topics).toEqual(['instance.heartbeat', 'instance.shutdown']);
+});
+
 it('a filesystem ipc endpoint: the directory is made (0700) when the transport opens, and the lock decides the bind', async () => {
   const tmp = tempWorkdir('fw-transport-');
   open.push({ close: () => tmp.cleanup() });

@@ -88,6 +88,10 @@ export class ZmqTransport implements Transport {
   #spareTimer: ReturnType<typeof setTimeout> | undefined;
   /** The check of a filesystem ipc endpoint's directory, made once (see ipc-directory.ts). */
   #directoryChecked: Promise<void> | undefined;
+  /** The path lock's warm-up run, started by open(); close() waits for it. */
+  #warmingLock: Promise<void> | undefined;
+  /** Releases waiting for sends under way: a later release must not overtake them. */
+  #releasesWaiting = 0;
   #warmingUp = false;
 
   constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
@@ -184,7 +188,9 @@ export class ZmqTransport implements Transport {
       // A takeover binds at once: check the directory now, and take the lock code's first run
       // (hashing, compiling Node's server code: milliseconds) off its clock.
       const path = this.#endpoint.path;
-      void this.#checkDirectory(path).then(() => warmPathLock(path));
+      this.#warmingLock = this.#checkDirectory(path)
+        .then(() => (this.#closed ? undefined : warmPathLock(path)))
+        .catch(() => undefined);
     }
     if (this.#options.prepareBind) {
       // V8 compiles a function on its first call: call bind() once now, returning at its first
@@ -193,7 +199,7 @@ export class ZmqTransport implements Transport {
       void this.bind();
       this.#warmingUp = false;
       // The same for publish(), which returns at once with no bound socket.
-      void this.publish(WARM_UP_FRAMES);
+      if (this.#pub === undefined) void this.publish(WARM_UP_FRAMES);
     }
   }
 
@@ -386,10 +392,15 @@ export class ZmqTransport implements Transport {
   async release(farewell: Frames | undefined): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return;
-    // After the sends under way; with none, in this call: the farewell and the close start
-    // without waiting for a turn of the microtask queue.
-    if (this.#sendsPending > 0) {
-      await this.#sending;
+    // After the sends under way, and after any earlier release still waiting for them; with
+    // neither, in this call: the farewell and the close start without waiting for a microtask.
+    if (this.#sendsPending > 0 || this.#releasesWaiting > 0) {
+      this.#releasesWaiting++;
+      try {
+        await this.#sending;
+      } finally {
+        this.#releasesWaiting--;
+      }
       if (this.#pub !== pub) return;
     }
     this.#pub = undefined;
@@ -459,6 +470,7 @@ export class ZmqTransport implements Transport {
       sub.close();
     }
     await this.#loop;
+    await this.#warmingLock;
   }
 }
 

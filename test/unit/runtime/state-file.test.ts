@@ -137,7 +137,7 @@ describe('StateFile', () => {
     expect(readdirSync(dir)).toEqual([STATE_FILE_NAME]);
     expect(readFileSync(file.path).equals(before)).toBe(true);
     expect(other.readSync()).toEqual(record(12));
-    await other.settle();
+    // The scratch write is not flushed to disk: nothing of it outlives prepare().
     expect(other.pendingFlushes).toBe(0);
   });
 
