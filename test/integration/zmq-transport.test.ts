@@ -48,7 +48,8 @@ async function subscriber(e: Endpoint, t: ZmqTransport): Promise<zmq.Subscriber>
   return sub;
 }
 
-it('publish() hands the message to libzmq within the call when no send is under way', async () => {
+/** A bound transport and a raw subscriber that receives from it, with nothing queued. */
+async function boundWithSubscriber(): Promise<{ t: ZmqTransport; sub: zmq.Subscriber }> {
   const e = endpoint();
   const t = new ZmqTransport(e);
   open.push(t);
@@ -56,14 +57,27 @@ it('publish() hands the message to libzmq within the call when no send is under 
   expect((await t.bind()).outcome).toBe('bound');
   const sub = await subscriber(e, t);
   while (sub.readable) await sub.receive();
+  return { t, sub };
+}
 
-  void t.publish(frames('instance.heartbeat', 1000));
-  // No turn of the event loop from here: only a send made inside publish() can be queued.
+/**
+ * Whether a message reaches `sub` while this thread never yields (busy, bounded to 1 s): only a
+ * send made before the caller's last synchronous step can arrive.
+ */
+function readableWithoutYielding(sub: zmq.Subscriber): boolean {
   const until = performance.now() + 1000;
   while (!sub.readable && performance.now() < until) {
     // busy on purpose, bounded
   }
-  expect(sub.readable).toBe(true);
+  return sub.readable;
+}
+
+it('publish() hands the message to libzmq within the call when no send is under way', async () => {
+  const { t, sub } = await boundWithSubscriber();
+
+  void t.publish(frames('instance.heartbeat', 1000));
+  // No turn of the event loop from here: only a send made inside publish() can be queued.
+  expect(readableWithoutYielding(sub)).toBe(true);
 });
 
 it('release() delivers the farewell and the endpoint is free within milliseconds; refused binds keep the socket for the next try', async () => {
@@ -98,35 +112,19 @@ it('release() delivers the farewell and the endpoint is free within milliseconds
 });
 
 it('release() hands the farewell to libzmq within the call when no send is under way', async () => {
-  const e = endpoint();
-  const t = new ZmqTransport(e);
-  open.push(t);
-  await t.open(handlers);
-  expect((await t.bind()).outcome).toBe('bound');
-  const sub = await subscriber(e, t);
-  while (sub.readable) await sub.receive();
+  const { t, sub } = await boundWithSubscriber();
   await new Promise((resolve) => setTimeout(resolve, 5)); // the subscriber's sends have settled
 
   const released = t.release(frames('instance.shutdown', 3000));
   // No turn of the event loop from here: only a farewell sent inside release() can be queued.
-  const until = performance.now() + 1000;
-  while (!sub.readable && performance.now() < until) {
-    // busy on purpose, bounded
-  }
-  expect(sub.readable).toBe(true);
+  expect(readableWithoutYielding(sub)).toBe(true);
   await released;
   const [topic] = await sub.receive();
   expect(topic?.toString()).toBe('instance.shutdown');
 });
 
 it('a release that waits for a send under way is not overtaken by a later one: its farewell still goes out', async () => {
-  const e = endpoint();
-  const t = new ZmqTransport(e);
-  open.push(t);
-  await t.open(handlers);
-  expect((await t.bind()).outcome).toBe('bound');
-  const sub = await subscriber(e, t);
-  while (sub.readable) await sub.receive();
+  const { t, sub } = await boundWithSubscriber();
 
   const sent = t.publish(frames('instance.heartbeat', 4000));
   const first = t.release(frames('instance.shutdown', 4001)); // waits for that send
