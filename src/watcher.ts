@@ -536,7 +536,6 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     this.#loop.dispatch(input);
   }
 
-  /** Runs socket operations one after another, in the order the machine asked for them. */
   /**
    * A secondary may follow for hours and then take over with code it never ran: V8 compiles a
    * function on its first call, and the first write checks the work directory. Run those paths
@@ -551,6 +550,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     void new AbortController().signal.aborted;
   }
 
+  /** Runs socket operations one after another, in the order the machine asked for them. */
   #serial<T>(op: () => Promise<T>, exclusive = true): Promise<T> {
     // Started at once when nothing needs to go first (a microtask later would cost a takeover
     // a turn; a takeover's bind is synchronous up to the bind itself, see zmq-transport.ts): a
@@ -606,8 +606,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
           (error: unknown) => this.#dispatch({ type: 'bindResult', outcome: 'failed', detail: String(error) }),
         );
         return;
-      // The state file is read and written synchronously (tens of microseconds, see
-      // state-file.ts) and the answer goes straight back into the step loop, which queues it
+      // The state file is read and written synchronously (about a tenth of a millisecond each
+      // on a host that was idle, see state-file.ts) and the answer goes straight back into the step loop, which queues it
       // behind the current input: a takeover does not wait for a turn of the event loop.
       case 'loadEpoch': {
         const floor = this.#stateFile.epochFloor();

@@ -25,6 +25,9 @@ export const TRANSPORT_LABEL: Readonly<Record<TransportKind, string>> = {
   'ipc-path': 'ipc:///path (file)',
 };
 
+/** Socket files made by {@link makeEndpoint} in this process. */
+let endpoints = 0;
+
 /**
  * A unique loopback endpoint: a free 127.0.0.1 port, a Linux abstract ipc name, or a socket
  * file in `dir` (a private directory: a filesystem ipc endpoint, with its path lock).
@@ -34,7 +37,6 @@ export async function makeEndpoint(kind: TransportKind, dir: string): Promise<st
   if (kind === 'ipc') return uniqueIpc('fw-bench');
   return `ipc://${join(dir, `ep-${process.pid}-${++endpoints}.sock`)}`;
 }
-let endpoints = 0;
 
 export interface ChainConfig {
   readonly transport: TransportKind;

@@ -4,8 +4,9 @@
  *
  * A takeover writes it before calling `onPromote`, so its speed is the takeover's. It is written
  * in place, in one `pwrite` of a record padded with spaces to whole 512-byte blocks (and to the
- * file's current size at least, so nothing is ever cut), which costs tens of microseconds; a
- * temporary file renamed over it cost half a millisecond or more on ext4, on the clock of every
+ * file's current size at least, so nothing is ever cut), which costs about a tenth of a
+ * millisecond on a host that was idle; a temporary file renamed over it cost half a millisecond
+ * or more on ext4, on the clock of every
  * crash failover. The data is then flushed to disk (`fdatasync`) in the background.
  *
  * A record is never torn by a crash of its writer (one write within one page). Only the endpoint's

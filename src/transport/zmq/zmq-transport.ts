@@ -184,15 +184,15 @@ export class ZmqTransport implements Transport {
     sub.connect(this.#endpoint.address);
     this.#loop = this.#receive(sub, handlers);
     this.#prepareSpare();
-    if (this.#options.prepareBind && this.#endpoint.kind === 'ipc-path') {
-      // A takeover binds at once: check the directory now, and take the lock code's first run
-      // (hashing, compiling Node's server code: milliseconds) off its clock.
-      const path = this.#endpoint.path;
-      this.#warmingLock = this.#checkDirectory(path)
-        .then(() => (this.#closed ? undefined : warmPathLock(path)))
-        .catch(() => undefined);
-    }
     if (this.#options.prepareBind) {
+      if (this.#endpoint.kind === 'ipc-path') {
+        // A takeover binds at once: check the directory now, and take the lock code's first run
+        // (hashing, compiling Node's server code: milliseconds) off its clock.
+        const path = this.#endpoint.path;
+        this.#warmingLock = this.#checkDirectory(path)
+          .then(() => (this.#closed ? undefined : warmPathLock(path)))
+          .catch(() => undefined);
+      }
       // V8 compiles a function on its first call: call bind() once now, returning at its first
       // line, so a takeover's bind does not pay for compiling it.
       this.#warmingUp = true;
@@ -412,7 +412,7 @@ export class ZmqTransport implements Transport {
         timer = setTimeout(resolve, this.#options.farewellTimeout);
       });
       // With sendTimeout 0 the send happens in this call (an XPUB drops rather than blocks).
-      pub.send(farewell as unknown as Buffer[]).catch(() => undefined);
+      void sendOn(pub, farewell);
     }
     // Close in the same tick as the farewell's send. libzmq's I/O thread writes the queued
     // farewell to every subscriber before it handles the close, then closes the listener (the
