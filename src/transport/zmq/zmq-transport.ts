@@ -404,6 +404,12 @@ export class ZmqTransport implements Transport {
       if (this.#pub !== pub) return;
     }
     this.#pub = undefined;
+    // A filesystem endpoint's lock goes first, in this call: a successor that reads the farewell
+    // must find the lock free, or it loses its bind and waits for a retry. Nothing is lost by
+    // that order. libzmq (4.3 and later) never unlinks the socket file when it closes a
+    // listener, so the successor's bind (which unlinks our file and makes its own) is safe from
+    // our close; our existing connections, this node's SUB among them, still get the farewell.
+    const unlocked = this.#releaseLock();
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (farewell !== undefined && this.#sub !== undefined) {
@@ -422,7 +428,7 @@ export class ZmqTransport implements Transport {
     // the close waited. The farewell's own copy, through the endpoint and back to this node's
     // SUB, still confirms it left before release() resolves.
     pub.close();
-    await this.#releaseLock();
+    await unlocked;
     if (seen !== undefined) {
       await seen;
       clearTimeout(timer);
