@@ -270,7 +270,12 @@ export class ZmqTransport implements Transport {
       // CURVE settings, which are set again for each attempt).
       if (curve === undefined && !this.#closed && !pub.closed && this.#spare === undefined) this.#spare = pub;
       else pub.close();
-      if (code === 'EADDRINUSE') return { outcome: 'in-use' };
+      // EAGAIN is not a bind error: libzmq reports a failed bind to the socket's monitor, and
+      // when the monitor's queue is momentarily full that send's EAGAIN replaces the bind's own
+      // errno (seen under repeated binds of a held address). The only failure a retry loop makes
+      // often is EADDRINUSE; taking it for that never promotes anyone, and a lasting other cause
+      // shows on the next attempt.
+      if (code === 'EADDRINUSE' || code === 'EAGAIN') return { outcome: 'in-use' };
       return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
     }
     if (this.#closed) {
@@ -406,9 +411,10 @@ export class ZmqTransport implements Transport {
     this.#pub = undefined;
     // A filesystem endpoint's lock goes first, in this call: a successor that reads the farewell
     // must find the lock free, or it loses its bind and waits for a retry. Nothing is lost by
-    // that order. libzmq (4.3 and later) never unlinks the socket file when it closes a
-    // listener, so the successor's bind (which unlinks our file and makes its own) is safe from
-    // our close; our existing connections, this node's SUB among them, still get the farewell.
+    // that order. The libzmq that zeromq v6 bundles (4.3.5) never unlinks the socket file when
+    // it closes a listener (a test checks it), so the successor's bind, which unlinks our file
+    // and makes its own, is safe from our close; our existing connections, this node's SUB
+    // among them, still get the farewell.
     const unlocked = this.#releaseLock();
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
