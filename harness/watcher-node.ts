@@ -54,15 +54,6 @@ const wall = (): number => performance.timeOrigin + performance.now();
 const send = (type: string, data: Record<string, unknown> = {}): void => {
   if (process.connected) process.send?.({ type, at: wall(), ...data });
 };
-/**
- * Reports what happened now, but sends it a turn later. For reports made inside a takeover the
- * benchmarks time: sending (serialising, writing to the parent, waking it on a 2-core host) is
- * the harness's cost, not the watcher's, and must not sit between the two timestamps.
- */
-const sendSoon = (type: string, data: Record<string, unknown> = {}): void => {
-  const at = wall();
-  setImmediate(() => send(type, { at, ...data }));
-};
 
 const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
 // Written to (filled with 1s), so every page is resident: the process is as large as asked.
@@ -111,7 +102,7 @@ const options: WatcherOptions = {
     if (fail) throw new Error(`scripted onPromote failure ${promotes}`);
   },
   onDemote: ({ epoch, reason }) => {
-    sendSoon('demote', { epoch, reason });
+    send('demote', { epoch, reason });
   },
 };
 
@@ -125,7 +116,7 @@ process.on('message', (raw) => {
   const command = raw as Command;
   switch (command.cmd) {
     case 'shutdown':
-      sendSoon('shutdownCalled');
+      send('shutdownCalled');
       void watcher.shutdown().then(() => {
         send('stopped', { status: watcher.status() });
         process.disconnect?.();
