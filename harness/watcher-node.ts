@@ -37,10 +37,18 @@ export interface NodeConfig {
   readonly reportLogs?: boolean;
   /** Hold this many MB of touched memory, like an application with a larger heap (bench). */
   readonly ballastMb?: number;
+  /**
+   * After a `shutdown` command the process exits as soon as the watcher stopped (default), or,
+   * with false, only once an `exit` command came too (bench: the old primary's own exit, a few
+   * milliseconds of teardown on a 2-core host, then stays out of the takeover it measures).
+   */
+  readonly exitOnStop?: boolean;
 }
 
 export type Command =
   | { readonly cmd: 'shutdown' }
+  /** Exit once the watcher has stopped (see `exitOnStop`). */
+  | { readonly cmd: 'exit' }
   | { readonly cmd: 'setEnabled'; readonly value: boolean }
   | { readonly cmd: 'stepDown' }
   | { readonly cmd: 'status' }
@@ -112,6 +120,8 @@ watcher.on('primaryLost', (e) => send('primaryLost', { instanceId: e.instanceId,
 watcher.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch }));
 watcher.on('promotionFailed', (e) => send('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs }));
 
+let stopped = false;
+let exitRequested = config.exitOnStop !== false;
 process.on('message', (raw) => {
   const command = raw as Command;
   switch (command.cmd) {
@@ -119,8 +129,13 @@ process.on('message', (raw) => {
       send('shutdownCalled');
       void watcher.shutdown().then(() => {
         send('stopped', { status: watcher.status() });
-        process.disconnect?.();
+        stopped = true;
+        if (exitRequested) process.disconnect?.();
       });
+      return;
+    case 'exit':
+      exitRequested = true;
+      if (stopped) process.disconnect?.();
       return;
     case 'setEnabled':
       watcher.setEnabled(command.value);

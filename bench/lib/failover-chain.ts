@@ -58,6 +58,11 @@ export interface ChainConfig {
   readonly nodeOptions?: Partial<Pick<NodeConfig, 'fencing' | 'livenessProbeTimeout' | 'priority' | 'priorityStagger' | 'ballastMb'>>;
   /** Spawn at most this many secondaries at a time when filling the pool (default: all at once). */
   readonly spawnBatch?: number;
+  /**
+   * When the old primary's process exits after its watcher stopped: at once (default), or only
+   * after a successor's onPromote (its teardown then stays out of the window a trial measures).
+   */
+  readonly oldExits?: 'at-once' | 'after-takeover';
 }
 
 /** Ends the primary; resolves with the instant (wall-clock ms) the measurement starts from. */
@@ -157,6 +162,7 @@ export class FailoverChain {
     }
 
     const winner = hit.node;
+    if (this.config.oldExits === 'after-takeover') old.send({ cmd: 'exit' });
     const losers = pool.filter((n) => n !== winner);
     const problems: string[] = [];
     const became = await waitEvent(winner, isPrimaryChange, this.config.followTimeout);
@@ -231,13 +237,17 @@ export class FailoverChain {
       role,
       heartbeatInterval: this.config.heartbeatInterval,
       heartbeatTimeout: this.config.heartbeatTimeout,
+      ...(this.config.oldExits === 'after-takeover' ? { exitOnStop: false } : {}),
       ...this.config.nodeOptions,
     };
   }
 
   #spawn(role: 'primary' | 'secondary'): WatcherProcess {
     this.#spawned++;
-    return this.#cluster.spawn(this.#nodeConfig(`${this.config.idPrefix}${this.#spawned}`, role));
+    // Zero-padded: ids compare as strings (the successor ranking's tie-break), so with a plain
+    // counter `x-10` would rank before `x-9` and a freshly spawned secondary would win every
+    // handover from the tenth on. In spawn order, the longest-running secondary is next in line.
+    return this.#cluster.spawn(this.#nodeConfig(`${this.config.idPrefix}${String(this.#spawned).padStart(4, '0')}`, role));
   }
 
   /** A primary and the full pool on a fresh endpoint. */

@@ -4,6 +4,12 @@
  * `shutdown` to the primary; latency = winner's `promoteAt` − old primary's `shutdownCalled.at`
  * (both read from the one host clock, `performance.timeOrigin + performance.now()`).
  *
+ * Two cases per transport. In the first, the old primary's process exits once a successor's
+ * onPromote was called: the window holds the handover and nothing else. In the second it exits
+ * as soon as its watcher stopped, as an application that quits right after `shutdown()` does;
+ * its teardown (a few milliseconds of kernel and V8 work) then competes for the CPU with the
+ * successor, which on a 2-core host shows in the tail.
+ *
  * heartbeatTimeout is long (5 s) and the per-trial bound is longer still, so a promotion by
  * silence would show up as a wrong-reason failure rather than pass for a handover.
  *
@@ -19,6 +25,8 @@ const SETTINGS = {
   heartbeatInterval: 100,
   heartbeatTimeout: 5000,
   transports: ['tcp', 'ipc', 'ipc-path'] as TransportKind[],
+  /** When the old primary's process exits: after the takeover, then at once (see above). */
+  oldExits: ['after-takeover', 'at-once'] as Array<'after-takeover' | 'at-once'>,
   /** Per trial: from the trigger to a secondary's onPromote. */
   trialTimeout: 6000,
   /** Bound on the primary acknowledging the shutdown command. */
@@ -38,12 +46,13 @@ export const gracefulHandover: Scenario = {
     const started = performance.now();
     const rows: LatencyRow[] = [];
     const failures: TrialFailure[] = [];
-    const trials: Array<ChainTrial & { transport: TransportKind }> = [];
+    const trials: Array<ChainTrial & { transport: TransportKind; oldExits: 'after-takeover' | 'at-once' }> = [];
     const notes: string[] = [];
 
-    for (const transport of SETTINGS.transports) {
-      const label = TRANSPORT_LABEL[transport];
-      const chain = new FailoverChain({ ...SETTINGS, transport, idPrefix: `g${transport}-` });
+    const cases = SETTINGS.oldExits.flatMap((oldExits) => SETTINGS.transports.map((transport) => ({ oldExits, transport })));
+    for (const { oldExits, transport } of cases) {
+      const label = oldExits === 'at-once' ? `${TRANSPORT_LABEL[transport]}, old exits at once` : TRANSPORT_LABEL[transport];
+      const chain = new FailoverChain({ ...SETTINGS, transport, oldExits, idPrefix: `g${transport}-${oldExits === 'at-once' ? 'x' : ''}` });
       const samples: number[] = [];
       let failed = 0;
       try {
@@ -59,7 +68,7 @@ export const gracefulHandover: Scenario = {
             },
             SETTINGS.trialTimeout,
           );
-          trials.push({ ...t, transport });
+          trials.push({ ...t, transport, oldExits });
           let cause = t.cause;
           if (t.ok && t.reason !== 'shutdown') cause = `promoted with reason '${t.reason}', not 'shutdown'`;
           if (cause === undefined && t.latencyMs !== undefined) samples.push(t.latencyMs);
@@ -72,13 +81,14 @@ export const gracefulHandover: Scenario = {
         }
         if (chain.broken !== undefined) notes.push(`${label}: ${chain.broken}`);
         if (chain.rebuilds > 0) notes.push(`${label}: cluster rebuilt ${chain.rebuilds} time(s)`);
-        const own = trials.filter((t) => t.transport === transport);
+        const own = trials.filter((t) => t.transport === transport && t.oldExits === oldExits);
         notes.push(`${label}: ${timelineNote(own)}`, `${label}: ${lostRacesNote(own)}`);
       } finally {
         await chain.close();
       }
-      const fresh = trials.filter((t) => t.transport === transport && t.winnerWasFresh === true).length;
-      const ok = trials.filter((t) => t.transport === transport && t.ok).length;
+      const own = trials.filter((t) => t.transport === transport && t.oldExits === oldExits);
+      const fresh = own.filter((t) => t.winnerWasFresh === true).length;
+      const ok = own.filter((t) => t.ok).length;
       notes.push(`${label}: the freshly spawned secondary won ${fresh} of ${ok} handovers`);
       const summary = summarize(samples);
       rows.push({
