@@ -39,8 +39,8 @@ export interface NodeConfig {
   readonly ballastMb?: number;
   /**
    * After a `shutdown` command the process exits as soon as the watcher stopped (default), or,
-   * with false, only once an `exit` command came too (bench: the old primary's own exit, a few
-   * milliseconds of teardown on a 2-core host, then stays out of the takeover it measures).
+   * with false, only once an `exit` command came too (bench: keeps the old primary's exit, a few
+   * milliseconds of teardown on a 2-core host, out of the takeover being measured).
    */
   readonly exitOnStop?: boolean;
 }
