@@ -10,10 +10,11 @@
  * watcher). An interval opens at a change to `primary` and closes at:
  *
  * - its own change away from `primary` (`shutdown`, `stepdown`, `higher-epoch`), when reported.
- *   For a graceful shutdown that is the change to `stopped`, which the watcher makes only after
- *   it released the endpoint and closed its sockets. The injector's shutdown command, or the
- *   child's `shutdownCalled` event, is *not* an end: the node is still primary while it runs
- *   `onDemote` and sends its farewell; using it would hide an overlap.
+ *   For a graceful shutdown that is the change to `stopped`, which the watcher stamps with the
+ *   step that decided it: after `onDemote` settled and right before it releases the endpoint,
+ *   so a successor, which can bind only after that release, starts later. The injector's
+ *   shutdown command, or the child's `shutdownCalled` event, is *not* an end: the node is still
+ *   primary while it runs `onDemote`; using it would hide an overlap.
  * - its death by SIGKILL from the injector: the end lies in `[kill.at, kill.doneAt]`, the times
  *   just before and just after `kill(2)`. `kill.doneAt` is an upper bound of the moment the role
  *   ended because SIGKILL cannot be caught and, once `kill(2)` returned, the process runs no more

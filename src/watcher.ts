@@ -238,6 +238,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   #stopped: Deferred<void> | undefined;
   #forceTimer: TimerHandle | undefined;
   #pending: Array<{ notification: Notification; at: number }> = [];
+  /** Wall-clock time of the machine step whose effects are running (stamps its notifications). */
+  #decidedAt = 0;
   #flushScheduled = false;
   #dropped: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<
     RejectReason,
@@ -287,7 +289,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       },
       o.enabled,
     ),
-      step,
+      step: (state, input, env) => {
+        this.#decidedAt = this.#clock.wallNow();
+        return step(state, input, env);
+      },
       clock: this.#clock,
       random: this.#random,
       run: (effect) => this.#run(effect),
@@ -694,9 +699,12 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         return;
       }
       case 'notify':
-        this.#pending.push({ notification: effect.notification, at: this.#clock.wallNow() });
+        // Stamped with the step that decided it, not with this moment: effects before this one
+        // (a release closing the socket) may have taken long, on a busy host milliseconds, and a
+        // role's end stamped after its release could fall after a successor's start.
+        this.#pending.push({ notification: effect.notification, at: this.#decidedAt });
         if (effect.notification.type === 'roleChanged') {
-          const change = this.#roleChange(effect.notification, this.#pending.at(-1)?.at ?? this.#clock.wallNow());
+          const change = this.#roleChange(effect.notification, this.#decidedAt);
           this.pushChange(change);
         }
         this.#scheduleFlush();

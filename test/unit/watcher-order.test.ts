@@ -47,3 +47,39 @@ it('binds, writes the epoch, sends instance.promoted and a heartbeat, and only t
   expect(calls).toContain('release');
   work.cleanup();
 });
+
+it('a role change is stamped with the step that decided it, not after a slow release before its notification', async () => {
+  const work = tempWorkdir();
+  let releaseEnteredAt: number | undefined;
+  const transport: Transport = {
+    open: async () => undefined,
+    probe: () => undefined,
+    bind: async () => ({ outcome: 'bound' }),
+    publish: async () => undefined,
+    // A release that keeps this thread for 30 ms, as a close preempted on a busy host can: the
+    // end of the primary role must not be stamped after it, or a successor that took over
+    // meanwhile would appear to overlap it.
+    release: async () => {
+      releaseEnteredAt = performance.timeOrigin + performance.now();
+      const until = performance.now() + 30;
+      while (performance.now() < until) {
+        // busy on purpose, bounded
+      }
+    },
+    close: async () => undefined,
+  };
+  const watcher = new Watcher(
+    { endpoint: 'ipc://@fw-order-stamp', workdir: work.path, role: 'primary', heartbeatInterval: 1000, heartbeatTimeout: 3000 },
+    { transport },
+  );
+  const ends: number[] = [];
+  watcher.on('roleChanged', (change) => {
+    if (change.from === 'primary') ends.push(change.at);
+  });
+  await watcher.start();
+  await watcher.shutdown();
+  expect(releaseEnteredAt).toBeDefined();
+  expect(ends).toHaveLength(1);
+  expect(ends[0]).toBeLessThanOrEqual(releaseEnteredAt as number);
+  work.cleanup();
+});
