@@ -247,7 +247,7 @@ export class FailoverChain {
     // Zero-padded: ids compare as strings (the successor ranking's tie-break), so with a plain
     // counter `x-10` would rank before `x-9` and a freshly spawned secondary would win every
     // handover from the tenth on. In spawn order, the longest-running secondary is next in line.
-    return this.#cluster.spawn(this.#nodeConfig(`${this.config.idPrefix}${String(this.#spawned).padStart(4, '0')}`, role));
+    return this.#cluster.spawn(this.#nodeConfig(`${this.config.idPrefix}${String(this.#spawned).padStart(6, '0')}`, role));
   }
 
   /** A primary and the full pool on a fresh endpoint. */

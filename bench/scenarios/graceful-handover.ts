@@ -51,9 +51,10 @@ export const gracefulHandover: Scenario = {
 
     const cases = SETTINGS.oldExits.flatMap((oldExits) => SETTINGS.transports.map((transport) => ({ oldExits, transport })));
     for (const { oldExits, transport } of cases) {
-      const label = oldExits === 'at-once' ? `${TRANSPORT_LABEL[transport]}, old exits at once` : TRANSPORT_LABEL[transport];
+      const label = `${TRANSPORT_LABEL[transport]}, old exits ${oldExits === 'at-once' ? 'at once' : 'after takeover'}`;
       const chain = new FailoverChain({ ...SETTINGS, transport, oldExits, idPrefix: `g${transport}-${oldExits === 'at-once' ? 'x' : ''}` });
       const samples: number[] = [];
+      const own: typeof trials = [];
       let failed = 0;
       try {
         const startFailure = await chain.start();
@@ -68,7 +69,9 @@ export const gracefulHandover: Scenario = {
             },
             SETTINGS.trialTimeout,
           );
-          trials.push({ ...t, transport, oldExits });
+          const record = { ...t, transport, oldExits };
+          trials.push(record);
+          own.push(record);
           let cause = t.cause;
           if (t.ok && t.reason !== 'shutdown') cause = `promoted with reason '${t.reason}', not 'shutdown'`;
           if (cause === undefined && t.latencyMs !== undefined) samples.push(t.latencyMs);
@@ -81,12 +84,10 @@ export const gracefulHandover: Scenario = {
         }
         if (chain.broken !== undefined) notes.push(`${label}: ${chain.broken}`);
         if (chain.rebuilds > 0) notes.push(`${label}: cluster rebuilt ${chain.rebuilds} time(s)`);
-        const own = trials.filter((t) => t.transport === transport && t.oldExits === oldExits);
         notes.push(`${label}: ${timelineNote(own)}`, `${label}: ${lostRacesNote(own)}`);
       } finally {
         await chain.close();
       }
-      const own = trials.filter((t) => t.transport === transport && t.oldExits === oldExits);
       const fresh = own.filter((t) => t.winnerWasFresh === true).length;
       const ok = own.filter((t) => t.ok).length;
       notes.push(`${label}: the freshly spawned secondary won ${fresh} of ${ok} handovers`);
@@ -97,7 +98,8 @@ export const gracefulHandover: Scenario = {
         label,
         metric: METRIC,
         failures: failed,
-        target: { stat: 'p99', below: 5, text: 'p99 < 5 ms' },
+        // The target is the handover's; the other case shows what the old process's exit adds.
+        target: oldExits === 'after-takeover' ? { stat: 'p99', below: 5, text: 'p99 < 5 ms' } : undefined,
         summary: summary === undefined ? undefined : rounded(summary),
         samples,
       });

@@ -12,7 +12,7 @@ import { encode } from '../../src/protocol/codec.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
 import { parseEndpoint, type Endpoint } from '../../src/transport/zmq/endpoint.js';
-import { bindsWithoutLookup, ZmqTransport } from '../../src/transport/zmq/zmq-transport.js';
+import { bindFailure, bindsWithoutLookup, CLOSE_KEEPS_SOCKET_FILE, libzmqAtLeast, ZmqTransport } from '../../src/transport/zmq/zmq-transport.js';
 
 const handlers: TransportHandlers = { onMessage: () => {}, onPresence: () => {}, onEvent: () => {} };
 const open: Array<{ close(): unknown }> = [];
@@ -111,7 +111,28 @@ it('release() delivers the farewell and the endpoint is free within milliseconds
   expect(performance.now() - started).toBeLessThan(250);
 });
 
-it('a held endpoint answers in-use to every bind, also when libzmq loses the reason (EAGAIN from its monitor queue)', async () => {
+it('what a failed bind means: EADDRINUSE is in-use; EAGAIN (libzmq lost the reason) too, except on a filesystem endpoint', () => {
+  expect(bindFailure('EADDRINUSE', 'tcp')).toBe('in-use');
+  expect(bindFailure('EADDRINUSE', 'ipc-path')).toBe('in-use');
+  expect(bindFailure('EAGAIN', 'tcp')).toBe('in-use');
+  expect(bindFailure('EAGAIN', 'ipc-abstract')).toBe('in-use');
+  expect(bindFailure('EAGAIN', 'ipc-path')).toBe('failed');
+  expect(bindFailure('EACCES', 'ipc-path')).toBe('failed');
+  expect(bindFailure(undefined, 'tcp')).toBe('failed');
+});
+
+it('filesystem endpoints need a libzmq known to keep the socket file when it closes a listener (by version)', () => {
+  expect(libzmqAtLeast('4.3.5', [4, 3, 5])).toBe(true);
+  expect(libzmqAtLeast('4.3.6', [4, 3, 5])).toBe(true);
+  expect(libzmqAtLeast('4.10.0', [4, 3, 5])).toBe(true);
+  expect(libzmqAtLeast('4.3.4', [4, 3, 5])).toBe(false);
+  expect(libzmqAtLeast('4.2.5', [4, 3, 5])).toBe(false);
+  expect(libzmqAtLeast('garbage', [4, 3, 5])).toBe(false);
+  // The bundled libzmq is one of those (the next test checks the behaviour itself).
+  expect(CLOSE_KEEPS_SOCKET_FILE).toBe(true);
+});
+
+it('a held endpoint answers in-use to every bind, also when libzmq answers EAGAIN', async () => {
   const e = endpoint();
   const holder = new ZmqTransport(e);
   const other = new ZmqTransport(e);
@@ -119,8 +140,11 @@ it('a held endpoint answers in-use to every bind, also when libzmq loses the rea
   await holder.open(handlers);
   await other.open(handlers);
   expect((await holder.bind()).outcome).toBe('bound');
-  // Thousands of refused binds in a row fill the socket monitor's queue now and then; libzmq
-  // then reports EAGAIN instead of EADDRINUSE (a few times in 3000 attempts on a 2-core VM).
+  // In thousands of refused binds libzmq answers EAGAIN a few times instead of EADDRINUSE (1-3
+  // in 3000 on a 2-core VM): a smoke check of the retry in bindSyncOnce, which the unit test
+  // above pins down (this one passes without the fix about one run in eight). The turn of the
+  // event loop between attempts matters: it lets the socket's monitor events drain, and
+  // without it libzmq blocks the thread once about a thousand of them are queued.
   const outcomes = new Map<string, number>();
   for (let i = 0; i < 3000; i++) {
     const { outcome } = await other.bind();
@@ -200,13 +224,19 @@ it('a filesystem ipc endpoint: closing a listener never removes the socket file 
   open.push(successor, old);
   await old.bind(address);
   successor.bindSync(address); // unlinks the old file, binds a new one
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const oldListenerClosed = new Promise<void>((resolve, reject) => {
+  // unbind() ends in the same listener close as the socket's close(), and its event tells when
+  // that close has run.
+  const oldListenerClosed = new Promise<void>((resolve) => {
     old.events.on('close', () => resolve());
-    timer = setTimeout(() => reject(new Error('no close event within 2 s')), 2000);
   });
   await old.unbind(address);
-  await oldListenerClosed.finally(() => clearTimeout(timer)); // libzmq's listener close has run
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    oldListenerClosed,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no close event within 2 s')), 2000);
+    }),
+  ]).finally(() => clearTimeout(timer)); // libzmq's listener close has run
 
   expect(existsSync(path)).toBe(true);
   const sub = new zmq.Subscriber({ linger: 0, reconnectInterval: 5, receiveTimeout: 20 });

@@ -17,6 +17,7 @@
  */
 import { isIP } from 'node:net';
 import * as zmq from 'zeromq';
+import { FailoverError } from '../../errors.js';
 import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES } from '../../protocol/messages.js';
 import { silentLogger, type Logger } from '../../runtime/logger.js';
 import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandlers } from '../transport.js';
@@ -234,6 +235,12 @@ export class ZmqTransport implements Transport {
     if (this.#closed) return { outcome: 'failed', detail: 'transport closed' };
     if (this.#pub !== undefined) return { outcome: 'bound' };
     if (this.#endpoint.kind === 'ipc-path') {
+      if (!CLOSE_KEEPS_SOCKET_FILE) {
+        throw new FailoverError(
+          'ERR_FAILOVER_UNSUPPORTED',
+          `filesystem ipc endpoints need libzmq 4.3.5 or later (zeromq here uses ${zmq.version}); use ipc://@NAME or tcp://127.0.0.1:PORT`,
+        );
+      }
       await this.#checkDirectory(this.#endpoint.path);
       const lock = await tryLockPath(this.#endpoint.path);
       if (lock === 'in-use') return { outcome: 'in-use' };
@@ -260,8 +267,8 @@ export class ZmqTransport implements Transport {
       // A literal address binds in a few system calls: do it at once, on this thread. The async
       // bind goes through libuv's thread pool and back, which costs a takeover a millisecond or
       // more on a busy host. A host name may need a DNS lookup, which must not block the loop.
-      if (bindsWithoutLookup(this.#endpoint)) pub.bindSync(this.#endpoint.address);
-      else await pub.bind(this.#endpoint.address);
+      if (bindsWithoutLookup(this.#endpoint)) bindSyncOnce(pub, this.#endpoint.address);
+      else await bindOnce(pub, this.#endpoint.address);
     } catch (error) {
       await this.#releaseZap();
       await this.#releaseLock();
@@ -270,13 +277,9 @@ export class ZmqTransport implements Transport {
       // CURVE settings, which are set again for each attempt).
       if (curve === undefined && !this.#closed && !pub.closed && this.#spare === undefined) this.#spare = pub;
       else pub.close();
-      // EAGAIN is not a bind error: libzmq reports a failed bind to the socket's monitor, and
-      // when the monitor's queue is momentarily full that send's EAGAIN replaces the bind's own
-      // errno (seen under repeated binds of a held address). The only failure a retry loop makes
-      // often is EADDRINUSE; taking it for that never promotes anyone, and a lasting other cause
-      // shows on the next attempt.
-      if (code === 'EADDRINUSE' || code === 'EAGAIN') return { outcome: 'in-use' };
-      return { outcome: 'failed', detail: error instanceof Error ? error.message : String(error) };
+      const outcome = bindFailure(code, this.#endpoint.kind);
+      if (outcome === 'in-use') return { outcome };
+      return { outcome, detail: error instanceof Error ? error.message : String(error) };
     }
     if (this.#closed) {
       pub.close();
@@ -411,10 +414,10 @@ export class ZmqTransport implements Transport {
     this.#pub = undefined;
     // A filesystem endpoint's lock goes first, in this call: a successor that reads the farewell
     // must find the lock free, or it loses its bind and waits for a retry. Nothing is lost by
-    // that order. The libzmq that zeromq v6 bundles (4.3.5) never unlinks the socket file when
-    // it closes a listener (a test checks it), so the successor's bind, which unlinks our file
-    // and makes its own, is safe from our close; our existing connections, this node's SUB
-    // among them, still get the farewell.
+    // that order: nothing but the farewell is sent from here on, and our existing connections,
+    // this node's SUB among them, still get it. It needs a libzmq that never unlinks the socket
+    // file when it closes a listener (the successor's bind unlinks ours and makes its own, which
+    // our close must leave alone): without one, no lock is ever taken (CLOSE_KEEPS_SOCKET_FILE).
     const unlocked = this.#releaseLock();
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -509,6 +512,66 @@ function clientSecurity(curve: CurveOptions | undefined): Partial<zmq.Subscriber
 export function bindsWithoutLookup(endpoint: Endpoint): boolean {
   if (endpoint.kind !== 'tcp') return true;
   return isIP(endpoint.host.replace(/^\[(.*)\]$/, '$1')) !== 0;
+}
+
+/**
+ * Whether closing an ipc listener leaves its socket file alone, so that `release()` may free the
+ * path lock before the farewell. True of libzmq 4.3.5, which zeromq v6 bundles (its listener
+ * close removes only the directory of a wildcard `ipc://*` address; a test checks the
+ * behaviour); not assumed of earlier releases, which zeromq.js may be built against: with one
+ * of those, a filesystem endpoint is refused rather than released in an unsafe order.
+ */
+export const CLOSE_KEEPS_SOCKET_FILE = libzmqAtLeast(zmq.version, [4, 3, 5]);
+
+/** `version` (dotted, like `zmq.version`) is at least `floor`, part by part. */
+export function libzmqAtLeast(version: string, floor: readonly number[]): boolean {
+  const parts = version.split('.').map(Number);
+  for (let i = 0; i < floor.length; i++) {
+    const part = parts[i] ?? 0;
+    const min = floor[i] ?? 0;
+    if (!Number.isFinite(part)) return false;
+    if (part !== min) return part > min;
+  }
+  return true;
+}
+
+/**
+ * libzmq now and then answers a failed bind with EAGAIN, which no bind fails with (a few times
+ * in 3000 refused binds of a held address; it sends a monitor event on that path and the errno
+ * is not kept, our best reading of it). The same socket is unchanged by a failed bind, so it is
+ * tried once more for the real reason; that attempt may also succeed, if the address has just
+ * been freed.
+ */
+function bindSyncOnce(pub: zmq.XPublisher, address: string): void {
+  try {
+    pub.bindSync(address);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'EAGAIN') throw error;
+    pub.bindSync(address);
+  }
+}
+
+/** {@link bindSyncOnce} for addresses that need a lookup (the bind runs off this thread). */
+async function bindOnce(pub: zmq.XPublisher, address: string): Promise<void> {
+  try {
+    await pub.bind(address);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'EAGAIN') throw error;
+    await pub.bind(address);
+  }
+}
+
+/**
+ * What a failed bind means. EADDRINUSE: the endpoint is held. EAGAIN twice in a row (see
+ * {@link bindSyncOnce}) on tcp or abstract ipc: almost surely the same, and taking it for that
+ * never promotes anyone; a lasting other cause shows on a later attempt. On a filesystem
+ * endpoint the path lock has just been taken and libzmq unlinks the file before binding, so
+ * EADDRINUSE cannot happen there and EAGAIN can only hide a real failure.
+ */
+export function bindFailure(code: string | undefined, kind: Endpoint['kind']): 'in-use' | 'failed' {
+  if (code === 'EADDRINUSE') return 'in-use';
+  if (code === 'EAGAIN' && kind !== 'ipc-path') return 'in-use';
+  return 'failed';
 }
 
 /** How long after a release the next bind's socket is made (see #prepareSpareLater). */
