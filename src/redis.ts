@@ -314,6 +314,8 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #closeResult: Promise<void> | undefined;
   #releaseError: FailoverError | undefined;
   #pending: RoleChange[] = [];
+  /** Wall-clock time of the machine step whose effects are running (stamps its role changes). */
+  #decidedAt = 0;
   #flushScheduled = false;
   #connectionDown = false;
   #finished = false;
@@ -355,7 +357,10 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         handoverTimeout: LEASE_DEFAULTS.stopTimeout,
         failureHoldOff: o.leaseTTL,
       }),
-      step: leaseStep,
+      step: (state, input, env) => {
+        this.#decidedAt = this.#clock.wallNow();
+        return leaseStep(state, input, env);
+      },
       clock: this.#clock,
       random: this.#random,
       run: (effect) => this.#run(effect),
@@ -659,7 +664,9 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       to: n.to,
       epoch: n.epoch,
       reason: n.reason,
-      at: this.#clock.wallNow(),
+      // The step that decided it (as the Watcher does): an effect before this one, such as a
+      // release, may have held the thread, and a leader's end must not be stamped after that.
+      at: this.#decidedAt,
       instanceId: this.options.nodeId,
     };
     this.pushChange(change);

@@ -67,6 +67,27 @@ describe('Cluster on a fake clock', () => {
     await b.close();
   });
 
+  it('a leader leaving is stamped when it decided to, not after a release that held the thread', async () => {
+    const w = new World();
+    const a = await w.node('a');
+    const b = await w.node('b');
+    const store = w.stores.get('a')!;
+    const release = store.release.bind(store);
+    let releaseEnteredAt: number | undefined;
+    store.release = (reason, deregister) => {
+      releaseEnteredAt = w.clock.wallNow();
+      w.clock.advance(30); // the thread held for 30 ms, as a preempted call can be
+      return release(reason, deregister);
+    };
+    await a.close();
+    await flush();
+    const end = w.changes.find((c) => c.instanceId === 'a' && c.from === 'primary');
+    expect(releaseEnteredAt).toBeDefined();
+    expect(end?.at).toBeLessThanOrEqual(releaseEnteredAt as number);
+    expect(w.find('b', 'primary')?.at).toBeGreaterThan(end?.at as number);
+    await b.close();
+  });
+
   it('a partitioned leader steps down maxDrift after its last refresh was sent; the standby takes over when the lease expires', async () => {
     const w = new World();
     const a = await w.node('a');
