@@ -314,8 +314,6 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #closeResult: Promise<void> | undefined;
   #releaseError: FailoverError | undefined;
   #pending: RoleChange[] = [];
-  /** Wall-clock time of the machine step whose effects are running (stamps its role changes). */
-  #decidedAt = 0;
   #flushScheduled = false;
   #connectionDown = false;
   #finished = false;
@@ -357,10 +355,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         handoverTimeout: LEASE_DEFAULTS.stopTimeout,
         failureHoldOff: o.leaseTTL,
       }),
-      step: (state, input, env) => {
-        this.#decidedAt = this.#clock.wallNow();
-        return leaseStep(state, input, env);
-      },
+      step: leaseStep,
       clock: this.#clock,
       random: this.#random,
       run: (effect) => this.#run(effect),
@@ -664,9 +659,8 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       to: n.to,
       epoch: n.epoch,
       reason: n.reason,
-      // The step that decided it (as the Watcher does): an effect before this one, such as a
-      // release, may have held the thread, and a leader's end must not be stamped after that.
-      at: this.#decidedAt,
+      // The step that decided it (see StepLoop.decidedAt).
+      at: this.#loop.decidedAt,
       instanceId: this.options.nodeId,
     };
     this.pushChange(change);

@@ -238,8 +238,6 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   #stopped: Deferred<void> | undefined;
   #forceTimer: TimerHandle | undefined;
   #pending: Array<{ notification: Notification; at: number }> = [];
-  /** Wall-clock time of the machine step whose effects are running (stamps its notifications). */
-  #decidedAt = 0;
   #flushScheduled = false;
   #dropped: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<
     RejectReason,
@@ -289,10 +287,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       },
       o.enabled,
     ),
-      step: (state, input, env) => {
-        this.#decidedAt = this.#clock.wallNow();
-        return step(state, input, env);
-      },
+      step,
       clock: this.#clock,
       random: this.#random,
       run: (effect) => this.#run(effect),
@@ -612,8 +607,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         );
         return;
       // The state file is read and written synchronously (about a tenth of a millisecond each
-      // on a host that was idle, see state-file.ts) and the answer goes straight back into the step loop, which queues it
-      // behind the current input: a takeover does not wait for a turn of the event loop.
+      // on a host that was idle, see state-file.ts) and the answer goes straight back into the
+      // step loop, which queues it behind the current input: a takeover does not wait for a
+      // turn of the event loop.
       case 'loadEpoch': {
         const floor = this.#stateFile.epochFloor();
         if (floor.problem !== undefined) this.#logger.error(`${floor.problem}; building on it and on the epochs seen on the wire`);
@@ -699,12 +695,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         return;
       }
       case 'notify':
-        // Stamped with the step that decided it, not with this moment: effects before this one
-        // (a release closing the socket) may have taken long, on a busy host milliseconds, and a
-        // role's end stamped after its release could fall after a successor's start.
-        this.#pending.push({ notification: effect.notification, at: this.#decidedAt });
+        // Stamped with the step that decided it (see StepLoop.decidedAt).
+        this.#pending.push({ notification: effect.notification, at: this.#loop.decidedAt });
         if (effect.notification.type === 'roleChanged') {
-          const change = this.#roleChange(effect.notification, this.#decidedAt);
+          const change = this.#roleChange(effect.notification, this.#loop.decidedAt);
           this.pushChange(change);
         }
         this.#scheduleFlush();

@@ -15,8 +15,9 @@ import { initialState, step, type Input, type MachineConfig, type MachineState }
 
 /**
  * Runs a crash takeover and a graceful takeover, each followed by a graceful exit, on scratch
- * states. Returns how many steps ran, how many of the two rehearsals reached the primary
- * role, and how many then left it with a farewell. Never throws (a rehearsal that fails costs only speed).
+ * states. Returns how many steps ran, how many of the two rehearsals reached the primary role,
+ * and how many then left it with a farewell. Never throws (a rehearsal that fails costs only
+ * speed).
  */
 export function rehearseTakeovers(config: MachineConfig): { readonly steps: number; readonly promoted: number; readonly farewells: number } {
   let steps = 0;

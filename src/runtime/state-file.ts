@@ -6,8 +6,7 @@
  * in place, in one `pwrite` of a record padded with spaces to whole 512-byte blocks (and to the
  * file's current size at least, so nothing is ever cut), which costs about a tenth of a
  * millisecond on a host that was idle; a temporary file renamed over it cost half a millisecond
- * or more on ext4, on the clock of every
- * crash failover. The data is then flushed to disk (`fdatasync`) in the background.
+ * or more on ext4, on the clock of every crash failover. The data is then flushed to disk (`fdatasync`) in the background.
  *
  * A record is never torn by a crash of its writer (one write within one page). Only the endpoint's
  * holder writes it, and takeovers read it only after they bound the endpoint, so a takeover never
@@ -108,7 +107,7 @@ export class StateFile {
       this.#ensureDirectory();
       // Open it as a write does (an empty file, if none was there, reads as epoch 0).
       closeSync(openSync(this.path, WRITE_FLAGS, 0o600));
-      const scratch = `${this.path}.${process.pid}.${Math.random().toString(36).slice(2)}.warm`;
+      const scratch = siblingName(this.path, 'warm');
       try {
         this.#writeAt(scratch, { epoch: 0, primary: null, updatedAt: 0 }, false);
       } finally {
@@ -196,7 +195,7 @@ export class StateFile {
 
   /** Writes the record to a temporary file and renames it over the state file. */
   #replace(path: string, record: StateRecord): void {
-    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    const tmp = siblingName(path, 'tmp');
     try {
       writeFileSync(tmp, formatRecord(record), { mode: 0o600, flag: 'wx' });
       renameSync(tmp, path);
@@ -280,4 +279,9 @@ function checksum(text: string): string {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h.toString(16).padStart(8, '0');
+}
+
+/** A name next to `path` that no other process or call picks: `path.PID.RANDOM.suffix`. */
+function siblingName(path: string, suffix: string): string {
+  return `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.${suffix}`;
 }

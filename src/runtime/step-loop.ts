@@ -27,6 +27,14 @@ export interface StepLoopOptions<S, I, E> {
 export class StepLoop<S extends { readonly wakeAt: number | undefined }, I, E> {
   /** The machine's current state. Writable only before the first input. */
   state: S;
+  /**
+   * Wall-clock time at which the last step began: while its effects run, the moment they were
+   * decided. Notifications are stamped with it, not with the time they are run at: effects
+   * before them (a release closing a socket) may hold the thread, on a busy host for
+   * milliseconds, and a primary's end stamped after its release could fall after a successor's
+   * start.
+   */
+  decidedAt = 0;
   readonly #o: StepLoopOptions<S, I, E>;
   #queue: I[] = [];
   #idle: Array<() => void> = [];
@@ -48,6 +56,7 @@ export class StepLoop<S extends { readonly wakeAt: number | undefined }, I, E> {
     this.#dispatching = true;
     try {
       for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        this.decidedAt = this.#o.clock.wallNow();
         const { state, effects } = this.#o.step(this.state, next, { now: this.#o.clock.now(), random: this.#o.random });
         this.state = state;
         for (const effect of effects) this.#o.run(effect);

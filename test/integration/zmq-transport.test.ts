@@ -60,6 +60,18 @@ async function boundWithSubscriber(): Promise<{ t: ZmqTransport; sub: zmq.Subscr
   return { t, sub };
 }
 
+/** Two transports open on one endpoint, `holder` bound. */
+async function heldEndpoint(): Promise<{ e: Endpoint; holder: ZmqTransport; other: ZmqTransport }> {
+  const e = endpoint();
+  const holder = new ZmqTransport(e);
+  const other = new ZmqTransport(e);
+  open.push(holder, other);
+  await holder.open(handlers);
+  await other.open(handlers);
+  expect((await holder.bind()).outcome).toBe('bound');
+  return { e, holder, other };
+}
+
 /**
  * Whether a message reaches `sub` while this thread never yields (busy, bounded to 1 s): only a
  * send made before the caller's last synchronous step can arrive.
@@ -81,13 +93,7 @@ it('publish() hands the message to libzmq within the call when no send is under 
 });
 
 it('release() delivers the farewell and the endpoint is free within milliseconds; refused binds keep the socket for the next try', async () => {
-  const e = endpoint();
-  const holder = new ZmqTransport(e);
-  const successor = new ZmqTransport(e);
-  open.push(holder, successor);
-  await holder.open(handlers);
-  await successor.open(handlers);
-  expect((await holder.bind()).outcome).toBe('bound');
+  const { e, holder, other: successor } = await heldEndpoint();
   expect((await successor.bind()).outcome).toBe('in-use');
   expect((await successor.bind()).outcome).toBe('in-use');
   const sub = await subscriber(e, holder);
@@ -128,18 +134,12 @@ it('filesystem endpoints need a libzmq known to keep the socket file when it clo
   expect(libzmqAtLeast('4.3.4', [4, 3, 5])).toBe(false);
   expect(libzmqAtLeast('4.2.5', [4, 3, 5])).toBe(false);
   expect(libzmqAtLeast('garbage', [4, 3, 5])).toBe(false);
-  // The bundled libzmq is one of those (the next test checks the behaviour itself).
+  // The bundled libzmq is one of those (the last test of this file checks the behaviour itself).
   expect(CLOSE_KEEPS_SOCKET_FILE).toBe(true);
 });
 
 it('a held endpoint answers in-use to every bind, also when libzmq answers EAGAIN', async () => {
-  const e = endpoint();
-  const holder = new ZmqTransport(e);
-  const other = new ZmqTransport(e);
-  open.push(holder, other);
-  await holder.open(handlers);
-  await other.open(handlers);
-  expect((await holder.bind()).outcome).toBe('bound');
+  const { other } = await heldEndpoint();
   // In thousands of refused binds libzmq answers EAGAIN a few times instead of EADDRINUSE (1-3
   // in 3000 on a 2-core VM): a smoke check of the retry in bindSyncOnce, which the unit test
   // above pins down (this one passes without the fix about one run in eight). The turn of the

@@ -1,7 +1,7 @@
 /**
  * The takeover rehearsal a watcher runs at start (src/core/rehearsal.ts): it must walk the real
- * takeover paths to the primary role, and a primary's graceful exit (or it warms nothing), whatever
- * the node's own settings.
+ * takeover paths to the primary role, and a primary's graceful exit (or it warms nothing),
+ * whatever the node's own settings.
  */
 import { describe, expect, it } from 'vitest';
 import type { MachineConfig } from '../../../src/core/heartbeat-machine.js';
