@@ -154,14 +154,16 @@ export interface WatcherOptions {
   readonly notificationBuffer?: number;
   /**
    * Dry runs of a takeover and of a graceful exit through this watcher's own code, run in the
-   * background once `start()` has settled: a scratch watcher with no socket and a scratch state
-   * file next to the real one (removed afterwards) follows a made-up primary, takes over when
-   * it goes, and shuts down. Nothing is bound, sent or called, and the real state file is never
-   * touched. Their purpose is speed: a secondary may follow for hours and then take over with
-   * code it never ran, which V8 would compile and run unoptimized on the takeover's clock. On
-   * the 2-core test machine they cut the watcher's own part of a crash takeover from 1.3–1.8 ms
-   * to 0.7–1.0 ms. About half a millisecond of CPU each, one per turn of the event loop.
-   * `shutdown()` waits for the one under way. 0 turns them off.
+   * background once `start()` has resolved, while the node is at rest (never during its own
+   * takeover or handover): a scratch watcher with no socket and a scratch state file next to the
+   * real one (removed afterwards) follows a made-up primary, takes over when it goes, and shuts
+   * down. Nothing is bound, sent or called, and the real state file is never touched. Their
+   * purpose is speed: a secondary may follow for hours and then take over with code it never
+   * ran, which V8 would compile and run unoptimized on the takeover's clock. On the 2-core test
+   * machine they cut the watcher's own part of a crash takeover from 1.3–1.8 ms to 0.7–1.0 ms.
+   * About half a millisecond of CPU each (the first, up to 3 ms), each on a later turn of the
+   * event loop. `shutdown()` waits for the one under way; the first that fails ends them (logged
+   * at debug level). 0 turns them off.
    * @default 100
    */
   readonly rehearsals?: number;

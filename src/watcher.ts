@@ -195,6 +195,13 @@ export interface WatcherDeps {
 
 type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
 
+/** The scratch watcher's id in a rehearsal (it never meets another node). */
+const REHEARSAL_ID = 'rehearsal';
+/** How often rehearsals look again whether the node is at rest. */
+const REHEARSAL_WAIT_MS = 50;
+/** A rehearsal's takeover needs no timer; this long without one means it cannot happen. */
+const REHEARSAL_TIMEOUT_MS = 1000;
+
 /** True for a host name or address that only this host can reach. */
 function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase();
@@ -252,11 +259,12 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   >;
   #finished = false;
   /** The options as given, for the rehearsals' scratch watchers. */
-  readonly #given: WatcherOptions;
   readonly #isRehearsal: boolean;
   /** The rehearsals running in the background; shutdown() waits for them. */
   #rehearsing: Promise<void> | undefined;
   #rehearsalsDone = 0;
+  /** Ends the rehearsals' current wait (set while one waits). */
+  #wakeRehearsal: (() => void) | undefined;
 
   /** A watcher that starts as primary (fails if the endpoint is taken). */
   static forPrimary(options: Omit<WatcherOptions, 'role'>): Watcher {
@@ -272,7 +280,6 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   constructor(options: WatcherOptions, deps: WatcherDeps = {}) {
     super();
     this.options = resolveOptions(options);
-    this.#given = options;
     this.#isRehearsal = deps.rehearsal === true;
     const o = this.options;
     this.#clock = o.clock ?? systemClock;
@@ -359,11 +366,18 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   async #boot(): Promise<void> {
-    if (this.#loop.state.phase !== 'idle') return; // shutdown() came first
+    // shutdown() came first (start() after shutdown(), or a shutdown() while the state file was
+    // read): start() must not wait for ever.
+    const shutDown = (): boolean => {
+      if (this.#loop.state.phase === 'idle') return false;
+      this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
+      return true;
+    };
+    if (shutDown()) return;
     const floor = this.#stateFile.epochFloor();
     const fileEpoch = floor.epoch;
     if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
-    if (this.#loop.state.phase !== 'idle') return;
+    if (shutDown()) return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
     if (!this.#isRehearsal) this.#warmUp();
     const endpoint = this.options.endpoint;
@@ -400,6 +414,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (this.#stopped !== undefined) return this.#stopped.promise;
     const stopped = deferred<void>();
     this.#stopped = stopped;
+    this.#wakeRehearsal?.();
     if (this.#loop.state.phase === 'idle' && this.#started === undefined) {
       this.#dispatch({ type: 'shutdown' });
       return stopped.promise;
@@ -569,7 +584,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     void new AbortController().signal.aborted;
   }
 
-  /** Starts the rehearsals (see the `rehearsals` option) in the background, on the next turn. */
+  /** Starts the rehearsals (see the `rehearsals` option) in the background. */
   #startRehearsals(): void {
     if (this.#isRehearsal || this.options.rehearsals === 0 || this.#stopped !== undefined) return;
     this.#rehearsing = this.#rehearse().catch((error: unknown) => {
@@ -577,73 +592,120 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     });
   }
 
+  /**
+   * Runs the rehearsals one after another, each on a later turn of the event loop, and only
+   * while this node is at rest (a follower with a primary, or a settled primary): never during
+   * a takeover, whose CPU they would take. Stops at shutdown() or at the first that fails (an
+   * unwritable work directory, say: they are only worth their speed).
+   */
   async #rehearse(): Promise<void> {
     const stateFile = new StateFile(this.options.workdir, { scratch: true });
     try {
-      for (let i = 0; i < this.options.rehearsals; i++) {
+      try {
+        stateFile.writeSync({ epoch: 0, primary: null, updatedAt: 0 });
+      } catch (error) {
+        throw new Error(`no scratch state file: ${(error as Error).message}`);
+      }
+      for (let done = 0; done < this.options.rehearsals; ) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.#stopped !== undefined) return;
-        await this.#rehearseOnce(stateFile, i % 2 === 0 ? 'disconnect' : 'shutdown');
-        this.#rehearsalsDone++;
+        if (!this.#atRest()) {
+          await this.#rehearsalPause(REHEARSAL_WAIT_MS);
+          continue;
+        }
+        await this.#rehearseOnce(stateFile, done % 2 === 0 ? 'disconnect' : 'shutdown');
+        if (this.#stopped !== undefined) return;
+        done++;
+        this.#rehearsalsDone = done;
       }
     } finally {
       stateFile.remove();
     }
   }
 
+  /** Neither taking over nor handing over: a follower of a live primary, or a settled primary. */
+  #atRest(): boolean {
+    const s = this.#loop.state;
+    if (s.phase === 'primary') return !s.promoteOutstanding && !s.demoteOutstanding;
+    return s.phase === 'secondary' && s.loss === undefined && s.probeUntil === undefined && !s.demoteOutstanding;
+  }
+
+  /** Resolves after `ms`, or at once when shutdown() is called. */
+  #rehearsalPause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wakeRehearsal = undefined;
+        resolve();
+      }, ms);
+      timer.unref();
+      this.#wakeRehearsal = () => {
+        clearTimeout(timer);
+        this.#wakeRehearsal = undefined;
+        resolve();
+      };
+    });
+  }
+
   /**
-   * One dry run: a scratch watcher (same options, but its own id, a transport with no socket,
-   * the scratch state file, no logger or callbacks) follows a made-up primary, takes over when
-   * that primary's connection drops (`disconnect`) or it says goodbye (`shutdown`), and exits
-   * gracefully. Rejects if the takeover does not happen within a second.
+   * One dry run: a scratch watcher (this one's timing and priority options, but a fixed id, a
+   * transport with no socket, the scratch state file, the system clock, no logger or callbacks)
+   * follows a made-up primary, takes over when that primary's connection drops (`disconnect`)
+   * or it says goodbye (`shutdown`), and exits gracefully. The takeover needs no timer, only a
+   * few turns of the event loop; rejects if it has not happened within a second.
    */
   async #rehearseOnce(stateFile: StateFile, cause: 'disconnect' | 'shutdown'): Promise<void> {
+    const o = this.options;
     const transport = new RehearsalTransport();
-    const id = `${this.options.instanceId}~rehearsal`;
-    let promoted!: () => void;
+    let promoted = false;
+    let onTakeover!: () => void;
     const takeover = new Promise<void>((resolve) => {
-      promoted = resolve;
+      onTakeover = resolve;
     });
     const scratch = new Watcher(
       {
-        ...this.#given,
-        instanceId: id,
+        endpoint: o.endpoint.address,
+        instanceId: REHEARSAL_ID,
+        workdir: o.workdir,
         role: 'secondary',
         enabled: true,
-        logger: undefined,
-        onPromote: () => promoted(),
-        onDemote: undefined,
-        clock: undefined,
-        curve: undefined,
+        heartbeatInterval: o.heartbeatInterval,
+        heartbeatTimeout: o.heartbeatTimeout,
+        retryInterval: o.retryInterval,
+        maxRetryInterval: o.maxRetryInterval,
+        shutdownTimeout: o.shutdownTimeout,
+        notificationBuffer: o.notificationBuffer,
+        priority: o.priority,
+        priorityStagger: o.priorityStagger,
+        preempt: o.preempt,
+        preemptDelay: o.preemptDelay,
+        fencing: o.fencing,
+        livenessProbeTimeout: o.livenessProbeTimeout,
+        onPromote: () => {
+          promoted = true;
+          onTakeover();
+        },
       },
       { transport, stateFile, rehearsal: true },
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await scratch.start();
-      const primary = `${id}-primary`;
-      const epoch = scratch.epoch + 1;
       const payload = {
         version: PROTOCOL_VERSION,
-        instanceId: primary,
-        epoch,
+        instanceId: `${REHEARSAL_ID}-primary`,
+        epoch: scratch.epoch + 1,
         sentAt: systemClock.wallNow(),
         pid: process.pid,
         host: this.#host,
-        heartbeatInterval: this.options.heartbeatInterval,
-        priority: this.options.priority,
+        heartbeatInterval: o.heartbeatInterval,
+        priority: o.priority,
       };
-      transport.deliver(encode('instance.heartbeat', { ...payload, seq: 1, members: [[id, this.options.priority]] }));
+      transport.deliver(encode('instance.heartbeat', { ...payload, seq: 1, members: [[REHEARSAL_ID, o.priority]] }));
       if (cause === 'disconnect') transport.disconnect();
       else transport.deliver(encode('instance.shutdown', { ...payload, seq: 2 }));
-      await Promise.race([
-        takeover,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no takeover on ${cause}`)), 1000);
-        }),
-      ]);
+      await Promise.race([takeover, this.#rehearsalPause(REHEARSAL_TIMEOUT_MS)]);
+      this.#wakeRehearsal?.();
+      if (!promoted && this.#stopped === undefined) throw new Error(`no takeover on ${cause} within ${REHEARSAL_TIMEOUT_MS} ms`);
     } finally {
-      clearTimeout(timer);
       await scratch.shutdown();
     }
   }

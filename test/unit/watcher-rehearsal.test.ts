@@ -4,13 +4,15 @@
  * the transport, the state file, the callbacks, the events or the logger; and shutdown() must
  * leave none of them behind. A recording transport, no sockets.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { tempWorkdir } from '../../harness/cluster.js';
 import { FakeClock, Watcher, type RoleChange } from '../../src/index.js';
 import { STATE_FILE_NAME } from '../../src/runtime/state-file.js';
-import type { Transport } from '../../src/transport/transport.js';
+import { encode } from '../../src/protocol/codec.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -23,10 +25,11 @@ function workdir(): string {
   return w.path;
 }
 
-function recordingTransport(calls: string[]): Transport {
+function recordingTransport(calls: string[], onOpen?: (handlers: TransportHandlers) => void): Transport {
   return {
-    open: async () => {
+    open: async (handlers) => {
       calls.push('open');
+      onOpen?.(handlers);
     },
     probe: () => undefined,
     bind: async () => {
@@ -91,7 +94,7 @@ it('runs every rehearsal without touching the transport, the state file, the cal
   expect(callsAtStart).toEqual(['open', 'bind', 'publish', 'publish']);
 
   expect(await until(() => watcher.status().rehearsals === 6)).toBe(true);
-  // The scratch state file is gone once they are done (removed before the count is final).
+  // The scratch state file goes right after the last one (in the same tick).
   expect(await until(() => scratchFiles(dir).length === 0)).toBe(true);
 
   expect(calls).toEqual(callsAtStart);
@@ -108,7 +111,11 @@ it('runs every rehearsal without touching the transport, the state file, the cal
   expect(watcher.status().rehearsals).toBe(6);
 });
 
-it('shutdown() stops the rehearsals and resolves only after the one under way, leaving no scratch file', async () => {
+// shutdown() at different points of the rehearsals (between two, or some turns into one): it
+// resolves only once the one under way has finished and the scratch file is gone. (A test cannot
+// force shutdown() to finish before the rehearsal under way: shutdown() also waits for that in
+// code, which this test alone would not catch missing.)
+it.each([0, 1, 2, 3])('shutdown() %i turns into a rehearsal stops them, after the one under way, leaving no scratch file', async (turns) => {
   const dir = workdir();
   const watcher = new Watcher(
     { endpoint: 'ipc://@fw-rehearsal-unit-2', workdir: dir, role: 'secondary', heartbeatInterval: 100, heartbeatTimeout: 300, rehearsals: 10_000 },
@@ -116,6 +123,7 @@ it('shutdown() stops the rehearsals and resolves only after the one under way, l
   );
   await watcher.start();
   expect(await until(() => watcher.status().rehearsals >= 3)).toBe(true);
+  for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   expect(scratchFiles(dir)).toHaveLength(1);
   await watcher.shutdown();
   const done = watcher.status().rehearsals;
@@ -154,4 +162,77 @@ it('a watcher shut down before start() settled never rehearses', async () => {
   for (let i = 0; i < 50; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   expect(watcher.status().rehearsals).toBe(0);
   expect(scratchFiles(dir)).toEqual([]);
+});
+
+it('a watcher whose scratch state file cannot be written runs no rehearsal, says so at debug level, and shuts down at once', async () => {
+  const dir = workdir();
+  // The work directory is a regular file: the real state file cannot be read either (reported,
+  // epoch 0), but a secondary starts; the scratch file cannot be created.
+  const file = join(dir, 'not-a-directory');
+  writeFileSync(file, 'x');
+  const debug: string[] = [];
+  const watcher = new Watcher(
+    {
+      endpoint: 'ipc://@fw-rehearsal-unit-5',
+      workdir: file,
+      role: 'secondary',
+      heartbeatInterval: 100,
+      heartbeatTimeout: 300,
+      logger: { debug: (m) => void debug.push(m), info: () => undefined, warn: () => undefined, error: () => undefined },
+    },
+    { transport: recordingTransport([]) },
+  );
+  await watcher.start();
+  expect(await until(() => debug.some((m) => m.includes('rehearsals ended: Error: no scratch state file')))).toBe(true);
+  expect(watcher.status().rehearsals).toBe(0);
+  const t0 = performance.now();
+  await watcher.shutdown();
+  // No rehearsal left waiting for its one-second limit.
+  expect(performance.now() - t0).toBeLessThan(500);
+});
+
+it('rehearses with the longest instanceId allowed (the scratch watcher has an id of its own)', async () => {
+  const dir = workdir();
+  const watcher = new Watcher(
+    { endpoint: 'ipc://@fw-rehearsal-unit-6', workdir: dir, instanceId: 'x'.repeat(256), role: 'secondary', heartbeatInterval: 100, heartbeatTimeout: 300, rehearsals: 4 },
+    { transport: recordingTransport([]) },
+  );
+  await watcher.start();
+  expect(await until(() => watcher.status().rehearsals === 4)).toBe(true);
+  await watcher.shutdown();
+});
+
+it('rehearses only at rest: not while the primary is lost, and again once the node settled as primary', async () => {
+  const dir = workdir();
+  const calls: string[] = [];
+  let handlers: TransportHandlers | undefined;
+  const watcher = new Watcher(
+    { endpoint: 'ipc://@fw-rehearsal-unit-7', workdir: dir, role: 'secondary', enabled: false, heartbeatInterval: 100, heartbeatTimeout: 5000, rehearsals: 4 },
+    { transport: recordingTransport(calls, (h) => (handlers = h)) },
+  );
+  await watcher.start();
+  const payload = { version: PROTOCOL_VERSION, instanceId: 'p', epoch: 1, sentAt: Date.now(), pid: 1, host: 'h', heartbeatInterval: 100 };
+  // Lost before the first rehearsal could start (it waits a turn): a disabled secondary stays
+  // in that state, so none runs.
+  handlers?.onMessage(encode('instance.heartbeat', { ...payload, seq: 1 }));
+  handlers?.onMessage(encode('instance.shutdown', { ...payload, seq: 2 }));
+  expect(watcher.status().primarySuspected).toBe(true);
+  for (let i = 0; i < 100; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  expect(watcher.status().rehearsals).toBe(0);
+  expect(scratchFiles(dir)).toHaveLength(1);
+  // Enabled, it takes over (bind, epoch, announcement, onPromote) and, once primary, rehearses.
+  watcher.setEnabled(true);
+  expect(await until(() => watcher.role === 'primary')).toBe(true);
+  expect(await until(() => watcher.status().rehearsals === 4)).toBe(true);
+  expect(calls.filter((c) => c === 'bind')).toEqual(['bind']);
+  await watcher.shutdown();
+});
+
+it('start() after shutdown() rejects instead of waiting for ever', async () => {
+  const watcher = new Watcher(
+    { endpoint: 'ipc://@fw-rehearsal-unit-8', workdir: workdir(), role: 'secondary', heartbeatInterval: 100, heartbeatTimeout: 300 },
+    { transport: recordingTransport([]) },
+  );
+  await watcher.shutdown();
+  await expect(watcher.start()).rejects.toMatchObject({ code: 'ERR_FAILOVER_LIFECYCLE' });
 });

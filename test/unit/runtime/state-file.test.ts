@@ -27,6 +27,28 @@ const record = (epoch: number, instanceId = 'node-a') => ({
 });
 
 describe('StateFile', () => {
+  it('a scratch file lives next to the real one, never touches it, is not flushed, and remove() deletes only it', () => {
+    const dir = workdir();
+    const real = new StateFile(dir);
+    real.writeSync(record(5));
+    const before = readFileSync(real.path, 'utf8');
+    const a = new StateFile(dir, { scratch: true });
+    const b = new StateFile(dir, { scratch: true });
+    expect(a.path).not.toBe(real.path);
+    expect(a.path).not.toBe(b.path);
+    expect(a.path.startsWith(`${real.path}.${process.pid}.`)).toBe(true);
+    expect(a.readSync()).toEqual({ epoch: 0, primary: null, updatedAt: 0 });
+    a.writeSync(record(9));
+    expect(a.readSync()).toEqual(record(9));
+    expect(a.pendingFlushes).toBe(0);
+    expect(readFileSync(real.path, 'utf8')).toBe(before);
+    a.remove();
+    a.remove();
+    real.remove();
+    expect(readdirSync(dir)).toEqual([STATE_FILE_NAME]);
+    expect(real.readSync()).toEqual(record(5));
+  });
+
   it('reads a missing file as epoch 0 and reads back what it wrote', () => {
     const file = new StateFile(join(workdir(), 'nested', 'dir'));
     expect(file.readSync()).toEqual({ epoch: 0, primary: null, updatedAt: 0 });
