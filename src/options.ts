@@ -154,8 +154,8 @@ export interface WatcherOptions {
   readonly notificationBuffer?: number;
   /**
    * Dry runs of a takeover and of a graceful exit through this watcher's own code, run in the
-   * background once `start()` has resolved, while the node is at rest (never during its own
-   * takeover or handover): a scratch watcher with no socket and a scratch state file next to the
+   * background while the node is a secondary at rest (once `start()` has resolved, or later
+   * when it becomes one; never during a takeover or handover, nor as primary): a scratch watcher with no socket and a scratch state file next to the
    * real one (removed afterwards) follows a made-up primary, takes over when it goes, and shuts
    * down. Nothing is bound, sent or called, and the real state file is never touched. Their
    * purpose is speed: a secondary may follow for hours and then take over with code it never

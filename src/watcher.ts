@@ -197,8 +197,11 @@ type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: u
 
 /** The scratch watcher's id in a rehearsal (it never meets another node). */
 const REHEARSAL_ID = 'rehearsal';
-/** How often rehearsals look again whether the node is at rest. */
-const REHEARSAL_WAIT_MS = 50;
+/**
+ * How often rehearsals look again whether the node is a secondary at rest (besides whenever the
+ * watcher has news: a role change, a primary found or lost).
+ */
+const REHEARSAL_WAIT_MS = 1000;
 /** A rehearsal's takeover needs no timer; this long without one means it cannot happen. */
 const REHEARSAL_TIMEOUT_MS = 1000;
 
@@ -258,13 +261,13 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     number
   >;
   #finished = false;
-  /** The options as given, for the rehearsals' scratch watchers. */
+  /** This watcher is a rehearsal's scratch watcher (see WatcherDeps.rehearsal). */
   readonly #isRehearsal: boolean;
   /** The rehearsals running in the background; shutdown() waits for them. */
   #rehearsing: Promise<void> | undefined;
   #rehearsalsDone = 0;
-  /** Ends the rehearsals' current wait (set while one waits). */
-  #wakeRehearsal: (() => void) | undefined;
+  /** Ends the rehearsals' current wait (set while one waits); `onNews`: on any notification too. */
+  #rehearsalWait: { readonly wake: () => void; readonly onNews: boolean } | undefined;
 
   /** A watcher that starts as primary (fails if the endpoint is taken). */
   static forPrimary(options: Omit<WatcherOptions, 'role'>): Watcher {
@@ -414,7 +417,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (this.#stopped !== undefined) return this.#stopped.promise;
     const stopped = deferred<void>();
     this.#stopped = stopped;
-    this.#wakeRehearsal?.();
+    this.#rehearsalWait?.wake();
     if (this.#loop.state.phase === 'idle' && this.#started === undefined) {
       this.#dispatch({ type: 'shutdown' });
       return stopped.promise;
@@ -594,9 +597,11 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   /**
    * Runs the rehearsals one after another, each on a later turn of the event loop, and only
-   * while this node is at rest (a follower with a primary, or a settled primary): never during
-   * a takeover, whose CPU they would take. Stops at shutdown() or at the first that fails (an
-   * unwritable work directory, say: they are only worth their speed).
+   * while this node is a secondary at rest, the role that takes over: not during a takeover,
+   * whose CPU they would take, nor as primary, where they would only grow the process (the
+   * memory V8 keeps for a while after them delays the crash detection of a primary, see the
+   * README). Stops at shutdown() or at the first that fails (an unwritable work directory, say:
+   * they are only worth their speed).
    */
   async #rehearse(): Promise<void> {
     const stateFile = new StateFile(this.options.workdir, { scratch: true });
@@ -610,7 +615,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.#stopped !== undefined) return;
         if (!this.#atRest()) {
-          await this.#rehearsalPause(REHEARSAL_WAIT_MS);
+          await this.#rehearsalPause(REHEARSAL_WAIT_MS, true);
           continue;
         }
         await this.#rehearseOnce(stateFile, done % 2 === 0 ? 'disconnect' : 'shutdown');
@@ -623,26 +628,23 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     }
   }
 
-  /** Neither taking over nor handing over: a follower of a live primary, or a settled primary. */
+  /** A secondary neither taking over nor handing over: following a live primary, or none heard yet. */
   #atRest(): boolean {
     const s = this.#loop.state;
-    if (s.phase === 'primary') return !s.promoteOutstanding && !s.demoteOutstanding;
     return s.phase === 'secondary' && s.loss === undefined && s.probeUntil === undefined && !s.demoteOutstanding;
   }
 
-  /** Resolves after `ms`, or at once when shutdown() is called. */
-  #rehearsalPause(ms: number): Promise<void> {
+  /** Resolves after `ms`, or at once when shutdown() is called (or, `onNews`, on a notification). */
+  #rehearsalPause(ms: number, onNews: boolean): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#wakeRehearsal = undefined;
-        resolve();
-      }, ms);
-      timer.unref();
-      this.#wakeRehearsal = () => {
+      const wake = (): void => {
         clearTimeout(timer);
-        this.#wakeRehearsal = undefined;
+        this.#rehearsalWait = undefined;
         resolve();
       };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      this.#rehearsalWait = { wake, onNews };
     });
   }
 
@@ -702,8 +704,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       transport.deliver(encode('instance.heartbeat', { ...payload, seq: 1, members: [[REHEARSAL_ID, o.priority]] }));
       if (cause === 'disconnect') transport.disconnect();
       else transport.deliver(encode('instance.shutdown', { ...payload, seq: 2 }));
-      await Promise.race([takeover, this.#rehearsalPause(REHEARSAL_TIMEOUT_MS)]);
-      this.#wakeRehearsal?.();
+      await Promise.race([takeover, this.#rehearsalPause(REHEARSAL_TIMEOUT_MS, false)]);
+      this.#rehearsalWait?.wake();
       if (!promoted && this.#stopped === undefined) throw new Error(`no takeover on ${cause} within ${REHEARSAL_TIMEOUT_MS} ms`);
     } finally {
       await scratch.shutdown();
@@ -862,6 +864,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
           this.pushChange(change);
         }
         this.#scheduleFlush();
+        // News may mean this node is at rest again: rehearsals waiting for that look again.
+        if (this.#rehearsalWait?.onNews === true) this.#rehearsalWait.wake();
         return;
       case 'log':
         this.#logger[effect.level](effect.message);

@@ -62,9 +62,10 @@ function scratchFiles(dir: string): string[] {
   return readdirSync(dir).filter((name) => name !== STATE_FILE_NAME);
 }
 
-it('runs every rehearsal without touching the transport, the state file, the callbacks, the events or the logger', async () => {
+it('rehearses only as a secondary, and touches neither the transport, the state file, the callbacks, the events nor the logger', async () => {
   const dir = workdir();
   const calls: string[] = [];
+  let handlers: TransportHandlers | undefined;
   const promotes: number[] = [];
   const demotes: number[] = [];
   const logs: string[] = [];
@@ -84,30 +85,41 @@ it('runs every rehearsal without touching the transport, the state file, the cal
       onPromote: ({ epoch }) => void promotes.push(epoch),
       onDemote: ({ epoch }) => void demotes.push(epoch),
     },
-    { transport: recordingTransport(calls) },
+    { transport: recordingTransport(calls, (h) => (handlers = h)) },
   );
   const changes: RoleChange[] = [];
   watcher.on('roleChanged', (c) => changes.push(c));
   await watcher.start();
-  const record = readFileSync(join(dir, STATE_FILE_NAME), 'utf8');
-  const callsAtStart = [...calls];
-  expect(callsAtStart).toEqual(['open', 'bind', 'publish', 'publish']);
+  expect(calls).toEqual(['open', 'bind', 'publish', 'publish']);
+  // None as primary.
+  for (let i = 0; i < 100; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  expect(watcher.status().rehearsals).toBe(0);
 
+  // A secondary once it stepped down and follows the next primary.
+  watcher.stepDown();
+  expect(await until(() => watcher.role === 'secondary' && demotes.length === 1)).toBe(true);
+  for (let i = 0; i < 100; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  expect(watcher.status().rehearsals).toBe(0);
+  handlers?.onMessage(
+    encode('instance.heartbeat', { version: PROTOCOL_VERSION, instanceId: 'next', epoch: 2, seq: 1, sentAt: Date.now(), pid: 1, host: 'h', heartbeatInterval: 100 }),
+  );
+  expect(watcher.status().primary?.instanceId).toBe('next');
+  const record = readFileSync(join(dir, STATE_FILE_NAME), 'utf8');
+  const callsBefore = [...calls];
   expect(await until(() => watcher.status().rehearsals === 6)).toBe(true);
   // The scratch state file goes right after the last one (in the same tick).
   expect(await until(() => scratchFiles(dir).length === 0)).toBe(true);
 
-  expect(calls).toEqual(callsAtStart);
+  expect(calls).toEqual(callsBefore);
   expect(readFileSync(join(dir, STATE_FILE_NAME), 'utf8')).toBe(record);
   expect(promotes).toEqual([1]);
-  expect(demotes).toEqual([]);
-  expect(changes.map((c) => `${c.from}->${c.to}`)).toEqual(['starting->primary']);
+  expect(demotes).toEqual([1]);
+  expect(changes.map((c) => `${c.from}->${c.to}`)).toEqual(['starting->primary', 'primary->secondary']);
   expect(logs.filter((m) => m.includes('rehearsal'))).toEqual([]);
-  expect(watcher.role).toBe('primary');
-  expect(watcher.epoch).toBe(1);
+  expect(watcher.role).toBe('secondary');
+  expect(watcher.epoch).toBe(2);
 
   await watcher.shutdown();
-  expect(demotes).toEqual([1]);
   expect(watcher.status().rehearsals).toBe(6);
 });
 
@@ -202,7 +214,7 @@ it('rehearses with the longest instanceId allowed (the scratch watcher has an id
   await watcher.shutdown();
 });
 
-it('rehearses only at rest: not while the primary is lost, and again once the node settled as primary', async () => {
+it('rehearses only at rest: not while the primary is lost, nor as the primary that took over', async () => {
   const dir = workdir();
   const calls: string[] = [];
   let handlers: TransportHandlers | undefined;
@@ -220,10 +232,16 @@ it('rehearses only at rest: not while the primary is lost, and again once the no
   for (let i = 0; i < 100; i++) await new Promise<void>((resolve) => setImmediate(resolve));
   expect(watcher.status().rehearsals).toBe(0);
   expect(scratchFiles(dir)).toHaveLength(1);
-  // Enabled, it takes over (bind, epoch, announcement, onPromote) and, once primary, rehearses.
+  // Enabled, it takes over (bind, epoch, announcement, onPromote); as primary it does not rehearse.
   watcher.setEnabled(true);
   expect(await until(() => watcher.role === 'primary')).toBe(true);
-  expect(await until(() => watcher.status().rehearsals === 4)).toBe(true);
+  for (let i = 0; i < 100; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  expect(watcher.status().rehearsals).toBe(0);
+  // A new primary with a higher epoch: it steps down, follows, and rehearses (woken by the news,
+  // not by its one-second look).
+  handlers?.onMessage(encode('instance.heartbeat', { ...payload, instanceId: 'q', epoch: 9, seq: 1 }));
+  expect(await until(() => watcher.role === 'secondary')).toBe(true);
+  expect(await until(() => watcher.status().rehearsals === 4, 900)).toBe(true);
   expect(calls.filter((c) => c === 'bind')).toEqual(['bind']);
   await watcher.shutdown();
 });
