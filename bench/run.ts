@@ -84,10 +84,10 @@ function parse(argv: string[]): Args | string {
   }
   if (values.help) return 'help';
   const quick = values.quick ?? false;
-  const int = (name: string, raw: string | undefined, fallback: number, max: number): number | string => {
+  const int = (name: string, raw: string | undefined, fallback: number, max: number, min = 1): number | string => {
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    return Number.isInteger(n) && n >= 1 && n <= max ? n : `--${name} expects an integer from 1 to ${max}, received '${raw}'`;
+    return Number.isInteger(n) && n >= min && n <= max ? n : `--${name} expects an integer from ${min} to ${max}, received '${raw}'`;
   };
   const trials = int('trials', values.trials, quick ? QUICK_TRIALS : DEFAULT_TRIALS, 100_000);
   if (typeof trials === 'string') return trials;
@@ -98,13 +98,8 @@ function parse(argv: string[]): Args | string {
   if (unknown.length > 0) {
     return `--only: unknown scenario ${unknown.map((u) => `'${u}'`).join(', ')}; expected one of ${SCENARIOS.map((s) => s.name).join(', ')}`;
   }
-  let rehearsals: number | undefined;
-  if (values.rehearsals !== undefined) {
-    rehearsals = Number(values.rehearsals);
-    if (!Number.isInteger(rehearsals) || rehearsals < 0 || rehearsals > 10_000) {
-      return `--rehearsals expects an integer from 0 to 10000, received '${values.rehearsals}'`;
-    }
-  }
+  const rehearsals = values.rehearsals === undefined ? undefined : int('rehearsals', values.rehearsals, 0, 10_000, 0);
+  if (typeof rehearsals === 'string') return rehearsals;
   return {
     trials,
     quick,

@@ -155,9 +155,9 @@ export interface WatcherOptions {
   /**
    * Dry runs of a takeover and of a graceful exit through this watcher's own code, run in the
    * background while the node is a secondary at rest (once `start()` has resolved, or later
-   * when it becomes one; never during a takeover or handover, nor as primary): a scratch watcher with no socket and a scratch state file next to the
-   * real one (removed afterwards) follows a made-up primary, takes over when it goes, and shuts
-   * down. Nothing is bound, sent or called, and the real state file is never touched. Their
+   * when it becomes one; never during a takeover or handover, nor as primary): a scratch
+   * watcher with no socket and a scratch state file next to the real one (removed afterwards)
+   * follows a made-up primary, takes over when it goes, and shuts down. Nothing is bound, sent or called, and the real state file is never touched. Their
    * purpose is speed: a secondary may follow for hours and then take over with code it never
    * ran, which V8 would compile and run unoptimized on the takeover's clock. On the 2-core test
    * machine they cut the watcher's own part of a crash takeover from 1.3–1.8 ms to 0.7–1.0 ms.

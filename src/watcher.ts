@@ -611,17 +611,16 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       } catch (error) {
         throw new Error(`no scratch state file: ${(error as Error).message}`);
       }
-      for (let done = 0; done < this.options.rehearsals; ) {
+      while (this.#rehearsalsDone < this.options.rehearsals) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.#stopped !== undefined) return;
         if (!this.#atRest()) {
           await this.#rehearsalPause(REHEARSAL_WAIT_MS, true);
           continue;
         }
-        await this.#rehearseOnce(stateFile, done % 2 === 0 ? 'disconnect' : 'shutdown');
+        await this.#rehearseOnce(stateFile, this.#rehearsalsDone % 2 === 0 ? 'disconnect' : 'shutdown');
         if (this.#stopped !== undefined) return;
-        done++;
-        this.#rehearsalsDone = done;
+        this.#rehearsalsDone++;
       }
     } finally {
       stateFile.remove();
@@ -658,9 +657,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   async #rehearseOnce(stateFile: StateFile, cause: 'disconnect' | 'shutdown'): Promise<void> {
     const o = this.options;
     const transport = new RehearsalTransport();
-    let promoted = false;
-    let onTakeover!: () => void;
-    const takeover = new Promise<void>((resolve) => {
+    let onTakeover!: (tookOver: true) => void;
+    const takeover = new Promise<true>((resolve) => {
       onTakeover = resolve;
     });
     const scratch = new Watcher(
@@ -682,10 +680,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         preemptDelay: o.preemptDelay,
         fencing: o.fencing,
         livenessProbeTimeout: o.livenessProbeTimeout,
-        onPromote: () => {
-          promoted = true;
-          onTakeover();
-        },
+        onPromote: () => onTakeover(true),
       },
       { transport, stateFile, rehearsal: true },
     );
@@ -704,9 +699,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       transport.deliver(encode('instance.heartbeat', { ...payload, seq: 1, members: [[REHEARSAL_ID, o.priority]] }));
       if (cause === 'disconnect') transport.disconnect();
       else transport.deliver(encode('instance.shutdown', { ...payload, seq: 2 }));
-      await Promise.race([takeover, this.#rehearsalPause(REHEARSAL_TIMEOUT_MS, false)]);
+      const tookOver = await Promise.race([takeover, this.#rehearsalPause(REHEARSAL_TIMEOUT_MS, false).then(() => false)]);
       this.#rehearsalWait?.wake();
-      if (!promoted && this.#stopped === undefined) throw new Error(`no takeover on ${cause} within ${REHEARSAL_TIMEOUT_MS} ms`);
+      if (!tookOver && this.#stopped === undefined) throw new Error(`no takeover on ${cause} within ${REHEARSAL_TIMEOUT_MS} ms`);
     } finally {
       await scratch.shutdown();
     }

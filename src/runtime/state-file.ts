@@ -6,7 +6,8 @@
  * in place, in one `pwrite` of a record padded with spaces to whole 512-byte blocks (and to the
  * file's current size at least, so nothing is ever cut), which costs about a tenth of a
  * millisecond on a host that was idle; a temporary file renamed over it cost half a millisecond
- * or more on ext4, on the clock of every crash failover. The data is then flushed to disk (`fdatasync`) in the background.
+ * or more on ext4, on the clock of every crash failover. The data is then flushed to disk
+ * (`fdatasync`) in the background.
  *
  * A record is never torn by a crash of its writer (one write within one page). Only the endpoint's
  * holder writes it, and takeovers read it only after they bound the endpoint, so a takeover never
@@ -149,7 +150,7 @@ export class StateFile {
     this.#writeAt(this.path, record, this.#durable);
   }
 
-  /** A write; `flush`: to disk, in the background (not for the warm-up's scratch file). */
+  /** A write; `flush`: to disk, in the background (not for scratch files). */
   #writeAt(path: string, record: StateRecord, flush: boolean): void {
     try {
       this.#ensureDirectory();
