@@ -199,8 +199,13 @@ export class ZmqTransport implements Transport {
       this.#warmingUp = true;
       void this.bind();
       this.#warmingUp = false;
-      // The same for publish(), which returns at once with no bound socket.
-      if (this.#pub === undefined) void this.publish(WARM_UP_FRAMES);
+      // The same for publish() and release(), which return at once with no bound socket: a
+      // primary releases once in its life, so its graceful exit would otherwise compile
+      // release() on the clock of the handover.
+      if (this.#pub === undefined) {
+        void this.publish(WARM_UP_FRAMES);
+        void this.release(WARM_UP_FRAMES);
+      }
     }
   }
 
