@@ -9,6 +9,7 @@ import { crashFailover } from './crash-failover.js';
 import { crashMemory } from './crash-memory.js';
 import { gracefulHandover } from './graceful-handover.js';
 import { hangFailover } from './hang-failover.js';
+import { hostFloor } from './host-floor.js';
 import { idleCost } from './idle-cost.js';
 import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
@@ -16,4 +17,4 @@ import { scale32 } from './scale-32.js';
 import { silenceFailover } from './silence-failover.js';
 import { uslCompare } from './usl-compare.js';
 
-export const SCENARIOS: readonly Scenario[] = [gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, crashMemory, hangFailover, scale32, uslCompare];
+export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, crashMemory, hangFailover, scale32, uslCompare];
