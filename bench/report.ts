@@ -95,7 +95,7 @@ export function notesSection(results: readonly ScenarioResult[], maxFailures = 1
     if (r.notes.length === 0 && r.failures.length === 0) continue;
     lines.push(`${r.name} (${(r.durationMs / 1000).toFixed(1)} s):`);
     for (const n of r.notes) lines.push(`  - ${n}`);
-    for (const f of r.failures.slice(0, maxFailures)) lines.push(`  ! failed: ${f.row} trial ${f.trial}: ${f.cause}`);
+    for (const f of r.failures.slice(0, maxFailures)) lines.push(`  ! failed${f.foreign === true ? ' (compared library)' : ''}: ${f.row} trial ${f.trial}: ${f.cause}`);
     if (r.failures.length > maxFailures) lines.push(`  ! ... ${r.failures.length - maxFailures} more failures in the JSON`);
   }
   return lines;

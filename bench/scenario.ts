@@ -73,6 +73,11 @@ export interface TrialFailure {
   readonly row: string;
   readonly trial: number;
   readonly cause: string;
+  /**
+   * A failure of another library measured for comparison (unix-socket-leader, say): listed like
+   * the others, but it does not make the run exit 1, which says failover-watch failed a trial.
+   */
+  readonly foreign?: boolean;
 }
 
 export interface ScenarioResult {

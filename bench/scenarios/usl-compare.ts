@@ -276,7 +276,7 @@ export const uslCompare: Scenario = {
       if (cause === undefined && latency !== undefined) samples.set(k, [...(samples.get(k) ?? []), latency]);
       else {
         failedBy.set(k, (failedBy.get(k) ?? 0) + 1);
-        failures.push({ row: `${this.name} ${lib} ${kind}`, trial, cause: cause ?? 'no sample' });
+        failures.push({ row: `${this.name} ${lib} ${kind}`, trial, cause: cause ?? 'no sample', ...(lib === 'failover-watch' ? {} : { foreign: true }) });
       }
     };
 
