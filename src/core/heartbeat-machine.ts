@@ -84,6 +84,11 @@ export interface Loss {
   readonly since: number;
   readonly instanceId: string | undefined;
   readonly epoch: number | undefined;
+  /**
+   * Set when this loss is this node's own failed promotion: its retry's backoff ends then, and a
+   * disconnect (the one its own release causes, above all) does not bring the retry forward.
+   */
+  readonly backoffUntil?: number;
 }
 
 /** Fixed parameters of a machine. Durations in ms. */
@@ -578,14 +583,18 @@ function onDisconnected(b: Builder): void {
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.loss !== undefined) {
     const stagger = successorDelay(s, s.loss.instanceId);
+    // Never before the backoff of this node's own failed promotion: releasing the endpoint
+    // dropped its own SUB's connection, which says nothing new.
+    const backoff = s.loss.backoffUntil ?? 0;
     if (s.loss.cause === 'silence') {
       // Suspected by silence (a hung primary): its process may just have died. Try again now,
       // after this node's stagger.
-      b.set({ nextAttemptAt: b.now + stagger });
+      b.set({ nextAttemptAt: Math.max(b.now + stagger, backoff) });
     } else {
       // After a shutdown: the old primary has just closed its socket, so the endpoint is free.
-      // Retry as soon as this node's stagger allows, instead of waiting out the backoff.
-      b.set({ nextAttemptAt: Math.max(b.now, s.loss.since + stagger) });
+      // Retry as soon as this node's stagger allows, instead of waiting out the lost race's
+      // quick retry.
+      b.set({ nextAttemptAt: Math.max(b.now, s.loss.since + stagger, backoff) });
     }
   } else {
     const delay = successorDelay(s, s.primary?.instanceId);
@@ -855,14 +864,14 @@ function failPromotion(b: Builder, detail: string): void {
       return;
     }
     becomeFollower(b);
-    b.set({ loss: { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined }, nextAttemptAt: b.now + delay });
+    b.set({ loss: { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined, backoffUntil: b.now + delay }, nextAttemptAt: b.now + delay });
     b.changeRole('secondary', 'startup');
     b.emit({ type: 'started' });
     return;
   }
   becomeFollower(b);
   b.set({
-    loss: { cause: reason, since: b.now, instanceId: undefined, epoch: undefined },
+    loss: { cause: reason, since: b.now, instanceId: undefined, epoch: undefined, backoffUntil: b.now + delay },
     nextAttemptAt: b.now + delay,
   });
 }

@@ -477,6 +477,26 @@ describe('heartbeat machine: failed promotions', () => {
     expect(kinds(fx2)).toEqual(['abortPromote', 'release', 'close']);
   });
 
+  it('the disconnect its own release causes does not cut a failed promotion\'s backoff short', () => {
+    // Releasing the endpoint drops this node's own SUB connection to it: that disconnect says
+    // nothing new, and the retry still waits out the backoff (by silence, shutdown or at start).
+    for (const [name, make] of [
+      ['silence', () => promotingAfterSilence(() => 0.5)],
+      ['shutdown', () => promotingAfterShutdown()],
+      ['startup', () => promotingAtStart(0)],
+    ] as const) {
+      const d = make();
+      d.advanceTo(d.now + 50);
+      const failed = notes(d.send(promoteFailed(1)))[0];
+      if (failed?.type !== 'promotionFailed') throw new Error(`${name}: expected promotionFailed`);
+      const retryAt = d.now + failed.retryInMs;
+      d.advanceTo(d.now + 5);
+      expect(hasBind(d.send({ type: 'disconnected' })), name).toBe(false);
+      expect(hasBind(d.advanceTo(retryAt - 1)), name).toBe(false);
+      expect(hasBind(d.advanceTo(retryAt)), name).toBe(true);
+    }
+  });
+
   it('a claim whose state file write failed gives the endpoint back without a farewell and retries', () => {
     const d = follower();
     d.send(hb('p', 3));
