@@ -418,6 +418,13 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     const stopped = deferred<void>();
     this.#stopped = stopped;
     this.#rehearsalWait?.wake();
+    if (this.#finished) {
+      // Already stopped on its own (a start() that failed closed it): nothing is left to do but
+      // what #finishStop waits for before it resolves.
+      const rehearsing = this.#rehearsing ?? Promise.resolve();
+      setImmediate(() => void rehearsing.then(() => stopped.resolve()));
+      return stopped.promise;
+    }
     if (this.#loop.state.phase === 'idle' && this.#started === undefined) {
       this.#dispatch({ type: 'shutdown' });
       return stopped.promise;
