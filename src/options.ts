@@ -107,6 +107,8 @@ export interface WatcherOptions {
   /**
    * When primary, hand over gracefully to a connected secondary of strictly better priority
    * after `preemptDelay` (keepalived's preempt). Off by default: a working primary keeps its role.
+   * A secondary handed over to that does not take over (failover disabled there, which presence
+   * does not tell) is not preempted for again while it stays connected.
    * @default false
    */
   readonly preempt?: boolean;

@@ -188,6 +188,17 @@ export interface MachineState {
   readonly probeAnsweredAt: number | undefined;
   /** When a preempting primary will hand over to a better-priority secondary. */
   readonly preemptAt: number | undefined;
+  /**
+   * The better-priority secondaries this node stepped down for (preemption), until the next
+   * primary is known: if it is none of them, they are added to {@link preemptDeclined}.
+   */
+  readonly preemptedFor: ReadonlySet<string> | undefined;
+  /**
+   * Secondaries handed over to by preemption that did not take over (failover disabled there,
+   * say, which presence does not tell): not preempted for again until their presence leaves,
+   * so a primary does not hand over in vain, again and again.
+   */
+  readonly preemptDeclined: ReadonlySet<string>;
   /** Monotonic time from which silence is measured. */
   readonly silenceFrom: number;
   readonly loss: Loss | undefined;
@@ -354,6 +365,8 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     lastMembers: [],
     members: new Map(),
     preemptAt: undefined,
+    preemptedFor: undefined,
+    preemptDeclined: new Set(),
     liveness: undefined,
     probes: 0,
     probeAnsweredAt: undefined,
@@ -701,6 +714,7 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
     drainUntil: undefined,
     probeUntil: undefined,
   });
+  settlePreemption(b, m.instanceId);
   if (b.s.liveness !== undefined) {
     b.emit({ type: 'endLivenessProbe', nonce: b.s.liveness.nonce });
     b.set({ liveness: undefined });
@@ -802,6 +816,7 @@ function onStateSaved(b: Builder, ok: boolean, detail: string): void {
     return;
   }
   const reason = s.claimReason ?? 'startup';
+  settlePreemption(b, s.config.instanceId);
   b.set({ phase: 'promoting', promoteOutstanding: true, nextHeartbeatAt: b.now, primary: undefined, loss: undefined });
   b.emit({ type: 'publish', topic: 'instance.promoted', epoch: s.epoch, seq: b.nextSeq() });
   sendHeartbeat(b);
@@ -1068,6 +1083,11 @@ function onPresence(b: Builder, joined: boolean, instanceId: string, priority: n
     if (current.count <= 1) {
       members.delete(instanceId);
       b.log('debug', `secondary ${instanceId} went`);
+      if (s.preemptDeclined.has(instanceId)) {
+        const declined = new Set(s.preemptDeclined);
+        declined.delete(instanceId);
+        b.set({ preemptDeclined: declined });
+      }
     } else {
       members.set(instanceId, { ...current, count: current.count - 1 });
     }
@@ -1076,9 +1096,31 @@ function onPresence(b: Builder, joined: boolean, instanceId: string, priority: n
   schedulePreempt(b);
 }
 
+/** The connected secondaries of better priority than this node that preemption hands over to. */
+function betterMembers(s: MachineState): string[] {
+  const ids: string[] = [];
+  for (const [id, m] of s.members) if (m.priority < s.config.priority && !s.preemptDeclined.has(id)) ids.push(id);
+  return ids;
+}
+
 function hasBetterMember(s: MachineState): boolean {
-  for (const m of s.members.values()) if (m.priority < s.config.priority) return true;
-  return false;
+  return betterMembers(s).length > 0;
+}
+
+/**
+ * The next primary after a preemption hand-over is known (`primaryId`, this node's own id when
+ * it claims the role again): if it is not one of the nodes handed over to, those declined.
+ */
+function settlePreemption(b: Builder, primaryId: string): void {
+  const wanted = b.s.preemptedFor;
+  if (wanted === undefined) return;
+  if (wanted.has(primaryId)) {
+    b.set({ preemptedFor: undefined });
+    return;
+  }
+  const ids = [...wanted];
+  b.log('warn', `handed over to ${ids.join(', ')} for preemption, but ${primaryId} became primary (failover disabled there?); not preempting for ${ids.length === 1 ? 'it' : 'them'} again while connected`);
+  b.set({ preemptedFor: undefined, preemptDeclined: new Set([...b.s.preemptDeclined, ...ids]) });
 }
 
 function schedulePreempt(b: Builder): void {
@@ -1099,8 +1141,10 @@ function schedulePreempt(b: Builder): void {
 
 function preemptIfStillBetter(b: Builder): void {
   b.set({ preemptAt: undefined });
-  if (b.s.phase !== 'primary' || !hasBetterMember(b.s)) return;
+  const better = betterMembers(b.s);
+  if (b.s.phase !== 'primary' || better.length === 0) return;
   b.log('info', 'preempted by a secondary of better priority: stepping down');
+  b.set({ preemptedFor: new Set(better) });
   onStepDown(b);
 }
 

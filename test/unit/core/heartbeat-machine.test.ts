@@ -1111,3 +1111,65 @@ describe('heartbeat machine: chains of failovers', () => {
     ]);
   });
 });
+
+describe('heartbeat machine: preemption', () => {
+  const present = (instanceId: string, priority: number, joined = true): Input => ({ type: 'presence', joined, instanceId, priority });
+
+  /** A preempting primary (priority 5, epoch 1) that sees `best` (priority 1) connect. */
+  function preemptingPrimary(): Driver {
+    const d = promotingAtStart(0, { priority: 5, preempt: true, preemptDelay: 500 });
+    d.send(promoteOk(1));
+    expect(d.state.role).toBe('primary');
+    d.send(present('best', 1));
+    expect(d.state.preemptAt).toBe(d.now + 500);
+    return d;
+  }
+
+  /** Advances to the preemption and walks the hand-over through onDemote. */
+  function handOver(d: Driver): void {
+    const fx = d.advanceTo(d.now + 500);
+    expect(kinds(fx)).toContain('callDemote');
+    expect(only(d.send(demoteSettled(1)), 'release')).toEqual([{ type: 'release', epoch: 1, farewellSeq: expect.any(Number) }]);
+    expect(d.state.role).toBe('secondary');
+  }
+
+  it('hands over to a better-priority secondary after preemptDelay, and again to one that took over before', () => {
+    const d = preemptingPrimary();
+    handOver(d);
+    // best took over: the hand-over worked, nothing is held against it.
+    d.send(hb('best', 2));
+    expect(d.state.preemptedFor).toBeUndefined();
+    expect(d.state.preemptDeclined.size).toBe(0);
+  });
+
+  it('a secondary that did not take over when handed over to (failover disabled there) is not preempted for again while it stays connected', () => {
+    const d = preemptingPrimary();
+    handOver(d);
+    // Nobody takes over: after its hold-off (heartbeatTimeout), this node claims the role again.
+    const retry = d.advanceTo(d.now + 300 + 100);
+    expect(hasBind(retry)).toBe(true);
+    claim(d, 1);
+    expect(d.state.preemptDeclined).toEqual(new Set(['best']));
+    d.send(promoteOk(2));
+    expect(d.state.role).toBe('primary');
+    // The new socket learns best's presence again: no second hand-over.
+    d.send(present('best', 1));
+    expect(d.state.preemptAt).toBeUndefined();
+    const later = d.advanceTo(d.now + 2000);
+    expect(kinds(later)).not.toContain('callDemote');
+    expect(kinds(later)).not.toContain('release');
+    expect(d.state.role).toBe('primary');
+    // Once best has gone and come back, it is a candidate again.
+    d.send(present('best', 1, false));
+    expect(d.state.preemptDeclined.size).toBe(0);
+    d.send(present('best', 1));
+    expect(d.state.preemptAt).toBe(d.now + 500);
+  });
+
+  it('a worse node that took over instead counts as the hand-over failing too', () => {
+    const d = preemptingPrimary();
+    handOver(d);
+    d.send(hb('worse', 2));
+    expect(d.state.preemptDeclined).toEqual(new Set(['best']));
+  });
+});
