@@ -74,9 +74,10 @@ export interface WatcherOptions {
    */
   readonly enabled?: boolean;
   /**
-   * Called when this node becomes primary, before the role is announced. If it throws or
-   * rejects, the node gives the endpoint back, stays secondary and retries later with jittered
-   * backoff.
+   * Called when this node becomes primary: it holds the endpoint, its epoch is written, and its
+   * `instance.promoted` and first heartbeat are out (peers follow it from then on); `roleChanged`
+   * to `primary` comes once this resolves. If it throws or rejects, the node gives the endpoint
+   * back (with `instance.shutdown`), stays secondary and retries later with jittered backoff.
    * @example async ({ epoch, signal }) => { await openDatabase({ fencingToken: epoch, signal }); }
    */
   readonly onPromote?: (context: PromoteContext) => void | Promise<void>;

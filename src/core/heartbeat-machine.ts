@@ -8,8 +8,9 @@
  * driver feeds the outcome of each asynchronous effect back as another input.
  *
  * What it guarantees (given a transport whose bind is exclusive, see DESIGN.md):
- * - a node becomes primary only after its own bind of the endpoint succeeded, and announces the
- *   role only after `onPromote` resolved;
+ * - a node becomes primary only after its own bind of the endpoint succeeded and its epoch was
+ *   written; it announces itself on the wire (`instance.promoted`, heartbeats) before `onPromote`
+ *   runs, and reports the role (`roleChanged`, `role`) only after `onPromote` resolved;
  * - epochs it takes are larger than every epoch it has seen on the wire or in the state file;
  * - a primary that sees a higher epoch steps down at once;
  * - `onDemote` is called exactly once for every `onPromote` that resolved, after it resolved;
