@@ -901,6 +901,12 @@ function loseRole(b: Builder, reason: DemoteReason): void {
   b.emit({ type: 'release', epoch: s.epoch, farewellSeq: undefined });
   b.set({ holdsEndpoint: false, nextHeartbeatAt: undefined, phase: 'secondary', claimReason: undefined });
   if (s.role === 'primary') b.changeRole('secondary', reason);
+  else if (s.role === 'starting') {
+    // Lost while the startup onPromote ran (a higher epoch on the wire): start() ends as a
+    // secondary that follows the other node, as after a failed startup promotion.
+    b.changeRole('secondary', reason);
+    b.emit({ type: 'started' });
+  }
   if (s.promotedTerm !== undefined) callDemote(b, reason);
 }
 

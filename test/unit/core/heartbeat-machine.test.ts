@@ -1112,6 +1112,19 @@ describe('heartbeat machine: chains of failovers', () => {
   });
 });
 
+describe('heartbeat machine: a role lost while starting', () => {
+  it('a higher epoch on the wire while the startup onPromote runs ends start() as a secondary that follows the sender', () => {
+    const d = promotingAtStart(0);
+    const fx = d.send(hb('x', 9));
+    expect(kinds(fx)).toContain('started');
+    expect(kinds(fx)).toContain('abortPromote');
+    expect(notes(fx)).toContainEqual({ type: 'roleChanged', from: 'starting', to: 'secondary', epoch: expect.any(Number), reason: 'higher-epoch' });
+    expect(d.state).toMatchObject({ role: 'secondary', phase: 'secondary', holdsEndpoint: false, primary: { instanceId: 'x', epoch: 9 } });
+    // The onPromote that was running resolves after all: its onDemote follows, nothing else.
+    expect(kinds(d.send(promoteOk(1)))).toEqual(['callDemote']);
+  });
+});
+
 describe('heartbeat machine: preemption', () => {
   const present = (instanceId: string, priority: number, joined = true): Input => ({ type: 'presence', joined, instanceId, priority });
 
