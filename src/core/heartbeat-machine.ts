@@ -86,8 +86,9 @@ export interface Loss {
   readonly instanceId: string | undefined;
   readonly epoch: number | undefined;
   /**
-   * Set when this loss is this node's own failed promotion: its retry's backoff ends then, and a
-   * disconnect (the one its own release causes, above all) does not bring the retry forward.
+   * Set when this loss is this node's own failed promotion: its retry's backoff ends then, and
+   * the disconnect its own release causes (one within `OWN_DISCONNECT_WINDOW` of `since`) does
+   * not bring the retry forward.
    */
   readonly backoffUntil?: number;
 }
@@ -597,9 +598,11 @@ function onDisconnected(b: Builder): void {
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.loss !== undefined) {
     const stagger = successorDelay(s, s.loss.instanceId);
-    // Never before the backoff of this node's own failed promotion: releasing the endpoint
-    // dropped its own SUB's connection, which says nothing new.
-    const backoff = s.loss.backoffUntil ?? 0;
+    // Right after this node's own failed promotion, not before its backoff: releasing the
+    // endpoint dropped its own SUB's connection, which says nothing new. Later disconnects are
+    // news (a node that took over since and crashed).
+    const own = s.loss.backoffUntil !== undefined && b.now - s.loss.since < OWN_DISCONNECT_WINDOW;
+    const backoff = own ? (s.loss.backoffUntil ?? 0) : 0;
     if (s.loss.cause === 'silence') {
       // Suspected by silence (a hung primary): its process may just have died. Try again now,
       // after this node's stagger.
@@ -616,6 +619,12 @@ function onDisconnected(b: Builder): void {
   }
   maybeAttempt(b);
 }
+
+/**
+ * How long after a failed promotion a disconnect is taken for the one its own release caused
+ * (the close is immediate; its SUB hears of it within milliseconds), ms.
+ */
+const OWN_DISCONNECT_WINDOW = 250;
 
 function heartbeatIfDue(b: Builder): void {
   const s = b.s;

@@ -497,6 +497,30 @@ describe('heartbeat machine: failed promotions', () => {
     }
   });
 
+  it('a later disconnect (a node that took over since, crashed) is news: the retry does not wait out the backoff', () => {
+    const d = promotingAfterSilence(() => 0.5);
+    // Three failures in a row: the backoff is 800 ms by now.
+    for (let term = 1; term <= 3; term++) {
+      d.advanceTo(d.now + 50);
+      const failed = notes(d.send(promoteFailed(term)))[0];
+      if (failed?.type !== 'promotionFailed') throw new Error('expected promotionFailed');
+      if (term < 3) {
+        expect(hasBind(d.advanceTo(d.now + failed.retryInMs))).toBe(true);
+        claim(d, d.state.knownEpoch);
+      } else {
+        expect(failed.retryInMs).toBe(800);
+      }
+    }
+    // The own release's disconnect came and went (absorbed, see above); much later, whoever
+    // took over meanwhile (not heard yet) drops: try at once.
+    d.advanceTo(d.now + 5);
+    d.send({ type: 'disconnected' });
+    const backoffEnd = d.state.nextAttemptAt ?? 0;
+    d.advanceTo(d.now + 260);
+    expect(d.now).toBeLessThan(backoffEnd);
+    expect(hasBind(d.send({ type: 'disconnected' }))).toBe(true);
+  });
+
   it('a claim whose state file write failed gives the endpoint back without a farewell and retries', () => {
     const d = follower();
     d.send(hb('p', 3));
