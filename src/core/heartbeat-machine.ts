@@ -192,13 +192,14 @@ export interface MachineState {
   readonly preemptAt: number | undefined;
   /**
    * The better-priority secondaries this node stepped down for (preemption), until the next
-   * primary is known: if it is none of them, they are added to {@link preemptDeclined}.
+   * primary is known: if that is this node again, they go to {@link preemptDeclined}.
    */
   readonly preemptedFor: ReadonlySet<string> | undefined;
   /**
    * Secondaries handed over to by preemption that did not take over (failover disabled there,
-   * say, which presence does not tell): not preempted for again until their presence leaves,
-   * so a primary does not hand over in vain, again and again.
+   * say, which presence does not tell), so that this node took the role back: not preempted for
+   * again while it stays primary and they stay connected, so the role does not go back and
+   * forth. Forgotten when they leave, and when this node follows another primary.
    */
   readonly preemptDeclined: ReadonlySet<string>;
   /** Monotonic time from which silence is measured. */
@@ -725,6 +726,8 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
     probeUntil: undefined,
   });
   settlePreemption(b, m.instanceId);
+  // Following another primary: by the time this node leads again, they may have changed.
+  if (b.s.preemptDeclined.size > 0) b.set({ preemptDeclined: new Set() });
   if (b.s.liveness !== undefined) {
     b.emit({ type: 'endLivenessProbe', nonce: b.s.liveness.nonce });
     b.set({ liveness: undefined });
@@ -911,8 +914,16 @@ function loseRole(b: Builder, reason: DemoteReason): void {
   b.set({ holdsEndpoint: false, nextHeartbeatAt: undefined, phase: 'secondary', claimReason: undefined });
   if (s.role === 'primary') b.changeRole('secondary', reason);
   else if (s.role === 'starting') {
-    // Lost while the startup onPromote ran (a higher epoch on the wire): start() ends as a
-    // secondary that follows the other node, as after a failed startup promotion.
+    // Lost while the startup onPromote ran (a higher epoch on the wire), as after a failed
+    // startup promotion: `primary` (take it or fail) fails to start and leaves as shutdown()
+    // would, once that onPromote settled (with its onDemote if it resolved); `auto` ends start()
+    // as a secondary that follows the other node.
+    if (s.config.initialRole === 'primary') {
+      b.emit({ type: 'startFailed', reason: 'in-use', detail: `a node with a higher epoch than ${s.epoch} holds the endpoint` });
+      if (s.promotedTerm !== undefined) callDemote(b, reason);
+      onShutdown(b);
+      return;
+    }
     b.changeRole('secondary', reason);
     b.emit({ type: 'started' });
   }
@@ -1125,18 +1136,16 @@ function hasBetterMember(s: MachineState): boolean {
 
 /**
  * The next primary after a preemption hand-over is known (`primaryId`, this node's own id when
- * it claims the role again): if it is not one of the nodes handed over to, those declined.
+ * it claims the role back): if that is this node, none of those handed over to took over.
  */
 function settlePreemption(b: Builder, primaryId: string): void {
   const wanted = b.s.preemptedFor;
   if (wanted === undefined) return;
-  if (wanted.has(primaryId)) {
-    b.set({ preemptedFor: undefined });
-    return;
-  }
+  b.set({ preemptedFor: undefined });
+  if (primaryId !== b.s.config.instanceId) return;
   const ids = [...wanted];
-  b.log('warn', `handed over to ${ids.join(', ')} for preemption, but ${primaryId} became primary (failover disabled there?); not preempting for ${ids.length === 1 ? 'it' : 'them'} again while connected`);
-  b.set({ preemptedFor: undefined, preemptDeclined: new Set([...b.s.preemptDeclined, ...ids]) });
+  b.log('warn', `handed over to ${ids.join(', ')} for preemption, but nobody took over (failover disabled there?); not preempting for ${ids.length === 1 ? 'it' : 'them'} again while connected`);
+  b.set({ preemptDeclined: new Set([...b.s.preemptDeclined, ...ids]) });
 }
 
 function schedulePreempt(b: Builder): void {
@@ -1158,7 +1167,8 @@ function schedulePreempt(b: Builder): void {
 function preemptIfStillBetter(b: Builder): void {
   b.set({ preemptAt: undefined });
   const better = betterMembers(b.s);
-  if (b.s.phase !== 'primary' || better.length === 0) return;
+  // Not while another exit (a stepDown, a shutdown) is under way: that one is not a preemption.
+  if (b.s.phase !== 'primary' || b.s.pendingExit !== undefined || better.length === 0) return;
   b.log('info', 'preempted by a secondary of better priority: stepping down');
   b.set({ preemptedFor: new Set(better) });
   onStepDown(b);

@@ -1147,6 +1147,19 @@ describe('heartbeat machine: a role lost while starting', () => {
     // The onPromote that was running resolves after all: its onDemote follows, nothing else.
     expect(kinds(d.send(promoteOk(1)))).toEqual(['callDemote']);
   });
+
+  it('the same for role primary (take it or fail): start() fails, and it leaves once onPromote settled, after its onDemote', () => {
+    const d = promotingAtStart(0, { initialRole: 'primary' });
+    const fx = d.send(hb('x', 9));
+    expect(only(fx, 'startFailed')).toEqual([{ type: 'startFailed', reason: 'in-use', detail: expect.stringMatching(/higher epoch/) }]);
+    expect(kinds(fx)).not.toContain('started');
+    expect(kinds(fx)).not.toContain('close');
+    // Not before the onPromote under way settled, and its onDemote ran.
+    expect(kinds(d.send(promoteOk(1)))).toEqual(['callDemote']);
+    expect(kinds(d.send(demoteSettled(1)))).toContain('close');
+    d.send({ type: 'closed' });
+    expect(d.state.role).toBe('stopped');
+  });
 });
 
 describe('heartbeat machine: preemption', () => {
@@ -1203,10 +1216,37 @@ describe('heartbeat machine: preemption', () => {
     expect(d.state.preemptAt).toBe(d.now + 500);
   });
 
-  it('a worse node that took over instead counts as the hand-over failing too', () => {
+  it('whoever else took over, nothing is held against anyone once this node follows another primary', () => {
     const d = preemptingPrimary();
     handOver(d);
     d.send(hb('worse', 2));
+    expect(d.state.preemptedFor).toBeUndefined();
+    expect(d.state.preemptDeclined.size).toBe(0);
+  });
+
+  it('a declined node is forgotten when this node follows another primary (it may have changed by the time this one leads again)', () => {
+    const d = preemptingPrimary();
+    handOver(d);
+    expect(hasBind(d.advanceTo(d.now + 400))).toBe(true);
+    claim(d, 1);
+    d.send(promoteOk(2));
     expect(d.state.preemptDeclined).toEqual(new Set(['best']));
+    // A higher epoch takes over from this node: it follows w, and lets go of what it knew.
+    d.send(hb('w', 9));
+    expect(d.state.role).toBe('secondary');
+    expect(d.state.preemptDeclined.size).toBe(0);
+  });
+
+  it('a stepDown() under way when preemptDelay runs out is not taken for a preemption', () => {
+    const d = preemptingPrimary();
+    d.advanceTo(d.now + 400);
+    // The application steps down; its onDemote is still running when preemptAt comes.
+    expect(kinds(d.send({ type: 'stepDown' }))).toContain('callDemote');
+    d.advanceTo(d.now + 200);
+    expect(d.state.preemptedFor).toBeUndefined();
+    d.send(demoteSettled(1));
+    expect(hasBind(d.advanceTo(d.now + 400))).toBe(true);
+    claim(d, 1);
+    expect(d.state.preemptDeclined.size).toBe(0);
   });
 });
