@@ -108,8 +108,9 @@ export interface WatcherOptions {
   /**
    * When primary, hand over gracefully to a connected secondary of strictly better priority
    * after `preemptDelay` (keepalived's preempt). Off by default: a working primary keeps its role.
-   * A secondary handed over to that does not take over (failover disabled there, which presence
-   * does not tell) is not preempted for again while it stays connected.
+   * When nobody takes over (failover disabled on the better secondaries, which presence does not
+   * tell), this node takes the role back after `heartbeatTimeout` and does not preempt for them
+   * again while it stays primary and they stay connected.
    * @default false
    */
   readonly preempt?: boolean;
