@@ -1183,7 +1183,15 @@ describe('heartbeat machine: preemption', () => {
     expect(d.state.role).toBe('secondary');
   }
 
-  it('hands over to a better-priority secondary after preemptDelay, and again to one that took over before', () => {
+  /** Nobody took over: after its hold-off (heartbeatTimeout), this node claims the role back (term 2). */
+  function retakeRole(d: Driver): void {
+    expect(hasBind(d.advanceTo(d.now + 300 + 100))).toBe(true);
+    claim(d, 1);
+    d.send(promoteOk(2));
+    expect(d.state.role).toBe('primary');
+  }
+
+  it('hands over to a better-priority secondary after preemptDelay; when it takes over, nothing is held against it', () => {
     const d = preemptingPrimary();
     handOver(d);
     // best took over: the hand-over worked, nothing is held against it.
@@ -1195,13 +1203,8 @@ describe('heartbeat machine: preemption', () => {
   it('a secondary that did not take over when handed over to (failover disabled there) is not preempted for again while it stays connected', () => {
     const d = preemptingPrimary();
     handOver(d);
-    // Nobody takes over: after its hold-off (heartbeatTimeout), this node claims the role again.
-    const retry = d.advanceTo(d.now + 300 + 100);
-    expect(hasBind(retry)).toBe(true);
-    claim(d, 1);
+    retakeRole(d);
     expect(d.state.preemptDeclined).toEqual(new Set(['best']));
-    d.send(promoteOk(2));
-    expect(d.state.role).toBe('primary');
     // The new socket learns best's presence again: no second hand-over.
     d.send(present('best', 1));
     expect(d.state.preemptAt).toBeUndefined();
@@ -1227,9 +1230,7 @@ describe('heartbeat machine: preemption', () => {
   it('a declined node is forgotten when this node follows another primary (it may have changed by the time this one leads again)', () => {
     const d = preemptingPrimary();
     handOver(d);
-    expect(hasBind(d.advanceTo(d.now + 400))).toBe(true);
-    claim(d, 1);
-    d.send(promoteOk(2));
+    retakeRole(d);
     expect(d.state.preemptDeclined).toEqual(new Set(['best']));
     // A higher epoch takes over from this node: it follows w, and lets go of what it knew.
     d.send(hb('w', 9));
