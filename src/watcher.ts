@@ -419,10 +419,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     this.#stopped = stopped;
     this.#rehearsalWait?.wake();
     if (this.#finished) {
-      // Already stopped on its own (a start() that failed closed it): nothing is left to do but
-      // what #finishStop waits for before it resolves.
-      const rehearsing = this.#rehearsing ?? Promise.resolve();
-      setImmediate(() => void rehearsing.then(() => stopped.resolve()));
+      // Already stopped on its own (a start() that failed closed it): nothing is left to do.
+      this.#resolveStopped();
       return stopped.promise;
     }
     if (this.#loop.state.phase === 'idle' && this.#started === undefined) {
@@ -928,9 +926,16 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     this.#aborts.clear();
     this.endChangeStreams();
     this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
-    // Resolve after the notifications already queued (the change to `stopped` among them) have
-    // been delivered: they were scheduled first, so this runs after them. And after the
-    // rehearsal under way, if any, so that nothing of this watcher runs once it resolved.
+    this.#resolveStopped();
+  }
+
+  /**
+   * Resolves shutdown()'s promise, if there is one by then, after the notifications already
+   * queued (the change to `stopped` among them) have been delivered: they were scheduled first,
+   * so this runs after them. And after the rehearsal under way, if any, so that nothing of this
+   * watcher runs once it resolved.
+   */
+  #resolveStopped(): void {
     const rehearsing = this.#rehearsing ?? Promise.resolve();
     setImmediate(() => void rehearsing.then(() => this.#stopped?.resolve()));
   }

@@ -920,7 +920,6 @@ function loseRole(b: Builder, reason: DemoteReason): void {
     // as a secondary that follows the other node.
     if (s.config.initialRole === 'primary') {
       b.emit({ type: 'startFailed', reason: 'in-use', detail: `a node with a higher epoch than ${s.epoch} holds the endpoint` });
-      if (s.promotedTerm !== undefined) callDemote(b, reason);
       onShutdown(b);
       return;
     }
