@@ -249,6 +249,39 @@ describe('failover-watch run over ZeroMQ', () => {
     process.kill(a.child.pid as number, 'SIGCONT');
   });
 
+  it('a successor starts its command only after this one has stopped, even when it takes longer than the Watcher\'s default shutdownTimeout (5 s)', async () => {
+    const work = tempWorkdir('fw-cli-slowstop-');
+    cleanups.push(work.cleanup);
+    const endpoint = uniqueIpc('fw-cli-slowstop');
+    // A command that takes 6 s to exit after SIGTERM (--stop-timeout 10000 allows it).
+    const slow = [process.execPath, '-e', "process.on('SIGTERM', () => setTimeout(() => process.exit(0), 6000)); setInterval(() => {}, 1000);"];
+    const a = zmqNode(endpoint, 'a', work.path, [], slow);
+    await a.waitFor(isPrimary, 20_000, 'a primary');
+    const aStarted = await a.waitFor((e) => e.event === 'childStarted');
+    const b = zmqNode(endpoint, 'b', work.path, [], slow);
+    await b.waitFor((e) => e.event === 'roleChanged' && e.to === 'secondary', 20_000, 'b secondary');
+    a.term();
+    const aExited = await a.waitFor((e) => e.event === 'childExited' && e.pid === aStarted.pid, 15_000, "a's command exited");
+    const bStarted = await b.waitFor((e) => e.event === 'childStarted', 15_000, "b's command started");
+    expect(bStarted.at as number).toBeGreaterThan(aExited.at as number);
+    expect((aExited.at as number) - (aStarted.at as number)).toBeGreaterThan(5500);
+    expect((await a.exited).code).toBe(0);
+  }, 40_000);
+
+  it('a SIGTERM while the --on-promote hook runs: the command is never started', async () => {
+    const work = tempWorkdir('fw-cli-hookterm-');
+    cleanups.push(work.cleanup);
+    const node = zmqNode(uniqueIpc('fw-cli-hookterm'), 'h', work.path, ['--on-promote', `${JSON.stringify(process.execPath)} -e "setTimeout(() => {}, 2000)"`]);
+    await node.waitFor((e) => e.event === 'started');
+    // The first node of a cluster binds at once and runs its hook (2 s): leave in the middle of it.
+    await new Promise((r) => setTimeout(r, 500));
+    node.term();
+    expect((await node.exited).code).toBe(0);
+    expect(node.events.some((e) => e.event === 'hook' && e.name === 'onPromote')).toBe(true);
+    expect(node.events.filter((e) => e.event === 'childStarted')).toEqual([]);
+    expect(existsSync(join(work.path, 'h.log'))).toBe(false);
+  }, 30_000);
+
   it('reports each documented usage error on one line with exit code 2', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['run', '--', 'true'], /exactly one backend/],
@@ -259,6 +292,7 @@ describe('failover-watch run over ZeroMQ', () => {
       [['run', '--endpoint', 'ipc://@x', '--interval', '500', '--timeout', '400', '--', 'true'], /--timeout/],
       [['run', '--endpoint', 'ftp://x', '--', 'true'], /endpoint/],
       [['run', '--endpoint', 'ipc://@x'], /COMMAND|operand|command/i],
+      [['run', '--redis', 'redis://127.0.0.1:1', '--project', 'p', '--observe-only', '--', 'true'], /--observe-only is not available with --redis/],
     ];
     for (const [args, message] of cases) {
       const p = cli(args);

@@ -10,7 +10,7 @@ import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { redisBackend, zmqBackend } from '../supervisor/backends.js';
-import { runSupervisor, type OnExit } from '../supervisor/supervisor.js';
+import { leaveBudget, runSupervisor, type OnExit } from '../supervisor/supervisor.js';
 
 export const runOptions = defineOptions({
   endpoint: {
@@ -191,6 +191,7 @@ export const runCommand = defineCommand({
                   ...(v.priority !== undefined ? { priority: v.priority } : {}),
                   fencing: v.fencing,
                   preempt: v.preempt,
+                  shutdownTimeout: leaveBudget(v['stop-timeout']),
                   ...(curve !== undefined ? { curve } : {}),
                 },
                 hooks,

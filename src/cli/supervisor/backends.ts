@@ -4,14 +4,15 @@
  *
  * @module
  */
+import { FailoverError } from '../../errors.js';
 import type { WatcherOptions } from '../../options.js';
 import { Watcher, type RoleChange } from '../../watcher.js';
 import { judgeHealth } from './health-server.js';
 
 /** What the supervisor asks of the election. */
 export interface SupervisorHooks {
-  /** Start the command; the role is primary once this resolves. */
-  onPromote(epoch: number, reason: string): Promise<void>;
+  /** Start the command; the role is primary once this resolves. `signal` aborts when the role is lost. */
+  onPromote(epoch: number, reason: string, signal: AbortSignal): Promise<void>;
   /** Stop the command; the successor starts after this resolves (within the backend's budget). */
   onDemote(epoch: number, reason: string): Promise<void>;
   onRoleChanged(change: { from: string; to: string; epoch: number; at: number; instanceId: string; reason: string }): void;
@@ -41,7 +42,7 @@ export interface SupervisorBackend {
 export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): SupervisorBackend {
   const watcher = new Watcher({
     ...options,
-    onPromote: ({ epoch, reason }) => hooks.onPromote(epoch, reason),
+    onPromote: ({ epoch, reason, signal }) => hooks.onPromote(epoch, reason, signal),
     onDemote: ({ epoch, reason }) => hooks.onDemote(epoch, reason),
   });
   watcher.on('roleChanged', (c: RoleChange) => hooks.onRoleChanged(c));
@@ -103,6 +104,8 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
   const redis = await import('../../redis.js');
   let cluster: import('../../redis.js').Cluster | undefined;
   let lastStatus: ReturnType<import('../../redis.js').Cluster['status']> | undefined;
+  let starting: Promise<import('../../redis.js').Cluster> | undefined;
+  const leaving = new AbortController();
   const config: import('../../redis.js').ClusterConfig = {
     project: options.project,
     redisUrl: options.redisUrl,
@@ -110,11 +113,11 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
     ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
     ...(options.priority !== undefined ? { nodePriority: options.priority } : {}),
     ...(options.leaseTTL !== undefined ? { leaseTTL: options.leaseTTL } : {}),
-    onStart: (ctx) => hooks.onPromote(ctx.revision, ctx.reason),
+    onStart: (ctx) => hooks.onPromote(ctx.revision, ctx.reason, ctx.signal),
     onStop: (ctx) => hooks.onDemote(ctx.revision, 'lost'),
   };
   if (options.observeOnly) {
-    throw new Error('--observe-only is not available with --redis: a Redis node that cannot lead would only watch the lease');
+    throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', '--observe-only is not available with --redis: a Redis node that cannot lead would only watch the lease');
   }
   const nodeId = options.nodeId ?? (await import('node:os')).hostname();
   return {
@@ -133,12 +136,16 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
     // go-failover abandons an onStop that takes longer than 1 s: stop the command within that.
     stopBudget: 900,
     async start() {
-      cluster = await redis.run(config);
+      starting = redis.run({ ...config, signal: leaving.signal });
+      cluster = await starting;
       cluster.on('roleChanged', (c) =>
         hooks.onRoleChanged({ from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: nodeId, reason: c.reason }),
       );
     },
     async shutdown() {
+      // Also while run() is still connecting: its signal ends it, and the election with it.
+      leaving.abort();
+      await starting?.catch(() => undefined);
       await cluster?.close().catch(() => undefined);
     },
     stepDown: () => {

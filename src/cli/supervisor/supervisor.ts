@@ -33,7 +33,19 @@ export interface SupervisorIo {
   readonly signal: AbortSignal;
 }
 
-const HOOK_TIMEOUT = 30_000;
+/** Longest an --on-promote or --on-demote hook may run, ms. */
+export const HOOK_TIMEOUT = 30_000;
+
+/**
+ * How long the election may wait for the supervisor's callbacks when it leaves (the Watcher's
+ * `shutdownTimeout`): an --on-promote hook under way, then stopping the command (up to
+ * `stopTimeout`, then SIGKILL) and the --on-demote hook, with a margin. A successor must not
+ * start its command while this one may still be running.
+ */
+export function leaveBudget(stopTimeout: number): number {
+  // Node timers (and the option) stop at 2^31 - 1 ms.
+  return Math.min(stopTimeout + 2 * HOOK_TIMEOUT + 5000, 2 ** 31 - 1);
+}
 const wall = (): number => performance.timeOrigin + performance.now();
 
 /**
@@ -62,6 +74,8 @@ export async function runSupervisor(
   let backend: SupervisorBackend | undefined;
   let lostAt: number | undefined;
   let restartDelay = 100;
+  /** Set once the supervisor is leaving: no command starts from then on. */
+  let leaving = false;
 
   const env = (role: string, epoch: number, reason: string): NodeJS.ProcessEnv => ({
     ...io.env,
@@ -123,10 +137,20 @@ export async function runSupervisor(
   };
 
   const hooks: SupervisorHooks = {
-    async onPromote(epoch, reason) {
+    async onPromote(epoch, reason, signal) {
       await hook('onPromote', options.onPromoteHook, env('primary', epoch, reason));
+      // The role may be gone, or the supervisor leaving, by the time the hook is done: then the
+      // command must not run (a successor may already run its own).
+      const gone = (): boolean => leaving || signal.aborted;
+      if (gone()) throw new Error('the primary role was lost before the command started');
       restartDelay = 100;
       await startChild(epoch, reason);
+      if (gone()) {
+        const started = child;
+        child = undefined;
+        await started?.stop(options.stopTimeout);
+        throw new Error('the primary role was lost while the command started; stopped it');
+      }
     },
     async onDemote(epoch, reason) {
       const running = child;
@@ -186,6 +210,7 @@ export async function runSupervisor(
     failed = true;
     throw error;
   } finally {
+    leaving = true;
     io.signal.removeEventListener('abort', onSignal);
     // A graceful handover: onDemote stops the command, then the others are told at once.
     await b.shutdown();
