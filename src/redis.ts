@@ -317,6 +317,8 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #flushScheduled = false;
   #connectionDown = false;
   #finished = false;
+  /** Removes the config signal's abort listener (set once run() started). */
+  #forgetSignal: () => void = () => {};
   #startTimer: TimerHandle | undefined;
 
   /** @internal Use {@link run}. Validates the config (throws `InvalidOptionError`); connects nothing. */
@@ -380,7 +382,10 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       void this.close();
       return Promise.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the signal was aborted before run() started'));
     }
-    o.signal?.addEventListener('abort', () => void this.close(), { once: true });
+    const onAbort = (): void => void this.close();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    // A long-lived signal must not keep a closed cluster alive.
+    this.#forgetSignal = () => o.signal?.removeEventListener('abort', onAbort);
     this.#store.open({
       onNotice: (notice) => this.#dispatch({ type: 'notice', notice }),
       onConnected: () => {
@@ -682,6 +687,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#forgetSignal();
     this.#loop.stop();
     if (this.#startTimer !== undefined) this.#clock.clearTimer(this.#startTimer);
     this.#startTimer = undefined;

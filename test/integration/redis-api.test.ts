@@ -3,6 +3,7 @@
  * before connecting, run/close/wait lifecycle, the Watcher-shaped events, iterator and status,
  * listener isolation, and a Redis that cannot be reached at start.
  */
+import { getEventListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../harness/cluster.js';
 import { uniqueProject } from '../../harness/redis-cluster.js';
@@ -175,6 +176,15 @@ describe.skipIf(skip !== undefined)('Cluster lifecycle on a real Redis', () => {
     controller.abort();
     await c.wait();
     expect(c.role).toBe('stopped');
+  });
+
+  it('close() leaves no listener on a long-lived config signal (it would keep the closed cluster alive)', async () => {
+    const controller = new AbortController();
+    const before = getEventListeners(controller.signal, 'abort').length;
+    const c = await run({ project: uniqueProject('signal-kept'), nodeId: 'y', redisUrl: server.url, ...fast, signal: controller.signal });
+    expect(getEventListeners(controller.signal, 'abort').length).toBe(before + 1);
+    await c.close();
+    expect(getEventListeners(controller.signal, 'abort').length).toBe(before);
   });
 
   it('formatStats escapes HTML in ids', () => {
