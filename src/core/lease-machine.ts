@@ -614,6 +614,11 @@ function loseLeadership(b: Builder, reason: 'drift' | 'lease-lost', release: boo
     // We were closing anyway: carry on with the exit, without a lease to release.
     b.set({ exit: { reason: 'shutdown', deadline: exit.deadline } });
     continueExit(b);
+  } else if (exit?.reason === 'start-failed') {
+    // That exit would have kept this node, whose onStart just failed, out of the next election:
+    // so does losing the lease on the way. (A step-down that loses the lease ends as lost: it
+    // was not this node's fault, and it stays eligible.)
+    b.set({ holdOffUntil: b.now + s.config.failureHoldOff });
   }
 }
 

@@ -307,6 +307,29 @@ describe('onStart and onStop', () => {
   });
 });
 
+describe('a drift during a failed start', () => {
+  it('losing the lease to drift while onStop of a rejected onStart runs still holds off for failureHoldOff', () => {
+    const sim = new Sim();
+    sim.lead(); // acquire sent at 0
+    sim.now = 30;
+    sim.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
+    expect(sim.state.exit?.reason).toBe('start-failed');
+    // onStop hangs; Redis stops answering: maxDrift (500) after the acquire, the lease is lost.
+    for (let t = 100; t <= 600; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.fail();
+    }
+    expect(sim.state.role).toBe('secondary');
+    expect(sim.state.holdOffUntil).toBe(500 + 1000);
+    sim.feed({ type: 'stopSettled', term: 1 });
+    for (let t = 700; t <= 1400; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
+    }
+    expect(ofType(sim.log, 'op').filter((o) => o.kind === 'acquire')).toHaveLength(1); // only the first
+  });
+});
+
 describe('voluntary exits', () => {
   it('close as leader: abort, onStart settles, onStop, then stopped + release with deregistration, then close', () => {
     const sim = new Sim();
