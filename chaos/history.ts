@@ -4,7 +4,7 @@
  * injector applied, stamped just before and just after the action.
  *
  * All times are wall-clock milliseconds with sub-millisecond precision taken as
- * `performance.timeOrigin + performance.now()`, in the injector and in every watcher process
+ * the run's one host clock (`hostNow` in harness/child-runtime.ts), in the injector and in every watcher process
  * alike, so they share one clock (up to its resolution).
  *
  * @module

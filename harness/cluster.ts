@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childArgs, ROOT } from './child-runtime.js';
+import { childArgs, hostNow, ROOT } from './child-runtime.js';
 import type { Command, NodeConfig } from './watcher-node.js';
 
 const CHILD = fileURLToPath(new URL('./watcher-node.ts', import.meta.url));
@@ -22,7 +22,8 @@ export interface NodeEvent {
   readonly [key: string]: unknown;
 }
 
-export const wallNow = (): number => performance.timeOrigin + performance.now();
+/** Now, on the run's one host clock, which the children's reports use too (child-runtime.ts). */
+export const wallNow = hostNow;
 
 /** One watcher process. */
 export class WatcherProcess {

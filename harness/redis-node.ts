@@ -9,6 +9,7 @@
  * @module
  */
 import { formatStats, run, type Cluster, type ClusterConfig } from '../src/redis.js';
+import { hostNow, toHostClock } from './child-runtime.js';
 
 export interface RedisNodeConfig {
   readonly project: string;
@@ -40,7 +41,8 @@ export type RedisNodeCommand =
   /** Block the event loop for `ms` (a hung leader). */
   | { readonly cmd: 'block'; readonly ms: number };
 
-const wall = (): number => performance.timeOrigin + performance.now();
+// Every instant reported to the parent is on the run's one host clock (child-runtime.ts).
+const wall = hostNow;
 const send = (type: string, data: Record<string, unknown> = {}): void => {
   if (process.connected) process.send?.({ type, at: wall(), ...data });
 };
@@ -166,7 +168,7 @@ process.on('disconnect', () => {
 run(options).then(
   (c) => {
     cluster = c;
-    c.on('roleChanged', (ch) => send('roleChanged', { from: ch.from, to: ch.to, epoch: ch.epoch, reason: ch.reason, changedAt: ch.at }));
+    c.on('roleChanged', (ch) => send('roleChanged', { from: ch.from, to: ch.to, epoch: ch.epoch, reason: ch.reason, changedAt: toHostClock(ch.at) }));
     // The initial role settled before the listener was attached: report it too.
     send('ready', { role: c.role, revision: c.revision, pid: process.pid });
   },

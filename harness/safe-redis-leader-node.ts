@@ -16,8 +16,9 @@
 import { Redis } from 'ioredis';
 import { SafeRedisLeader } from 'ts-safe-redis-leader';
 import type { RedisNodeCommand, RedisNodeConfig } from './redis-node.js';
+import { hostNow } from './child-runtime.js';
 
-const wall = (): number => performance.timeOrigin + performance.now();
+const wall = hostNow; // the run's one host clock (child-runtime.ts)
 const send = (type: string, data: Record<string, unknown> = {}): void => {
   if (process.connected) process.send?.({ type, at: wall(), ...data });
 };

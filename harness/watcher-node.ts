@@ -9,7 +9,7 @@
  * @module
  */
 import { Watcher, type WatcherOptions } from '../src/index.js';
-import { REHEARSALS_ENV } from './child-runtime.js';
+import { hostNow, REHEARSALS_ENV, toHostClock } from './child-runtime.js';
 
 export interface NodeConfig {
   readonly endpoint: string;
@@ -61,7 +61,8 @@ export type Command =
   /** Block the event loop for `ms` (a hung primary). */
   | { readonly cmd: 'block'; readonly ms: number };
 
-const wall = (): number => performance.timeOrigin + performance.now();
+// Every instant reported to the parent is on the run's one host clock (child-runtime.ts).
+const wall = hostNow;
 const send = (type: string, data: Record<string, unknown> = {}): void => {
   if (process.connected) process.send?.({ type, at: wall(), ...data });
 };
@@ -121,7 +122,7 @@ const options: WatcherOptions = {
 };
 
 const watcher = new Watcher(options);
-watcher.on('roleChanged', (c) => send('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, reason: c.reason, changedAt: c.at }));
+watcher.on('roleChanged', (c) => send('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, reason: c.reason, changedAt: toHostClock(c.at) }));
 watcher.on('primaryLost', (e) => send('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote }));
 watcher.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch }));
 watcher.on('promotionFailed', (e) => send('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs }));

@@ -15,6 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'node:events';
+import { hostNow } from '../../harness/child-runtime.js';
 
 interface Leader extends EventEmitter {
   close(cb?: () => void): void;
@@ -23,7 +24,7 @@ interface Leader extends EventEmitter {
 const require = createRequire(import.meta.url);
 const leader = require('unix-socket-leader') as (file: string) => Leader;
 
-const wall = (): number => performance.timeOrigin + performance.now();
+const wall = hostNow; // the run's one host clock (harness/child-runtime.ts)
 const send = (type: string, data: Record<string, unknown> = {}): void => {
   if (process.connected) process.send?.({ type, at: wall(), ...data });
 };

@@ -5,6 +5,7 @@
  * Without redis-server these tests are skipped with the reason printed; with CI set they fail.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { wallNow } from '../../harness/cluster.js';
 import { RedisNodes, uniqueProject, type RedisNodeEvent, type RedisNodeProcess } from '../../harness/redis-cluster.js';
 import type { RedisNodeConfig } from '../../harness/redis-node.js';
 import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
@@ -62,7 +63,7 @@ describe.skipIf(skip !== undefined)('Redis election across processes', () => {
     const first = primaryEvents(leader)[0];
     const others = all.filter((n) => n !== leader);
 
-    const killedAt = performance.timeOrigin + performance.now();
+    const killedAt = wallNow();
     leader.kill('SIGKILL');
     const winner = await Promise.any(others.map((n) => becamePrimary(n, CRASH_BOUND + 2000).then((e) => ({ n, e }))));
     const takeover = winner.e.at - killedAt;

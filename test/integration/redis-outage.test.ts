@@ -4,6 +4,7 @@
  * away, and the election resumes by itself when it is back. Each test owns its server.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { wallNow } from '../../harness/cluster.js';
 import { RedisNodes, uniqueProject, type RedisNodeEvent, type RedisNodeProcess } from '../../harness/redis-cluster.js';
 import type { RedisNodeConfig } from '../../harness/redis-node.js';
 import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
@@ -24,7 +25,7 @@ afterEach(async () => {
   await server?.kill();
 });
 
-const wall = (): number => performance.timeOrigin + performance.now();
+const wall = wallNow; // the clock the node processes report on
 const ready = (n: RedisNodeProcess) => n.waitFor((e) => e.type === 'ready', READY, 'ready');
 const isPrimary = (e: RedisNodeEvent) => e.type === 'roleChanged' && e.to === 'primary';
 
