@@ -1,8 +1,8 @@
 /**
  * A `unix-socket-leader` instance in its own OS process, for the comparison in
  * `bench/scenarios/usl-compare.ts`. argv[2] is the socket path (absolute). Reports to the parent
- * over IPC as `{ type, at }` with `at` in wall-clock ms from the one host clock
- * (`performance.timeOrigin + performance.now()`, as the watcher harness does):
+ * over IPC as `{ type, at }` with `at` in wall-clock ms from the run's one host clock
+ * (`hostNow` in harness/child-runtime.ts, as the watcher harness uses):
  *
  * - `leader`: the package's `leader` event (this instance now serves the socket);
  * - `client`: connected to a leader (the package emits it for the leader itself too);

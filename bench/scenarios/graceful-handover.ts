@@ -2,7 +2,7 @@
  * graceful-handover: how long from a primary's `watcher.shutdown()` to its successor's
  * `onPromote`. One primary and two secondaries (processes) per transport; each trial sends
  * `shutdown` to the primary; latency = winner's `promoteAt` − old primary's `shutdownCalled.at`
- * (both read from the one host clock, `performance.timeOrigin + performance.now()`).
+ * (both read from the run's one host clock, `hostNow` in harness/child-runtime.ts).
  *
  * Two cases per transport. In the first, the old primary's process exits once a successor's
  * onPromote was called: the window holds the handover and nothing else. In the second it exits

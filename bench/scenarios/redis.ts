@@ -3,8 +3,8 @@
  * `onStart`) and crash failover (SIGKILL of the leader → the successor's `onStart`), with three
  * node processes on a private `redis-server`, chained over `trials` trials each.
  *
- * Instants come from one host clock (`performance.timeOrigin + performance.now()`, in the child
- * for `closeCalled` and `start`, in this process for the SIGKILL). After every trial the departed
+ * Instants come from the run's one host clock (`hostNow` in harness/child-runtime.ts), in the
+ * child for `closeCalled` and `start`, in this process for the SIGKILL. After every trial the departed
  * node is replaced by a fresh process, so every trial starts from 1 leader + 2 standbys.
  *
  * The result objects have the shape of `ScenarioResult` in `bench/scenario.ts` (declared here
@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { wallNow } from '../../harness/cluster.js';
 import { RedisNodes, uniqueProject, type RedisNodeEvent, type RedisNodeProcess } from '../../harness/redis-cluster.js';
 import type { RedisNodeConfig } from '../../harness/redis-node.js';
 import { RedisServer, redisAvailability } from '../../harness/redis-server.js';
@@ -68,7 +69,7 @@ export const REDIS_BENCH_SETTINGS = {
   gracefulTarget: 20,
 } as const;
 
-const wall = (): number => performance.timeOrigin + performance.now();
+const wall = wallNow;
 
 /** Nearest-rank summary (the runner's definition), rounded to 2 decimals. */
 export function summarize(samples: readonly number[]): RedisLatencySummary | undefined {
