@@ -3,14 +3,14 @@
  * takes no part in the election. It never binds and announces no presence, so the primary does
  * not list it among its members and no node counts it as a candidate.
  *
- * With `probe: true` it also subscribes a liveness-probe topic (`probe.failover-watch-cli.<nonce>`):
+ * With `probe: true` it also subscribes a liveness-probe topic ({@link cliProbeTopic}):
  * a live primary answers that subscription with an immediate heartbeat (see the protocol), so the
  * CLI need not wait a whole `heartbeatInterval` for the first one. The answer is an ordinary
  * heartbeat with the next `seq`; nothing else changes for the cluster.
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { FailoverError } from '../errors.js';
 import { decode } from '../protocol/codec.js';
 import { PROBE_PREFIX } from '../protocol/messages.js';
@@ -23,6 +23,16 @@ import { inputFromDecode, type ViewInput } from './view/cluster-view.js';
 export interface WireListener {
   /** Closes the socket; resolves when nothing more will be delivered. Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * The CLI's liveness-probe topic, `probe.failover-watch-cli.<nonce>`. Every CLI process probes
+ * under the one id `failover-watch-cli`, so the nonce is random rather than a counter; it is in
+ * decimal as PROTOCOL.md section 5 specifies (1 to 15 digits), so that two processes probing at
+ * once never cancel each other's subscription.
+ */
+export function cliProbeTopic(): string {
+  return `${PROBE_PREFIX}failover-watch-cli.${randomInt(0, 2 ** 48 - 1)}`;
 }
 
 /** Local wall-clock ms (sub-ms precision dropped): the `at` of every input. */
@@ -53,7 +63,7 @@ export async function listen(
       },
       onPresence: () => undefined,
     });
-    if (options.probe) transport.probe(`${PROBE_PREFIX}failover-watch-cli.${randomBytes(6).toString('hex')}`, true);
+    if (options.probe) transport.probe(cliProbeTopic(), true);
   } catch (error) {
     await transport.close().catch(() => undefined);
     throw new FailoverError(
