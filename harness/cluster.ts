@@ -4,13 +4,14 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childArgs, hostNow, ROOT } from './child-runtime.js';
+import { spawnAs, type OsUser } from './os-users.js';
 import type { Command, NodeConfig } from './watcher-node.js';
 
 const CHILD = fileURLToPath(new URL('./watcher-node.ts', import.meta.url));
@@ -25,6 +26,12 @@ export interface NodeEvent {
 /** Now, on the run's one host clock, which the children's reports use too (child-runtime.ts). */
 export const wallNow = hostNow;
 
+/** Another account to run a watcher process as, with a directory it owns for HOME and TMPDIR. */
+export interface RunAs {
+  readonly user: OsUser;
+  readonly home: string;
+}
+
 /** One watcher process. */
 export class WatcherProcess {
   readonly config: NodeConfig;
@@ -36,12 +43,15 @@ export class WatcherProcess {
   #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   #sigkilled = false;
 
-  constructor(config: NodeConfig) {
+  /** `runAs`: start it under another account (two-user tests; see os-users.ts). */
+  constructor(config: NodeConfig, runAs?: RunAs) {
     this.config = config;
-    this.child = spawn(process.execPath, [...childArgs(CHILD), JSON.stringify(config)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
+    const args = [...childArgs(CHILD), JSON.stringify(config)];
+    const options: SpawnOptions = { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] };
+    this.child =
+      runAs === undefined
+        ? spawn(process.execPath, args, options)
+        : spawnAs(runAs.user, process.execPath, args, { ...options, home: runAs.home, env: { ...process.env, TMPDIR: runAs.home } });
     this.child.stderr?.setEncoding('utf8');
     this.child.stderr?.on('data', (chunk: string) => {
       if (this.stderr.length < 200_000) this.stderr += chunk;
