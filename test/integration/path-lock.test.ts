@@ -363,8 +363,9 @@ const descriptors = (pid: number): number => readdirSync(`/proc/${pid}/fd`).leng
 
 describe('another user and the lock of a live primary', () => {
   it.skipIf(skip !== undefined)(`costs the primary no descriptors${skip ? ` (skipped: ${skip})` : ''}`, async () => {
-    // Measured on the code before this test: 2000 connections accepted and kept, the primary
-    // from about 40 to about 2040 descriptors (and, at the descriptor limit, libzmq aborted it).
+    // Before the lock stopped listening, every connection was accepted and kept: the primary's
+    // descriptors grew by one per connection until libzmq aborted it at the limit (figures in
+    // SECURITY.md). Bound without listening, the kernel refuses them all.
     const users = testUsers() as TestUsers;
     const { node, endpoint } = await victimPrimary(users);
     const before = descriptors(node.pid);
@@ -387,8 +388,8 @@ describe('another user and the lock of a live primary', () => {
   });
 
   it.skipIf(skip !== undefined)(`does not delay shutdown()${skip ? ` (skipped: ${skip})` : ''}`, async () => {
-    // Measured on the code before this test: one accepted connection, held, kept shutdown() from
-    // returning until the attacker let go (29 s in the report; here the attacker never does).
+    // Before, one accepted connection held by the attacker kept shutdown() from returning until
+    // the attacker let go (here it never does). Now there is nothing to hold.
     const users = testUsers() as TestUsers;
     const { node, endpoint } = await victimPrimary(users);
     const { counts } = attack(users, lockAddress(endpoint.path), 1);

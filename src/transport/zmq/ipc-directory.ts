@@ -1,7 +1,8 @@
 /**
  * The directory of a filesystem ipc endpoint: whoever can enter it can connect to the socket,
  * and whoever can write it can replace the socket file with their own (libzmq unlinks and
- * rebinds, so the lock in `path-lock.ts` only orders this package's own processes).
+ * rebinds, so the lock in `path-lock.ts` orders only the processes that take it: this
+ * package's, and peers that follow PROTOCOL.md 2.2).
  *
  * When it opens (a node that may bind: not the CLI's listeners), the transport makes sure the
  * directory exists, creating missing directories with mode 0700, and warns (once) when an

@@ -13,8 +13,8 @@
  *   an example that a test checks). Because the name fills `sun_path` and holds no other NUL, a
  *   binder that passes the exact length and one that passes the whole `sockaddr_un` (both 110)
  *   bind the same address: Node 20 (libuv 1.46 pads every abstract name with NULs to 108 bytes),
- *   Node 22 and later (libuv 1.48+ binds exactly the bytes given, and refuses NULs inside the
- *   name), Python, socat and C all agree on it.
+ *   Node 22 and later (libuv 1.48+ binds exactly the bytes given; its current source also
+ *   refuses NULs after the first byte), Python, socat and C all agree on it.
  * - **Accepts nothing.** The socket is bound and never listens: another user's `connect()` gets
  *   `ECONNREFUSED` from the kernel, costs this process no descriptor and no event-loop turn, and
  *   releasing the lock closes one descriptor without waiting for anyone. Node offers no public
