@@ -165,9 +165,9 @@ function pipeBinding(): PipeBinding | undefined {
 }
 
 /**
- * Binds a unix stream socket to `address` and never listens on it. `bind()` returns a negative
- * errno; closing the handle closes its one descriptor at once (libuv closes it inside
- * `uv_close`), which frees the address before this function's promise settles.
+ * Binds a unix stream socket to `address` and never listens on it. `bind()` returns 0 or a
+ * negative errno. `release()` closes the handle, and with it its one descriptor, in the call
+ * (libuv closes the descriptor inside `uv_close`): the address is free before it returns.
  */
 function bindOnly(pipes: PipeBinding, address: string, path: string): PathLock | 'in-use' {
   const handle = new pipes.Pipe(pipes.constants.SERVER);
