@@ -87,8 +87,9 @@ export function privateDirOf(user: OsUser, prefix = 'fw-user-'): string {
 
 /**
  * Starts `command` as `user`: its own uid and gid, no supplementary groups, and an environment
- * whose HOME and TMPDIR are `home` (a directory that user owns) so that nothing the child writes
- * lands in root's.
+ * whose HOME is `home` (a directory that user owns) so that nothing the child writes lands in
+ * root's. TMPDIR is the caller's to set in `env` (tests that share a temp directory between the
+ * two users choose it).
  */
 export function spawnAs(user: OsUser, command: string, args: readonly string[], options: SpawnOptions & { home: string }): ChildProcess {
   const { home, env, ...rest } = options;
