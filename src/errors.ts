@@ -19,6 +19,12 @@ export type FailoverErrorCode =
   | 'ERR_FAILOVER_TRANSPORT'
   /** The state file in `workdir` could not be read or written. */
   | 'ERR_FAILOVER_STATE_FILE'
+  /**
+   * No valid epoch (ZeroMQ) or revision (Redis) is left: the next would exceed 2^53 - 1, the
+   * largest integer every node accepts. The node does not promote; an operator resets the
+   * counter (README, "Resetting the epoch"; docs/REDIS.md).
+   */
+  | 'ERR_FAILOVER_EPOCH_EXHAUSTED'
   /** The method is not valid in the watcher's current lifecycle state. */
   | 'ERR_FAILOVER_LIFECYCLE'
   /** A feature is not available on this platform. */

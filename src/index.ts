@@ -11,6 +11,7 @@ export type {
   PrimaryChangedEvent,
   PrimaryLostEvent,
   PromotionFailedEvent,
+  EpochExhaustedEvent,
   WatcherEvents,
   WatcherStatus,
   LiveNode,

@@ -16,7 +16,9 @@
  * @module
  */
 import {
+  epochExhausted,
   initialState,
+  MAX_EPOCH,
   step,
   type Effect,
   type Input,
@@ -92,12 +94,29 @@ export interface PromotionFailedEvent {
   readonly at: number;
 }
 
+/**
+ * A promotion refused because no valid epoch is left: the next epoch would exceed 2^53 - 1, the
+ * largest every node accepts. The node does not bind or announce anything, keeps following
+ * whoever holds the endpoint, and does not try again for this loss. An operator resets the epoch
+ * (README, "Resetting the epoch").
+ */
+export interface EpochExhaustedEvent {
+  readonly code: 'ERR_FAILOVER_EPOCH_EXHAUSTED';
+  /** The highest epoch known (2^53 - 1 = 9007199254740991). */
+  readonly epoch: number;
+  /** What would have promoted this node. */
+  readonly reason: PromoteReason;
+  readonly error: string;
+  readonly at: number;
+}
+
 /** The watcher's events. No event is called `error`: a watcher never throws at you. */
 export interface WatcherEvents {
   roleChanged: (change: RoleChange) => void;
   primaryChanged: (event: PrimaryChangedEvent) => void;
   primaryLost: (event: PrimaryLostEvent) => void;
   promotionFailed: (event: PromotionFailedEvent) => void;
+  epochExhausted: (event: EpochExhaustedEvent) => void;
 }
 
 /** One node as seen by `liveNodes()`. */
@@ -121,7 +140,18 @@ export interface WatcherStatus {
   readonly role: Role;
   /** Finer than role: e.g. `promoting` while onPromote runs. */
   readonly phase: Phase;
+  /**
+   * Own epoch while primary (from the claim until the endpoint is released); otherwise the
+   * highest epoch known (wire, state file, own), e.g. the epoch of the node a primary stepped
+   * down for.
+   */
   readonly epoch: number;
+  /**
+   * True once the highest epoch known is 2^53 - 1 (or the state file held more): this node will
+   * not promote again (no valid epoch is left) until an operator resets the epoch (README,
+   * "Resetting the epoch"). A primary at that epoch keeps its role.
+   */
+  readonly epochExhausted: boolean;
   readonly enabled: boolean;
   readonly heartbeatInterval: number;
   readonly heartbeatTimeout: number;
@@ -157,6 +187,14 @@ export interface WatcherStatus {
   readonly presenceDropped: number;
   /** While primary: liveness probes not answered because one was answered less than 10 ms before. */
   readonly probesIgnored: number;
+  /**
+   * Primaries followed whose epoch was lower than the highest epoch this node had seen (each
+   * logged as a warning naming both epochs): epochs went backwards, e.g. a holder that does not
+   * share the cluster's state file, so fencing tokens may repeat.
+   */
+  readonly staleEpochFollows: number;
+  /** Promotions refused because no valid epoch was left (each also an `epochExhausted` event). */
+  readonly epochRefusals: number;
   /** Invalid messages dropped, in all and by reason. */
   readonly dropped: { readonly total: number } & Readonly<Record<RejectReason, number>>;
   /** Role changes dropped by slow `roleChanges()` consumers. */
@@ -333,7 +371,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     return this.#loop.state.role;
   }
 
-  /** Own epoch while primary; otherwise the highest epoch known. */
+  /** Own epoch while primary; otherwise the highest epoch known (as `status().epoch`). */
   get epoch(): number {
     return this.#loop.state.epoch;
   }
@@ -379,7 +417,12 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     if (shutDown()) return;
     const floor = this.#stateFile.epochFloor();
     const fileEpoch = floor.epoch;
-    if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
+    if (fileEpoch >= MAX_EPOCH) {
+      this.#logger.error(
+        `${floor.problem ?? `state file ${this.#stateFile.path} holds epoch ${fileEpoch} = 2^53 - 1, the last valid epoch`}; ` +
+          'this node will not promote (ERR_FAILOVER_EPOCH_EXHAUSTED)',
+      );
+    } else if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
     if (shutDown()) return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
     if (!this.#isRehearsal) this.#warmUp();
@@ -479,6 +522,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       role: s.role,
       phase: s.phase,
       epoch: s.epoch,
+      epochExhausted: epochExhausted(s),
       enabled: s.enabled,
       heartbeatInterval: this.options.heartbeatInterval,
       heartbeatTimeout: this.options.heartbeatTimeout,
@@ -874,11 +918,18 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         this.#started?.resolve();
         return;
       case 'startFailed': {
-        const code = effect.reason === 'in-use' ? 'ERR_FAILOVER_ENDPOINT_IN_USE' : 'ERR_FAILOVER_TRANSPORT';
+        const code =
+          effect.reason === 'in-use'
+            ? 'ERR_FAILOVER_ENDPOINT_IN_USE'
+            : effect.reason === 'epoch-exhausted'
+              ? 'ERR_FAILOVER_EPOCH_EXHAUSTED'
+              : 'ERR_FAILOVER_TRANSPORT';
         const message =
           effect.reason === 'in-use'
             ? `cannot start as primary: ${this.options.endpoint.address} is held by another process`
-            : `cannot start: ${effect.detail}`;
+            : effect.reason === 'epoch-exhausted'
+              ? `cannot start as primary: ${effect.detail} (state file ${this.#stateFile.path}); to reset the epoch, stop every node and delete every node's state file (README, "Resetting the epoch")`
+              : `cannot start: ${effect.detail}`;
         this.#started?.reject(new FailoverError(code, message));
         return;
       }
@@ -968,6 +1019,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         return;
       case 'promotionFailed':
         this.emitSafely('promotionFailed', { epoch: n.epoch, reason: n.reason, error: n.detail, retryInMs: n.retryInMs, at });
+        return;
+      case 'epochExhausted':
+        this.emitSafely('epochExhausted', { code: 'ERR_FAILOVER_EPOCH_EXHAUSTED', epoch: n.epoch, reason: n.reason, error: n.detail, at });
         return;
     }
   }

@@ -11,7 +11,9 @@
  * - a node becomes primary only after its own bind of the endpoint succeeded and its epoch was
  *   written; it announces itself on the wire (`instance.promoted`, heartbeats) before `onPromote`
  *   runs, and reports the role (`roleChanged`, `role`) only after `onPromote` resolved;
- * - epochs it takes are larger than every epoch it has seen on the wire or in the state file;
+ * - epochs it takes are larger than every epoch it has seen on the wire or in the state file, and
+ *   never larger than {@link MAX_EPOCH}: at that ceiling it refuses to promote (no bind, no
+ *   announcement), reports it (`epochExhausted`) and keeps following whoever holds the endpoint;
  * - a primary that sees a higher epoch steps down at once;
  * - `onDemote` is called exactly once for every `onPromote` that resolved, after it resolved;
  * - a secondary promotes on `instance.shutdown` at once, on silence only after
@@ -91,6 +93,11 @@ export interface Loss {
    * not bring the retry forward.
    */
   readonly backoffUntil?: number;
+  /**
+   * Set once this node refused to take over for this loss because no valid epoch is left
+   * ({@link MAX_EPOCH}): reported once, not tried again.
+   */
+  readonly refused?: boolean;
 }
 
 /** Fixed parameters of a machine. Durations in ms. */
@@ -140,6 +147,25 @@ export interface MachineCounters {
   readonly presenceDropped: number;
   /** Liveness probes not answered because one was answered less than {@link PROBE_ANSWER_GAP} ms before. */
   readonly probesIgnored: number;
+  /**
+   * Primaries followed whose epoch was lower than the highest epoch this node had seen (a
+   * holder that restarted without the cluster's state file, or a peer that does not keep one).
+   */
+  readonly staleEpochFollows: number;
+  /** Promotions refused because no valid epoch was left ({@link MAX_EPOCH}). */
+  readonly epochRefusals: number;
+}
+
+/**
+ * The highest epoch a node takes: 2^53 - 1, the largest integer every receiver accepts (a
+ * double represents every integer up to it exactly; receivers drop larger values, see
+ * docs/PROTOCOL.md 4.2). A node whose next epoch would exceed it does not promote.
+ */
+export const MAX_EPOCH = Number.MAX_SAFE_INTEGER;
+
+/** True when no node that knows what this one knows can take a valid epoch any more. */
+export function epochExhausted(s: Pick<MachineState, 'knownEpoch'>): boolean {
+  return s.knownEpoch >= MAX_EPOCH;
 }
 
 /**
@@ -165,6 +191,8 @@ export interface MachineState {
   readonly epoch: number;
   /** Highest epoch seen anywhere (wire, state file, own). */
   readonly knownEpoch: number;
+  /** The epoch of the latest term this node claimed (handed to its onDemote, whatever it knows by then). */
+  readonly termEpoch: number;
   /** Counter of promotion attempts; identifies one onPromote/onDemote pairing. */
   readonly term: number;
   /** The reason of the running claim/promotion. */
@@ -281,6 +309,14 @@ export type Notification =
       readonly reason: PromoteReason;
       readonly detail: string;
       readonly retryInMs: number;
+    }
+  | {
+      /** A promotion refused at the epoch ceiling ({@link MAX_EPOCH}); not retried. */
+      readonly type: 'epochExhausted';
+      /** The highest epoch known (2^53 - 1 or more). */
+      readonly epoch: number;
+      readonly reason: PromoteReason;
+      readonly detail: string;
     };
 
 /** Effects the driver runs, in order. */
@@ -324,7 +360,7 @@ export type Effect =
   /** The start sequence is over: the watcher is secondary or primary. */
   | { readonly type: 'started' }
   /** The start failed; the driver rejects `start()` and closes. */
-  | { readonly type: 'startFailed'; readonly reason: 'in-use' | 'bind-failed' | 'promote-failed'; readonly detail: string }
+  | { readonly type: 'startFailed'; readonly reason: 'in-use' | 'bind-failed' | 'promote-failed' | 'epoch-exhausted'; readonly detail: string }
   /** Close every socket (after a `release` if one is needed); answer with `closed`. */
   | { readonly type: 'close' };
 
@@ -347,6 +383,8 @@ const ZERO_COUNTERS: MachineCounters = Object.freeze({
   stalls: 0,
   presenceDropped: 0,
   probesIgnored: 0,
+  staleEpochFollows: 0,
+  epochRefusals: 0,
 });
 
 /** The state of a machine that has not started. */
@@ -358,6 +396,7 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     enabled,
     epoch: knownEpoch,
     knownEpoch,
+    termEpoch: 0,
     term: 0,
     claimReason: undefined,
     promoteOutstanding: false,
@@ -484,6 +523,9 @@ class Builder extends StepBuilder<MachineState, Effect> {
     if (!this.s.holdsEndpoint && (this.s.members.size > 0 || this.s.preemptAt !== undefined)) {
       this.set({ members: new Map(), preemptAt: undefined });
     }
+    // A node that holds no term shows the highest epoch known (a primary that stepped down for
+    // a higher epoch included); its own term's epoch stays in termEpoch for its onDemote.
+    if (!this.s.holdsEndpoint && this.s.epoch < this.s.knownEpoch) this.set({ epoch: this.s.knownEpoch });
     this.set({ wakeAt: computeWakeAt(this.s, this.now) });
     return { state: this.s, effects: this.effects };
   }
@@ -497,8 +539,41 @@ function onStart(b: Builder): void {
     b.emit({ type: 'started' });
     return;
   }
+  if (epochExhausted(b.s)) {
+    const detail = refuseAtCeiling(b, 'startup');
+    if (b.s.config.initialRole === 'primary') {
+      b.set({ phase: 'stopped', role: 'stopped' });
+      b.emit({ type: 'startFailed', reason: 'epoch-exhausted', detail });
+      b.emit({ type: 'close' });
+      return;
+    }
+    becomeFollower(b);
+    b.changeRole('secondary', 'startup');
+    b.emit({ type: 'started' });
+    return;
+  }
   b.set({ phase: 'binding', claimReason: 'startup' });
   b.emit({ type: 'bind' });
+}
+
+/**
+ * This node cannot take a valid epoch (the highest known is {@link MAX_EPOCH} or more): log why
+ * and how to reset, count it and notify. The caller does not bind, or gives back what it bound
+ * without announcing anything. Returns the reason, for `startFailed`.
+ */
+function refuseAtCeiling(b: Builder, reason: PromoteReason): string {
+  const known = b.s.knownEpoch;
+  const detail =
+    `no valid epoch left: the highest epoch known is ${known}, and the next would exceed 2^53 - 1 = ${MAX_EPOCH}, ` +
+    'the largest epoch every node accepts (ERR_FAILOVER_EPOCH_EXHAUSTED)';
+  b.count('epochRefusals');
+  b.log(
+    'error',
+    `not promoting (${reason}): ${detail}; following whoever holds the endpoint. To reset the epoch, stop every node, ` +
+      'delete the state file in the workdir of each, and start them again (fencing tokens then restart at 1: see the README, "Resetting the epoch")',
+  );
+  b.notify({ type: 'epochExhausted', epoch: known, reason, detail });
+  return detail;
 }
 
 /** Enter the plain secondary phase, measuring silence from now. */
@@ -554,7 +629,7 @@ function judgeSilence(b: Builder): void {
 
 function declareLoss(b: Builder, cause: PromoteReason): void {
   const p = b.s.primary;
-  const willPromote = b.s.enabled;
+  const willPromote = b.s.enabled && !epochExhausted(b.s);
   const delay = successorDelay(b.s, p?.instanceId);
   b.set({ loss: { cause, since: b.now, instanceId: p?.instanceId, epoch: p?.epoch }, attempts: 0, nextAttemptAt: b.now + delay });
   const who = p === undefined ? 'no primary heard' : `primary ${p.instanceId} (epoch ${p.epoch})`;
@@ -575,6 +650,15 @@ function maybeAttempt(b: Builder): void {
   if (s.loss === undefined && !probing) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.nextAttemptAt !== undefined && b.now < s.nextAttemptAt) return;
+  if (epochExhausted(s)) {
+    // No bind at all: a disconnect probe stops, and a loss is refused (and reported) once.
+    if (s.loss === undefined) b.set({ probeUntil: undefined, nextAttemptAt: undefined });
+    else if (s.loss.refused !== true) {
+      refuseAtCeiling(b, s.loss.cause);
+      b.set({ loss: { ...s.loss, refused: true }, nextAttemptAt: undefined });
+    }
+    return;
+  }
   b.set({ phase: 'acquiring', claimReason: s.loss?.cause ?? 'disconnect', nextAttemptAt: undefined });
   b.emit({ type: 'bind' });
 }
@@ -705,8 +789,15 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
   // A returning primary (heard again after a suspicion) is announced like a new one.
   const changed =
     prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch || b.s.loss !== undefined;
-  if (prev !== undefined && m.epoch < prev.epoch && prev.instanceId !== m.instanceId) {
-    b.log('warn', `${m.instanceId} holds the endpoint with epoch ${m.epoch}, lower than ${prev.epoch}`);
+  if (m.epoch < b.s.knownEpoch && (prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch)) {
+    // Whoever publishes on the endpoint holds it, so it is followed; but its epoch went
+    // backwards (a holder without the cluster's state file?): fencing tokens may repeat.
+    b.count('staleEpochFollows');
+    b.log(
+      'warn',
+      `following ${m.instanceId} with epoch ${m.epoch}, lower than epoch ${b.s.knownEpoch} already seen: ` +
+        'epochs went backwards (a holder that does not share the state file?); fencing tokens may repeat',
+    );
   }
   b.set({
     primary: {
@@ -803,8 +894,16 @@ function onBindResult(b: Builder, outcome: 'bound' | 'in-use' | 'failed', detail
 function onEpochLoaded(b: Builder, fileEpoch: number): void {
   const s = b.s;
   if (s.phase === 'claiming') {
-    const epoch = Math.max(s.knownEpoch, fileEpoch, s.epoch) + 1;
-    b.set({ epoch, knownEpoch: epoch, term: s.term + 1 });
+    const known = Math.max(s.knownEpoch, fileEpoch, s.epoch);
+    if (known >= MAX_EPOCH) {
+      refuseClaim(b, known);
+      return;
+    }
+    const epoch = known + 1;
+    b.set({ epoch, knownEpoch: epoch, termEpoch: epoch, term: s.term + 1 });
+    if (epoch === MAX_EPOCH) {
+      b.log('warn', `taking epoch ${epoch} = 2^53 - 1, the last valid epoch: no node can take over after this term until the epoch is reset (README, "Resetting the epoch")`);
+    }
     b.emit({ type: 'saveState', epoch, primary: true });
     return;
   }
@@ -819,6 +918,35 @@ function onEpochLoaded(b: Builder, fileEpoch: number): void {
     b.set({ phase: 'primary' });
     sendHeartbeat(b);
   }
+}
+
+/**
+ * The endpoint is bound, but the state file (or the wire meanwhile) holds the last valid epoch:
+ * give the endpoint back unannounced (nothing went on the wire) and do not try again.
+ */
+function refuseClaim(b: Builder, known: number): void {
+  const s = b.s;
+  const reason = s.claimReason ?? 'startup';
+  b.set({ knownEpoch: known });
+  b.emit({ type: 'release', epoch: s.epoch, farewellSeq: undefined });
+  b.set({ holdsEndpoint: false, nextHeartbeatAt: undefined, claimReason: undefined, nextAttemptAt: undefined, primary: undefined });
+  const detail = refuseAtCeiling(b, reason);
+  if (reason === 'startup' && s.role === 'starting') {
+    if (s.config.initialRole === 'primary') {
+      b.set({ phase: 'stopped', role: 'stopped' });
+      b.emit({ type: 'startFailed', reason: 'epoch-exhausted', detail });
+      b.emit({ type: 'close' });
+      return;
+    }
+    becomeFollower(b);
+    b.set({ loss: { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined, refused: true } });
+    b.changeRole('secondary', 'startup');
+    b.emit({ type: 'started' });
+    return;
+  }
+  becomeFollower(b);
+  const loss = s.loss ?? { cause: reason, since: b.now, instanceId: undefined, epoch: undefined };
+  b.set({ loss: { ...loss, refused: true } });
 }
 
 function onStateSaved(b: Builder, ok: boolean, detail: string): void {
@@ -933,7 +1061,7 @@ function callDemote(b: Builder, reason: DemoteReason): void {
   const term = b.s.promotedTerm;
   if (term === undefined) return;
   b.set({ promotedTerm: undefined, demoteOutstanding: true });
-  b.emit({ type: 'callDemote', term, epoch: b.s.epoch, reason });
+  b.emit({ type: 'callDemote', term, epoch: b.s.termEpoch, reason });
 }
 
 function onDemoteSettled(b: Builder, _term: number): void {
@@ -1043,7 +1171,7 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
         const probing = s.probeUntil !== undefined && now < s.probeUntil;
         if (probing && s.enabled && !callbacksOutstanding(s) && s.nextAttemptAt !== undefined) candidates.push(s.nextAttemptAt);
       } else if (s.enabled) {
-        if (!callbacksOutstanding(s)) candidates.push(Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now));
+        if (!callbacksOutstanding(s) && s.loss.refused !== true) candidates.push(Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now));
         if (s.liveness !== undefined) candidates.push(s.liveness.deadline);
       }
       break;

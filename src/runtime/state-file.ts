@@ -15,6 +15,11 @@
  * record carries a checksum of its content, and a read that does not parse or match it is read
  * again, then reported corrupt; a mix of two records is never taken for a record. A corrupt file
  * still gives the highest epoch that can be made out in it ({@link StateFile.epochFloor}).
+ *
+ * An epoch above 2^53 - 1 (the largest every node accepts on the wire) is never read as a small
+ * one: the read fails with ERR_FAILOVER_EPOCH_EXHAUSTED naming the file, and
+ * {@link StateFile.epochFloor} gives 2^53 - 1, so the node refuses to promote rather than start
+ * again from epoch 1 (fencing tokens never go backwards; the README says how to reset).
  * Records written by earlier versions (no padding, no checksum) are read as before, and replaced
  * once by rename.
  *
@@ -41,6 +46,9 @@ const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
 /** How long after a write its flush to disk starts (off the takeover's clock). */
 const FLUSH_DELAY_MS = 20;
+
+/** The highest valid epoch (2^53 - 1): larger values are read as this one, never as 0. */
+const EPOCH_CEILING = Number.MAX_SAFE_INTEGER;
 
 /** Reads of a record that does not parse or check (a write in progress?) before it is called corrupt. */
 const READ_ATTEMPTS = 5;
@@ -81,7 +89,9 @@ export class StateFile {
   /**
    * Reads the record; a missing or empty file is epoch 0. A record that does not parse or whose
    * checksum does not match may be a write in progress: it is read again, a few times, before
-   * the file is called corrupt (ERR_FAILOVER_STATE_FILE, with the epoch salvaged from it).
+   * the file is called corrupt (ERR_FAILOVER_STATE_FILE, with the epoch salvaged from it). A
+   * record whose epoch is above 2^53 - 1 fails with ERR_FAILOVER_EPOCH_EXHAUSTED (salvaged epoch
+   * 2^53 - 1).
    */
   readSync(): StateRecord {
     let problem: unknown;
@@ -95,6 +105,14 @@ export class StateFile {
         throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot read ${this.path}`, { cause: error });
       }
       const parsed = parseRecord(text);
+      if (parsed instanceof EpochBeyondCeiling) {
+        const error = new FailoverError(
+          'ERR_FAILOVER_EPOCH_EXHAUSTED',
+          `state file ${this.path} holds epoch ${parsed.epoch}, beyond 2^53 - 1 = ${EPOCH_CEILING}, the largest valid epoch: ` +
+            'no node can take a higher one; to reset the epoch, stop every node and delete every node\'s state file (README, "Resetting the epoch")',
+        );
+        throw Object.assign(error, { salvagedEpoch: EPOCH_CEILING });
+      }
       if (parsed !== 'torn' && !(parsed instanceof Error)) return parsed;
       problem = parsed === 'torn' ? new Error('the checksum does not match the record') : parsed;
     }
@@ -105,7 +123,8 @@ export class StateFile {
   /**
    * The epoch to build on: the file's, or, when the file is corrupt, the highest epoch that can
    * still be made out in it (so a damaged file never sends epochs back to 0 when some of it
-   * survived). Never throws; `problem` says what went wrong.
+   * survived); 2^53 - 1 when the file holds a larger one. Never throws; `problem` says what went
+   * wrong.
    */
   epochFloor(): { readonly epoch: number; readonly problem?: string } {
     try {
@@ -255,17 +274,36 @@ export function formatRecord(record: StateRecord, minSize = 0): Buffer {
   return bytes;
 }
 
-/** The highest `"epoch":N` that can be made out in a damaged file's text (0 if none). */
+/**
+ * The highest `"epoch":N` that can be made out in a damaged file's text (0 if none); 2^53 - 1
+ * when a number above it is there (never a smaller epoch than one the file held).
+ */
 export function salvageEpoch(text: string): number {
   let best = 0;
-  for (const m of text.matchAll(/"epoch"\s*:\s*(\d{1,16})/g)) {
+  for (const m of text.matchAll(/"epoch"\s*:\s*(\d[\d.eE+-]*)/g)) {
     const n = Number(m[1]);
+    if (n > EPOCH_CEILING) return EPOCH_CEILING;
     if (Number.isSafeInteger(n) && n > best) best = n;
   }
   return best;
 }
 
-/** Parses a record: the record, 'torn' when its checksum does not match, or the Error that makes it corrupt. */
+/** What {@link parseRecord} returns for a record whose epoch is a number above 2^53 - 1. */
+export class EpochBeyondCeiling extends Error {
+  readonly epoch: number;
+
+  constructor(epoch: number) {
+    super(`epoch ${epoch} is above 2^53 - 1`);
+    this.name = 'EpochBeyondCeiling';
+    this.epoch = epoch;
+  }
+}
+
+/**
+ * Parses a record: the record, 'torn' when its checksum does not match, an
+ * {@link EpochBeyondCeiling} when its epoch is a number above 2^53 - 1, or the Error that makes
+ * it corrupt.
+ */
 export function parseRecord(text: string): StateRecord | 'torn' | Error {
   // Created, but its first write never happened (its writer died in between): nothing was taken.
   if (text.trim() === '') return { epoch: 0, primary: null, updatedAt: 0 };
@@ -276,6 +314,12 @@ export function parseRecord(text: string): StateRecord | 'torn' | Error {
     return error as Error;
   }
   if (typeof value !== 'object' || value === null) return new Error('not a JSON object');
+  if (typeof value.epoch === 'number' && value.epoch > EPOCH_CEILING) {
+    if (value.check !== undefined && value.check !== checksum(contentOf({ epoch: value.epoch, primary: value.primary ?? null, updatedAt: value.updatedAt ?? 0 }))) {
+      return 'torn';
+    }
+    return new EpochBeyondCeiling(value.epoch);
+  }
   if (typeof value.epoch !== 'number' || !Number.isSafeInteger(value.epoch) || value.epoch < 0) {
     return new Error('epoch is not a non-negative integer');
   }
