@@ -16,6 +16,8 @@
  *   expire, up to clock-rate differences between the hosts and Redis;
  * - the revision handed to `onStart` grows at every new term: pass it to storage that can reject
  *   writes of an older term (fencing), the only protection against a leader paused past its lease;
+ *   it is always an integer from 1 to 2^53 - 1: past that, no node leads (`revisionExhausted`)
+ *   until an operator resets the counter;
  * - `onStop` runs once per `onStart`, after it settled; a closing leader releases the lease after
  *   `onStop` (at most 1 s), and a standby takes over in milliseconds through pub/sub;
  * - listeners run after the state changed, asynchronously, and their throws are caught.
@@ -232,6 +234,12 @@ export interface ClusterStatus {
   readonly leaseAgeMs: number | undefined;
   /** Another live process uses this nodeId. */
   readonly duplicateNodeId: boolean;
+  /**
+   * True while this node's acquires are refused because no valid revision is left: the next
+   * would exceed 2^53 - 1 (or the revision key does not hold an integer). Nobody leads until an
+   * operator resets the revision (docs/REDIS.md); cleared when a lease is granted again.
+   */
+  readonly revisionExhausted: boolean;
   readonly operations: number;
   readonly operationFailures: number;
   readonly skippedTicks: number;
@@ -243,6 +251,8 @@ export interface ClusterStatus {
   readonly failedStarts: number;
   readonly abandonedStops: number;
   readonly notices: number;
+  /** Acquires refused because no valid revision was left (each tick while `revisionExhausted`). */
+  readonly revisionRefusals: number;
   /** Role changes dropped by slow `roleChanges()` consumers. */
   readonly notificationsDropped: number;
   /** Listener calls that threw or rejected. */
@@ -533,6 +543,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       lastOkAgeMs: s.lastOkAt === undefined ? undefined : Math.max(0, now - s.lastOkAt),
       leaseAgeMs: s.phase === 'leader' && s.leaseOkSentAt !== undefined ? Math.max(0, now - s.leaseOkSentAt) : undefined,
       duplicateNodeId: s.duplicate,
+      revisionExhausted: s.revisionExhausted !== undefined,
       ...s.counters,
       notificationsDropped: this.notificationsDropped,
       listenerErrors: this.listenerErrors,
@@ -553,6 +564,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     parts.push(st.strategy === 'priority' ? `priority strategy, priority ${st.priority}` : 'race strategy');
     if (st.redis === 'failing') parts.push(`Redis failing: ${st.lastError ?? 'unknown error'}`);
     if (st.duplicateNodeId) parts.push('another live node uses this nodeId');
+    if (st.revisionExhausted) parts.push('not leading: no valid revision left (reset the revision, docs/REDIS.md)');
     return parts.join('; ');
   }
 

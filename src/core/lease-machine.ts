@@ -10,7 +10,9 @@
  * What it guarantees, given a lease store whose operations are atomic (see
  * `transport/redis/lease-scripts.ts`):
  * - a node becomes primary only after the store granted it the lease, and with the revision
- *   (fencing token) the store handed out for that term;
+ *   (fencing token) the store handed out for that term, which is a safe integer (at most
+ *   {@link MAX_REVISION}): when no valid revision is left the store refuses (`exhausted`), the
+ *   node stays a follower and says why, and a grant with any other revision is given back unused;
  * - a primary steps down (aborts `onStart`'s signal, role `secondary`) as soon as a refresh finds
  *   the lease gone or held by someone else, and on its own once `maxDrift` has passed since the
  *   *send time* of its last successful acquire or refresh: the lease it holds in Redis lives at
@@ -66,6 +68,13 @@ export type LeaseRoleChangeReason =
   /** `close()`. */
   | 'shutdown';
 
+/**
+ * The largest revision a term takes: 2^53 - 1, the largest integer a double (JavaScript's
+ * number, Lua 5.1's) holds exactly. Past it revisions would be rounded, and two terms could
+ * share one.
+ */
+export const MAX_REVISION = Number.MAX_SAFE_INTEGER;
+
 /** The leader as the last lease operation reported it. */
 export interface LeaderView {
   readonly nodeId: string;
@@ -110,6 +119,8 @@ export interface LeaseCounters {
   readonly abandonedStops: number;
   /** Pub/sub notices acted upon. */
   readonly notices: number;
+  /** Acquires refused because no valid revision was left (2^53 - 1 reached, or a counter that is not an integer). */
+  readonly revisionRefusals: number;
 }
 
 /** A lease operation on its way. */
@@ -166,6 +177,11 @@ export interface LeaseMachineState {
   readonly lastOkAt: number | undefined;
   /** Another live registration uses this nodeId. */
   readonly duplicate: boolean;
+  /**
+   * Set while acquires are refused because no valid revision is left: what the revision counter
+   * holds. Cleared by the next lease granted (after an operator reset the counter).
+   */
+  readonly revisionExhausted: { readonly counter: string } | undefined;
   readonly wakeAt: number | undefined;
   readonly counters: LeaseCounters;
 }
@@ -184,6 +200,17 @@ export type OpReply =
       /** `taken`: another node holds it; `deferred`: free, but a better live node should take it. */
       readonly outcome: 'taken' | 'deferred';
       readonly leader: LeaderView | undefined;
+      readonly duplicate: boolean;
+    }
+  | {
+      readonly kind: 'acquire';
+      /**
+       * Refused, nothing written: the next revision would exceed {@link MAX_REVISION}, or the
+       * revision counter does not hold an integer.
+       */
+      readonly outcome: 'exhausted';
+      /** What the revision counter holds. */
+      readonly counter: string;
       readonly duplicate: boolean;
     }
   | {
@@ -245,7 +272,7 @@ export type LeaseEffect =
   /** Release the lease if it is still ours (and deregister when closing); answer with `releaseResult`. */
   | {
       readonly type: 'release';
-      readonly reason: Exclude<LeaseRoleChangeReason, 'startup' | 'vacant' | 'handover' | 'expired' | 'reacquired'>;
+      readonly reason: Exclude<LeaseRoleChangeReason, 'startup' | 'vacant' | 'handover' | 'expired' | 'reacquired'> | 'revision-exhausted';
       readonly deregister: boolean;
       /** Whether anyone waits for the answer (closing); otherwise fire and forget. */
       readonly awaited: boolean;
@@ -285,6 +312,7 @@ const ZERO_COUNTERS: LeaseCounters = Object.freeze({
   failedStarts: 0,
   abandonedStops: 0,
   notices: 0,
+  revisionRefusals: 0,
 });
 
 /** The state of a machine that has not started. */
@@ -313,6 +341,7 @@ export function initialLeaseState(config: LeaseMachineConfig, knownRevision = 0)
     lastError: undefined,
     lastOkAt: undefined,
     duplicate: false,
+    revisionExhausted: undefined,
     wakeAt: undefined,
     counters: ZERO_COUNTERS,
   };
@@ -387,8 +416,13 @@ class Builder extends StepBuilder<LeaseMachineState, LeaseEffect> {
     this.effects.push({ type: 'notify', notification: { type: 'roleChanged', from, to, epoch: this.s.revision, reason } });
   }
 
-  /** Record a revision seen anywhere. */
-  see(revision: number): void {
+  /**
+   * Record a revision seen anywhere. One above {@link MAX_REVISION} (an older node's, a key set by
+   * hand) counts as MAX_REVISION: a new term must exceed it, which no valid revision can.
+   */
+  see(seen: number): void {
+    if (!(seen > 0)) return;
+    const revision = Math.min(seen, MAX_REVISION);
     if (revision > this.s.knownRevision) this.set({ knownRevision: revision });
     if (this.s.phase !== 'leader' && this.s.knownRevision > this.s.revision) this.set({ revision: this.s.knownRevision });
   }
@@ -498,6 +532,7 @@ function onOpResult(b: Builder, id: number, reply: OpReply): void {
   switch (reply.kind) {
     case 'acquire':
       if (reply.outcome === 'acquired') onAcquired(b, op, reply.revision, reply.from);
+      else if (reply.outcome === 'exhausted') onExhausted(b, reply.counter);
       else onFollowing(b, reply.leader);
       break;
     case 'refresh':
@@ -532,12 +567,45 @@ function onFollowing(b: Builder, leader: LeaderView | undefined): void {
   if (b.s.role === 'starting' && b.s.phase === 'follower') b.changeRole('secondary', 'startup');
 }
 
+/**
+ * The store refused a new term: no valid revision is left. Stay a follower (the lease is free:
+ * nobody leads until an operator resets the counter), say why once, and keep asking every tick.
+ */
+function onExhausted(b: Builder, counter: string): void {
+  b.count('revisionRefusals');
+  if (b.s.revisionExhausted === undefined) {
+    const known = b.s.knownRevision;
+    b.log(
+      'error',
+      `not leading: no valid revision left (ERR_FAILOVER_EPOCH_EXHAUSTED): the revision counter holds ${JSON.stringify(counter)}` +
+        `${known > 0 ? ` and this node has seen revision ${known}` : ''}, and a new term needs an integer revision above both, ` +
+        `at most 2^53 - 1 = ${MAX_REVISION}. To reset, stop every node, delete the project's revision key ({project}:revision) ` +
+        'and start them again; revisions then restart at 1 (docs/REDIS.md, "Resetting the revision")',
+    );
+  }
+  b.set({ revisionExhausted: { counter } });
+  onFollowing(b, undefined);
+}
+
 function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredFrom): void {
   const s = b.s;
   if (s.phase !== 'follower') {
     // Closing meanwhile: give back what we no longer want.
     if (s.phase === 'stopping') b.emit({ type: 'release', reason: 'shutdown', deregister: true, awaited: false });
     return;
+  }
+  if (!Number.isSafeInteger(revision) || revision <= 0 || revision > MAX_REVISION) {
+    // A store that granted a revision no node can trust (rounded, repeated): never lead with it.
+    b.count('revisionRefusals');
+    b.log('error', `the lease was granted with revision ${String(revision)}, not a valid revision (an integer from 1 to 2^53 - 1): giving it back unused (ERR_FAILOVER_EPOCH_EXHAUSTED)`);
+    b.set({ revisionExhausted: { counter: String(revision) } });
+    b.emit({ type: 'release', reason: 'revision-exhausted', deregister: false, awaited: false });
+    onFollowing(b, undefined);
+    return;
+  }
+  if (s.revisionExhausted !== undefined) {
+    b.log('info', `the revision counter was reset: leading again with revision ${revision}`);
+    b.set({ revisionExhausted: undefined });
   }
   b.see(revision);
   if (b.now >= op.sentAt + s.config.maxDrift) {

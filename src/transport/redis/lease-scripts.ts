@@ -7,6 +7,13 @@
  * nodeId never mistakes its predecessor's lease for its own. Times (registrations, event stamps)
  * come from the server's `TIME`, so nodes on hosts with different clocks agree on them.
  *
+ * Revisions stay exact integers of at most 2^53 - 1 = 9007199254740991 (the largest a double,
+ * hence Lua 5.1 and JavaScript, holds exactly): acquire refuses (`exhausted`) a new term whose
+ * revision would exceed it or when the revision key does not hold an integer, rather than hand
+ * out a rounded, repeated one. Revisions travel as decimal text (replies, hash fields) or as
+ * JSON numbers written digit by digit (events, notices): cjson would round them above 10^14, and
+ * ioredis 6 misreads integer replies within 57 of 2^53.
+ *
  * KEYS (see `lease-keys.ts`): 1 leader, 2 revision, 3 last, 4 nodes, 5 node-info, 6 events.
  * ARGV: 1 nodeId, 2 session, 3 priority, 4 eligible ('1'|'0'), 5 ttl ms, 6 strategy,
  * 7 channel, 8 events limit, 9 highest revision known to the caller, 10 reason, 11 deregister.
@@ -81,20 +88,38 @@ local function better_node()
   return best
 end
 
+-- The largest revision handed out: 2^53 - 1, exact in a double.
+local MAX_REVISION = 9007199254740991
+
+-- A revision as JSON: the digits of the stored text when it is a plain integer, else 0.
+local function revjson(rev)
+  rev = tostring(rev or '0')
+  if string.match(rev, '^%-?%d+$') then return rev end
+  return '0'
+end
+
+-- JSON of fields plus a "revision" written digit by digit (cjson would round it above 10^14).
+local function withrev(fields, rev)
+  local body = cjson.encode(fields)
+  return string.sub(body, 1, -2) .. ',"revision":' .. revjson(rev) .. '}'
+end
+
 local function event(who, action, rev, why)
-  redis.call('LPUSH', eventsKey, cjson.encode({nodeId = who, action = action, timestamp = now, revision = rev, reason = why}))
+  redis.call('LPUSH', eventsKey, withrev({nodeId = who, action = action, timestamp = now, reason = why}, rev))
   redis.call('LTRIM', eventsKey, 0, eventsLimit - 1)
 end
 
 local function notice(kind, rev)
-  redis.call('PUBLISH', channel, cjson.encode({type = kind, nodeId = nodeId, revision = rev, priority = priority}))
+  redis.call('PUBLISH', channel, withrev({type = kind, nodeId = nodeId, priority = priority}, rev))
 end
 `;
 
 /**
  * Take the lease when it is free (or still ours), as a new term with a new revision.
- * Replies `{'acquired', dup, revision, from}`, `{'taken', dup, node, rev, prio}` or
- * `{'deferred', dup, betterNode}` (priority strategy: a better live node should take it).
+ * Replies `{'acquired', dup, revision (text), from}`, `{'taken', dup, node, rev, prio}`,
+ * `{'deferred', dup, betterNode}` (priority strategy: a better live node should take it) or
+ * `{'exhausted', dup, counter}` (no valid revision left: the revision key holds `counter`, which
+ * is not an integer, or the next revision would exceed 2^53 - 1; nothing is written).
  */
 const ACQUIRE = `${PRELUDE}
 prune()
@@ -103,18 +128,30 @@ local holder = redis.call('HGET', leaderKey, 'session')
 if holder and holder ~= session then
   local v = redis.call('HMGET', leaderKey, 'node', 'rev', 'prio')
   if strategy == 'priority' and eligible and v[3] and priority < tonumber(v[3]) then
-    notice('preempt', tonumber(v[2]) or 0)
+    notice('preempt', v[2])
   end
   return {'taken', dup, v[1], v[2], v[3]}
 end
+if holder ~= session and strategy == 'priority' then
+  local better = better_node()
+  if better then return {'deferred', dup, better} end
+end
+-- The new term's revision: above the counter and above what the caller has seen, at most
+-- 2^53 - 1. Checked before anything is written.
+local counter = redis.call('GET', revKey)
+local current = 0
+if counter then
+  if not string.match(counter, '^%-?%d+$') then return {'exhausted', dup, counter} end
+  current = tonumber(counter)
+end
+local rev = current + 1
+if rev <= known then rev = known + 1 end
+if rev > MAX_REVISION then return {'exhausted', dup, counter or '0'} end
+rev = string.format('%.0f', rev)
 local from
 if holder == session then
   from = 'self'
 else
-  if strategy == 'priority' then
-    local better = better_node()
-    if better then return {'deferred', dup, better} end
-  end
   local last = redis.call('HMGET', lastKey, 'node', 'state', 'rev')
   if not last[1] then
     from = 'vacant'
@@ -122,14 +159,10 @@ else
     from = 'released'
   else
     from = 'expired'
-    event(last[1], 'expired', tonumber(last[3]) or 0, 'lease-expired')
+    event(last[1], 'expired', last[3], 'lease-expired')
   end
 end
-local rev = redis.call('INCR', revKey)
-if rev <= known then
-  rev = known + 1
-  redis.call('SET', revKey, rev)
-end
+redis.call('SET', revKey, rev)
 redis.call('DEL', leaderKey)
 redis.call('HSET', leaderKey, 'session', session, 'node', nodeId, 'rev', rev, 'prio', priority)
 redis.call('PEXPIRE', leaderKey, ttl)
@@ -170,9 +203,9 @@ return {'observed', dup, v[1], v[2], v[3]}
  */
 const RELEASE = `${PRELUDE}
 local released = 0
-local rev = 0
+local rev = '0'
 if redis.call('HGET', leaderKey, 'session') == session then
-  rev = tonumber(redis.call('HGET', leaderKey, 'rev')) or 0
+  rev = redis.call('HGET', leaderKey, 'rev') or '0'
   redis.call('DEL', leaderKey)
   redis.call('HSET', lastKey, 'node', nodeId, 'state', 'released', 'rev', rev)
   event(nodeId, 'released', rev, reason)

@@ -41,7 +41,10 @@ export interface OpArgs {
   readonly knownRevision: number;
 }
 
-export type ReleaseReason = Exclude<LeaseRoleChangeReason, 'startup' | 'vacant' | 'handover' | 'expired' | 'reacquired'>;
+export type ReleaseReason =
+  | Exclude<LeaseRoleChangeReason, 'startup' | 'vacant' | 'handover' | 'expired' | 'reacquired'>
+  /** A lease granted with a revision that is not a valid one (not a safe integer): given back unused. */
+  | 'revision-exhausted';
 
 /** Callbacks of a store's connection. */
 export interface LeaseStoreHandlers {

@@ -32,6 +32,7 @@ interface Registration {
 export class MemoryLeaseServer {
   readonly #now: () => number;
   lease: Lease | undefined;
+  /** The revision counter (`{project}:revision`); a test may set it to anything, as `SET` could. */
   revision = 0;
   last: { node: string; state: 'held' | 'released'; rev: number } | undefined;
   readonly nodes = new Map<string, Registration>();
@@ -163,10 +164,17 @@ export class MemoryLeaseStore implements LeaseStore {
         if (c.strategy === 'priority' && args.eligible && c.priority < lease.prio) this.#notice('preempt', lease.rev);
         return { kind: 'acquire', outcome: 'taken', leader: view(lease), duplicate };
       }
+      if (lease === undefined && c.strategy === 'priority' && this.#better() !== undefined) {
+        return { kind: 'acquire', outcome: 'deferred', leader: undefined, duplicate };
+      }
+      // As the script: no revision above 2^53 - 1, and none from a counter that is not an integer.
+      const next = Math.max(s.revision + 1, args.knownRevision + 1);
+      if (!Number.isSafeInteger(s.revision) || !(next <= Number.MAX_SAFE_INTEGER)) {
+        return { kind: 'acquire', outcome: 'exhausted', counter: String(s.revision), duplicate };
+      }
       let from: AcquiredFrom;
       if (lease !== undefined) from = 'self';
       else {
-        if (c.strategy === 'priority' && this.#better() !== undefined) return { kind: 'acquire', outcome: 'deferred', leader: undefined, duplicate };
         if (s.last === undefined) from = 'vacant';
         else if (s.last.state === 'released') from = 'released';
         else {
@@ -174,8 +182,8 @@ export class MemoryLeaseStore implements LeaseStore {
           s.event(s.last.node, 'expired', s.last.rev, 'lease-expired', c.eventsLimit);
         }
       }
-      s.revision = Math.max(s.revision + 1, args.knownRevision + 1);
-      const rev = s.revision;
+      s.revision = next;
+      const rev = next;
       s.lease = { session: c.session, node: c.nodeId, rev, prio: c.priority, expiresAt: s.now() + c.leaseTTL };
       s.last = { node: c.nodeId, state: 'held', rev };
       s.event(c.nodeId, 'elected', rev, from, c.eventsLimit);

@@ -134,10 +134,13 @@ export class RedisLeaseStore implements LeaseStore {
     const duplicate = r[1] === 1;
     if (r[0] === 'acquired') {
       const from = String(r[3]);
-      return { kind: 'acquire', outcome: 'acquired', revision: toInt(r[2]), from: FROM.has(from) ? (from as AcquiredFrom) : 'vacant', duplicate };
+      // Exactly what the script handed out (NaN for anything that is not a safe integer: the
+      // election then refuses to lead with it).
+      return { kind: 'acquire', outcome: 'acquired', revision: exactRevision(r[2]), from: FROM.has(from) ? (from as AcquiredFrom) : 'vacant', duplicate };
     }
     if (r[0] === 'taken') return { kind: 'acquire', outcome: 'taken', leader: leaderView(r[2], r[3], r[4]), duplicate };
     if (r[0] === 'deferred') return { kind: 'acquire', outcome: 'deferred', leader: undefined, duplicate };
+    if (r[0] === 'exhausted') return { kind: 'acquire', outcome: 'exhausted', counter: String(r[2] ?? ''), duplicate };
     throw new FailoverError('ERR_FAILOVER_TRANSPORT', `unexpected acquire reply ${JSON.stringify(r[0])}`);
   }
 
@@ -195,7 +198,7 @@ export class RedisLeaseStore implements LeaseStore {
         nodeId: e.nodeId,
         action: e.action as LeadershipAction,
         timestamp: typeof e.timestamp === 'number' ? e.timestamp : Number.NaN,
-        revision: typeof e.revision === 'number' ? e.revision : 0,
+        revision: revisionOf(e.revision),
         reason: typeof e.reason === 'string' ? e.reason : undefined,
       });
     }
@@ -281,14 +284,26 @@ function asArray(reply: unknown): unknown[] {
   return reply;
 }
 
-function toInt(value: unknown): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  return Number.isFinite(n) ? n : 0;
+/** A revision reply of the scripts (decimal text, or an integer): the number when it is a safe integer, else NaN. */
+function exactRevision(value: unknown): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : Number.NaN;
+}
+
+/**
+ * A revision someone else reported (the leader's, a notice's, an event's): a larger integer than
+ * 2^53 - 1 counts as 2^53 - 1, never as a smaller one (a new term must exceed it, which no valid
+ * revision can); anything that is not a non-negative integer counts as 0.
+ */
+function revisionOf(value: unknown): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) && !(n > Number.MAX_SAFE_INTEGER)) return 0;
+  return n < 0 ? 0 : Math.min(n, Number.MAX_SAFE_INTEGER);
 }
 
 function leaderView(node: unknown, rev: unknown, prio: unknown): LeaderView | undefined {
   if (typeof node !== 'string') return undefined;
-  return { nodeId: node, revision: toInt(rev), priority: prio === null || prio === undefined ? Number.NaN : Number(prio) };
+  return { nodeId: node, revision: revisionOf(rev), priority: prio === null || prio === undefined ? Number.NaN : Number(prio) };
 }
 
 function parseJson(raw: unknown): Record<string, unknown> | undefined {
@@ -309,7 +324,7 @@ function parseNotice(message: string): Notice | undefined {
   return {
     type: v.type,
     nodeId: v.nodeId,
-    revision: typeof v.revision === 'number' ? v.revision : 0,
+    revision: revisionOf(v.revision),
     priority: typeof v.priority === 'number' ? v.priority : Number.NaN,
   };
 }
