@@ -540,16 +540,7 @@ function onStart(b: Builder): void {
     return;
   }
   if (epochExhausted(b.s)) {
-    const detail = refuseAtCeiling(b, 'startup');
-    if (b.s.config.initialRole === 'primary') {
-      b.set({ phase: 'stopped', role: 'stopped' });
-      b.emit({ type: 'startFailed', reason: 'epoch-exhausted', detail });
-      b.emit({ type: 'close' });
-      return;
-    }
-    becomeFollower(b);
-    b.changeRole('secondary', 'startup');
-    b.emit({ type: 'started' });
+    endStartClaim(b, b.s, 'startup', 'epoch-exhausted', refuseAtCeiling(b, 'startup'), undefined);
     return;
   }
   b.set({ phase: 'binding', claimReason: 'startup' });
@@ -931,19 +922,8 @@ function refuseClaim(b: Builder, known: number): void {
   b.emit({ type: 'release', epoch: s.epoch, farewellSeq: undefined });
   b.set({ holdsEndpoint: false, nextHeartbeatAt: undefined, claimReason: undefined, nextAttemptAt: undefined, primary: undefined });
   const detail = refuseAtCeiling(b, reason);
-  if (reason === 'startup' && s.role === 'starting') {
-    if (s.config.initialRole === 'primary') {
-      b.set({ phase: 'stopped', role: 'stopped' });
-      b.emit({ type: 'startFailed', reason: 'epoch-exhausted', detail });
-      b.emit({ type: 'close' });
-      return;
-    }
-    becomeFollower(b);
-    b.set({ loss: { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined, refused: true } });
-    b.changeRole('secondary', 'startup');
-    b.emit({ type: 'started' });
-    return;
-  }
+  const startLoss: Loss = { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined, refused: true };
+  if (endStartClaim(b, s, reason, 'epoch-exhausted', detail, startLoss)) return;
   becomeFollower(b);
   const loss = s.loss ?? { cause: reason, since: b.now, instanceId: undefined, epoch: undefined };
   b.set({ loss: { ...loss, refused: true } });
@@ -1012,24 +992,40 @@ function failPromotion(b: Builder, detail: string): void {
     primary: undefined,
   });
   b.notify({ type: 'promotionFailed', epoch: s.epoch, reason, detail, retryInMs: delay });
-  if (reason === 'startup' && s.role === 'starting') {
-    if (s.config.initialRole === 'primary') {
-      b.set({ phase: 'stopped', role: 'stopped' });
-      b.emit({ type: 'startFailed', reason: 'promote-failed', detail });
-      b.emit({ type: 'close' });
-      return;
-    }
-    becomeFollower(b);
-    b.set({ loss: { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined, backoffUntil: b.now + delay }, nextAttemptAt: b.now + delay });
-    b.changeRole('secondary', 'startup');
-    b.emit({ type: 'started' });
-    return;
-  }
+  const startLoss: Loss = { cause: 'startup', since: b.now, instanceId: undefined, epoch: undefined, backoffUntil: b.now + delay };
+  if (endStartClaim(b, s, reason, 'promote-failed', detail, startLoss)) return;
   becomeFollower(b);
   b.set({
     loss: { cause: reason, since: b.now, instanceId: undefined, epoch: undefined, backoffUntil: b.now + delay },
     nextAttemptAt: b.now + delay,
   });
+}
+
+/**
+ * A claim of the start sequence given up (`s` is the state before): `primary` (take it or fail)
+ * fails to start and closes; `auto` ends start() as a secondary, with `loss` when given. False
+ * when the claim was not the start's.
+ */
+function endStartClaim(
+  b: Builder,
+  s: MachineState,
+  reason: PromoteReason,
+  failure: 'promote-failed' | 'epoch-exhausted',
+  detail: string,
+  loss: Loss | undefined,
+): boolean {
+  if (reason !== 'startup' || s.role !== 'starting') return false;
+  if (s.config.initialRole === 'primary') {
+    b.set({ phase: 'stopped', role: 'stopped' });
+    b.emit({ type: 'startFailed', reason: failure, detail });
+    b.emit({ type: 'close' });
+    return true;
+  }
+  becomeFollower(b);
+  if (loss !== undefined) b.set({ loss });
+  b.changeRole('secondary', 'startup');
+  b.emit({ type: 'started' });
+  return true;
 }
 
 /** Stop acting as primary at once (a higher epoch exists). */
