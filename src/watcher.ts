@@ -602,6 +602,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       parts.push('no primary heard yet');
     }
     parts.push(`failover ${st.enabled ? 'enabled' : 'disabled'}`);
+    if (st.epochExhausted && st.role !== 'primary') parts.push('no valid epoch left: will not promote (README, "Resetting the epoch")');
     if (st.dropped.total > 0) parts.push(`${st.dropped.total} invalid messages dropped`);
     return parts.join('; ');
   }
