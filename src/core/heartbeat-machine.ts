@@ -624,7 +624,8 @@ function declareLoss(b: Builder, cause: PromoteReason): void {
   const delay = successorDelay(b.s, p?.instanceId);
   b.set({ loss: { cause, since: b.now, instanceId: p?.instanceId, epoch: p?.epoch }, attempts: 0, nextAttemptAt: b.now + delay });
   const who = p === undefined ? 'no primary heard' : `primary ${p.instanceId} (epoch ${p.epoch})`;
-  b.log(willPromote ? 'info' : 'warn', `${who}: lost by ${cause}${willPromote ? '' : '; failover disabled, not promoting'}`);
+  const why = willPromote ? '' : b.s.enabled ? '; no valid epoch left, not promoting' : '; failover disabled, not promoting';
+  b.log(willPromote ? 'info' : 'warn', `${who}: lost by ${cause}${why}`);
   b.notify({
     type: 'primaryLost',
     instanceId: p?.instanceId,
