@@ -428,6 +428,9 @@ class Builder extends StepBuilder<LeaseMachineState, LeaseEffect> {
   }
 
   finish(): LeaseStepResult {
+    // Not leading: show the highest revision seen (the one of the node that took the lease
+    // included); the ended term's stays in termRevision for its onStop.
+    if (this.s.phase !== 'leader' && this.s.revision < this.s.knownRevision) this.set({ revision: this.s.knownRevision });
     this.set({ wakeAt: computeWakeAt(this.s) });
     return { state: this.s, effects: this.effects };
   }

@@ -123,6 +123,19 @@ describe('lease machine: revisions it cannot trust', () => {
     expect(r.state).toMatchObject({ phase: 'follower', role: 'secondary' });
   });
 
+  it('shows the new leader\'s revision after losing the lease', () => {
+    // status().epoch: "own term's while primary, otherwise the highest seen".
+    let s = acquiring();
+    s = send(s, { type: 'opResult', id: s.op!.id, reply: { kind: 'acquire', outcome: 'acquired', revision: 3, from: 'vacant', duplicate: false } }).state;
+    s = send(s, { type: 'startSettled', term: 1, ok: true }).state;
+    s = send(s, { type: 'tick' }).state;
+    s = leaseStep(s, { type: 'tick' }, { now: 200, random: () => 0.5 }).state;
+    expect(s.op?.kind).toBe('refresh');
+    const r = leaseStep(s, { type: 'opResult', id: s.op!.id, reply: { kind: 'refresh', outcome: 'lost', leader: { nodeId: 'x', revision: 9, priority: 1 }, duplicate: false } }, { now: 200, random: () => 0.5 });
+    expect(r.effects).toContainEqual({ type: 'notify', notification: { type: 'roleChanged', from: 'primary', to: 'secondary', epoch: 3, reason: 'lease-lost' } });
+    expect(r.state).toMatchObject({ role: 'secondary', revision: 9, termRevision: 3 });
+  });
+
   it('a revision seen past 2^53 - 1 counts as 2^53 - 1', () => {
     const s = acquiring();
     const r = send(s, { type: 'notice', notice: { type: 'elected', nodeId: 'x', revision: 2 ** 60, priority: 1 } });
