@@ -1,0 +1,4 @@
+/** See ./welcome.ts. @module */
+import { welcome } from './welcome.js';
+
+export default welcome('library');

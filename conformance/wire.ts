@@ -1,0 +1,235 @@
+/**
+ * The kit's own ZeroMQ sockets: a squatter that binds the endpoint and publishes what a scenario
+ * scripts (valid messages from made-up nodes, stale or higher epochs, garbage), a listener that
+ * connects like a node and decodes what the primary publishes, and the path lock under its exact
+ * PROTOCOL.md 2.2 address. Messages are encoded by the library's codec, whose output
+ * PROTOCOL.md section 8 documents byte for byte.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import { hostname } from 'node:os';
+import * as zmq from 'zeromq';
+import { decode, encode } from '../src/protocol/codec.js';
+import type { Topic, WireMessage } from '../src/protocol/messages.js';
+import { hostNow } from '../harness/child-runtime.js';
+
+/** The path of an `ipc:///PATH` endpoint, or undefined for other forms. */
+export function endpointPath(endpoint: string): string | undefined {
+  return endpoint.startsWith('ipc:///') ? endpoint.slice('ipc://'.length) : undefined;
+}
+
+/** The path lock's abstract name for PATH, without the leading NUL (PROTOCOL.md 2.2). */
+export function lockName(path: string): string {
+  return `failover-watch-lock-${createHash('sha256').update(path, 'utf8').digest('hex').slice(0, 40)}`;
+}
+
+/**
+ * Binds the path lock's exact abstract address: `"\0failover-watch-lock-" + 40 hex digits`, of
+ * exactly that length. Node's `net` cannot (Node 20 pads an abstract name with NUL bytes to the
+ * full 108 bytes of `sun_path`, which is another address), so the kit uses a ZeroMQ socket bound
+ * to `ipc://@NAME`, which libzmq binds with the exact length. Only the address matters to a
+ * peer's `listen`/`bind`: it gets EADDRINUSE. Resolves to the holder, or `'in-use'`.
+ */
+export async function holdExactLock(path: string): Promise<{ release(): void } | 'in-use'> {
+  const socket = new zmq.Router({ linger: 0 });
+  try {
+    await socket.bind(`ipc://@${lockName(path)}`);
+  } catch (error) {
+    socket.close();
+    if ((error as { code?: string }).code === 'EADDRINUSE') return 'in-use';
+    throw error;
+  }
+  return { release: () => socket.close() };
+}
+
+/**
+ * Binds the lock's name the way Node 20's `net` does it (padded with NUL bytes to 108 bytes):
+ * library builds whose lock is not the exact address see the kit's squatter only through this.
+ * Resolves to the server, or `'in-use'`.
+ */
+export function holdPaddedLock(path: string): Promise<Server | 'in-use'> {
+  const server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      server.close();
+      if (error.code === 'EADDRINUSE') resolve('in-use');
+      else reject(error);
+    });
+    server.listen({ path: `\0${lockName(path)}`, exclusive: true }, () => resolve(server));
+  });
+}
+
+/** A made-up node's fields for a message the kit publishes. */
+export interface GhostFields {
+  readonly instanceId: string;
+  readonly epoch: number;
+  readonly priority?: number;
+  readonly members?: ReadonlyArray<readonly [string, number]>;
+}
+
+/** The kit bound to the endpoint as a primary of its own, publishing what a scenario scripts. */
+export class Squatter {
+  readonly endpoint: string;
+  readonly #pub: zmq.Publisher;
+  #seq = 0;
+  #locks: Array<() => void> = [];
+  #closed = false;
+
+  private constructor(endpoint: string, pub: zmq.Publisher) {
+    this.endpoint = endpoint;
+    this.#pub = pub;
+  }
+
+  /**
+   * Binds `endpoint` (holding the path lock first for `ipc:///PATH`, under the exact address and
+   * Node's padded one). Throws when the endpoint is taken.
+   */
+  static async bind(endpoint: string): Promise<Squatter> {
+    const locks: Array<() => void> = [];
+    const path = endpointPath(endpoint);
+    if (path !== undefined) {
+      const exact = await holdExactLock(path);
+      if (exact === 'in-use') throw new Error(`squatter: the path lock of ${endpoint} is held`);
+      locks.push(() => exact.release());
+      const padded = await holdPaddedLock(path);
+      if (padded === 'in-use') {
+        for (const release of locks) release();
+        throw new Error(`squatter: the path lock of ${endpoint} (padded form) is held`);
+      }
+      locks.push(() => padded.close());
+    }
+    const pub = new zmq.Publisher({ linger: 200, sendHighWaterMark: 10_000 });
+    try {
+      await pub.bind(endpoint);
+    } catch (error) {
+      pub.close();
+      for (const release of locks) release();
+      throw error;
+    }
+    const squatter = new Squatter(endpoint, pub);
+    squatter.#locks = locks;
+    return squatter;
+  }
+
+  /** Publishes one valid message from the made-up node `fields`. */
+  async publish(topic: Topic, fields: GhostFields): Promise<void> {
+    await this.#pub.send(
+      encode(topic, {
+        version: 1,
+        instanceId: fields.instanceId,
+        epoch: fields.epoch,
+        seq: ++this.#seq,
+        sentAt: Date.now(),
+        pid: 4242,
+        host: hostname(),
+        heartbeatInterval: 20,
+        priority: fields.priority ?? 1,
+        ...(topic === 'instance.heartbeat' ? { members: fields.members ?? [] } : {}),
+      }),
+    );
+  }
+
+  /** Publishes raw frames as they are (garbage). */
+  async publishRaw(frames: readonly Buffer[]): Promise<void> {
+    await this.#pub.send(frames as Buffer[]);
+  }
+
+  /**
+   * Heartbeats from `fields` every 20 ms until `until` settles (ZeroMQ drops what is published
+   * before a subscriber is connected, so one message is not enough), bounded by `timeout` ms.
+   */
+  async heartbeatUntil<T>(fields: GhostFields, until: Promise<T>, timeout: number): Promise<T> {
+    let done = false;
+    const settled = until.finally(() => (done = true));
+    settled.catch(() => undefined);
+    const deadline = hostNow() + timeout;
+    while (!done && hostNow() < deadline) {
+      await this.publish('instance.heartbeat', fields);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return await settled;
+  }
+
+  /** Unbinds and closes (no `instance.shutdown`: that is for the scenario to send first). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pub.close();
+    for (const release of this.#locks) release();
+  }
+}
+
+/** A decoded message as the kit's listener received it. */
+export interface Heard {
+  readonly message: WireMessage;
+  readonly at: number;
+}
+
+/** A SUB socket connected to the endpoint like a node's, subscribed to `instance.`, decoding. */
+export class Listener {
+  readonly heard: Heard[] = [];
+  readonly #sub: zmq.Subscriber;
+  #waiters = new Set<{ pred: (h: Heard) => boolean; resolve: (h: Heard) => void }>();
+  #closed = false;
+
+  constructor(endpoint: string) {
+    this.#sub = new zmq.Subscriber({ linger: 0, reconnectInterval: 10, reconnectMaxInterval: 100 });
+    this.#sub.connect(endpoint);
+    this.#sub.subscribe('instance.');
+    void this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      for await (const frames of this.#sub) {
+        const result = decode(frames);
+        if (!result.ok) continue;
+        const heard = { message: result.message, at: hostNow() };
+        this.heard.push(heard);
+        for (const w of this.#waiters) {
+          if (w.pred(heard)) {
+            this.#waiters.delete(w);
+            w.resolve(heard);
+          }
+        }
+      }
+    } catch {
+      // Closed.
+    }
+  }
+
+  /** Adds a subscription (a probe, for instance). */
+  subscribe(topic: string): void {
+    this.#sub.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    this.#sub.unsubscribe(topic);
+  }
+
+  /** The next message (from now on) matching `pred`, within `timeout` ms. */
+  next(pred: (h: Heard) => boolean, timeout: number, what: string): Promise<Heard> {
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        pred,
+        resolve: (h: Heard) => {
+          clearTimeout(timer);
+          resolve(h);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(waiter);
+        reject(new Error(`kit listener: no ${what} within ${timeout} ms (heard ${this.heard.length} messages)`));
+      }, timeout);
+      this.#waiters.add(waiter);
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sub.close();
+  }
+}
