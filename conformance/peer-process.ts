@@ -82,6 +82,8 @@ export class PeerProcess {
   readonly child: ChildProcess;
   readonly events: PeerEvent[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Settles once the process exited and its stdout and stderr are read to the end. */
+  readonly closed: Promise<void>;
   stderr = '';
   #stdoutRest = '';
   #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -109,6 +111,10 @@ export class PeerProcess {
         this.#exitInfo = { code, signal };
         resolve({ code, signal });
       });
+    });
+    this.closed = new Promise((resolve) => {
+      this.child.on('close', () => resolve());
+      this.child.on('error', () => resolve());
     });
   }
 
@@ -155,11 +161,19 @@ export class PeerProcess {
     }
   }
 
-  /** The first event (already read or future) matching `pred`; rejects after `timeout` ms. */
+  /**
+   * The first event (already read or future) matching `pred`; rejects after `timeout` ms, or as
+   * soon as the peer has exited and all it wrote is read without such a line.
+   */
   waitFor(pred: (e: PeerEvent) => boolean, timeout: number, what: string): Promise<PeerEvent> {
     const seen = this.events.find(pred);
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
+      const fail = (why: string): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+        reject(new Error(`peer ${this.id}: no ${what} ${why}; lines: ${this.describeEvents()}${this.#stderrTail()}`));
+      };
       const waiter = {
         pred,
         resolve: (e: PeerEvent) => {
@@ -167,11 +181,11 @@ export class PeerProcess {
           resolve(e);
         },
       };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(waiter);
-        reject(new Error(`peer ${this.id}: no ${what} within ${timeout} ms; lines: ${this.describeEvents()}${this.#stderrTail()}`));
-      }, timeout);
+      const timer = setTimeout(() => fail(`within ${timeout} ms`), timeout);
       this.#waiters.add(waiter);
+      void this.closed.then(() => {
+        if (this.#waiters.has(waiter)) fail(`before it exited (${JSON.stringify(this.#exitInfo)})`);
+      });
     });
   }
 

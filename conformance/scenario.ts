@@ -66,6 +66,7 @@ export const CHANGE_BOUND = 5000;
 /** A node of the scenario's cluster, as the shared checks see it. */
 export interface RoleTerm {
   readonly node: string;
+  readonly endpoint: string;
   readonly epoch: number;
   readonly at: number;
 }
@@ -173,10 +174,10 @@ export class ScenarioContext {
   /** Every change to primary of every node of the scenario (peers and library nodes). */
   terms(): RoleTerm[] {
     const peerTerms = this.#peers.flatMap((p) =>
-      p.events.filter((e) => e.event === 'role' && e.role === 'primary').map((e) => ({ node: p.id, epoch: Number(e.epoch), at: e.at })),
+      p.events.filter((e) => e.event === 'role' && e.role === 'primary').map((e) => ({ node: p.id, endpoint: p.config.endpoint, epoch: Number(e.epoch), at: e.at })),
     );
     const libraryTerms = this.#cluster.nodes.flatMap((n) =>
-      n.events.filter((e) => e.type === 'roleChanged' && e.to === 'primary').map((e) => ({ node: n.id, epoch: Number(e.epoch), at: e.at })),
+      n.events.filter((e) => e.type === 'roleChanged' && e.to === 'primary').map((e) => ({ node: n.id, endpoint: n.config.endpoint, epoch: Number(e.epoch), at: e.at })),
     );
     return [...peerTerms, ...libraryTerms].sort((a, b) => a.at - b.at);
   }

@@ -18,8 +18,7 @@ const scenario: Scenario = {
   async run(ctx) {
     const endpoint = await ctx.endpoint();
     const squatter = await ctx.squatter(endpoint);
-    const peer = await ctx.peer({ endpoint });
-    const lib = await ctx.library({ endpoint, priority: 1000 });
+    const [peer, lib] = await Promise.all([ctx.peer({ endpoint }), ctx.library({ endpoint, priority: 1000 })]);
     const ghost = { instanceId: 'kit-ghost', epoch: GHOST_EPOCH, members: rankedMembers(peer.id, lib.id) };
     await squatter.heartbeatUntil(ghost, Promise.all([peerFollows(peer, ghost.instanceId, 10_000), libraryFollows(lib, ghost.instanceId, 10_000)]), 10_000);
     // The ghost's members list ranks the peer first and the library node 31st: the library

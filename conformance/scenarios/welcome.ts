@@ -16,7 +16,7 @@ import { CHANGE_BOUND, check, libraryFollows, libraryPrimary, peerFollows, peerP
 export const WELCOME_BOUND = 250;
 const INTERVAL = 30_000;
 /** How long the kit waits for the follow at all (to report the lag when it is over the bound). */
-const LAG_WAIT = 3000;
+const LAG_WAIT = 1500;
 
 export function welcome(successor: 'peer' | 'library'): Scenario {
   return {
@@ -30,8 +30,7 @@ export function welcome(successor: 'peer' | 'library'): Scenario {
       const endpoint = await ctx.endpoint();
       const squatter = await ctx.squatter(endpoint);
       const timing = { heartbeatInterval: INTERVAL, heartbeatTimeout: 3 * INTERVAL };
-      const peer = await ctx.peer({ endpoint, ...timing });
-      const lib = await ctx.library({ endpoint, ...timing, enabled: successor === 'peer' ? false : true });
+      const [peer, lib] = await Promise.all([ctx.peer({ endpoint, ...timing }), ctx.library({ endpoint, ...timing, enabled: successor === 'library' })]);
       const ghost = {
         instanceId: 'kit-old-primary',
         epoch: 3,
