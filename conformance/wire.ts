@@ -1,7 +1,7 @@
 /**
  * The kit's own ZeroMQ sockets: a squatter that binds the endpoint and publishes what a scenario
  * scripts (valid messages from made-up nodes, stale or higher epochs, garbage), a listener that
- * connects like a node and decodes what the primary publishes, and the path lock under its exact
+ * connects like a node and decodes what the primary publishes, and the path lock at its
  * PROTOCOL.md 2.2 address. Messages are encoded by the library's codec, whose output
  * PROTOCOL.md section 8 documents byte for byte.
  *
@@ -20,44 +20,33 @@ export function endpointPath(endpoint: string): string | undefined {
   return endpoint.startsWith('ipc:///') ? endpoint.slice('ipc://'.length) : undefined;
 }
 
-/** The path lock's abstract name for PATH, without the leading NUL (PROTOCOL.md 2.2). */
-export function lockName(path: string): string {
-  return `failover-watch-lock-${createHash('sha256').update(path, 'utf8').digest('hex').slice(0, 40)}`;
+/** Bytes of `sun_path` the path lock's address fills (PROTOCOL.md 2.2). */
+export const LOCK_ADDRESS_BYTES = 108;
+
+/**
+ * The path lock's abstract address for PATH, written from PROTOCOL.md 2.2 (not taken from the
+ * library): a NUL, `failover-watch-lock-`, the first 40 lowercase hex digits of SHA-256(PATH),
+ * then hyphens up to 108 bytes.
+ */
+export function lockAddress(path: string): string {
+  const name = `\0failover-watch-lock-${createHash('sha256').update(path, 'utf8').digest('hex').slice(0, 40)}`;
+  return name.padEnd(LOCK_ADDRESS_BYTES, '-');
 }
 
 /**
- * Binds the path lock's exact abstract address: `"\0failover-watch-lock-" + 40 hex digits`, of
- * exactly that length. Node's `net` cannot (Node 20 pads an abstract name with NUL bytes to the
- * full 108 bytes of `sun_path`, which is another address), so the kit uses a ZeroMQ socket bound
- * to `ipc://@NAME`, which libzmq binds with the exact length. Only the address matters to a
- * peer's `listen`/`bind`: it gets EADDRINUSE. Resolves to the holder, or `'in-use'`.
+ * Binds the path lock's address as a unix stream socket (Node's `net` binds a name that fills
+ * `sun_path` byte for byte on every version, see PROTOCOL.md 2.2). Resolves to the holder, or
+ * `'in-use'` when someone holds it.
  */
-export async function holdExactLock(path: string): Promise<{ release(): void } | 'in-use'> {
-  const socket = new zmq.Router({ linger: 0 });
-  try {
-    await socket.bind(`ipc://@${lockName(path)}`);
-  } catch (error) {
-    socket.close();
-    if ((error as { code?: string }).code === 'EADDRINUSE') return 'in-use';
-    throw error;
-  }
-  return { release: () => socket.close() };
-}
-
-/**
- * Binds the lock's name the way Node 20's `net` does it (padded with NUL bytes to 108 bytes):
- * library builds whose lock is not the exact address see the kit's squatter only through this.
- * Resolves to the server, or `'in-use'`.
- */
-export function holdPaddedLock(path: string): Promise<Server | 'in-use'> {
-  const server = createServer();
+export function holdLock(path: string): Promise<{ release(): void } | 'in-use'> {
+  const server: Server = createServer((connection) => connection.destroy());
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       server.close();
       if (error.code === 'EADDRINUSE') resolve('in-use');
       else reject(error);
     });
-    server.listen({ path: `\0${lockName(path)}`, exclusive: true }, () => resolve(server));
+    server.listen({ path: lockAddress(path), exclusive: true }, () => resolve({ release: () => server.close() }));
   });
 }
 
@@ -83,22 +72,16 @@ export class Squatter {
   }
 
   /**
-   * Binds `endpoint` (holding the path lock first for `ipc:///PATH`, under the exact address and
-   * Node's padded one). Throws when the endpoint is taken.
+   * Binds `endpoint` (holding the path lock first for `ipc:///PATH`). Throws when the endpoint
+   * is taken.
    */
   static async bind(endpoint: string): Promise<Squatter> {
     const locks: Array<() => void> = [];
     const path = endpointPath(endpoint);
     if (path !== undefined) {
-      const exact = await holdExactLock(path);
-      if (exact === 'in-use') throw new Error(`squatter: the path lock of ${endpoint} is held`);
-      locks.push(() => exact.release());
-      const padded = await holdPaddedLock(path);
-      if (padded === 'in-use') {
-        for (const release of locks) release();
-        throw new Error(`squatter: the path lock of ${endpoint} (padded form) is held`);
-      }
-      locks.push(() => padded.close());
+      const lock = await holdLock(path);
+      if (lock === 'in-use') throw new Error(`squatter: the path lock of ${endpoint} is held`);
+      locks.push(() => lock.release());
     }
     const pub = new zmq.Publisher({ linger: 200, sendHighWaterMark: 10_000 });
     try {

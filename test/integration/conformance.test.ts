@@ -9,9 +9,7 @@
  * library -> peer is not run here: `npm run conformance` runs all fourteen), the epoch, presence,
  * probe, garbage and state-file scenarios; on ipc:///PATH the two path-lock scenarios.
  *
- * Expected to fail on this branch, each with its reason, until the change it checks lands:
- * - path-lock-address: the library's lock is Node 20's NUL-padded abstract name, not the exact
- *   one of PROTOCOL.md 2.2 (the `lock` branch, issue 14 item 2);
+ * Expected to fail on this branch, with the reason, until the change they check lands:
  * - welcome-from-peer, welcome-to-peer: no welcome heartbeat yet (the `flood` branch, issue 16
  *   item 1); checked to pass with that branch's changes applied.
  */
@@ -73,7 +71,7 @@ describe('conformance kit, library on both sides, tcp', () => {
 
 describe('conformance kit, library on both sides, ipc:///PATH', () => {
   passes('path-lock-collision', 'ipc-path');
-  failsUntil('path-lock-address', 'ipc-path', 'exact lock lands');
+  passes('path-lock-address', 'ipc-path');
 });
 
 describe('conformance kit runner', () => {
