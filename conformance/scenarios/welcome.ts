@@ -7,6 +7,11 @@
  * kit's members list ranks it first (and, towards the peer, the follower 32nd, see
  * rankedMembers), and a library follower runs with failover disabled.
  *
+ * Then a newcomer connects to the new primary and must learn it within the same bound of its
+ * `ready`. That second check is what makes the scenario deterministic: without a welcome, the
+ * followers of a takeover still receive `instance.promoted` when they happen to reconnect
+ * before it is published (a race the welcome removes), but a newcomer hears nothing for 30 s.
+ *
  * @module
  */
 import { hostNow } from '../../harness/child-runtime.js';
@@ -47,6 +52,13 @@ export function welcome(successor: 'peer' | 'library'): Scenario {
         const lag = followed.at - promoted.at;
         ctx.note(`follower lag ${lag.toFixed(1)} ms`);
         check(lag <= WELCOME_BOUND, `the library follower learnt the peer primary ${lag.toFixed(1)} ms after its promotion`);
+        const joiner = await ctx.library({ endpoint, ...timing, enabled: false });
+        const ready = joiner.events.find((e) => e.type === 'ready')?.at ?? hostNow();
+        const joined = await libraryFollows(joiner, peer.id, LAG_WAIT).catch(() => undefined);
+        check(joined !== undefined, `a library node that connected to the peer primary did not learn it within ${LAG_WAIT} ms`);
+        const joinLag = joined.at - ready;
+        ctx.note(`newcomer lag ${joinLag.toFixed(1)} ms`);
+        check(joinLag <= WELCOME_BOUND, `a library node that connected to the peer primary learnt it ${joinLag.toFixed(1)} ms after it was ready`);
       } else {
         const promoted = await libraryPrimary(lib, CHANGE_BOUND, t0);
         const tookIt = peer.events.find((e) => e.event === 'role' && e.role === 'primary');
@@ -56,6 +68,13 @@ export function welcome(successor: 'peer' | 'library'): Scenario {
         const lag = followed.at - promoted.at;
         ctx.note(`follower lag ${lag.toFixed(1)} ms`);
         check(lag <= WELCOME_BOUND, `the peer learnt the library primary ${lag.toFixed(1)} ms after its promotion`);
+        const joiner = await ctx.peer({ endpoint, ...timing });
+        const ready = joiner.events.find((e) => e.event === 'ready')?.at ?? hostNow();
+        const joined = await peerFollows(joiner, lib.id, LAG_WAIT).catch(() => undefined);
+        check(joined !== undefined, `a peer that connected to the library primary did not learn it within ${LAG_WAIT} ms`);
+        const joinLag = joined.at - ready;
+        ctx.note(`newcomer lag ${joinLag.toFixed(1)} ms`);
+        check(joinLag <= WELCOME_BOUND, `a peer that connected to the library primary learnt it ${joinLag.toFixed(1)} ms after its "ready" line`);
       }
     },
   };
