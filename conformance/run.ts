@@ -5,12 +5,14 @@
  *   npm run conformance -- --peer "python3 mypeer.py --endpoint {endpoint} --id {id} ..."
  *   npm run conformance -- --peer "..." --only graceful-peer-to-library,probe --transport ipc-path
  *
- * Exit code: 0 when every selected scenario passed (those that do not apply to the transport are
- * skipped), 1 when one failed, 2 for bad arguments.
+ * Exit code: 0 when every selected scenario passed (in a run of all of them, those that do not
+ * apply to the transport are skipped), 1 when one failed or a scenario named in --only could not
+ * run on the transport, 2 for bad arguments.
  *
  * @module
  */
 import { parseArgs } from 'node:util';
+import { fillTemplate } from './peer-process.js';
 import { formatReport, runConformance, selectScenarios } from './runner.js';
 import { TRANSPORTS, type Transport } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
@@ -54,6 +56,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!(TRANSPORTS as readonly string[]).includes(values.transport)) {
     process.stderr.write(`--transport must be one of ${TRANSPORTS.join(', ')}, got ${values.transport}\n`);
+    return 2;
+  }
+  try {
+    fillTemplate(values.peer, { endpoint: 'tcp://127.0.0.1:1', id: 'x', priority: 1, workdir: '/', heartbeatInterval: 1, heartbeatTimeout: 2 });
+  } catch (error) {
+    process.stderr.write(`--peer: ${(error as Error).message}\n`);
     return 2;
   }
   const only = (values.only ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter((o) => o !== '');

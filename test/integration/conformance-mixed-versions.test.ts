@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../harness/child-runtime.js';
+import { libraryPeerCommand } from '../../conformance/library-peer-command.js';
 import { runConformance } from '../../conformance/runner.js';
 import type { Transport } from '../../conformance/scenario.js';
 
@@ -50,14 +51,7 @@ afterAll(() => {
   if (oldDir !== undefined) rmSync(oldDir, { recursive: true, force: true });
 });
 
-const oldPeer = (): string =>
-  [
-    `"${process.execPath}"`,
-    '--import tsx',
-    `"${join(oldDir as string, 'conformance/library-peer.ts')}"`,
-    '--endpoint {endpoint} --id {id} --priority {priority} --workdir {workdir}',
-    '--heartbeat-interval {heartbeatInterval} --heartbeat-timeout {heartbeatTimeout}',
-  ].join(' ');
+const oldPeer = (): string => libraryPeerCommand(join(oldDir as string, 'conformance/library-peer.ts'));
 
 async function run(name: string, transport: Transport) {
   const report = await runConformance({ peer: oldPeer(), transport, only: [name] });
