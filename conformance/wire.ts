@@ -65,6 +65,7 @@ export class Squatter {
   #seq = 0;
   #locks: Array<() => void> = [];
   #closed = false;
+  #saidGoodbye = false;
 
   private constructor(endpoint: string, pub: zmq.Publisher) {
     this.endpoint = endpoint;
@@ -98,6 +99,7 @@ export class Squatter {
 
   /** Publishes one valid message from the made-up node `fields`. */
   async publish(topic: Topic, fields: GhostFields): Promise<void> {
+    if (topic === 'instance.shutdown') this.#saidGoodbye = true;
     await this.#pub.send(
       encode(topic, {
         version: 1,
@@ -135,10 +137,15 @@ export class Squatter {
     return await settled;
   }
 
-  /** Unbinds and closes (no `instance.shutdown`: that is for the scenario to send first). */
+  /**
+   * Unbinds and closes (no `instance.shutdown`: that is for the scenario to send first). After a
+   * shutdown it lingers up to 200 ms so the message still leaves; otherwise it drops what is
+   * queued and frees the endpoint at once, like a crash.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (!this.#saidGoodbye) this.#pub.linger = 0;
     this.#pub.close();
     for (const release of this.#locks) release();
   }
