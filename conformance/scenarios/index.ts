@@ -10,6 +10,7 @@ import gracefulLibraryToPeer from './graceful-library-to-peer.js';
 import gracefulPeerToLibrary from './graceful-peer-to-library.js';
 import higherEpoch from './higher-epoch.js';
 import malformedInput from './malformed-input.js';
+import malformedUpstream from './malformed-upstream.js';
 import pathLockAddress from './path-lock-address.js';
 import pathLockCollision from './path-lock-collision.js';
 import presence from './presence.js';
@@ -29,6 +30,7 @@ export const SCENARIOS: readonly Scenario[] = [
   presence,
   probe,
   malformedInput,
+  malformedUpstream,
   pathLockCollision,
   pathLockAddress,
   welcomeFromPeer,

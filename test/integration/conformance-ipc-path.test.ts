@@ -1,7 +1,7 @@
 /**
  * The conformance kit with the library on both sides, on `ipc:///PATH`: the path lock between
- * implementations and at its documented address, and the shared state file (here rather than
- * on tcp, to keep each file near 40 s). Also the kit's runner itself: skipping, and a peer that
+ * implementations and at its documented address; the shared state file and garbage sent up to a
+ * primary (here rather than on tcp, to keep each file near 40 s). Also the kit's runner itself: skipping, and a peer that
  * dies at once.
  */
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ describe('conformance kit, library on both sides, ipc:///PATH', () => {
   passes(peer, 'path-lock-collision', 'ipc-path');
   passes(peer, 'path-lock-address', 'ipc-path');
   passes(peer, 'state-file', 'ipc-path');
+  passes(peer, 'malformed-upstream', 'ipc-path');
 });
 
 describe('conformance kit runner', () => {

@@ -29,7 +29,7 @@ function oldSkipReason(): string | undefined {
     execFileSync('git', ['-C', ROOT, 'cat-file', '-e', `${OLD}^{commit}`], { stdio: 'ignore' });
     return undefined;
   } catch {
-    return `commit ${OLD.slice(0, 12)} (the old version) is not in this checkout's git history`;
+    return `git, or commit ${OLD.slice(0, 12)} (the old version) in its history, is not available here`;
   }
 }
 const skipReason = oldSkipReason();
