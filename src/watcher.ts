@@ -415,6 +415,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       return true;
     };
     if (shutDown()) return;
+    // Refuse a work directory another user could have prepared before reading anything from it.
+    this.#stateFile.checkDirectory();
     const floor = this.#stateFile.epochFloor();
     const fileEpoch = floor.epoch;
     if (fileEpoch >= MAX_EPOCH) {

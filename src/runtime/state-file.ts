@@ -25,9 +25,10 @@
  *
  * @module
  */
-import { close, closeSync, constants, fdatasync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { close, closeSync, constants, fdatasync, fstatSync, lstatSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailoverError } from '../errors.js';
+import { fileProblem, makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from './private-path.js';
 
 /** What the file holds. */
 export interface StateRecord {
@@ -41,8 +42,14 @@ export const STATE_FILE_NAME = 'failover-watch.state.json';
 /** Records are padded with spaces to a multiple of this many bytes. */
 export const STATE_RECORD_BLOCK = 512;
 
-/** Never through a symbolic link: whoever could plant one would choose where epochs go. */
-const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
+/** Never through a symbolic link: whoever could plant one would choose where epochs go. A FIFO cannot block the open. */
+const WRITE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Largest state file read (a record is one or two 512-byte blocks). */
+export const MAX_STATE_FILE_BYTES = 65536;
+
+/** What the state file must be (see `private-path.ts`): ours, a regular file, no link, bounded. */
+const STATE_FILE_RULE: FileRule = { maxBytes: MAX_STATE_FILE_BYTES, noFollow: true, rootMayOwn: false, forbiddenMode: 0o022 };
 
 /** How long after a write its flush to disk starts (off the takeover's clock). */
 const FLUSH_DELAY_MS = 20;
@@ -94,15 +101,17 @@ export class StateFile {
    * 2^53 - 1).
    */
   readSync(): StateRecord {
+    // Check, then read: nothing is read from a directory another user could have prepared.
+    this.#ensureDirectory();
     let problem: unknown;
     let text = '';
     for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
       if (attempt > 0) this.rereads++;
       try {
-        text = readFileSync(this.path, 'utf8');
+        text = readCheckedFileSync(this.path, STATE_FILE_RULE).toString('utf8');
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { epoch: 0, primary: null, updatedAt: 0 };
-        throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot read ${this.path}`, { cause: error });
+        throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot read the state file: ${(error as Error).message}`, { cause: error });
       }
       const parsed = parseRecord(text);
       if (parsed instanceof EpochBeyondCeiling) {
@@ -176,7 +185,10 @@ export class StateFile {
       const fd = openSync(path, WRITE_FLAGS, 0o600);
       let flushing = false;
       try {
-        const size = fstatSync(fd).size;
+        const stats = fstatSync(fd);
+        const refused = fileProblem(path, stats, STATE_FILE_RULE);
+        if (refused !== undefined) throw new Error(refused);
+        const size = stats.size;
         if (size % STATE_RECORD_BLOCK !== 0) {
           this.#replace(path, record);
           return;
@@ -192,7 +204,8 @@ export class StateFile {
         if (!flushing) closeSync(fd);
       }
     } catch (error) {
-      throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${path}`, { cause: error });
+      if (error instanceof FailoverError) throw error;
+      throw new FailoverError('ERR_FAILOVER_STATE_FILE', `cannot write ${path}: ${(error as Error).message}`, { cause: error });
     }
   }
 
@@ -245,16 +258,33 @@ export class StateFile {
     }
   }
 
+  /**
+   * Creates the work directory if missing and checks it and every directory above it (see
+   * `private-path.ts`), and that an existing state file is a regular file of this user; once per
+   * instance. Throws ERR_FAILOVER_STATE_FILE naming the directory or file and the reason. Every
+   * read and write runs it first; `Watcher.start()` runs it before it reads anything.
+   */
+  checkDirectory(): void {
+    this.#ensureDirectory();
+  }
+
   #ensureDirectory(): void {
     if (this.#made) return;
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    // The default workdir lives under the shared temp directory: refuse one that another
-    // user created first, since whoever owns it controls the epoch.
-    const uid = process.getuid?.();
-    const owner = lstatSync(this.#dir).uid;
-    if (uid !== undefined && owner !== uid) {
-      throw new Error(`${this.#dir} belongs to uid ${owner}, not to this user (uid ${uid})`);
+    let problem: string | undefined;
+    try {
+      makeDirectoriesSync(this.#dir);
+      problem = workDirectoryProblem(this.#dir);
+    } catch (error) {
+      problem = (error as Error).message;
     }
+    if (problem === undefined) {
+      try {
+        problem = fileProblem(this.path, lstatSync(this.path), { ...STATE_FILE_RULE, maxBytes: Number.MAX_SAFE_INTEGER });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problem = `cannot inspect ${this.path}: ${(error as Error).message}`;
+      }
+    }
+    if (problem !== undefined) throw new FailoverError('ERR_FAILOVER_STATE_FILE', `work directory refused: ${problem}`);
     this.#made = true;
   }
 }
