@@ -11,17 +11,33 @@
  *
  * Every file is written with mode 0600, never over an existing file unless asked, and holds
  * `public-key = "<Z85>"` and, in `.key` files, `secret-key = "<Z85>"` lines (the format of
- * ZeroMQ's zcert, quoted). Reading refuses a file holding a secret key that group or others may
- * read, like ssh does. No error or message of this module contains a key.
+ * ZeroMQ's zcert, quoted). No error or message of this module contains a key.
+ *
+ * Reading checks before it trusts (see `private-path.ts`), like ssh does: the key directory and
+ * its `clients/` (whose every `.pub` is admitted) must be owned by this user or root and not
+ * writable by group or others; every file must be a regular file owned by this user or root, at
+ * most {@link MAX_KEY_FILE_BYTES}, that group and others cannot write (nor read, when it holds a
+ * secret key). Files are opened with `O_NONBLOCK`, so a FIFO is refused instead of blocking.
+ * `keygen` creates directories one level at a time (bounded, unlike a recursive mkdir under
+ * `/proc`) and refuses a directory it did not make private.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import * as zmq from 'zeromq';
 import { FailoverError } from '../errors.js';
 import { isZ85Key, type CurveOptions } from '../transport/zmq/curve.js';
+import { keyDirectoryProblem, MAX_PATH_DEPTH, readCheckedFile, type FileRule } from './private-path.js';
+
+/** Largest key file read, in bytes (one holds about 200). */
+export const MAX_KEY_FILE_BYTES = 16384;
+
+/** What a file holding a secret key must be: ours (or root's), read by nobody else. */
+const SECRET_RULE: FileRule = { maxBytes: MAX_KEY_FILE_BYTES, noFollow: false, rootMayOwn: true, forbiddenMode: 0o077 };
+/** What a file holding a public key to admit must be: ours (or root's), changed by nobody else. */
+const PUBLIC_RULE: FileRule = { maxBytes: MAX_KEY_FILE_BYTES, noFollow: false, rootMayOwn: true, forbiddenMode: 0o022 };
 
 /** A CURVE key pair, Z85. */
 export interface CurveKeyPair {
@@ -121,29 +137,45 @@ export async function writeSecretFile(path: string, text: string, overwrite: boo
   return true;
 }
 
-/** Creates a directory only this user can enter (0700), parents included; tightens it if it exists. */
+/**
+ * Creates a directory only this user can enter (0700), and any missing parent, one level at a
+ * time (a bounded loop: Node's recursive mkdir never returns under `/proc`); tightens an existing
+ * one to 0700. Throws when the directory is not one this user may trust with keys (owned by
+ * another user, a link owned by another user, or open to group or others).
+ */
 export async function makePrivateDirectory(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const missing: string[] = [];
+  for (let p = resolve(dir), depth = 0; ; p = dirname(p), depth++) {
+    if (depth >= MAX_PATH_DEPTH) throw new Error(`${dir} is nested more than ${MAX_PATH_DEPTH} levels deep`);
+    try {
+      await lstat(p);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      missing.push(p);
+      if (dirname(p) === p) break;
+    }
+  }
+  for (const p of missing.reverse()) {
+    try {
+      await mkdir(p, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
   await chmod(dir, 0o700);
+  const problem = await keyDirectoryProblem(dir);
+  if (problem !== undefined) throw new Error(problem);
 }
 
 async function readKeyFile(path: string, needSecret: boolean): Promise<{ publicKey: string; secretKey?: string }> {
   let text: string;
   try {
-    if (needSecret) {
-      const info = await stat(path);
-      if ((info.mode & 0o077) !== 0) {
-        throw new FailoverError(
-          'ERR_FAILOVER_INVALID_OPTION',
-          `${path} holds a secret key but has mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}: ` +
-            'group and others may read it; run `chmod 600` on it',
-        );
-      }
-    }
-    text = await readFile(path, 'utf8');
+    text = (await readCheckedFile(path, needSecret ? SECRET_RULE : PUBLIC_RULE)).toString('utf8');
   } catch (error) {
-    if (error instanceof FailoverError) throw error;
-    throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', `cannot read the CURVE key file ${path}: ${(error as Error).message}`, {
+    const message = (error as Error).message;
+    const hint = needSecret && message.includes(' has mode ') ? ' (it holds a secret key); run `chmod 600` on it' : '';
+    throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', `cannot use the CURVE key file: ${message}${hint}`, {
       cause: error,
     });
   }
@@ -176,6 +208,11 @@ export async function readCurveKeys(source: CurveKeyDirectory | CurveKeyFiles): 
       throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', `readCurveKeys: name must match ${KEY_NAME}, received ${JSON.stringify(String(source.name)).slice(0, 80)}`);
     }
     const paths = keyPaths(source.dir, source.name);
+    // Whoever may write clients/ chooses who is admitted: check both directories before listing.
+    for (const dir of [source.dir, paths.clients]) {
+      const problem = await keyDirectoryProblem(dir);
+      if (problem !== undefined) throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', `cannot use the CURVE key directory: ${problem}`);
+    }
     let entries: string[];
     try {
       entries = await readdir(paths.clients);
