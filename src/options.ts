@@ -11,6 +11,7 @@ import type { Clock } from './runtime/clock.js';
 import type { Logger } from './runtime/logger.js';
 import { resolveCurve, type CurveOptions } from './transport/zmq/curve.js';
 import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
+import { MAX_INSTANCE_ID_BYTES } from './protocol/messages.js';
 
 /** Handed to `onPromote`. */
 export interface PromoteContext {
@@ -45,7 +46,9 @@ export interface WatcherOptions {
    */
   readonly role?: InitialRole;
   /**
-   * This node's id, unique in the cluster (1-256 characters).
+   * This node's id, unique in the cluster: 1-256 bytes of UTF-8, without control characters
+   * (U+0000-U+001F, U+007F-U+009F) or lone surrogates. Checked when the watcher is constructed; any
+   * id that passes fits in the presence subscription by which the primary lists this node.
    * @default `${hostname()}-${process.pid}`
    */
   readonly instanceId?: string;
@@ -263,6 +266,27 @@ const KNOWN = new Set([
 
 const MAX_DURATION = 2 ** 31 - 1; // Node timers overflow past this.
 
+/** The `instanceId` rule, as error messages state it. */
+export const INSTANCE_ID_RULE = `a string of 1-${MAX_INSTANCE_ID_BYTES} bytes of UTF-8 without control characters`;
+
+/** C0 and C1 control characters and DEL. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Whether `id` is a valid `instanceId`: 1-{@link MAX_INSTANCE_ID_BYTES} bytes of UTF-8 (so also at
+ * most 256 UTF-16 code units, what receivers accept), no control character, no lone surrogate
+ * (which UTF-8 cannot carry: the id on the wire would differ from the configured one).
+ */
+export function isValidInstanceId(id: unknown): id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_INSTANCE_ID_BYTES) return false;
+  return Buffer.byteLength(id, 'utf8') <= MAX_INSTANCE_ID_BYTES && !CONTROL.test(id) && isWellFormed(id);
+}
+
+/** No lone surrogate (String.prototype.isWellFormed, Node 20+). */
+function isWellFormed(text: string): boolean {
+  return /^(?:[^\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/.test(text);
+}
+
 /** Validates options once, combinations included; throws {@link InvalidOptionError}. */
 export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   if (typeof input !== 'object' || input === null) {
@@ -282,9 +306,7 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
     throw new InvalidOptionError('role', "'auto', 'primary' or 'secondary'", input.role);
   }
   const instanceId = input.instanceId ?? `${hostname()}-${process.pid}`;
-  if (typeof instanceId !== 'string' || instanceId.length === 0 || instanceId.length > 256) {
-    throw new InvalidOptionError('instanceId', 'a string of 1-256 characters', input.instanceId);
-  }
+  if (!isValidInstanceId(instanceId)) throw new InvalidOptionError('instanceId', INSTANCE_ID_RULE, input.instanceId);
   const workdir = input.workdir ?? defaultWorkdir(input.endpoint);
   if (typeof workdir !== 'string' || workdir.length === 0) {
     throw new InvalidOptionError('workdir', 'a directory path', input.workdir);

@@ -26,6 +26,17 @@ export const MAX_TOPIC_BYTES = 64;
 /** Longest accepted `instanceId` and `host`, in UTF-16 code units. */
 export const MAX_ID_LENGTH = 256;
 
+/**
+ * Longest `instanceId` a node may have, in bytes of UTF-8 (the `instanceId` option's rule): its
+ * presence topic, `presence.` + at most 10 digits + `.` + the id, is then at most 276 bytes,
+ * within the 299 bytes the primary reads ({@link MAX_PRESENCE_TOPIC_BYTES}); and it is at most
+ * {@link MAX_ID_LENGTH} UTF-16 code units, what receivers accept.
+ */
+export const MAX_INSTANCE_ID_BYTES = 256;
+
+/** Longest subscription the primary reads as presence or a probe, in bytes (PROTOCOL.md section 5). */
+export const MAX_PRESENCE_TOPIC_BYTES = 299;
+
 /** Fields carried by every payload. */
 export interface Payload {
   /** Protocol version; {@link PROTOCOL_VERSION}. */

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { describe as describeValue, FailoverError, InvalidOptionError } from '../../src/errors.js';
 import { DEFAULTS, resolveOptions, type WatcherOptions } from '../../src/options.js';
 import { Watcher } from '../../src/watcher.js';
+import { MAX_PRESENCE_TOPIC_BYTES, presenceTopic } from '../../src/protocol/messages.js';
 
 const ENDPOINT = 'tcp://127.0.0.1:5555';
 
@@ -152,15 +153,38 @@ describe('resolveOptions: endpoints', () => {
   });
 });
 
+const ID_RULE = 'a string of 1-256 bytes of UTF-8 without control characters';
+
+describe('resolveOptions: instanceId', () => {
+  it('accepts 256 bytes of UTF-8, whose presence topic always fits', () => {
+    const longest = `${'€'.repeat(85)}x`;
+    expect(resolveOptions({ endpoint: ENDPOINT, instanceId: longest }).instanceId).toBe(longest);
+    expect(resolveOptions({ endpoint: ENDPOINT, instanceId: 'x'.repeat(256) }).instanceId).toHaveLength(256);
+    // With the largest priority (10 digits), within what the primary reads as presence.
+    expect(Buffer.byteLength(presenceTopic(longest, 1_000_000_000))).toBeLessThanOrEqual(MAX_PRESENCE_TOPIC_BYTES);
+  });
+
+  it('rejects 257 bytes at construction', () => {
+    expectNamed(thrown(() => new Watcher({ endpoint: ENDPOINT, instanceId: `${'€'.repeat(85)}xy` })), 'instanceId', ID_RULE, `${'€'.repeat(85)}xy`);
+  });
+});
+
 describe('resolveOptions: invalid options', () => {
   const fn = (): void => {};
   const durationOf = (min: number): string => `an integer number of milliseconds from ${min} to ${2 ** 31 - 1}`;
 
   it.each<[string, Record<string, unknown>, string, string | RegExp, unknown]>([
     ['role', { role: 'leader' }, 'role', "'auto', 'primary' or 'secondary'", 'leader'],
-    ['empty instanceId', { instanceId: '' }, 'instanceId', 'a string of 1-256 characters', ''],
-    ['long instanceId', { instanceId: 'x'.repeat(257) }, 'instanceId', 'a string of 1-256 characters', 'x'.repeat(257)],
-    ['numeric instanceId', { instanceId: 7 }, 'instanceId', 'a string of 1-256 characters', 7],
+    ['empty instanceId', { instanceId: '' }, 'instanceId', ID_RULE, ''],
+    ['long instanceId', { instanceId: 'x'.repeat(257) }, 'instanceId', ID_RULE, 'x'.repeat(257)],
+    ['numeric instanceId', { instanceId: 7 }, 'instanceId', ID_RULE, 7],
+    // 256 characters but 768 bytes: its presence topic was longer than the primary reads.
+    ['instanceId over 256 bytes', { instanceId: '€'.repeat(256) }, 'instanceId', ID_RULE, '€'.repeat(256)],
+    ['instanceId with NUL', { instanceId: 'a\u0000b' }, 'instanceId', ID_RULE, 'a\u0000b'],
+    ['instanceId with a newline', { instanceId: 'a\nb' }, 'instanceId', ID_RULE, 'a\nb'],
+    ['instanceId with DEL', { instanceId: 'a\u007fb' }, 'instanceId', ID_RULE, 'a\u007fb'],
+    ['instanceId with a C1 control', { instanceId: 'a\u0085b' }, 'instanceId', ID_RULE, 'a\u0085b'],
+    ['instanceId with a lone surrogate', { instanceId: 'a\ud800b' }, 'instanceId', ID_RULE, 'a\ud800b'],
     ['empty workdir', { workdir: '' }, 'workdir', 'a directory path', ''],
     ['zero heartbeatInterval', { heartbeatInterval: 0 }, 'heartbeatInterval', durationOf(1), 0],
     ['fractional heartbeatInterval', { heartbeatInterval: 1.5 }, 'heartbeatInterval', durationOf(1), 1.5],
