@@ -8,7 +8,12 @@
  * - `commandTimeout`: an operation on a paused Redis (its socket open, no answer) fails after
  *   this long (the driver passes `maxDrift`);
  * - `retryStrategy`: reconnect every 50 ms rising to `tickInterval`, so the election resumes
- *   within about a tick of Redis coming back.
+ *   within about a tick of Redis coming back;
+ * - `enableReadyCheck: false`: ioredis's ready check runs INFO, which an ACL user limited to the
+ *   project's keys (docs/SECURITY.md) may not run, and ioredis then printed a NOPERM warning on
+ *   the console for each connection. Without it, a Redis still loading its data set answers the
+ *   lease scripts with LOADING: they fail like any operation on an unreachable Redis and are
+ *   tried again at the next tick, as they were while the ready check waited.
  * Foreign errors are translated once here into {@link FailoverError}s.
  *
  * @module
@@ -83,7 +88,7 @@ export class RedisLeaseStore implements LeaseStore {
       commandTimeout: config.commandTimeout,
       connectTimeout: Math.max(1000, config.leaseTTL),
       retryStrategy: (times: number) => Math.min(50 * times, tick),
-      enableReadyCheck: true,
+      enableReadyCheck: false,
     };
     const options: RedisOptions = { ...defaults, ...config.redisOptions, lazyConnect: true };
     this.#client =
