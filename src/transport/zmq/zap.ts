@@ -40,12 +40,15 @@ const domains = new Map<string, Domain>();
 let router: zmq.Router | undefined;
 let starting: Promise<zmq.Router> | undefined;
 let loop: Promise<void> | undefined;
+/** The release of the previous handler, while it lets go of the endpoint. */
+let stopping: Promise<void> | undefined;
 let nextDomain = 0;
 
 /**
  * Registers a domain admitting the given Z85 client public keys and makes sure the handler
- * runs. Throws `ERR_FAILOVER_TRANSPORT` when another ZAP handler already holds the endpoint in
- * this process.
+ * runs (after this module's previous handler, if one is being released, has let go of the
+ * endpoint). Throws `ERR_FAILOVER_TRANSPORT` when a ZAP handler that is not this module's holds
+ * the endpoint in this process.
  */
 export async function registerZapDomain(allowedClientKeys: readonly string[]): Promise<ZapRegistration> {
   const keys = new Set<string>();
@@ -78,6 +81,8 @@ export async function registerZapDomain(allowedClientKeys: readonly string[]): P
 }
 
 async function ensureRunning(): Promise<void> {
+  // Our previous handler first lets go of the endpoint: binding it before then fails.
+  while (stopping !== undefined) await stopping;
   if (router !== undefined) return;
   if (starting === undefined) {
     starting = (async () => {
@@ -86,11 +91,12 @@ async function ensureRunning(): Promise<void> {
         await socket.bind(ZAP_ENDPOINT);
       } catch (error) {
         socket.close();
-        throw new FailoverError(
-          'ERR_FAILOVER_TRANSPORT',
-          `cannot start the CURVE authenticator: ${ZAP_ENDPOINT} is taken in this process (another ZAP handler?)`,
-          { cause: error },
-        );
+        // None of this module's handlers is bound now (none runs, none is being released).
+        const why =
+          (error as { code?: string }).code === 'EADDRINUSE'
+            ? `${ZAP_ENDPOINT} is bound by another ZAP handler in this process, not failover-watch's; a process can run only one (see docs/SECURITY.md)`
+            : `cannot bind ${ZAP_ENDPOINT}: ${error instanceof Error ? error.message : String(error)}`;
+        throw new FailoverError('ERR_FAILOVER_TRANSPORT', `cannot start the CURVE authenticator: ${why}`, { cause: error });
       }
       return socket;
     })();
@@ -119,9 +125,25 @@ async function stop(): Promise<void> {
   const socket = router;
   router = undefined;
   if (socket === undefined) return;
-  socket.close();
-  await loop;
+  const served = loop;
   loop = undefined;
+  // Release the endpoint with the socket: libzmq frees an inproc name some time after close(),
+  // but at once on unbind; a registration meanwhile waits for this (see ensureRunning).
+  const release = (async (): Promise<void> => {
+    try {
+      await socket.unbind(ZAP_ENDPOINT);
+    } catch {
+      // Closing releases it too, later.
+    }
+    socket.close();
+    await served;
+  })();
+  stopping = release;
+  try {
+    await release;
+  } finally {
+    if (stopping === release) stopping = undefined;
+  }
 }
 
 const VERSION = Buffer.from('1.0');
