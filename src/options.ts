@@ -54,7 +54,11 @@ export interface WatcherOptions {
   readonly instanceId?: string;
   /**
    * Directory of the state file that keeps the epoch across restarts. Nodes of one cluster on one
-   * host should share it (the default does).
+   * host should share it (the default does). Created if missing (mode 0700) and checked by
+   * `start()` before anything is read from it: it must be a directory of this user, not a symbolic
+   * link, not writable by group or others, and every directory above it must belong to this user
+   * or root and be sticky if others may write to it; otherwise `start()` rejects with
+   * `ERR_FAILOVER_STATE_FILE` naming the directory and the reason (docs/SECURITY.md).
    * @default `${tmpdir()}/failover-watch-${user}/${endpoint slug}`
    */
   readonly workdir?: string;
@@ -406,11 +410,16 @@ function duration(input: WatcherOptions, name: keyof WatcherOptions, fallback: n
 
 /** The default workdir: per user and per endpoint, so every node of a cluster on this host shares it. */
 export function defaultWorkdir(endpoint: string): string {
+  return join(defaultWorkdirParent(), endpointSlug(endpoint));
+}
+
+/** The per-user directory of the default workdirs: `${tmpdir()}/failover-watch-${user}`. */
+export function defaultWorkdirParent(): string {
   let user = 'user';
   try {
     user = userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_') || user;
   } catch {
     // No passwd entry (some containers): a shared name is still per-endpoint.
   }
-  return join(tmpdir(), `failover-watch-${user}`, endpointSlug(endpoint));
+  return join(tmpdir(), `failover-watch-${user}`);
 }

@@ -110,22 +110,27 @@ export function makeDirectoriesSync(dir: string): void {
 
 /**
  * Why `dir` cannot hold private state: the first problem found, as a sentence that names the
- * directory and the reason; undefined when `dir` is a private directory of this user and no
- * directory above it lets another user replace it (see the module's description).
+ * directory and the reason; undefined when `dir` (and, with `privateParent`, the directory above
+ * it too) is a private directory of this user and no directory above it lets another user replace
+ * it (see the module's description).
  */
-export function workDirectoryProblem(dir: string): string | undefined {
+export function workDirectoryProblem(dir: string, options: { readonly privateParent?: boolean } = {}): string | undefined {
   const uid = effectiveUid();
   const leaf = resolve(dir);
-  let stats: Stats;
-  try {
-    stats = lstatSync(leaf);
-  } catch (error) {
-    return `cannot inspect ${leaf}: ${errorText(error)}`;
+  const privates = options.privateParent === true ? [leaf, dirname(leaf)] : [leaf];
+  for (const path of privates) {
+    let stats: Stats;
+    try {
+      stats = lstatSync(path);
+    } catch (error) {
+      return `cannot inspect ${path}: ${errorText(error)}`;
+    }
+    const own = privateDirectoryProblem(path, stats, uid);
+    if (own !== undefined) return own;
   }
-  const own = privateDirectoryProblem(leaf, stats, uid);
-  if (own !== undefined || uid === undefined) return own;
+  if (uid === undefined) return undefined;
   try {
-    const above = dirname(leaf);
+    const above = dirname(privates.at(-1) as string);
     // As written (each symbolic link on the way must be ours or root's), then as it really is.
     for (const path of [...upward(above), ...upward(realpathSync(above))]) {
       const problem = ancestorProblem(path, lstatSync(path), uid);

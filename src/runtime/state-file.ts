@@ -26,8 +26,9 @@
  * @module
  */
 import { close, closeSync, constants, fdatasync, fstatSync, lstatSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { FailoverError } from '../errors.js';
+import { defaultWorkdirParent } from '../options.js';
 import { fileProblem, makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from './private-path.js';
 
 /** What the file holds. */
@@ -273,7 +274,8 @@ export class StateFile {
     let problem: string | undefined;
     try {
       makeDirectoriesSync(this.#dir);
-      problem = workDirectoryProblem(this.#dir);
+      // The default workdir's per-user directory is as private as the workdir itself.
+      problem = workDirectoryProblem(this.#dir, { privateParent: dirname(resolve(this.#dir)) === resolve(defaultWorkdirParent()) });
     } catch (error) {
       problem = (error as Error).message;
     }

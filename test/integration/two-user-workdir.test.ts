@@ -93,7 +93,7 @@ describe.skipIf(skip !== undefined)(`two users: the work directory${skip !== und
     const r = await victimStarts(s, uniqueIpc('fw-2u-parent'));
     expect(r.outcome).toBe('refused');
     expect(r.code).toBe('ERR_FAILOVER_STATE_FILE');
-    expect(r.message).toContain(`${parent} is a directory above it owned by uid ${users().attacker.uid}`);
+    expect(r.message).toContain(`${parent} belongs to uid ${users().attacker.uid}, not to this user (uid ${users().victim.uid})`);
   });
 
   it('refuses a per-user directory that is a symbolic link', async () => {
@@ -102,7 +102,7 @@ describe.skipIf(skip !== undefined)(`two users: the work directory${skip !== und
     await asAttacker(s, `mkdir -m 777 '${s.tmp}/elsewhere' && ln -s '${s.tmp}/elsewhere' '${parent}'`);
     const r = await victimStarts(s, uniqueIpc('fw-2u-link'));
     expect(r).toMatchObject({ outcome: 'refused', code: 'ERR_FAILOVER_STATE_FILE' });
-    expect(r.message).toContain(`${parent} is a symbolic link owned by uid ${users().attacker.uid}`);
+    expect(r.message).toContain(`${parent} is a symbolic link, not a directory`);
   });
 
   it('never adopts the epoch of a planted state file', async () => {
