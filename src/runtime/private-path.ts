@@ -225,13 +225,15 @@ export function readCheckedFileSync(path: string, rule: FileRule): Buffer {
     throw openProblem(path, error, rule);
   }
   try {
-    const problem = fileProblem(path, fstatSync(fd), rule);
+    const stats = fstatSync(fd);
+    const problem = fileProblem(path, stats, rule);
     if (problem !== undefined) throw new Error(problem);
-    const buffer = Buffer.alloc(rule.maxBytes + 1);
+    // One byte more than the file's size, to see it grow; never more than the bound allows.
+    const buffer = Buffer.allocUnsafe(Math.min(stats.size, rule.maxBytes) + 1);
     let length = 0;
     // Bounded: at most maxBytes + 1 bytes, and a read of 0 bytes ends it.
     for (let n = -1; n !== 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
-    if (length > rule.maxBytes) throw new Error(`${path} grew past the ${rule.maxBytes} bytes allowed while it was read`);
+    if (length > stats.size) throw new Error(`${path} changed while it was read`);
     return buffer.subarray(0, length);
   } finally {
     closeSync(fd);
@@ -247,12 +249,13 @@ export async function readCheckedFile(path: string, rule: FileRule): Promise<Buf
     throw openProblem(path, error, rule);
   }
   try {
-    const problem = fileProblem(path, await handle.stat(), rule);
+    const stats = await handle.stat();
+    const problem = fileProblem(path, stats, rule);
     if (problem !== undefined) throw new Error(problem);
-    const buffer = Buffer.alloc(rule.maxBytes + 1);
+    const buffer = Buffer.allocUnsafe(Math.min(stats.size, rule.maxBytes) + 1);
     let length = 0;
     for (let n = -1; n !== 0 && length < buffer.length; length += n) n = (await handle.read(buffer, length, buffer.length - length, null)).bytesRead;
-    if (length > rule.maxBytes) throw new Error(`${path} grew past the ${rule.maxBytes} bytes allowed while it was read`);
+    if (length > rule.maxBytes || length > stats.size) throw new Error(`${path} changed while it was read`);
     return buffer.subarray(0, length);
   } finally {
     await handle.close();
