@@ -263,10 +263,24 @@ export class StateFile {
    * Creates the work directory if missing and checks it and every directory above it (see
    * `private-path.ts`), and that an existing state file is a regular file of this user; once per
    * instance. Throws ERR_FAILOVER_STATE_FILE naming the directory or file and the reason. Every
-   * read and write runs it first; `Watcher.start()` runs it before it reads anything.
+   * read and write runs it first; `Watcher.start()` runs it before it reads anything, and then
+   * also creates the state file if missing (empty, which reads as epoch 0), so a directory where
+   * it cannot be created is refused at start rather than at the first promotion.
    */
   checkDirectory(): void {
     this.#ensureDirectory();
+    if (!this.#durable) return;
+    try {
+      const fd = openSync(this.path, WRITE_FLAGS, 0o600);
+      try {
+        const refused = fileProblem(this.path, fstatSync(fd), { ...STATE_FILE_RULE, maxBytes: Number.MAX_SAFE_INTEGER });
+        if (refused !== undefined) throw new Error(refused);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      throw new FailoverError('ERR_FAILOVER_STATE_FILE', `work directory refused: cannot create the state file ${this.path}: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   #ensureDirectory(): void {

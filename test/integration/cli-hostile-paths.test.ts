@@ -46,6 +46,15 @@ it('run refuses a --workdir under /proc at once', async () => {
   expect(r.stderr).toContain('cannot create the directory /proc/self/fw-state');
 });
 
+it('run refuses a --workdir where no state file can be made', async () => {
+  // /proc/1 is a directory of root (who runs this suite) or of another user: either way no file
+  // can be created in it. Before, the node started and every promotion failed.
+  const r = await cli(['run', '-e', uniqueIpc('fw-proc1'), '--workdir', '/proc/1', '--', ...sleeper]);
+  expect(r.timedOut, 'the CLI kept running without a usable work directory').toBe(false);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/work directory refused: .*\/proc\/1/);
+});
+
 it('keygen refuses an --out under /proc at once', async () => {
   const r = await cli(['keygen', '--out', '/proc/self/fw-keys']);
   expect(r.timedOut, 'keygen spun on /proc').toBe(false);
