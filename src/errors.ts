@@ -17,7 +17,7 @@ export type FailoverErrorCode =
   | 'ERR_FAILOVER_ENDPOINT_IN_USE'
   /** A socket or endpoint operation failed for a reason other than "in use". */
   | 'ERR_FAILOVER_TRANSPORT'
-  /** The state file in `workdir` could not be read or written. */
+  /** The state file in `workdir` could not be read or written, or `workdir` was refused as unsafe (the message names it and why). */
   | 'ERR_FAILOVER_STATE_FILE'
   /**
    * No valid epoch (ZeroMQ) or revision (Redis) is left: the next would exceed 2^53 - 1, the
