@@ -9,6 +9,10 @@
  * or more on ext4, on the clock of every crash failover. The data is then flushed to disk
  * (`fdatasync`) in the background.
  *
+ * Nothing is read or written before the work directory, every directory above it and the file
+ * itself are checked (`private-path.ts`, {@link StateFile.checkDirectory}): another user of the
+ * host must not be able to prepare or replace them and so choose the epoch.
+ *
  * A record is never torn by a crash of its writer (one write within one page). Only the endpoint's
  * holder writes it, and takeovers read it only after they bound the endpoint, so a takeover never
  * reads while another process writes. Other readers (a node starting up, a person) might: every

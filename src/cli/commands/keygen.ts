@@ -39,7 +39,9 @@ export const keygenCommand = defineCommand({
     'and with --name a client key pair for that node: clients/NAME.key (secret) and ' +
     'clients/NAME.pub (its public key, which the primary admits). Copy the directory to every ' +
     'node, minus the other nodes\' .key files, and pass it to readCurveKeys({ dir, name }). ' +
-    'Files are 0600 and never replaced, except a client pair with --force. No key is printed.',
+    'Files are 0600 and never replaced, except a client pair with --force. No key is printed. ' +
+    'An existing directory must belong to this user or root and is tightened to 0700; a path that ' +
+    'cannot be created (under /proc, say) fails at once.',
   options: keygenOptions,
   examples: [
     'failover-watch keygen --out ./curve',
