@@ -1,19 +1,20 @@
 /**
  * CURVE key directories against another user of the host (issue 15, item 4, first bullet).
  *
- * The victim makes its keys with `failover-watch keygen`; the attacker, who can write where the
+ * The victim has keys as `failover-watch keygen` writes them; the attacker, who can write where the
  * victim let it (a `clients/` directory open to others, or a `.pub` file others may write),
  * adds or replaces a public key with its own. `readCurveKeys` used to admit every `.pub` in
  * `clients/` without looking at who owns the directory or the files, so the attacker's key was
  * admitted; now the directory or file is refused by name.
  */
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
+import * as zmq from 'zeromq';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { childArgs, ROOT } from '../../harness/child-runtime.js';
 import { privateDirOf, removeDir, testUsers, twoUserSkipReason, type TestUsers } from '../../harness/os-users.js';
 import { runAs, sharedTmpDir } from '../../harness/run-as.js';
-import { parseKeyFile } from '../../src/runtime/curve-key-files.js';
+import { formatKeyFile, writeCurveKeys } from '../../src/runtime/curve-key-files.js';
 
 const skip = twoUserSkipReason();
 const users = (): TestUsers => testUsers() as TestUsers;
@@ -27,28 +28,27 @@ interface Setting {
   readonly victimHome: string;
   readonly attackerHome: string;
   readonly keys: string;
-  /** The attacker's own public key (made by keygen as the attacker). */
+  /** The attacker's own public key, and its `.pub` file in the attacker's home. */
   readonly attackerKey: string;
+  readonly attackerPub: string;
 }
 
-const cli = ['bin/failover-watch.js'];
-
-/** The victim's key directory (nodes a and b) and the attacker's own key pair. */
+/** The victim's key directory as keygen writes it (nodes a and b), and the attacker's own key. */
 async function setting(): Promise<Setting> {
   const tmp = sharedTmpDir();
   const victimHome = privateDirOf(users().victim, 'fw-victim-');
   const attackerHome = privateDirOf(users().attacker, 'fw-attacker-');
   cleanups.push(() => [tmp, victimHome, attackerHome].forEach(removeDir));
+  // keygen's own code, run here and handed to the victim (cheaper than two more processes).
   const keys = join(victimHome, 'curve');
-  for (const name of ['a', 'b']) {
-    const r = await runAs(users().victim, process.execPath, [...cli, 'keygen', '--out', keys, '--name', name], { home: victimHome, tmp, cwd: ROOT });
-    expect(r.code, r.stderr).toBe(0);
-  }
-  const own = join(attackerHome, 'curve');
-  const r = await runAs(users().attacker, process.execPath, [...cli, 'keygen', '--out', own, '--name', 'mallory'], { home: attackerHome, tmp, cwd: ROOT });
-  expect(r.code, r.stderr).toBe(0);
-  const attackerKey = parseKeyFile(readFileSync(join(own, 'clients', 'mallory.pub'), 'utf8')).publicKey as string;
-  return { tmp, victimHome, attackerHome, keys, attackerKey };
+  for (const name of ['a', 'b']) await writeCurveKeys(keys, name, false);
+  const files = ['server.key', 'clients/a.key', 'clients/a.pub', 'clients/b.key', 'clients/b.pub'].map((f) => join(keys, f));
+  for (const path of [keys, join(keys, 'clients'), ...files]) chownSync(path, users().victim.uid, users().victim.gid);
+  const attackerKey = zmq.curveKeyPair().publicKey;
+  const attackerPub = join(attackerHome, 'mallory.pub');
+  writeFileSync(attackerPub, formatKeyFile('client mallory', { publicKey: attackerKey }), { mode: 0o644 });
+  chownSync(attackerPub, users().attacker.uid, users().attacker.gid);
+  return { tmp, victimHome, attackerHome, keys, attackerKey, attackerPub };
 }
 
 async function asAttacker(s: Setting, script: string): Promise<void> {
@@ -72,7 +72,7 @@ describe.skipIf(skip !== undefined)(`two users: CURVE key files${skip !== undefi
     chmodSync(s.victimHome, 0o755);
     chmodSync(s.keys, 0o755);
     chmodSync(clients, 0o777);
-    await asAttacker(s, `cp '${s.attackerHome}/curve/clients/mallory.pub' '${clients}/mallory.pub' && chmod 644 '${clients}/mallory.pub'`);
+    await asAttacker(s, `cp '${s.attackerPub}' '${clients}/mallory.pub' && chmod 644 '${clients}/mallory.pub'`);
     const r = await victimReads(s);
     expect(r.allowed ?? []).not.toContain(s.attackerKey);
     expect(r).toMatchObject({ ok: false, code: 'ERR_FAILOVER_INVALID_OPTION' });
@@ -86,7 +86,7 @@ describe.skipIf(skip !== undefined)(`two users: CURVE key files${skip !== undefi
     const pub = join(s.keys, 'clients', 'b.pub');
     for (const d of [s.victimHome, s.keys, join(s.keys, 'clients')]) chmodSync(d, 0o711);
     chmodSync(pub, 0o666);
-    await asAttacker(s, `cat '${s.attackerHome}/curve/clients/mallory.pub' > '${pub}'`);
+    await asAttacker(s, `cat '${s.attackerPub}' > '${pub}'`);
     const r = await victimReads(s);
     expect(r.allowed ?? []).not.toContain(s.attackerKey);
     expect(r).toMatchObject({ ok: false, code: 'ERR_FAILOVER_INVALID_OPTION' });
