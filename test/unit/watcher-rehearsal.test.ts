@@ -4,7 +4,7 @@
  * the transport, the state file, the callbacks, the events or the logger; and shutdown() must
  * leave none of them behind. A recording transport, no sockets.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { tempWorkdir } from '../../harness/cluster.js';
@@ -177,11 +177,14 @@ it('a watcher shut down before start() settled never rehearses', async () => {
 });
 
 it('a watcher whose scratch state file cannot be written runs no rehearsal, says so at debug level, and shuts down at once', async () => {
-  const dir = workdir();
-  // The work directory is a regular file: the real state file cannot be read either (reported,
-  // epoch 0), but a secondary starts; the scratch file cannot be created.
-  const file = join(dir, 'not-a-directory');
-  writeFileSync(file, 'x');
+  // start() refuses a work directory where the state file cannot be made, so the scratch file
+  // (named after the state file, ~30 characters longer) must fail on its own: the work directory
+  // is nested so deep that the state file's path just fits in PATH_MAX (4096) and the scratch
+  // file's does not (ENAMETOOLONG).
+  let file = workdir();
+  const target = 4095 - 1 - STATE_FILE_NAME.length - 5;
+  while (file.length < target) file = join(file, 'd'.repeat(Math.min(200, target - file.length - 1)));
+  mkdirSync(file, { recursive: true, mode: 0o700 });
   const debug: string[] = [];
   const watcher = new Watcher(
     {
