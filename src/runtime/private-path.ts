@@ -5,9 +5,12 @@
  * Another user of the host can create a name in a shared directory before us (a directory, a
  * symbolic link, a FIFO), or rename what a directory it may write holds. So, before anything is
  * read from it:
- * - a **private directory** (the work directory, a key directory and its `clients/`) must be a
+ * - the **work directory** (and the per-user directory above the default one) must be a
  *   directory, not a symbolic link (`lstat`), owned by this user, and not writable by group or
  *   others (`mode & 0o022` is 0);
+ * - a **key directory** and its `clients/` must be owned by this user or root and not writable
+ *   by group or others; a symbolic link to one is followed only when this user or root owns it
+ *   (key directories are often installed as links);
  * - every **directory above** the work directory must be owned by this user or root and, when
  *   group or others may write to it, carry the sticky bit (like `/tmp`, where nobody else may
  *   rename what we made); a symbolic link on the way must be owned by this user or root. Both the
