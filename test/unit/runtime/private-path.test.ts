@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { makeDirectoriesSync, readCheckedFile, readCheckedFileSync, workDirectoryProblem, type FileRule } from '../../../src/runtime/private-path.js';
+import { keyDirectoryProblem, makeDirectoriesSync, readCheckedFile, readCheckedFileSync, workDirectoryProblem, type FileRule } from '../../../src/runtime/private-path.js';
 import { StateFile } from '../../../src/runtime/state-file.js';
 
 const dirs: string[] = [];
@@ -81,4 +81,15 @@ it('a state file that is a FIFO is refused by name, never read', () => {
   execFileSync('mkfifo', [join(dir, 'failover-watch.state.json')]);
   const file = new StateFile(dir);
   expect(() => file.checkDirectory()).toThrow(`work directory refused: ${join(dir, 'failover-watch.state.json')} is not a regular file (a FIFO)`);
+});
+
+it('follows a key directory link of this user, refuses an open target', async () => {
+  // Key directories are often installed as links (a mounted secret): the link is followed when
+  // this user or root owns it, and the directory it leads to is what is checked.
+  const base = temp();
+  mkdirSync(join(base, 'real'), { mode: 0o700 });
+  symlinkSync(join(base, 'real'), join(base, 'keys'));
+  expect(await keyDirectoryProblem(join(base, 'keys'))).toBeUndefined();
+  chmodSync(join(base, 'real'), 0o777);
+  expect(await keyDirectoryProblem(join(base, 'keys'))).toBe(`${join(base, 'keys')} has mode 0777: group or others may write to it (and so add or replace keys)`);
 });
