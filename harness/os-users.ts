@@ -10,10 +10,11 @@
  *
  * @module
  */
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, chmodSync, chownSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ROOT } from './child-runtime.js';
 
 /** One account of the host. */
 export interface OsUser {
@@ -63,12 +64,25 @@ export function testUsers(): TestUsers | string {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     return (cached = 'two-user tests need root to create the victim and attacker accounts (CI runs as root)');
   }
+  let users: TestUsers;
   try {
-    cached = { victim: ensure(NAMES.victim), attacker: ensure(NAMES.attacker) };
+    users = { victim: ensure(NAMES.victim), attacker: ensure(NAMES.attacker) };
   } catch (error) {
-    cached = `cannot create the test accounts: ${(error as Error).message}`;
+    return (cached = `cannot create the test accounts: ${(error as Error).message}`);
   }
+  // The accounts run the checkout's own code: every directory above it must let them through
+  // (a clone under a 0700 home would not; .ci/run opens the path for search).
+  const unreadable = Object.values(users).find((user) => !canRead(user, join(ROOT, 'package.json')));
+  cached =
+    unreadable === undefined
+      ? users
+      : `account ${unreadable.name} cannot read ${join(ROOT, 'package.json')}: a directory above the checkout is closed to other users`;
   return cached;
+}
+
+function canRead(user: OsUser, path: string): boolean {
+  const result = spawnSync('test', ['-r', path], { uid: user.uid, gid: user.gid, stdio: 'ignore', timeout: 10_000 });
+  return result.status === 0;
 }
 
 /** The skip reason of {@link testUsers}, or undefined when the accounts exist. */
