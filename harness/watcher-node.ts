@@ -123,7 +123,7 @@ const options: WatcherOptions = {
 
 const watcher = new Watcher(options);
 watcher.on('roleChanged', (c) => send('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, reason: c.reason, changedAt: toHostClock(c.at) }));
-watcher.on('primaryLost', (e) => send('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote }));
+watcher.on('primaryLost', (e) => send('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason }));
 watcher.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch }));
 watcher.on('promotionFailed', (e) => send('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs }));
 

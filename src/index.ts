@@ -12,13 +12,23 @@ export type {
   PrimaryLostEvent,
   PromotionFailedEvent,
   EpochExhaustedEvent,
+  EndpointStolenEvent,
   WatcherEvents,
   WatcherStatus,
   LiveNode,
 } from './watcher.js';
 export { DEFAULTS } from './options.js';
 export type { WatcherOptions, PromoteContext, DemoteContext } from './options.js';
-export type { Role, InitialRole, PromoteReason, DemoteReason, RoleChangeReason, Phase } from './core/heartbeat-machine.js';
+export type {
+  Role,
+  InitialRole,
+  PromoteReason,
+  DemoteReason,
+  RoleChangeReason,
+  Phase,
+  PrimaryLostReason,
+  EndpointTheft,
+} from './core/heartbeat-machine.js';
 export { FailoverError, InvalidOptionError, isFailoverError } from './errors.js';
 export type { FailoverErrorCode } from './errors.js';
 export { FakeClock, systemClock } from './runtime/clock.js';

@@ -21,10 +21,12 @@ import {
   MAX_EPOCH,
   step,
   type Effect,
+  type EndpointTheft,
   type Input,
   type MachineState,
   type Notification,
   type Phase,
+  type PrimaryLostReason,
   type PromoteReason,
   type Role,
   type RoleChangeReason,
@@ -50,6 +52,7 @@ import { StepLoop } from './runtime/step-loop.js';
 import { fenceProcess, ownProcStart } from './runtime/process-identity.js';
 import type { Frames, Transport } from './transport/transport.js';
 import { ZmqTransport } from './transport/zmq/zmq-transport.js';
+import { endpointLocality, systemLocalityProbe, type LocalityProbe } from './transport/zmq/endpoint-locality.js';
 import { RehearsalTransport } from './transport/memory/rehearsal-transport.js';
 import { hostname } from 'node:os';
 
@@ -80,8 +83,33 @@ export interface PrimaryLostEvent {
   readonly instanceId: string | undefined;
   readonly epoch: number | undefined;
   readonly cause: PromoteReason;
-  /** False when failover is disabled: the loss is only reported. */
+  /**
+   * True only when this node tries to take over now: the primary gave the endpoint up
+   * (`shutdown`) or is gone (`disconnect`, confirmed by this node's own bind), and failover is
+   * enabled. It may still lose the race to another secondary. False for a silence (`reason:
+   * 'suspected'`: a hung primary still holds the endpoint; this node takes over only if a later
+   * bind succeeds, which `roleChanged` then reports), when failover is disabled, and on an
+   * observer.
+   */
   readonly willPromote: boolean;
+  /** What `willPromote` rests on: `taking-over`, `suspected`, `disabled` or `observer`. */
+  readonly reason: PrimaryLostReason;
+  readonly at: number;
+}
+
+/**
+ * A primary's filesystem socket (`ipc:///PATH`) is no longer the file it bound: another process
+ * unlinked it, or put its own socket there. Nodes that connect from now on reach that process,
+ * not this primary. The primary keeps its role and reports it (see the README's guarantees).
+ */
+export interface EndpointStolenEvent {
+  readonly endpoint: string;
+  /** The socket file's path. */
+  readonly path: string;
+  /** `gone`: no file at the path; `replaced`: another file there. */
+  readonly found: EndpointTheft;
+  /** What was found, for people: e.g. `another socket (inode 1234) is at the path`. */
+  readonly detail: string;
   readonly at: number;
 }
 
@@ -117,6 +145,7 @@ export interface WatcherEvents {
   primaryLost: (event: PrimaryLostEvent) => void;
   promotionFailed: (event: PromotionFailedEvent) => void;
   epochExhausted: (event: EpochExhaustedEvent) => void;
+  endpointStolen: (event: EndpointStolenEvent) => void;
 }
 
 /** One node as seen by `liveNodes()`. */
@@ -131,6 +160,12 @@ export interface LiveNode {
   readonly lastSeenAt: number;
   /** True for the node you asked. */
   readonly self: boolean;
+  /**
+   * True for this node when it is an observer (its endpoint is not an address of this host, so
+   * it can never take over). Observers do not announce their presence, so no other node lists
+   * them: every other node listed is a candidate.
+   */
+  readonly observer: boolean;
 }
 
 /** What `status()` returns: a plain, JSON-friendly object. */
@@ -153,8 +188,20 @@ export interface WatcherStatus {
    */
   readonly epochExhausted: boolean;
   readonly enabled: boolean;
+  /**
+   * True when the endpoint is not an address of this host: this node follows the primary but
+   * never binds the endpoint, so it never promotes, whatever `enabled` says.
+   */
+  readonly observer: boolean;
   readonly heartbeatInterval: number;
   readonly heartbeatTimeout: number;
+  /**
+   * On a primary of a filesystem endpoint: its socket file is no longer the one it bound (see
+   * `endpointStolen`); undefined otherwise. Stays until the node gives the endpoint up.
+   */
+  readonly endpointStolen:
+    | { readonly path: string; readonly found: EndpointTheft; readonly detail: string; readonly sinceMs: number }
+    | undefined;
   /** The primary this secondary follows. */
   readonly primary:
     | {
@@ -229,6 +276,8 @@ export interface WatcherDeps {
   readonly stateFile?: StateFile;
   /** This watcher is itself a rehearsal: it neither warms up nor rehearses. */
   readonly rehearsal?: boolean;
+  /** How start() tells whether the endpoint is an address of this host. */
+  readonly locality?: LocalityProbe;
 }
 
 type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
@@ -301,6 +350,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   #finished = false;
   /** This watcher is a rehearsal's scratch watcher (see WatcherDeps.rehearsal). */
   readonly #isRehearsal: boolean;
+  readonly #locality: LocalityProbe;
   /** The rehearsals running in the background; shutdown() waits for them. */
   #rehearsing: Promise<void> | undefined;
   #rehearsalsDone = 0;
@@ -322,6 +372,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     super();
     this.options = resolveOptions(options);
     this.#isRehearsal = deps.rehearsal === true;
+    this.#locality = deps.locality ?? systemLocalityProbe;
     const o = this.options;
     this.#clock = o.clock ?? systemClock;
     this.#random = deps.random ?? Math.random;
@@ -427,8 +478,22 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     } else if (floor.problem !== undefined) this.#logger.warn(`${floor.problem}; starting from it and the epochs seen on the wire`);
     if (shutDown()) return;
     this.#loop.state = { ...this.#loop.state, epoch: fileEpoch, knownEpoch: fileEpoch };
-    if (!this.#isRehearsal) this.#warmUp();
     const endpoint = this.options.endpoint;
+    // Decided once, before the socket opens: an observer announces no presence (so no primary
+    // lists it as a candidate successor, nor steps down for it) and never binds.
+    // (ipc endpoints are always local; a rehearsal's scratch watcher has no socket.)
+    const locality = endpoint.kind === 'tcp' && !this.#isRehearsal ? await endpointLocality(endpoint, this.#locality) : undefined;
+    if (locality !== undefined && shutDown()) return;
+    const observer = locality?.local === false;
+    if (observer) {
+      this.#logger.info(
+        `${endpoint.address} is not an address of this host (${locality.detail}): this node observes only; ` +
+          'it follows the primary but never binds the endpoint and never promotes',
+      );
+    } else if (locality?.local === 'unknown') {
+      this.#logger.warn(`cannot tell whether ${endpoint.address} is an address of this host: ${locality.detail}`);
+    }
+    if (!this.#isRehearsal && !observer) this.#warmUp();
     if (endpoint.kind === 'tcp' && this.options.curve === undefined && !isLoopbackHost(endpoint.host)) {
       this.#logger.warn(
         `${endpoint.address} is not a loopback address and CURVE is off: anyone who can reach it can read ` +
@@ -448,9 +513,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       onEvent: (event) => {
         this.#logger.debug(`endpoint ${event.type}`);
         if (event.type === 'disconnected') this.#dispatch({ type: 'disconnected' });
+        else if (event.type === 'endpointStolen') this.#dispatch({ type: 'endpointStolen', found: event.found, detail: event.detail });
       },
-    }, presenceTopic(this.options.instanceId, this.options.priority));
-    this.#dispatch({ type: 'start' });
+    }, observer ? undefined : presenceTopic(this.options.instanceId, this.options.priority));
+    this.#dispatch(observer ? { type: 'start', observer } : { type: 'start' });
   }
 
   /**
@@ -526,8 +592,18 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       epoch: s.epoch,
       epochExhausted: epochExhausted(s),
       enabled: s.enabled,
+      observer: s.observer,
       heartbeatInterval: this.options.heartbeatInterval,
       heartbeatTimeout: this.options.heartbeatTimeout,
+      endpointStolen:
+        s.endpointStolen === undefined || this.options.endpoint.kind !== 'ipc-path'
+          ? undefined
+          : {
+              path: this.options.endpoint.path,
+              found: s.endpointStolen.found,
+              detail: s.endpointStolen.detail,
+              sinceMs: Math.max(0, now - s.endpointStolen.since),
+            },
       primary:
         p === undefined
           ? undefined
@@ -570,21 +646,21 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     const nodes: LiveNode[] = [];
     if (s.role === 'stopped' || s.role === 'starting') return nodes;
     if (s.holdsEndpoint) {
-      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true });
+      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true, observer: false });
       for (const [id, m] of s.members) {
-        nodes.push({ instanceId: id, role: 'secondary', priority: m.priority, epoch: undefined, lastSeenAt: wallNow, self: false });
+        nodes.push({ instanceId: id, role: 'secondary', priority: m.priority, epoch: undefined, lastSeenAt: wallNow, self: false, observer: false });
       }
       return nodes;
     }
     const p = s.primary;
     if (p !== undefined) {
       const seen = p.lastSeenWallAt;
-      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false });
+      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false, observer: false });
       for (const [id, priority] of s.lastMembers) {
-        if (id !== self) nodes.push({ instanceId: id, role: 'secondary', priority, epoch: undefined, lastSeenAt: seen, self: false });
+        if (id !== self) nodes.push({ instanceId: id, role: 'secondary', priority, epoch: undefined, lastSeenAt: seen, self: false, observer: false });
       }
     }
-    nodes.push({ instanceId: self, role: 'secondary', priority: this.options.priority, epoch: undefined, lastSeenAt: wallNow, self: true });
+    nodes.push({ instanceId: self, role: 'secondary', priority: this.options.priority, epoch: undefined, lastSeenAt: wallNow, self: true, observer: s.observer });
     return nodes;
   }
 
@@ -594,6 +670,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     const parts = [`${st.instanceId}: ${st.role}${st.phase !== st.role ? ` (${st.phase})` : ''}, epoch ${st.epoch}`];
     if (st.role === 'primary') {
       parts.push(`${st.heartbeatsSent} heartbeats sent every ${st.heartbeatInterval} ms`);
+      if (st.endpointStolen !== undefined) parts.push(`ENDPOINT STOLEN: ${st.endpointStolen.detail}`);
     } else if (st.primary !== undefined) {
       parts.push(
         `following ${st.primary.instanceId} (pid ${st.primary.pid} on ${st.primary.host}, epoch ${st.primary.epoch}), last heartbeat ${Math.round(st.primary.ageMs)} ms ago`,
@@ -603,7 +680,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     } else if (st.role === 'secondary') {
       parts.push('no primary heard yet');
     }
-    parts.push(`failover ${st.enabled ? 'enabled' : 'disabled'}`);
+    parts.push(st.observer ? 'observer (the endpoint is not on this host)' : `failover ${st.enabled ? 'enabled' : 'disabled'}`);
     if (st.epochExhausted && st.role !== 'primary') parts.push('no valid epoch left: will not promote (README, "Resetting the epoch")');
     if (st.dropped.total > 0) parts.push(`${st.dropped.total} invalid messages dropped`);
     return parts.join('; ');
@@ -641,7 +718,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   /** Starts the rehearsals (see the `rehearsals` option) in the background. */
   #startRehearsals(): void {
-    if (this.#isRehearsal || this.options.rehearsals === 0 || this.#stopped !== undefined) return;
+    // An observer never takes over: nothing to rehearse.
+    if (this.#isRehearsal || this.options.rehearsals === 0 || this.#stopped !== undefined || this.#loop.state.observer) return;
     this.#rehearsing = this.#rehearse().catch((error: unknown) => {
       this.#logger.debug(`rehearsals ended: ${String(error)}`);
     });
@@ -791,7 +869,13 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     return next;
   }
 
-  #frames(topic: Topic, epoch: number, seq: number, members?: ReadonlyArray<readonly [string, number]>): Frames {
+  #frames(
+    topic: Topic,
+    epoch: number,
+    seq: number,
+    members?: ReadonlyArray<readonly [string, number]>,
+    endpointStolen?: EndpointTheft,
+  ): Frames {
     return encode(topic, {
       version: PROTOCOL_VERSION,
       instanceId: this.options.instanceId,
@@ -804,6 +888,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       priority: this.options.priority,
       procStart: this.#procStart,
       members,
+      endpointStolen,
     });
   }
 
@@ -840,7 +925,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         return;
       }
       case 'publish': {
-        const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members);
+        const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members, effect.endpointStolen);
         void this.#serial(() => this.#transport.publish(frames), false);
         return;
       }
@@ -1018,8 +1103,14 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         this.emitSafely('primaryChanged', { instanceId: n.instanceId, epoch: n.epoch, pid: n.pid, host: n.host, at });
         return;
       case 'primaryLost':
-        this.emitSafely('primaryLost', { instanceId: n.instanceId, epoch: n.epoch, cause: n.cause, willPromote: n.willPromote, at });
+        this.emitSafely('primaryLost', { instanceId: n.instanceId, epoch: n.epoch, cause: n.cause, willPromote: n.willPromote, reason: n.reason, at });
         return;
+      case 'endpointStolen': {
+        const endpoint = this.options.endpoint;
+        const path = endpoint.kind === 'ipc-path' ? endpoint.path : endpoint.address;
+        this.emitSafely('endpointStolen', { endpoint: endpoint.address, path, found: n.found, detail: n.detail, at });
+        return;
+      }
       case 'promotionFailed':
         this.emitSafely('promotionFailed', { epoch: n.epoch, reason: n.reason, error: n.detail, retryInMs: n.retryInMs, at });
         return;

@@ -20,7 +20,14 @@
  *   `heartbeatTimeout`, and never while it is disabled; after a lost race, a disabled period or a
  *   failed `onPromote` it keeps watching and tries again when the primary is lost again;
  * - after its own stall (a wake-up much later than planned) it drains already-queued messages
- *   before it judges silence.
+ *   before it judges silence;
+ * - an observer (a node whose endpoint is not an address of its own host) never binds and never
+ *   promotes;
+ * - `primaryLost.willPromote` is true only when this node is about to try to take over an
+ *   endpoint its primary gave up or lost (`shutdown`, `disconnect`); a silence is only a
+ *   suspicion (`reason: 'suspected'`): the node takes over only if a bind later succeeds;
+ * - a primary told that its filesystem socket file was replaced (`endpointStolen`) keeps its role
+ *   and reports it (log, notification, a field in its heartbeats) until it gives the endpoint up.
  *
  * @module
  */
@@ -41,6 +48,22 @@ export type DemoteReason = 'higher-epoch' | 'shutdown' | 'stepdown';
 
 /** Why a role changed. */
 export type RoleChangeReason = PromoteReason | DemoteReason;
+
+/**
+ * What `primaryLost.willPromote` rests on: `taking-over` (true: the primary gave the endpoint up
+ * or lost it, and this node tries to bind it now), `suspected` (false: the primary is only
+ * silent and may still hold the endpoint; this node takes over only if a later bind succeeds),
+ * `disabled` (false: failover is off), `observer` (false: the endpoint is not an address of this
+ * host, so this node never binds it), `epoch-exhausted` (false: no valid epoch is left, see
+ * {@link MAX_EPOCH}).
+ */
+export type PrimaryLostReason = 'taking-over' | 'suspected' | 'disabled' | 'observer' | 'epoch-exhausted';
+
+/**
+ * What a primary found at the path of its filesystem socket instead of the file it bound:
+ * nothing (`gone`) or another file (`replaced`, most likely another process's socket).
+ */
+export type EndpointTheft = 'gone' | 'replaced';
 
 /** Internal lifecycle phase; finer than {@link Role}. */
 export type Phase =
@@ -230,6 +253,16 @@ export interface MachineState {
    * forth. Forgotten when they leave, and when this node follows another primary.
    */
   readonly preemptDeclined: ReadonlySet<string>;
+  /**
+   * The endpoint is not an address of this host (set by `start`): this node only follows; it
+   * never binds, so it never promotes and never fences.
+   */
+  readonly observer: boolean;
+  /**
+   * While holding a filesystem endpoint: its socket file is no longer the one this node bound
+   * (what was found, and since when). Cleared when the node gives the endpoint up.
+   */
+  readonly endpointStolen: { readonly found: EndpointTheft; readonly detail: string; readonly since: number } | undefined;
   /** Monotonic time from which silence is measured. */
   readonly silenceFrom: number;
   readonly loss: Loss | undefined;
@@ -259,7 +292,8 @@ export interface MachineState {
 
 /** Inputs the driver feeds in. */
 export type Input =
-  | { readonly type: 'start' }
+  /** `observer`: the endpoint is not an address of this host (the driver found out at start). */
+  | { readonly type: 'start'; readonly observer?: boolean }
   | { readonly type: 'tick' }
   | { readonly type: 'message'; readonly message: WireMessage; readonly wallNow: number }
   | { readonly type: 'bindResult'; readonly outcome: 'bound' | 'in-use' | 'failed'; readonly detail?: string }
@@ -276,6 +310,8 @@ export type Input =
   | { readonly type: 'fenced'; readonly ok: boolean; readonly detail: string }
   /** The subscribing socket lost its connection to the endpoint's holder. */
   | { readonly type: 'disconnected' }
+  /** While holding a filesystem endpoint: its socket file is no longer the one this node bound. */
+  | { readonly type: 'endpointStolen'; readonly found: EndpointTheft; readonly detail: string }
   | { readonly type: 'stepDown' }
   | { readonly type: 'shutdown' }
   | { readonly type: 'closed' };
@@ -302,7 +338,9 @@ export type Notification =
       readonly epoch: number | undefined;
       readonly cause: PromoteReason;
       readonly willPromote: boolean;
+      readonly reason: PrimaryLostReason;
     }
+  | { readonly type: 'endpointStolen'; readonly found: EndpointTheft; readonly detail: string }
   | {
       readonly type: 'promotionFailed';
       readonly epoch: number;
@@ -335,6 +373,8 @@ export type Effect =
       readonly seq: number;
       /** Connected secondaries, for heartbeats. */
       readonly members?: ReadonlyArray<readonly [string, number]>;
+      /** On heartbeats, while the endpoint's socket file is not this node's (see `endpointStolen`). */
+      readonly endpointStolen?: EndpointTheft;
     }
   /**
    * Publish `instance.shutdown` (when `farewellSeq` is set), make sure it left, and unbind.
@@ -409,6 +449,8 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     preemptAt: undefined,
     preemptedFor: undefined,
     preemptDeclined: new Set(),
+    observer: false,
+    endpointStolen: undefined,
     liveness: undefined,
     probes: 0,
     probeAnsweredAt: undefined,
@@ -434,7 +476,7 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
   const b = new Builder(state, env);
   switch (input.type) {
     case 'start':
-      onStart(b);
+      onStart(b, input.observer === true);
       break;
     case 'tick':
       onTick(b);
@@ -463,6 +505,9 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
     case 'disconnected':
       onDisconnected(b);
       break;
+    case 'endpointStolen':
+      onEndpointStolen(b, input.found, input.detail);
+      break;
     case 'presence':
       onPresence(b, input.joined, input.instanceId, input.priority);
       break;
@@ -476,7 +521,7 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
         }
         // Answer from the event loop: proof that this primary is not hung.
         b.set({ probeAnsweredAt: b.now });
-        b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) });
+        b.emit(heartbeatEffect(b));
       }
       break;
     case 'fenced':
@@ -526,14 +571,23 @@ class Builder extends StepBuilder<MachineState, Effect> {
     // A node that holds no term shows the highest epoch known (a primary that stepped down for
     // a higher epoch included); its own term's epoch stays in termEpoch for its onDemote.
     if (!this.s.holdsEndpoint && this.s.epoch < this.s.knownEpoch) this.set({ epoch: this.s.knownEpoch });
+    // So does a theft of its socket file: the next holder binds a file of its own.
+    if (!this.s.holdsEndpoint && this.s.endpointStolen !== undefined) this.set({ endpointStolen: undefined });
     this.set({ wakeAt: computeWakeAt(this.s, this.now) });
     return { state: this.s, effects: this.effects };
   }
 }
 
-function onStart(b: Builder): void {
+function onStart(b: Builder, observer: boolean): void {
   if (b.s.phase !== 'idle') return;
-  if (b.s.config.initialRole === 'secondary') {
+  b.set({ observer });
+  if (observer && b.s.config.initialRole === 'primary') {
+    b.set({ phase: 'stopped', role: 'stopped' });
+    b.emit({ type: 'startFailed', reason: 'bind-failed', detail: 'the endpoint is not an address of this host: this node can only observe it' });
+    b.emit({ type: 'close' });
+    return;
+  }
+  if (observer || b.s.config.initialRole === 'secondary') {
     becomeFollower(b);
     b.changeRole('secondary', 'startup');
     b.emit({ type: 'started' });
@@ -620,24 +674,45 @@ function judgeSilence(b: Builder): void {
 
 function declareLoss(b: Builder, cause: PromoteReason): void {
   const p = b.s.primary;
-  const willPromote = b.s.enabled && !epochExhausted(b.s);
+  const reason = lossOutlook(b.s, cause);
+  const willPromote = reason === 'taking-over';
   const delay = successorDelay(b.s, p?.instanceId);
   b.set({ loss: { cause, since: b.now, instanceId: p?.instanceId, epoch: p?.epoch }, attempts: 0, nextAttemptAt: b.now + delay });
   const who = p === undefined ? 'no primary heard' : `primary ${p.instanceId} (epoch ${p.epoch})`;
-  const why = willPromote ? '' : b.s.enabled ? '; no valid epoch left, not promoting' : '; failover disabled, not promoting';
-  b.log(willPromote ? 'info' : 'warn', `${who}: lost by ${cause}${why}`);
+  b.log(reason === 'taking-over' || reason === 'suspected' || reason === 'observer' ? 'info' : 'warn', `${who}: lost by ${cause}; ${LOSS_OUTLOOK[reason]}`);
   b.notify({
     type: 'primaryLost',
     instanceId: p?.instanceId,
     epoch: p?.epoch,
     cause,
     willPromote,
+    reason,
   });
 }
 
+/**
+ * Whether this node is about to take over a lost primary's endpoint, and why not. A silence is
+ * only a suspicion: a hung primary (SIGSTOP, a blocked event loop) still holds the endpoint, and
+ * only a bind that succeeds later says otherwise (the role change then tells).
+ */
+function lossOutlook(s: MachineState, cause: PromoteReason): PrimaryLostReason {
+  if (s.observer) return 'observer';
+  if (!s.enabled) return 'disabled';
+  if (epochExhausted(s)) return 'epoch-exhausted';
+  return cause === 'silence' ? 'suspected' : 'taking-over';
+}
+
+const LOSS_OUTLOOK: Readonly<Record<PrimaryLostReason, string>> = {
+  'taking-over': 'taking over',
+  suspected: 'suspected (it may still hold the endpoint): taking over only if a bind succeeds',
+  disabled: 'failover disabled, not promoting',
+  observer: 'this node observes only, not promoting',
+  'epoch-exhausted': 'no valid epoch left, not promoting',
+};
+
 function maybeAttempt(b: Builder): void {
   const s = b.s;
-  if (s.phase !== 'secondary' || !s.enabled || callbacksOutstanding(s)) return;
+  if (s.phase !== 'secondary' || !s.enabled || s.observer || callbacksOutstanding(s)) return;
   const probing = s.loss === undefined && s.probeUntil !== undefined && b.now < s.probeUntil;
   if (s.loss === undefined && !probing) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
@@ -671,7 +746,7 @@ function callbacksOutstanding(s: MachineState): boolean {
  */
 function onDisconnected(b: Builder): void {
   const s = b.s;
-  if (s.phase !== 'secondary' || !s.enabled) return;
+  if (s.phase !== 'secondary' || !s.enabled || s.observer) return;
   if (s.holdOffUntil !== undefined && b.now < s.holdOffUntil) return;
   if (s.loss !== undefined) {
     const stagger = successorDelay(s, s.loss.instanceId);
@@ -717,9 +792,37 @@ function heartbeatIfDue(b: Builder): void {
   sendHeartbeat(b);
 }
 
-function sendHeartbeat(b: Builder): void {
+/** A heartbeat, with the theft of the socket file when there is one to report. */
+function heartbeatEffect(b: Builder): Effect {
+  const stolen = b.s.endpointStolen;
   const seq = b.nextSeq();
-  b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq, members: memberList(b.s) });
+  return stolen === undefined
+    ? { type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq, members: memberList(b.s) }
+    : { type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq, members: memberList(b.s), endpointStolen: stolen.found };
+}
+
+/**
+ * The socket file of the filesystem endpoint this node holds was unlinked, or replaced by
+ * another process's: connections made from now on reach that file's owner, not this node. This
+ * node keeps the role: it still holds the path lock, so no node that honours the lock can bind
+ * the endpoint, its connected secondaries still hear it, and taking the path back would fight a
+ * process that already ignores the lock. It reports the theft, loudly and once, and carries it
+ * in every heartbeat until it gives the endpoint up.
+ */
+function onEndpointStolen(b: Builder, found: EndpointTheft, detail: string): void {
+  const s = b.s;
+  if (!s.holdsEndpoint || s.endpointStolen !== undefined) return;
+  b.set({ endpointStolen: { found, detail, since: b.now } });
+  b.log(
+    'error',
+    `the endpoint's socket file is not the one this node bound (${detail}): nodes that connect from now on reach ` +
+      'whatever is there, not this primary; keeping the role (this node holds the path lock) and reporting it',
+  );
+  b.notify({ type: 'endpointStolen', found, detail });
+}
+
+function sendHeartbeat(b: Builder): void {
+  b.emit(heartbeatEffect(b));
   b.count('heartbeatsSent');
   const interval = b.s.config.heartbeatInterval;
   const planned = b.s.nextHeartbeatAt ?? b.now;
@@ -1167,7 +1270,7 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
         candidates.push(Math.max(s.silenceFrom + s.config.heartbeatTimeout, s.drainUntil ?? 0));
         const probing = s.probeUntil !== undefined && now < s.probeUntil;
         if (probing && s.enabled && !callbacksOutstanding(s) && s.nextAttemptAt !== undefined) candidates.push(s.nextAttemptAt);
-      } else if (s.enabled) {
+      } else if (s.enabled && !s.observer) {
         if (!callbacksOutstanding(s) && s.loss.refused !== true) candidates.push(Math.max(s.nextAttemptAt ?? now, s.holdOffUntil ?? now));
         if (s.liveness !== undefined) candidates.push(s.liveness.deadline);
       }

@@ -14,6 +14,7 @@ import { Packr, Unpackr } from 'msgpackr/pack';
 import {
   MAX_ID_LENGTH,
   MAX_MEMBERS,
+  MAX_THEFT_LENGTH,
   MAX_PAYLOAD_BYTES,
   MAX_TOPIC_BYTES,
   PROTOCOL_VERSION,
@@ -58,6 +59,7 @@ export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
   if (payload.procStart !== undefined) body.procStart = payload.procStart;
   let members = payload.members?.slice(0, MAX_MEMBERS);
   if (members !== undefined) body.members = members;
+  if (payload.endpointStolen !== undefined) body.endpointStolen = payload.endpointStolen;
   let packed = packr.pack(body);
   // Receivers drop a payload over MAX_PAYLOAD_BYTES unread, and 64 members with long ids do not
   // fit: list only as many members as fit, so every message encoded here is one peers accept.
@@ -136,6 +138,10 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
   if (members !== undefined && !isMembers(members)) {
     return reject('shape', `members is not an array of at most ${MAX_MEMBERS} [instanceId, priority] pairs`);
   }
+  const endpointStolen = field('endpointStolen');
+  if (endpointStolen !== undefined && (typeof endpointStolen !== 'string' || endpointStolen.length === 0 || endpointStolen.length > MAX_THEFT_LENGTH)) {
+    return reject('shape', `endpointStolen is not a string of 1-${MAX_THEFT_LENGTH} chars`);
+  }
 
   const message: WireMessage = {
     topic,
@@ -150,6 +156,7 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     priority,
     procStart,
     members,
+    ...(endpointStolen === undefined ? {} : { endpointStolen }),
   };
   return { ok: true, message };
 }

@@ -64,7 +64,16 @@ export interface Payload {
    * pairs (at most {@link MAX_MEMBERS}).
    */
   readonly members?: ReadonlyArray<readonly [string, number]> | undefined;
+  /**
+   * On a primary's heartbeat, only while the socket file of its filesystem endpoint is no longer
+   * the one it bound: what it found at the path (`gone` or `replaced`; receivers accept any
+   * string of 1-{@link MAX_THEFT_LENGTH} characters and show it as is). See PROTOCOL.md 4.2.
+   */
+  readonly endpointStolen?: string | undefined;
 }
+
+/** Longest accepted `endpointStolen` value, in UTF-16 code units. */
+export const MAX_THEFT_LENGTH = 64;
 
 /** Most members a heartbeat lists. */
 export const MAX_MEMBERS = 64;

@@ -15,7 +15,12 @@ export type BindOutcome =
 export type TransportEvent =
   | { readonly type: 'connected' }
   | { readonly type: 'disconnected' }
-  | { readonly type: 'connectRetried' };
+  | { readonly type: 'connectRetried' }
+  /**
+   * While this node holds a filesystem endpoint: its socket file is no longer the one it bound
+   * (`gone`: nothing at the path; `replaced`: another file there). Reported once per bind.
+   */
+  | { readonly type: 'endpointStolen'; readonly found: 'gone' | 'replaced'; readonly detail: string };
 
 /** What the transport calls back with. Handlers must not throw (the transport guards anyway). */
 export interface TransportHandlers {

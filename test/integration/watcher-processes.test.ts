@@ -102,7 +102,9 @@ describe('Watcher processes', () => {
     const losses = await Promise.all(
       [s1, s2].map((s) => s.waitFor((e) => e.type === 'primaryLost', FAST, 'primaryLost')),
     );
-    for (const lost of losses) expect(lost).toMatchObject({ cause: 'silence', instanceId: 'p0', willPromote: true });
+    // A silence is only a suspicion: the hung primary still holds the endpoint, so nobody says
+    // it will promote.
+    for (const lost of losses) expect(lost).toMatchObject({ cause: 'silence', instanceId: 'p0', willPromote: false, reason: 'suspected' });
     s1.send({ cmd: 'status' });
     const st = await s1.next((e) => e.type === 'status', FAST, 'status');
     expect(st.status).toMatchObject({ role: 'secondary', primarySuspected: true });
@@ -121,7 +123,7 @@ describe('Watcher processes', () => {
     const [s1] = secondaries as [WatcherProcess];
     primary.kill('SIGKILL');
     const lost = await s1.waitFor((e) => e.type === 'primaryLost', FAST, 'primaryLost');
-    expect(lost).toMatchObject({ cause: 'silence', willPromote: false });
+    expect(lost).toMatchObject({ cause: 'silence', willPromote: false, reason: 'disabled' });
     s1.send({ cmd: 'setEnabled', value: true });
     const change = await becamePrimary(s1);
     expect(change.reason).toBe('silence');

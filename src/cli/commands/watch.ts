@@ -30,7 +30,7 @@ export const watchOptions = defineOptions({
   json: {
     type: 'boolean',
     description:
-      'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"shutdown"|"gap"|"dropped", ' +
+      'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
       '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch.',
   },
   timeout: {
@@ -53,7 +53,8 @@ export const watchCommand = defineCommand({
   description:
     'Connects to the endpoint without taking part in the election and shows the primary (id, ' +
     'epoch, seq, pid@host, age of its last heartbeat), gaps (a heartbeat later than 1.5x the ' +
-    "sender's announced heartbeatInterval, or a skipped seq), shutdown and promoted events, and " +
+    "sender's announced heartbeatInterval, or a skipped seq), shutdown and promoted events, a primary " +
+    'whose filesystem socket file was taken by another process (endpointStolen, from its heartbeats), and ' +
     'the count of invalid messages dropped. On a terminal the view is redrawn in place; ' +
     'otherwise one line is printed per event (one JSON object with --json).',
   options: watchOptions,

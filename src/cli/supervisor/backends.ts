@@ -16,7 +16,7 @@ export interface SupervisorHooks {
   /** Stop the command; the successor starts after this resolves (within the backend's budget). */
   onDemote(epoch: number, reason: string): Promise<void>;
   onRoleChanged(change: { from: string; to: string; epoch: number; at: number; instanceId: string; reason: string }): void;
-  onPrimaryLost(event: { instanceId: string | undefined; cause: string; willPromote: boolean; at: number }): void;
+  onPrimaryLost(event: { instanceId: string | undefined; cause: string; willPromote: boolean; reason: string; at: number }): void;
   onPromotionFailed(event: { error: string; retryInMs: number; at: number }): void;
 }
 

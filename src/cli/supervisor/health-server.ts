@@ -6,7 +6,9 @@
  *
  * Healthy means: a primary whose own heartbeats come back through the endpoint on time; a
  * secondary that hears a live primary, or is taking over. A wedged primary answers 503 (or not
- * at all: its event loop serves this endpoint too), so it is visible from outside.
+ * at all: its event loop serves this endpoint too), so it is visible from outside. So does a
+ * primary whose filesystem socket file was taken by another process (`endpointStolen`): nodes
+ * that connect from then on do not reach it.
  *
  * @module
  */
@@ -18,6 +20,9 @@ import type { WatcherStatus } from '../../watcher.js';
 export function judgeHealth(st: WatcherStatus): { healthy: boolean; reason: string } {
   if (st.role === 'primary') {
     const limit = Math.min(2 * st.heartbeatInterval + 250, st.heartbeatTimeout);
+    if (st.endpointStolen !== undefined) {
+      return { healthy: false, reason: `endpoint stolen: ${st.endpointStolen.detail}; nodes connecting now do not reach this primary` };
+    }
     if (st.ownHeartbeatAgeMs === undefined) return { healthy: false, reason: 'no own heartbeat seen yet' };
     if (st.ownHeartbeatAgeMs > limit) {
       return { healthy: false, reason: `own heartbeat ${Math.round(st.ownHeartbeatAgeMs)} ms old (limit ${limit} ms)` };

@@ -48,6 +48,14 @@ export function leaveBudget(stopTimeout: number): number {
 }
 const wall = (): number => performance.timeOrigin + performance.now();
 
+/** What a `primaryLost` means for this node, by its `reason`. */
+const LOST_OUTLOOK: Readonly<Record<string, string>> = {
+  'taking-over': '',
+  suspected: '; suspected (it may still hold the endpoint): taking over only if a bind succeeds',
+  disabled: '; --observe-only: not taking over',
+  observer: '; the endpoint is not on this host: observing only',
+};
+
 /**
  * Runs until SIGINT/SIGTERM (exit 0), or until the command exits with `--on-exit exit` (its
  * exit code). `makeBackend` builds the election with the supervisor's hooks.
@@ -172,8 +180,8 @@ export async function runSupervisor(
     },
     onPrimaryLost(e) {
       lostAt = e.at;
-      emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, at: e.at });
-      say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${e.willPromote ? '' : '; --observe-only: not taking over'}`);
+      emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason, at: e.at });
+      say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${LOST_OUTLOOK[e.reason] ?? ''}`);
     },
     onPromotionFailed(e) {
       emit('promotionFailed', { error: e.error, retryInMs: e.retryInMs, at: e.at });

@@ -13,6 +13,10 @@
  * - gaps: a heartbeat arriving more than {@link LATE_FACTOR} times the sender's announced
  *   `heartbeatInterval` after its previous message (`late`), or a `seq` that skips numbers of the
  *   same process (`seq`);
+ * - a stolen endpoint: a primary whose heartbeats say its filesystem socket file is no longer the
+ *   one it bound (`endpointStolen`, reported once per sender until its heartbeats stop saying
+ *   so). A watch that connected after the theft reaches whatever took the path, not the primary,
+ *   and sees none of this: the primary's own `status()` and `/healthz` tell it there;
  * - counters, and `emitted`: the events the last input produced, for line and JSON renderers.
  *
  * No I/O, no timers, no `Date.now()`.
@@ -46,6 +50,8 @@ export interface SenderView {
   /** Local monotonic ms of its last message: ages and lateness are measured from here. */
   readonly lastSeenNow: number;
   readonly heartbeats: number;
+  /** What its last heartbeat said it found at its endpoint's path instead of its socket file, if anything. */
+  readonly endpointStolen: string | undefined;
 }
 
 /** Fields every message event carries. */
@@ -65,6 +71,16 @@ export type ClusterEvent =
       readonly event: 'heartbeat';
       readonly heartbeatInterval: number | null;
       readonly members: ReadonlyArray<{ readonly instanceId: string; readonly priority: number }> | null;
+      /** Only while the sender says its socket file was taken: what it found (`gone`, `replaced`). */
+      readonly endpointStolen?: string;
+    })
+  | (MessageFields & {
+      readonly event: 'endpointStolen';
+      /**
+       * What the primary found at its endpoint's path instead of the socket file it bound: `gone`
+       * or `replaced`. Nodes connecting from now on reach whatever is there, not this primary.
+       */
+      readonly found: string;
     })
   | (MessageFields & { readonly event: 'promoted'; readonly heartbeatInterval: number | null })
   | (MessageFields & { readonly event: 'shutdown' })
@@ -204,6 +220,8 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
   }
 
   const members = m.members?.map(([instanceId, priority]) => ({ instanceId, priority }));
+  // A heartbeat says whether the socket file is still the sender's; other topics do not.
+  const endpointStolen = m.topic === 'instance.heartbeat' ? m.endpointStolen : same ? previous.endpointStolen : undefined;
   const sender: SenderView = {
     instanceId: m.instanceId,
     epoch: m.epoch,
@@ -217,13 +235,23 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
     lastAt: at,
     lastSeenNow: now,
     heartbeats: (same ? previous.heartbeats : 0) + (m.topic === 'instance.heartbeat' ? 1 : 0),
+    endpointStolen,
   };
 
   let { primary, lastShutdown } = view;
   const counts = { ...view.counts, gaps: view.counts.gaps + events.length };
   switch (m.topic) {
     case 'instance.heartbeat':
-      events.push({ event: 'heartbeat', ...fields, heartbeatInterval: m.heartbeatInterval ?? null, members: members ?? null });
+      events.push({
+        event: 'heartbeat',
+        ...fields,
+        heartbeatInterval: m.heartbeatInterval ?? null,
+        members: members ?? null,
+        ...(endpointStolen === undefined ? {} : { endpointStolen }),
+      });
+      if (endpointStolen !== undefined && !(same && previous.endpointStolen !== undefined)) {
+        events.push({ event: 'endpointStolen', ...fields, found: endpointStolen });
+      }
       counts.heartbeats++;
       primary = m.instanceId;
       lastShutdown = undefined;

@@ -27,6 +27,8 @@ export function eventToText(event: ClusterEvent, style: Style = createStyle(fals
       return event.kind === 'late'
         ? `${time} ${style.red('gap')} ${style.bold(event.instanceId)} silent ${Math.round(event.silentMs)} ms (heartbeat every ${event.heartbeatInterval} ms) before seq ${event.seq}`
         : `${time} ${style.red('gap')} ${style.bold(event.instanceId)} seq ${event.seq} after ${event.expectedSeq - 1} (${event.missed} missed)`;
+    case 'endpointStolen':
+      return `${time} ${style.red('endpoint stolen')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}: its socket file is ${event.found === 'gone' ? 'gone' : event.found === 'replaced' ? 'replaced by another file' : event.found}; nodes connecting now do not reach it`;
     case 'dropped':
       return `${time} ${style.red('dropped')} invalid message (${event.reason}: ${event.detail}); ${event.dropped} dropped so far`;
   }

@@ -30,6 +30,9 @@ export function renderFrame(view: ClusterView, now: number, style: Style, final 
       `primary  ${style.bold(style.green(primary.instanceId))}  pid ${primary.pid}@${primary.host}  epoch ${primary.epoch}  seq ${primary.seq}`,
       `         ${late ? style.yellow(`${ageText} (late)`) : ageText}, ${every}`,
     );
+    if (primary.endpointStolen !== undefined) {
+      lines.push(`         ${style.red(`ENDPOINT STOLEN (${primary.endpointStolen}): nodes connecting now do not reach this primary`)}`);
+    }
     if (primary.members !== undefined) {
       const list = primary.members.map((m) => `${m.instanceId} (priority ${m.priority})`).join(', ');
       lines.push(`members  ${primary.members.length === 0 ? style.dim('none connected') : list}`);

@@ -13,8 +13,18 @@
  * a maximum message size, high-water marks and a handshake time limit, so a peer cannot grow
  * this process's memory or hold connections open without completing a handshake.
  *
+ * A filesystem endpoint's socket file can be unlinked, or replaced by another process's socket,
+ * behind the holder's back (libzmq, and any other binder that ignores the path lock, unlinks the
+ * file before it binds). The holder then keeps its existing connections but nobody new reaches
+ * it. So after each bind the transport notes the file's identity (device and inode, from
+ * `lstat`, on a later turn of the event loop, off the takeover's clock) and checks it again,
+ * without blocking, whenever it publishes while no check is under way: a heartbeat per
+ * `heartbeatInterval`. A file that is gone or another inode is reported once per bind, as the
+ * `endpointStolen` event.
+ *
  * @module
  */
+import { lstat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import * as zmq from 'zeromq';
 import { FailoverError } from '../../errors.js';
@@ -94,6 +104,10 @@ export class ZmqTransport implements Transport {
   /** Releases waiting for sends under way: a later release must not overtake them. */
   #releasesWaiting = 0;
   #warmingUp = false;
+  /** The socket file of the filesystem endpoint this node bound, as `lstat` saw it after the bind. */
+  #socketFile: SocketFile | undefined;
+  /** A check of that file under way (see #checkSocketFile). */
+  #fileCheck: Promise<void> | undefined;
 
   constructor(endpoint: Endpoint, options: Partial<ZmqTransportOptions> = {}) {
     this.#endpoint = endpoint;
@@ -298,7 +312,52 @@ export class ZmqTransport implements Transport {
     setImmediate(() => {
       if (this.#pub === pub) void this.#subscriptions(pub);
     });
+    if (this.#endpoint.kind === 'ipc-path') {
+      const path = this.#endpoint.path;
+      setImmediate(() => this.#recordSocketFile(pub, path));
+    }
     return { outcome: 'bound' };
+  }
+
+  /** Notes the identity of the socket file `pub` has just bound at `path`. */
+  #recordSocketFile(pub: zmq.XPublisher, path: string): void {
+    if (this.#pub !== pub) return;
+    this.#fileCheck = lstat(path, { bigint: true }).then(
+      (st) => {
+        this.#fileCheck = undefined;
+        if (this.#pub !== pub) return;
+        if (st.isSocket()) this.#socketFile = { pub, path, dev: st.dev, ino: st.ino };
+        else this.#reportTheft({ found: 'replaced', detail: `${fileKind(st)} (inode ${st.ino}) is at ${path}, not this node's socket` });
+      },
+      (error: unknown) => {
+        this.#fileCheck = undefined;
+        if (this.#pub !== pub) return;
+        const theft = missingFile(error, path);
+        if (theft !== undefined) this.#reportTheft(theft);
+      },
+    );
+  }
+
+  /** Compares the endpoint's socket file with the one this node bound; reports a difference once. */
+  #checkSocketFile(): void {
+    const file = this.#socketFile;
+    if (file === undefined || this.#fileCheck !== undefined || this.#pub !== file.pub) return;
+    this.#fileCheck = lstat(file.path, { bigint: true }).then(
+      (st): Theft | undefined =>
+        st.dev === file.dev && st.ino === file.ino
+          ? undefined
+          : { found: 'replaced', detail: `${fileKind(st)} (inode ${st.ino}) is at ${file.path}; this node bound inode ${file.ino}` },
+      (error: unknown) => missingFile(error, file.path),
+    ).then((theft) => {
+      this.#fileCheck = undefined;
+      if (theft !== undefined && this.#socketFile === file && this.#pub === file.pub) this.#reportTheft(theft);
+    });
+  }
+
+  #reportTheft(theft: Theft): void {
+    this.#socketFile = undefined;
+    const handlers = this.#handlers;
+    if (handlers !== undefined) safe(() => handlers.onEvent({ type: 'endpointStolen', ...theft }));
   }
 
   /** Makes the endpoint's directory if missing and warns once if it is not private. */
@@ -390,6 +449,7 @@ export class ZmqTransport implements Transport {
   publish(frames: Frames): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return Promise.resolve();
+    if (this.#socketFile !== undefined) this.#checkSocketFile();
     const send = (): Promise<void> => sendOn(pub, frames);
     // zeromq.js allows one send at a time per socket: chain them. With none under way, send in
     // this call (sendTimeout 0 makes the send itself synchronous), so a new primary's
@@ -417,6 +477,7 @@ export class ZmqTransport implements Transport {
       if (this.#pub !== pub) return;
     }
     this.#pub = undefined;
+    this.#socketFile = undefined;
     // A filesystem endpoint's lock goes first, in this call: a successor that reads the farewell
     // must find the lock free, or it loses its bind and waits for a retry. Nothing is lost by
     // that order: nothing but the farewell is sent from here on, and our existing connections,
@@ -491,7 +552,34 @@ export class ZmqTransport implements Transport {
     }
     await this.#loop;
     await this.#warmingLock;
+    await this.#fileCheck;
   }
+}
+
+/** A filesystem endpoint's socket file as bound. */
+interface SocketFile {
+  readonly pub: zmq.XPublisher;
+  readonly path: string;
+  readonly dev: bigint;
+  readonly ino: bigint;
+}
+
+/** What a check found instead of the socket file this node bound. */
+type Theft = { readonly found: 'gone' | 'replaced'; readonly detail: string };
+
+/** A failed lstat that means the file is gone; undefined for other errors (unknown: no report). */
+function missingFile(error: unknown, path: string): Theft | undefined {
+  const code = (error as { code?: string }).code;
+  if (code !== 'ENOENT' && code !== 'ENOTDIR') return undefined;
+  return { found: 'gone', detail: `no file at ${path} any more` };
+}
+
+function fileKind(st: { isSocket(): boolean; isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): string {
+  if (st.isSocket()) return 'another socket';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFile()) return 'a regular file';
+  return 'another file';
 }
 
 /** Sends on an XPUB; never rejects (an XPUB drops rather than blocks, a closed one has nobody to tell). */

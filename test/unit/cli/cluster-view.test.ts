@@ -276,3 +276,20 @@ describe('cluster view', () => {
     }
   });
 });
+
+describe('cluster view: a stolen endpoint', () => {
+  it('reports endpointStolen once, when a primary first says so', () => {
+    const first = run([[hb({ seq: 1 }), 0], [hb({ seq: 2, endpointStolen: 'replaced' }), 100]]);
+    expect(first.emitted).toEqual([
+      expect.objectContaining({ event: 'heartbeat', seq: 2, endpointStolen: 'replaced' }),
+      { event: 'endpointStolen', instanceId: 'n1', epoch: 3, seq: 2, pid: 100, host: 'h', at: WALL + 100, found: 'replaced' },
+    ]);
+    expect(primaryOf(first)?.endpointStolen).toBe('replaced');
+    const again = run([[hb({ seq: 3, endpointStolen: 'replaced' }), 200]], first);
+    expect(again.emitted.map((e) => e.event)).toEqual(['heartbeat']);
+    // A heartbeat without it (a new term, a restarted process) clears it.
+    const cleared = run([[hb({ seq: 4 }), 300]], again);
+    expect(primaryOf(cleared)?.endpointStolen).toBeUndefined();
+    expect(cleared.emitted[0]).not.toHaveProperty('endpointStolen');
+  });
+});

@@ -126,3 +126,15 @@ describe('TtyScreen', () => {
     expect(truncateVisible('short', 10)).toBe('short');
   });
 });
+
+describe('a stolen endpoint', () => {
+  it('is one plain line, and a line under the primary on a terminal', () => {
+    const view = feed([[msg({ seq: 1, endpointStolen: 'replaced' }), 0]]);
+    const stolen = view.emitted.find((e) => e.event === 'endpointStolen');
+    expect(stolen).toBeDefined();
+    expect(stripAnsi(eventToText(stolen!))).toBe(
+      '2030-01-02T03:04:05.678Z endpoint stolen n1 epoch 3 pid 123@box: its socket file is replaced by another file; nodes connecting now do not reach it',
+    );
+    expect(renderFrame(view, 10, createStyle(false)).join('\n')).toContain('ENDPOINT STOLEN (replaced)');
+  });
+});

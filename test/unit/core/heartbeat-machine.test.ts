@@ -162,7 +162,7 @@ describe('heartbeat machine: detection and promotion', () => {
 
     const lost = d.advanceTo(310);
     expect(kinds(lost)).toEqual(['notify', 'bind']);
-    expect(notes(lost)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'silence', willPromote: true }]);
+    expect(notes(lost)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'silence', willPromote: false, reason: 'suspected' }]);
     expect(d.state.phase).toBe('acquiring');
 
     expect(d.send(BOUND)).toEqual([{ type: 'loadEpoch' }]);
@@ -200,7 +200,7 @@ describe('heartbeat machine: detection and promotion', () => {
     expect(hasBind(d.advanceTo(299))).toBe(false);
     const fx = d.advanceTo(300);
     expect(notes(fx)).toEqual([
-      { type: 'primaryLost', instanceId: undefined, epoch: undefined, cause: 'silence', willPromote: true },
+      { type: 'primaryLost', instanceId: undefined, epoch: undefined, cause: 'silence', willPromote: false, reason: 'suspected' },
     ]);
     expect(hasBind(fx)).toBe(true);
   });
@@ -212,7 +212,7 @@ describe('heartbeat machine: detection and promotion', () => {
     d.advanceTo(50);
     const fx = d.send(farewell('p', 3, 2));
     expect(kinds(fx)).toEqual(['notify', 'bind']);
-    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'shutdown', willPromote: true }]);
+    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'shutdown', willPromote: true, reason: 'taking-over' }]);
     expect(d.state.primary).toBeUndefined();
     expect(claim(d, 3)).toEqual({ type: 'callPromote', term: 1, epoch: 4, reason: 'shutdown' });
   });
@@ -222,7 +222,7 @@ describe('heartbeat machine: detection and promotion', () => {
     silent.advanceTo(10);
     silent.send(hb('p', 3));
     const fx = silent.advanceTo(5000);
-    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'silence', willPromote: false }]);
+    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'silence', willPromote: false, reason: 'disabled' }]);
     expect(hasBind(fx)).toBe(false);
     expect(silent.state).toMatchObject({ phase: 'secondary', role: 'secondary', enabled: false, holdsEndpoint: false });
     expect(silent.state.loss).toMatchObject({ cause: 'silence', since: 310, instanceId: 'p' });
@@ -230,7 +230,7 @@ describe('heartbeat machine: detection and promotion', () => {
     const stopped = follower({}, false);
     stopped.send(hb('p', 3));
     const fx2 = [...stopped.send(farewell('p', 3)), ...stopped.advanceTo(5000)];
-    expect(notes(fx2)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'shutdown', willPromote: false }]);
+    expect(notes(fx2)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'shutdown', willPromote: false, reason: 'disabled' }]);
     expect(hasBind(fx2)).toBe(false);
     // A disconnect does not make a disabled node probe the endpoint either.
     expect(hasBind(stopped.send({ type: 'disconnected' }))).toBe(false);
@@ -344,7 +344,7 @@ describe('heartbeat machine: detection and promotion', () => {
     expect(hasBind(d.send({ type: 'tick' }))).toBe(false);
     expect(hasBind(d.advanceTo(2019))).toBe(false);
     const fx = d.advanceTo(2020);
-    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'silence', willPromote: true }]);
+    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 3, cause: 'silence', willPromote: false, reason: 'suspected' }]);
     expect(hasBind(fx)).toBe(true);
   });
 
@@ -629,7 +629,7 @@ describe('heartbeat machine: epochs', () => {
     const d = follower();
     d.send(hb('p', 5));
     const fx = d.send(farewell('q', 6));
-    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 5, cause: 'shutdown', willPromote: true }]);
+    expect(notes(fx)).toEqual([{ type: 'primaryLost', instanceId: 'p', epoch: 5, cause: 'shutdown', willPromote: true, reason: 'taking-over' }]);
     expect(hasBind(fx)).toBe(true);
   });
 });

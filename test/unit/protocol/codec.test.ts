@@ -840,3 +840,22 @@ describe('docs/PROTOCOL.md examples', () => {
     for (const topic of TOPICS) expect(protocolDoc).toContain(`\`${topic}\``);
   });
 });
+
+describe('endpointStolen (optional)', () => {
+  const base: Payload = { version: 1, instanceId: 'a', epoch: 1, seq: 1, sentAt: 1, pid: 1, host: 'h' };
+
+  it('round-trips, and is absent unless set', () => {
+    const with_ = decode(encode('instance.heartbeat', { ...base, endpointStolen: 'replaced' }));
+    expect(with_).toMatchObject({ ok: true, message: { endpointStolen: 'replaced' } });
+    const without = decode(encode('instance.heartbeat', base));
+    expect(without.ok && Object.hasOwn(without.message, 'endpointStolen')).toBe(false);
+  });
+
+  it('accepts any short string and drops anything else as shape', () => {
+    expect(decode(encode('instance.heartbeat', { ...base, endpointStolen: 'some-future-word' })).ok).toBe(true);
+    for (const bad of ['', 'x'.repeat(65), 7, true, ['gone']]) {
+      const frames = encode('instance.heartbeat', { ...base, endpointStolen: bad as never });
+      expect(decode(frames)).toMatchObject({ ok: false, reason: 'shape' });
+    }
+  });
+});
