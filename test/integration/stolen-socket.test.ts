@@ -154,6 +154,8 @@ describe('a stolen filesystem socket', () => {
     expect(unhealthy.text).toContain('endpoint stolen');
     const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as Record<string, unknown>;
     expect(status).toMatchObject({ role: 'primary', endpointStolen: { path, found: 'replaced' } });
+    expect(await run.waitFor((e) => e.event === 'endpointStolen', 1000)).toMatchObject({ path, found: 'replaced' });
+    await until(async () => (run.stderr.includes("error: the endpoint's socket file was taken") ? true : undefined), 5000, 'the error line on stderr');
   });
 });
 
@@ -187,6 +189,9 @@ function jsonProcess(args: string[]) {
   });
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   return {
+    get stderr() {
+      return stderr;
+    },
     waitFor(pred: (e: JsonEvent) => boolean, timeout: number): Promise<JsonEvent> {
       const seen = events.find(pred);
       if (seen !== undefined) return Promise.resolve(seen);

@@ -18,6 +18,8 @@ export interface SupervisorHooks {
   onRoleChanged(change: { from: string; to: string; epoch: number; at: number; instanceId: string; reason: string }): void;
   onPrimaryLost(event: { instanceId: string | undefined; cause: string; willPromote: boolean; reason: string; at: number }): void;
   onPromotionFailed(event: { error: string; retryInMs: number; at: number }): void;
+  /** The primary's filesystem socket file is no longer the one it bound (ZeroMQ backend only). */
+  onEndpointStolen(event: { path: string; found: string; detail: string; at: number }): void;
 }
 
 /** One election, ZeroMQ or Redis. */
@@ -48,6 +50,7 @@ export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): Sup
   watcher.on('roleChanged', (c: RoleChange) => hooks.onRoleChanged(c));
   watcher.on('primaryLost', (e) => hooks.onPrimaryLost(e));
   watcher.on('promotionFailed', (e) => hooks.onPromotionFailed(e));
+  watcher.on('endpointStolen', (e) => hooks.onEndpointStolen(e));
   const o = watcher.options;
   return {
     kind: 'zmq',

@@ -187,6 +187,11 @@ export async function runSupervisor(
       emit('promotionFailed', { error: e.error, retryInMs: e.retryInMs, at: e.at });
       say(`could not take over: ${e.error}; retrying in ${e.retryInMs} ms`);
     },
+    onEndpointStolen(e) {
+      emit('endpointStolen', { path: e.path, found: e.found, detail: e.detail, at: e.at });
+      // Always on stderr, with --json too: an error the operator must see.
+      io.err(`failover-watch: error: the endpoint's socket file was taken (${e.detail}); nodes connecting now do not reach this primary (/healthz answers 503)`);
+    },
   };
 
   backend = await makeBackend(hooks);
