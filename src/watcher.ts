@@ -11,7 +11,9 @@
  * - epochs only grow, across restarts too (state file in `workdir`);
  * - `onDemote` runs once per resolved `onPromote`, after it; on `shutdown()` it runs before the
  *   farewell, so the successor's `onPromote` starts after this node let go;
- * - listeners run after the state changed, asynchronously, and their throws are caught.
+ * - listeners run after the state changed, asynchronously, and their throws are caught;
+ * - a node whose tcp endpoint is not an address of this host (decided once in start(), see
+ *   `transport/zmq/endpoint-locality.ts`) is an observer: no presence, no bind, no promotion.
  *
  * @module
  */
