@@ -7,6 +7,7 @@
  * Real sockets and processes; every wait is bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { unlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempWorkdir } from '../../harness/cluster.js';
 import { Watcher, type EndpointStolenEvent } from '../../src/index.js';
@@ -91,7 +92,7 @@ async function until<T>(probe: () => Promise<T | undefined>, timeout: number, wh
 }
 
 describe('a stolen filesystem socket', () => {
-  it('is reported within heartbeatInterval; the primary keeps its role', async () => {
+  it('is reported within heartbeatInterval; primary keeps role', async () => {
     const work = tempWorkdir();
     cleanups.push(work.cleanup);
     const path = `${work.path}/x.sock`;
@@ -121,6 +122,20 @@ describe('a stolen filesystem socket', () => {
     await primary.shutdown();
     // Reported until the endpoint is given up, not after.
     expect(primary.status().endpointStolen).toBeUndefined();
+  });
+
+  it('an unlinked socket file is reported as gone', async () => {
+    const work = tempWorkdir();
+    cleanups.push(work.cleanup);
+    const path = `${work.path}/x.sock`;
+    const primary = new Watcher({ endpoint: `ipc://${path}`, workdir: work.path, role: 'primary', heartbeatInterval: 100, heartbeatTimeout: 1000 });
+    cleanups.unshift(() => primary.shutdown());
+    await primary.start();
+    await until(async () => (primary.status().heartbeatsSent >= 2 ? true : undefined), 5000, 'two heartbeats');
+    const gone = nextEvent<EndpointStolenEvent>(primary, 'endpointStolen', 5000);
+    unlinkSync(path);
+    expect(await gone).toMatchObject({ path, found: 'gone' });
+    expect(primary.status()).toMatchObject({ role: 'primary', endpointStolen: { found: 'gone' } });
   });
 
   it('shows in run --health (/healthz 503, /status) and in watch', async () => {

@@ -128,7 +128,7 @@ describe('TtyScreen', () => {
 });
 
 describe('a stolen endpoint', () => {
-  it('is one plain line, and a line under the primary on a terminal', () => {
+  it('is one plain line, and a line under the primary in a TTY', () => {
     const view = feed([[msg({ seq: 1, endpointStolen: 'replaced' }), 0]]);
     const stolen = view.emitted.find((e) => e.event === 'endpointStolen');
     expect(stolen).toBeDefined();

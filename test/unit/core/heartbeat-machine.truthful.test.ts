@@ -95,7 +95,7 @@ describe('an observer (endpoint not on this host)', () => {
     expect(d.state.counters.lostRaces).toBe(0);
   });
 
-  it('does not wake for takeover attempts while the primary is lost', () => {
+  it('no wake-ups for takeover attempts while the primary is lost', () => {
     const { d } = observer('secondary');
     d.send(hb('p', 3));
     d.advanceTo(1000);

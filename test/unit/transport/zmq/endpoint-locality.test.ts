@@ -58,7 +58,7 @@ describe('endpointLocality', () => {
     expect((await endpointLocality(endpoint('tcp://empty.example:1'), probe)).local).toBe('unknown');
   });
 
-  it('the injected probe decides: 127.0.0.2 can count as another host', async () => {
+  it('an injected probe can make 127.0.0.2 not local', async () => {
     const only1: LocalityProbe = { isLocalAddress: (a) => a === '127.0.0.1', lookup: probe.lookup };
     expect((await endpointLocality(endpoint('tcp://127.0.0.2:1'), only1)).local).toBe(false);
   });
@@ -77,7 +77,7 @@ describe('addresses', () => {
     expect(canonicalAddress('10.1.2.3')).toBe('10.1.2.3');
   });
 
-  it("this host's own probe counts loopback and its interfaces, and not TEST-NET-1", () => {
+  it("the system probe: loopback and interfaces, not TEST-NET-1", () => {
     expect(systemLocalityProbe.isLocalAddress('127.0.0.2')).toBe(true);
     expect(systemLocalityProbe.isLocalAddress('::1')).toBe(true);
     // 192.0.2.0/24 is reserved for documentation: no host has it.
