@@ -9,24 +9,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { unlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CliProcesses } from '../../harness/cli-process.js';
 import { tempWorkdir } from '../../harness/cluster.js';
 import { Watcher, type EndpointStolenEvent } from '../../src/index.js';
 
-const BIN = 'bin/failover-watch.js';
-const started: ChildProcess[] = [];
+const cli = new CliProcesses();
+/** Intruders (python3), stopped by pid. */
+const intruders: ChildProcess[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
 
 afterEach(async () => {
-  const exits: Array<Promise<unknown>> = [];
-  for (const child of started.splice(0)) {
+  await cli.stopAll();
+  for (const child of intruders.splice(0)) {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const pid = child.pid;
-      const timer = setTimeout(() => process.kill(pid, 'SIGKILL'), 5000);
-      exits.push(new Promise((r) => child.once('exit', r)).finally(() => clearTimeout(timer)));
-      process.kill(pid, 'SIGTERM');
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGKILL');
+      await exited;
     }
   }
-  await Promise.all(exits);
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
@@ -50,7 +50,7 @@ function steal(path: string): Promise<{ at: number; ino: string }> {
     'sys.stdin.read()',
   ].join('\n');
   const child = spawn('python3', ['-c', script, path], { stdio: ['pipe', 'pipe', 'pipe'] });
-  started.push(child);
+  intruders.push(child);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   return new Promise((resolve, reject) => {
@@ -143,7 +143,7 @@ describe('a stolen filesystem socket', () => {
     cleanups.push(work.cleanup);
     const path = `${work.path}/x.sock`;
     const endpoint = `ipc://${path}`;
-    const run = jsonProcess([
+    const run = cli.spawn([
       'run', '--endpoint', endpoint, '--id', 'a', '--workdir', work.path, '--interval', '200', '--timeout', '2000',
       '--json', '--health', '127.0.0.1:0', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)',
     ]);
@@ -156,7 +156,7 @@ describe('a stolen filesystem socket', () => {
     await until(async () => ((await healthz()).status === 200 ? true : undefined), 5000, '/healthz 200');
 
     // A watch connected before the theft keeps its connection to the real primary.
-    const watch = jsonProcess(['watch', '--endpoint', endpoint, '--json']);
+    const watch = cli.spawn(['watch', '--endpoint', endpoint, '--json']);
     await watch.waitFor((e) => e.event === 'heartbeat' && e.instanceId === 'a', 20_000);
 
     await steal(path);
@@ -173,51 +173,3 @@ describe('a stolen filesystem socket', () => {
     await until(async () => (run.stderr.includes("error: the endpoint's socket file was taken") ? true : undefined), 5000, 'the error line on stderr');
   });
 });
-
-interface JsonEvent {
-  readonly event: string;
-  readonly [key: string]: unknown;
-}
-
-/** A CLI process whose stdout is JSON lines, parsed as they come. */
-function jsonProcess(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  const events: JsonEvent[] = [];
-  const waiters = new Set<{ pred: (e: JsonEvent) => boolean; resolve: (e: JsonEvent) => void }>();
-  let buffer = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk;
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      const line = buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-      let event: JsonEvent;
-      try {
-        event = JSON.parse(line) as JsonEvent;
-      } catch {
-        continue;
-      }
-      events.push(event);
-      for (const w of waiters) if (w.pred(event)) (waiters.delete(w), w.resolve(event));
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return {
-    get stderr() {
-      return stderr;
-    },
-    waitFor(pred: (e: JsonEvent) => boolean, timeout: number): Promise<JsonEvent> {
-      const seen = events.find(pred);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`no such event within ${timeout} ms; events: ${events.map((e) => e.event).join(',')}; stderr: ${stderr.slice(-1500)}`));
-        }, timeout);
-        const waiter = { pred, resolve: (e: JsonEvent) => (clearTimeout(timer), resolve(e)) };
-        waiters.add(waiter);
-      });
-    },
-  };
-}
