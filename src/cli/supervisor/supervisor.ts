@@ -54,6 +54,7 @@ const LOST_OUTLOOK: Readonly<Record<string, string>> = {
   suspected: '; suspected (it may still hold the endpoint): taking over only if a bind succeeds',
   disabled: '; --observe-only: not taking over',
   observer: '; the endpoint is not on this host: observing only',
+  'epoch-exhausted': '; no valid epoch left: not taking over (README, "Resetting the epoch")',
 };
 
 /**

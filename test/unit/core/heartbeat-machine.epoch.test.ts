@@ -101,7 +101,7 @@ describe('heartbeat machine: the epoch ceiling', () => {
     const lost = [...d.send(farewell('p', MAX_EPOCH)), ...d.advanceTo(5000)];
     expect(socketEffects(lost)).toEqual([]);
     expect(notes(lost)).toEqual([
-      { type: 'primaryLost', instanceId: 'p', epoch: MAX_EPOCH, cause: 'shutdown', willPromote: false },
+      { type: 'primaryLost', instanceId: 'p', epoch: MAX_EPOCH, cause: 'shutdown', willPromote: false, reason: 'epoch-exhausted' },
       { type: 'epochExhausted', epoch: MAX_EPOCH, reason: 'shutdown', detail: expect.stringMatching(/2\^53 - 1/) as string },
     ]);
     expect(logs(lost, 'error').join()).toMatch(/stop every node, delete the state file/);
