@@ -90,11 +90,11 @@ export interface PrimaryLostEvent {
    * (`shutdown`) or is gone (`disconnect`, confirmed by this node's own bind), and failover is
    * enabled. It may still lose the race to another secondary. False for a silence (`reason:
    * 'suspected'`: a hung primary still holds the endpoint; this node takes over only if a later
-   * bind succeeds, which `roleChanged` then reports), when failover is disabled, and on an
-   * observer.
+   * bind succeeds, which `roleChanged` then reports), when failover is disabled, on an
+   * observer, and when no valid epoch is left.
    */
   readonly willPromote: boolean;
-  /** What `willPromote` rests on: `taking-over`, `suspected`, `disabled` or `observer`. */
+  /** What `willPromote` rests on: `taking-over`, `suspected`, `disabled`, `observer` or `epoch-exhausted`. */
   readonly reason: PrimaryLostReason;
   readonly at: number;
 }

@@ -571,7 +571,7 @@ class Builder extends StepBuilder<MachineState, Effect> {
     // A node that holds no term shows the highest epoch known (a primary that stepped down for
     // a higher epoch included); its own term's epoch stays in termEpoch for its onDemote.
     if (!this.s.holdsEndpoint && this.s.epoch < this.s.knownEpoch) this.set({ epoch: this.s.knownEpoch });
-    // So does a theft of its socket file: the next holder binds a file of its own.
+    // Nor does it keep a theft of its socket file: the next holder binds a file of its own.
     if (!this.s.holdsEndpoint && this.s.endpointStolen !== undefined) this.set({ endpointStolen: undefined });
     this.set({ wakeAt: computeWakeAt(this.s, this.now) });
     return { state: this.s, effects: this.effects };
