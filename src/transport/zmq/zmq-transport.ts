@@ -449,7 +449,6 @@ export class ZmqTransport implements Transport {
   publish(frames: Frames): Promise<void> {
     const pub = this.#pub;
     if (pub === undefined) return Promise.resolve();
-    if (this.#socketFile !== undefined) this.#checkSocketFile();
     const send = (): Promise<void> => sendOn(pub, frames);
     // zeromq.js allows one send at a time per socket: chain them. With none under way, send in
     // this call (sendTimeout 0 makes the send itself synchronous), so a new primary's
@@ -459,6 +458,8 @@ export class ZmqTransport implements Transport {
     this.#sending = next.finally(() => {
       this.#sendsPending--;
     });
+    // After the send has started: the check never delays a heartbeat.
+    if (this.#socketFile !== undefined) this.#checkSocketFile();
     return next;
   }
 
