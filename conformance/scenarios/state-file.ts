@@ -2,8 +2,8 @@
  * The shared state file (issue 16 item 2): epochs survive restarts across implementations that
  * share a work directory. The peer takes a term above an epoch it heard (1000 + k) and stops; a
  * library node started fresh on the same workdir, alone, must take a higher epoch; then the
- * library node stops and a fresh peer on that workdir must go higher again. Until PROTOCOL.md
- * specifies the file, only implementations that write failover-watch's own state file pass.
+ * library node stops and a fresh peer on that workdir must go higher again: the peer reads and
+ * writes the state file as PROTOCOL.md 6.6 specifies.
  *
  * @module
  */
@@ -15,7 +15,7 @@ const SEEN = 1000;
 const scenario: Scenario = {
   name: 'state-file',
   checks: 'peer and library on one workdir: epochs grow across restarts',
-  sections: 'state file (issue 16 item 2)',
+  sections: '6.6',
   async run(ctx) {
     const workdir = ctx.dir();
     const endpoint = await ctx.endpoint();

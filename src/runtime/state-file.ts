@@ -365,21 +365,33 @@ export function parseRecord(text: string): StateRecord | 'torn' | Error {
   }
   if (typeof value !== 'object' || value === null) return new Error('not a JSON object');
   if (typeof value.epoch === 'number' && value.epoch > EPOCH_CEILING) {
-    if (value.check !== undefined && value.check !== checksum(contentOf({ epoch: value.epoch, primary: value.primary ?? null, updatedAt: value.updatedAt ?? 0 }))) {
-      return 'torn';
-    }
+    if (!checkMatches(text, value)) return 'torn';
     return new EpochBeyondCeiling(value.epoch);
   }
   if (typeof value.epoch !== 'number' || !Number.isSafeInteger(value.epoch) || value.epoch < 0) {
     return new Error('epoch is not a non-negative integer');
   }
   const record: StateRecord = { epoch: value.epoch, primary: value.primary ?? null, updatedAt: Number(value.updatedAt) || 0 };
-  if (value.check !== undefined) {
-    const expected = checksum(contentOf({ epoch: value.epoch, primary: value.primary ?? null, updatedAt: value.updatedAt ?? 0 }));
-    if (value.check !== expected) return 'torn';
-  }
+  if (!checkMatches(text, value)) return 'torn';
   return record;
 }
+
+/**
+ * Whether a record's `check` (if it has one) matches it. PROTOCOL.md 6.6 defines the check over
+ * the record's own text: everything before `,"check":"`, closed with `}`, so that a writer in
+ * another language need not reproduce this implementation's JSON spacing or key order. This
+ * writer's records also match the older definition (over the re-serialized content), which is
+ * the same string for them; both are accepted.
+ */
+function checkMatches(text: string, value: Partial<StateRecord> & { check?: unknown }): boolean {
+  if (value.check === undefined) return true;
+  const at = text.indexOf(CHECK_MEMBER);
+  if (at > 0 && value.check === checksum(`${text.slice(0, at)}}`)) return true;
+  return value.check === checksum(contentOf({ epoch: value.epoch as number, primary: value.primary ?? null, updatedAt: value.updatedAt ?? 0 }));
+}
+
+/** How the check member starts in a record's text. */
+const CHECK_MEMBER = ',"check":"';
 
 function contentOf(record: StateRecord): string {
   const primary = record.primary === null ? null : { instanceId: record.primary.instanceId, pid: record.primary.pid, host: record.primary.host };

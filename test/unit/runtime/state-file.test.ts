@@ -118,6 +118,23 @@ describe('StateFile', () => {
     expect(file.rereads).toBe(4);
   });
 
+  it("reads another writer's record, checked over its own text", () => {
+    // PROTOCOL.md 6.6: the check covers the record's text before ',"check":"', closed with '}',
+    // so a peer in another language need not write JSON exactly as JSON.stringify does.
+    const fnv = (text: string): string => {
+      let h = 0x811c9dc5;
+      for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+      return h.toString(16).padStart(8, '0');
+    };
+    const body = '{ "updatedAt": 1733300000000, "epoch": 31, "primary": { "host": "h", "pid": 7, "instanceId": "py-1" }';
+    const dir = workdir();
+    writeFileSync(join(dir, STATE_FILE_NAME), `${body},"check":"${fnv(`${body}}`)}"}${' '.repeat(300)}\n`);
+    expect(new StateFile(dir).readSync()).toMatchObject({ epoch: 31, primary: { instanceId: 'py-1' } });
+    // The same record with a check that matches neither its text nor its content is torn.
+    writeFileSync(join(dir, STATE_FILE_NAME), `${body},"check":"${fnv(body)}"}\n`);
+    expect(parseRecord(`${body},"check":"${fnv(body)}"}`)).toBe('torn');
+  });
+
   it('a corrupt file still gives the highest epoch that can be made out in it', () => {
     const dir = workdir();
     writeFileSync(join(dir, STATE_FILE_NAME), '{"epoch":17,"primary":nul\u0000\u0000 "epoch": 23 garbage "epoch":9');
