@@ -11,14 +11,17 @@
  *
  * @module
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { makeDirectoriesSync } from '../../runtime/private-path.js';
 
 /** Creates the endpoint's directory if missing (0700); returns a warning when it is not private. */
 export async function checkPrivateDirectory(socketPath: string): Promise<string | undefined> {
   const dir = dirname(socketPath);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // One level at a time: Node's recursive mkdir spins without end under /proc (a directory
+    // that cannot hold new entries answers neither EEXIST nor ENOENT as it expects).
+    makeDirectoriesSync(dir);
     const info = await stat(dir);
     const uid = process.getuid?.();
     const problems: string[] = [];
