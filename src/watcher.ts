@@ -244,6 +244,10 @@ export interface WatcherStatus {
   readonly staleEpochFollows: number;
   /** Promotions refused because no valid epoch was left (each also an `epochExhausted` event). */
   readonly epochRefusals: number;
+  /** While primary: welcome heartbeats sent to newly connected subscribers (at most one per 10 ms). */
+  readonly welcomesSent: number;
+  /** While primary: new subscribers greeted by a welcome already due rather than one of their own. */
+  readonly welcomesCoalesced: number;
   /** Invalid messages dropped, in all and by reason. */
   readonly dropped: { readonly total: number } & Readonly<Record<RejectReason, number>>;
   /** Role changes dropped by slow `roleChanges()` consumers. */
@@ -511,6 +515,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         const member = parsePresence(topic);
         if (member !== undefined) this.#dispatch({ type: 'presence', joined, ...member });
       },
+      onSubscribed: () => this.#dispatch({ type: 'subscribed' }),
       onMessage: (frames) => this.#onFrames(frames),
       onEvent: (event) => {
         this.#logger.debug(`endpoint ${event.type}`);

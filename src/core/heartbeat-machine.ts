@@ -177,6 +177,10 @@ export interface MachineCounters {
   readonly staleEpochFollows: number;
   /** Promotions refused because no valid epoch was left ({@link MAX_EPOCH}). */
   readonly epochRefusals: number;
+  /** Welcome heartbeats sent to newly connected subscribers ({@link WELCOME_GAP}). */
+  readonly welcomesSent: number;
+  /** New subscribers greeted by a welcome already due (at most one per {@link WELCOME_GAP} ms). */
+  readonly welcomesCoalesced: number;
 }
 
 /**
@@ -203,6 +207,15 @@ export const MAX_PRESENCE_MEMBERS = 1024;
  * into a flood of heartbeats.
  */
 export const PROBE_ANSWER_GAP = 10;
+
+/**
+ * A primary greets a newly connected subscriber with a heartbeat at once (its announcement went
+ * out before the subscribers of the previous primary had reconnected), but sends at most one
+ * such welcome per this many ms: one heartbeat reaches every subscriber, so the subscribers that
+ * arrive within the gap share the next one, sent when the gap ends. A flood of (re)subscriptions
+ * therefore costs at most one extra heartbeat per gap.
+ */
+export const WELCOME_GAP = 10;
 
 /** The whole state. Treat as immutable. */
 export interface MachineState {
@@ -239,6 +252,10 @@ export interface MachineState {
   readonly probes: number;
   /** When this primary last answered a liveness probe. */
   readonly probeAnsweredAt: number | undefined;
+  /** When this primary last sent a welcome heartbeat. */
+  readonly welcomeSentAt: number | undefined;
+  /** When the next welcome is due (subscribers arrived within {@link WELCOME_GAP} of the last). */
+  readonly welcomeDueAt: number | undefined;
   /** When a preempting primary will hand over to a better-priority secondary. */
   readonly preemptAt: number | undefined;
   /**
@@ -306,6 +323,8 @@ export type Input =
   | { readonly type: 'presence'; readonly joined: boolean; readonly instanceId: string; readonly priority: number }
   /** While holding the endpoint: someone asks whether this primary's event loop is alive. */
   | { readonly type: 'livenessProbed' }
+  /** While holding the endpoint: a subscriber subscribed to the heartbeats (it has just connected). */
+  | { readonly type: 'subscribed' }
   /** Outcome of a `fence` effect. */
   | { readonly type: 'fenced'; readonly ok: boolean; readonly detail: string }
   /** The subscribing socket lost its connection to the endpoint's holder. */
@@ -425,6 +444,8 @@ const ZERO_COUNTERS: MachineCounters = Object.freeze({
   probesIgnored: 0,
   staleEpochFollows: 0,
   epochRefusals: 0,
+  welcomesSent: 0,
+  welcomesCoalesced: 0,
 });
 
 /** The state of a machine that has not started. */
@@ -454,6 +475,8 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     liveness: undefined,
     probes: 0,
     probeAnsweredAt: undefined,
+    welcomeSentAt: undefined,
+    welcomeDueAt: undefined,
     silenceFrom: 0,
     loss: undefined,
     attempts: 0,
@@ -524,6 +547,9 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
         b.emit(heartbeatEffect(b));
       }
       break;
+    case 'subscribed':
+      onSubscribed(b);
+      break;
     case 'fenced':
       onFenced(b, input.ok, input.detail);
       break;
@@ -565,8 +591,8 @@ class Builder extends StepBuilder<MachineState, Effect> {
 
   finish(): StepResult {
     // Who is connected matters only to the holder of the endpoint.
-    if (!this.s.holdsEndpoint && (this.s.members.size > 0 || this.s.preemptAt !== undefined)) {
-      this.set({ members: new Map(), preemptAt: undefined });
+    if (!this.s.holdsEndpoint && (this.s.members.size > 0 || this.s.preemptAt !== undefined || this.s.welcomeDueAt !== undefined)) {
+      this.set({ members: new Map(), preemptAt: undefined, welcomeDueAt: undefined });
     }
     // A node that holds no term shows the highest epoch known (a primary that stepped down for
     // a higher epoch included); its own term's epoch stays in termEpoch for its onDemote.
@@ -657,6 +683,7 @@ function onTick(b: Builder): void {
     case 'primary':
     case 'stopping':
       heartbeatIfDue(b);
+      if (b.s.welcomeDueAt !== undefined && b.now >= b.s.welcomeDueAt) sendWelcome(b);
       if (b.s.preemptAt !== undefined && b.now >= b.s.preemptAt) preemptIfStillBetter(b);
       return;
     default:
@@ -828,7 +855,40 @@ function sendHeartbeat(b: Builder): void {
   const planned = b.s.nextHeartbeatAt ?? b.now;
   // Keep a steady cadence, but never try to catch up on beats missed during a stall.
   const next = planned + interval > b.now ? planned + interval : b.now + interval;
-  b.set({ lastSentAt: b.now, nextHeartbeatAt: next });
+  // A welcome that was due is served by this heartbeat: every subscriber receives it.
+  b.set({ lastSentAt: b.now, nextHeartbeatAt: next, welcomeDueAt: undefined });
+}
+
+/**
+ * A subscriber subscribed to the heartbeats: it has just connected (a follower of the previous
+ * primary reconnecting after a takeover, or a node starting). Greet it with a heartbeat at once,
+ * so that it learns who holds the endpoint now instead of a heartbeatInterval later; at most one
+ * welcome per {@link WELCOME_GAP} ms, the ones in between folded into the next.
+ *
+ * Only once this term is announced (`instance.promoted` and the first heartbeat went out, which
+ * reach every subscriber already connected then); the transport reports a subscription only once
+ * it is in force, so the welcome reaches the subscriber it answers.
+ */
+function onSubscribed(b: Builder): void {
+  const s = b.s;
+  if (!s.holdsEndpoint || (s.phase !== 'promoting' && s.phase !== 'primary')) return;
+  if (s.welcomeDueAt !== undefined) {
+    b.count('welcomesCoalesced');
+    return;
+  }
+  if (s.welcomeSentAt !== undefined && b.now - s.welcomeSentAt < WELCOME_GAP) {
+    b.count('welcomesCoalesced');
+    b.set({ welcomeDueAt: s.welcomeSentAt + WELCOME_GAP });
+    return;
+  }
+  sendWelcome(b);
+}
+
+/** An extra heartbeat for new subscribers; the regular cadence stays as it is. */
+function sendWelcome(b: Builder): void {
+  b.set({ welcomeSentAt: b.now, welcomeDueAt: undefined });
+  b.count('welcomesSent');
+  b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) });
 }
 
 function onMessage(b: Builder, m: WireMessage, wallNow: number): void {
@@ -1282,6 +1342,7 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
     case 'stopping':
       if (s.holdsEndpoint && s.nextHeartbeatAt !== undefined) candidates.push(s.nextHeartbeatAt);
       if (s.holdsEndpoint && s.preemptAt !== undefined) candidates.push(s.preemptAt);
+      if (s.holdsEndpoint && s.welcomeDueAt !== undefined) candidates.push(s.welcomeDueAt);
       break;
     default:
       break;

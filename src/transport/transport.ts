@@ -32,6 +32,12 @@ export interface TransportHandlers {
    * node's SUB socket, with the subscribed topic (see `presenceTopic` in the protocol).
    */
   onPresence(joined: boolean, topic: string): void;
+  /**
+   * While this node holds the endpoint: a SUB socket subscribed to the heartbeats (`instance.`),
+   * which it does as it connects. Reported once the subscription is in force, so a message
+   * published from this call on reaches that subscriber (the welcome, PROTOCOL.md section 5).
+   */
+  onSubscribed?(): void;
 }
 
 /** What an endpoint refused or ignored, for `status()`. */

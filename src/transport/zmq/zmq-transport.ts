@@ -421,6 +421,7 @@ export class ZmqTransport implements Transport {
   }
 
   async #subscriptions(pub: zmq.XPublisher): Promise<void> {
+    let welcomeQueued = false;
     try {
       let burst = 0;
       for await (const [frame] of pub) {
@@ -435,11 +436,24 @@ export class ZmqTransport implements Transport {
           this.#subscriptionsIgnored++;
           continue;
         }
-        const topic = frame.subarray(1).toString('utf8');
-        if (!topic.startsWith(TOPIC_PREFIX)) {
-          const handlers = this.#handlers;
-          if (handlers !== undefined) safe(() => handlers.onPresence(joined, topic));
+        const handlers = this.#handlers;
+        if (handlers === undefined) continue;
+        if (joined && frame.length === 1 + TOPIC_PREFIX.length && frame.toString('latin1', 1) === TOPIC_PREFIX) {
+          // A SUB connected. libzmq applied the subscription before it reported it, so a welcome
+          // sent from now on reaches it. Reported on the next turn of the event loop: a SUB sends
+          // its presence right after, usually in the same read, and the welcome's member list
+          // then includes the newcomer. One report per turn however many arrived.
+          if (!welcomeQueued) {
+            welcomeQueued = true;
+            setImmediate(() => {
+              welcomeQueued = false;
+              if (this.#pub === pub) safe(() => handlers.onSubscribed?.());
+            });
+          }
+          continue;
         }
+        const topic = frame.subarray(1).toString('utf8');
+        if (!topic.startsWith(TOPIC_PREFIX)) safe(() => handlers.onPresence(joined, topic));
       }
     } catch {
       // Closed under the iterator.

@@ -1,7 +1,7 @@
 /**
  * The machine's per-peer tables stay bounded whatever peers do: presence beyond
  * MAX_PRESENCE_MEMBERS is dropped and counted, liveness probes are answered at most once per
- * PROBE_ANSWER_GAP.
+ * PROBE_ANSWER_GAP, new subscribers are welcomed at most once per WELCOME_GAP.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   MAX_PRESENCE_MEMBERS,
   PROBE_ANSWER_GAP,
   step,
+  WELCOME_GAP,
   type Effect,
   type Input,
   type MachineConfig,
@@ -106,5 +107,103 @@ describe('liveness probe answers', () => {
     expect(m.state.counters.probesIgnored).toBe(999);
     m.now = 1000 + PROBE_ANSWER_GAP;
     expect(publishes(m.send({ type: 'livenessProbed' }))).toBe(1);
+  });
+});
+
+describe('welcome heartbeats', () => {
+  type Machine = ReturnType<typeof primary>;
+  const publishes = (effects: Effect[]): Array<Extract<Effect, { type: 'publish' }>> =>
+    effects.filter((e): e is Extract<Effect, { type: 'publish' }> => e.type === 'publish');
+  /** Moves the time to `t`, ticking at every wake-up on the way, as the driver's timer would. */
+  const advance = (m: Machine, t: number): Effect[] => {
+    const out: Effect[] = [];
+    for (let at = m.state.wakeAt; at !== undefined && at <= t; at = m.state.wakeAt) {
+      m.now = Math.max(m.now, at);
+      out.push(...m.send({ type: 'tick' }));
+    }
+    m.now = t;
+    return out;
+  };
+
+  it('greets a new subscriber with a heartbeat at once', () => {
+    const m = primary();
+    advance(m, 1050);
+    const cadence = m.state.nextHeartbeatAt;
+    const sent = publishes(m.send({ type: 'subscribed' }));
+    expect(sent).toEqual([{ type: 'publish', topic: 'instance.heartbeat', epoch: m.state.epoch, seq: m.state.seq, members: [] }]);
+    expect(m.state.counters.welcomesSent).toBe(1);
+    // An extra beat: the regular cadence is left as it was.
+    expect(m.state.nextHeartbeatAt).toBe(cadence);
+  });
+
+  it(`folds subscribers within ${WELCOME_GAP} ms into one later welcome`, () => {
+    // Subscribers arriving right after a welcome missed it (their subscription was not in force
+    // yet): they share one more, when the gap ends, not a heartbeatInterval later.
+    const m = primary();
+    advance(m, 1050);
+    expect(publishes(m.send({ type: 'subscribed' }))).toHaveLength(1);
+    advance(m, 1053);
+    expect(publishes(m.send({ type: 'subscribed' }))).toEqual([]);
+    advance(m, 1057);
+    expect(publishes(m.send({ type: 'subscribed' }))).toEqual([]);
+    expect(m.state.wakeAt).toBe(1050 + WELCOME_GAP);
+    expect(publishes(advance(m, 1050 + WELCOME_GAP)).map((p) => p.topic)).toEqual(['instance.heartbeat']);
+    expect(m.state.counters).toMatchObject({ welcomesSent: 2, welcomesCoalesced: 2 });
+    expect(m.state.welcomeDueAt).toBeUndefined();
+  });
+
+  it('sends at most one welcome per gap under a subscription flood', () => {
+    const m = primary();
+    advance(m, 1050);
+    const flood = 20_000;
+    const regularBefore = m.state.counters.heartbeatsSent;
+    let sent = 0;
+    // 20 subscriptions per ms for one second.
+    for (let i = 0; i < flood; i++) {
+      sent += publishes(advance(m, 1050 + Math.floor(i / 20))).length;
+      sent += publishes(m.send({ type: 'subscribed' })).length;
+    }
+    sent += publishes(advance(m, 1050 + 1000)).length;
+    const regular = m.state.counters.heartbeatsSent - regularBefore;
+    const { welcomesSent, welcomesCoalesced } = m.state.counters;
+    expect(regular).toBeLessThanOrEqual(11);
+    expect(welcomesSent).toBeLessThanOrEqual(1000 / WELCOME_GAP + 1);
+    expect(sent).toBe(welcomesSent + regular);
+    expect(welcomesCoalesced).toBeGreaterThanOrEqual(flood - welcomesSent);
+    expect(m.state.role).toBe('primary');
+  });
+
+  it('lets a regular heartbeat serve a welcome that was due', () => {
+    const m = primary();
+    advance(m, 1000);
+    const beat = m.state.nextHeartbeatAt ?? Number.NaN;
+    advance(m, beat - 5);
+    m.send({ type: 'subscribed' });
+    advance(m, beat - 3);
+    m.send({ type: 'subscribed' });
+    expect(m.state.welcomeDueAt).toBe(beat - 5 + WELCOME_GAP);
+    // The regular beat at `beat` comes first and serves it; nothing more at beat - 5 + gap.
+    expect(publishes(advance(m, beat + WELCOME_GAP))).toHaveLength(1);
+    expect(m.state.welcomeDueAt).toBeUndefined();
+    expect(m.state.counters.welcomesSent).toBe(1);
+  });
+
+  it('welcomes nobody before its term is announced, nor as a secondary', () => {
+    // Claiming (bound, epoch not yet recorded): the promotion's own heartbeat, still to come,
+    // reaches whoever subscribed by then.
+    let state = initialState(CONFIG, true);
+    const go = (input: Input): Effect[] => {
+      const r = step(state, input, { now: 0, random: () => 0.5 });
+      state = r.state;
+      return [...r.effects];
+    };
+    go({ type: 'start' });
+    go({ type: 'bindResult', outcome: 'bound' });
+    expect(state.phase).toBe('claiming');
+    expect(publishes(go({ type: 'subscribed' }))).toEqual([]);
+    const follower = initialState({ ...CONFIG, initialRole: 'secondary' }, true);
+    const r = step(step(follower, { type: 'start' }, { now: 0, random: () => 0.5 }).state, { type: 'subscribed' }, { now: 1, random: () => 0.5 });
+    expect(publishes([...r.effects])).toEqual([]);
+    expect(r.state.counters.welcomesSent).toBe(0);
   });
 });
