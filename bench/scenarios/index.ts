@@ -7,6 +7,7 @@
 import type { Scenario } from '../scenario.js';
 import { crashFailover } from './crash-failover.js';
 import { crashMemory } from './crash-memory.js';
+import { followerWelcome } from './follower-welcome.js';
 import { gracefulHandover } from './graceful-handover.js';
 import { hangFailover } from './hang-failover.js';
 import { hostFloor } from './host-floor.js';
@@ -17,4 +18,4 @@ import { scale32 } from './scale-32.js';
 import { silenceFailover } from './silence-failover.js';
 import { uslCompare } from './usl-compare.js';
 
-export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, crashMemory, hangFailover, scale32, uslCompare];
+export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, crashMemory, hangFailover, followerWelcome, scale32, uslCompare];
