@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Watcher, type WatcherOptions } from '../src/index.js';
 import { hostNow, REHEARSALS_ENV, toHostClock } from './child-runtime.js';
 
@@ -58,6 +59,8 @@ export type Command =
   | { readonly cmd: 'liveNodes' }
   /** Report this process's memory use (`memory` event with `rss` and `heapUsed` in bytes). */
   | { readonly cmd: 'memory' }
+  /** Report the event loop's longest and p99 delay (ms) since the last report or the start, and start over. */
+  | { readonly cmd: 'loopDelay' }
   /** Block the event loop for `ms` (a hung primary). */
   | { readonly cmd: 'block'; readonly ms: number };
 
@@ -71,6 +74,8 @@ const config = JSON.parse(process.argv[2] ?? '{}') as NodeConfig;
 // Written to (filled with 1s), so every page is resident: the process is as large as asked.
 const ballast = Array.from({ length: Math.max(0, Math.floor(config.ballastMb ?? 0)) }, () => Buffer.alloc(1 << 20, 1));
 let promotes = 0;
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const stderrLogger = {
   debug: () => {},
   info: (m: string) => process.stderr.write(`${m}\n`),
@@ -162,6 +167,11 @@ process.on('message', (raw) => {
       send('memory', { rss, heapUsed, ballastMb: ballast.length });
       return;
     }
+    case 'loopDelay': {
+      send('loopDelay', { maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 });
+      loopDelay.reset();
+      return;
+    }
     case 'block': {
       send('blocking', { ms: command.ms });
       const until = performance.now() + command.ms;
@@ -175,6 +185,7 @@ process.on('message', (raw) => {
 });
 // The parent going away ends this process (never leave orphans behind).
 process.on('disconnect', () => {
+  loopDelay.disable();
   void watcher.shutdown().finally(() => process.exit());
 });
 

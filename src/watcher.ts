@@ -264,6 +264,11 @@ export interface WatcherStatus {
   /** While primary (cumulative): messages from subscribers that were not a well-formed (un)subscription. */
   readonly subscriptionsIgnored: number;
   /**
+   * While primary (cumulative): times it paused reading what subscribers send, because they sent
+   * more than 4096 at once or 1000 a second (a subscription flood; docs/SECURITY.md).
+   */
+  readonly subscriptionsDelayed: number;
+  /**
    * This node's connections to the endpoint whose handshake failed (cumulative): a holder that
    * lacks the cluster's CURVE server key or does not admit this node's key is never followed.
    */
@@ -635,6 +640,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       curve: this.options.curve !== undefined,
       peersRefused: transportCounters?.peersRefused ?? 0,
       subscriptionsIgnored: transportCounters?.subscriptionsIgnored ?? 0,
+      subscriptionsDelayed: transportCounters?.subscriptionsDelayed ?? 0,
       handshakesFailed: transportCounters?.handshakesFailed ?? 0,
       reconnects: transportCounters?.reconnects ?? 0,
       rehearsals: this.#rehearsalsDone,

@@ -47,6 +47,11 @@ export interface TransportCounters {
   /** Messages from subscribers that were not a well-formed (un)subscription. */
   readonly subscriptionsIgnored: number;
   /**
+   * Times the primary paused reading what subscribers send because they sent more than its
+   * budget (a flood: 4096 at once, then 1000 a second; see subscription-budget.ts).
+   */
+  readonly subscriptionsDelayed?: number;
+  /**
    * This node's own connections to the endpoint whose handshake failed: a holder without the
    * cluster's CURVE server key (or without CURVE), one that does not admit this node, or garbage.
    */

@@ -35,6 +35,7 @@ import type { CurveOptions } from './curve.js';
 import type { Endpoint } from './endpoint.js';
 import { checkPrivateDirectory } from './ipc-directory.js';
 import { tryLockPath, warmPathLock, type PathLock } from './path-lock.js';
+import { SubscriptionBudget } from './subscription-budget.js';
 import { registerZapDomain, type ZapRegistration } from './zap.js';
 
 /** Tuning of the ZeroMQ transport. */
@@ -74,6 +75,18 @@ const DEFAULTS: ZmqTransportOptions = {
 // is smaller; this one bounds memory).
 const MAX_MESSAGE_SIZE = MAX_PAYLOAD_BYTES * 4;
 const HIGH_WATER_MARK = 1000;
+/**
+ * (Un)subscriptions a connection may have queued in the XPUB that libzmq has not taken in yet.
+ * libzmq moves a connection's whole queue into the socket's own list of unread subscriptions
+ * (a list without a bound, and each one into its subscription table) every time the socket
+ * processes its commands: on every send, and every 100 messages read. With the default of 1000,
+ * a peer that wrote subscriptions faster than the primary read them grew that list by hundreds
+ * of MB. With this, a flood waits in the kernel's socket buffers (bounded) until the primary
+ * reads on, at the pace of its budget (subscription-budget.ts). One, not more: libzmq refills
+ * from every connection each time the socket processes commands, which happens far more often
+ * than the primary reads (measured: 8 let a flood in 8 times as fast as 1).
+ */
+const SUBSCRIPTION_HIGH_WATER_MARK = 1;
 
 export class ZmqTransport implements Transport {
   readonly #endpoint: Endpoint;
@@ -92,6 +105,7 @@ export class ZmqTransport implements Transport {
   #zap: ZapRegistration | undefined;
   #peersRefused = 0;
   #subscriptionsIgnored = 0;
+  #subscriptionsDelayed = 0;
   #handshakesFailed = 0;
   #reconnects = 0;
   #failing = false;
@@ -376,6 +390,7 @@ export class ZmqTransport implements Transport {
     const pub = new zmq.XPublisher({
       linger: this.#options.linger,
       sendHighWaterMark: HIGH_WATER_MARK,
+      receiveHighWaterMark: SUBSCRIPTION_HIGH_WATER_MARK,
       maxMessageSize: 1024,
       verbosity: 'allSubsUnsubs',
       handshakeInterval: this.#options.handshakeInterval,
@@ -422,11 +437,23 @@ export class ZmqTransport implements Transport {
 
   async #subscriptions(pub: zmq.XPublisher): Promise<void> {
     let welcomeQueued = false;
+    const budget = new SubscriptionBudget(performance.now());
     try {
       let burst = 0;
       for await (const [frame] of pub) {
         // Same as the SUB loop: a flood of (un)subscriptions must not starve the heartbeat timer.
         if (++burst % YIELD_EVERY === 0) await yieldToEventLoop();
+        // And no faster than the budget (subscription-budget.ts): while this waits, nothing more
+        // is read, and libzmq takes in at most SUBSCRIPTION_HIGH_WATER_MARK per connection.
+        let wait = budget.take(performance.now());
+        if (wait > 0) {
+          this.#subscriptionsDelayed++;
+          while (wait > 0) {
+            await new Promise((resolve) => setTimeout(resolve, wait).unref());
+            if (this.#pub !== pub) return;
+            wait = budget.take(performance.now());
+          }
+        }
         if (frame === undefined || frame.length < 2 || frame.length > 300) {
           this.#subscriptionsIgnored++;
           continue;
@@ -533,6 +560,7 @@ export class ZmqTransport implements Transport {
     return {
       peersRefused: this.#peersRefused,
       subscriptionsIgnored: this.#subscriptionsIgnored,
+      subscriptionsDelayed: this.#subscriptionsDelayed,
       handshakesFailed: this.#handshakesFailed,
       reconnects: this.#reconnects,
     };
