@@ -8,14 +8,11 @@
  * library -> peer (higher-epoch also takes over from a crashed peer primary), epochs, presence,
  * probe and garbage; graceful-library-to-peer and crash-peer-to-library are left to
  * `npm run conformance`. conformance-ipc-path.test.ts runs the path-lock and state-file
- * scenarios.
- *
- * Expected to fail until the welcome heartbeat lands (issue 16 item 1): welcome-from-peer and
- * welcome-to-peer. Both pass with the `flood` branch's changes (checked by hand).
+ * scenarios. welcome-from-peer and welcome-to-peer check the welcome heartbeat (issue 16 item 1).
  */
 import { describe } from 'vitest';
 import { libraryPeerCommand } from '../../conformance/library-peer-command.js';
-import { failsUntil, passes } from './conformance-kit.js';
+import { passes } from './conformance-kit.js';
 
 const peer = (): string => libraryPeerCommand();
 
@@ -27,6 +24,6 @@ describe('conformance kit, library on both sides, tcp', () => {
   passes(peer, 'presence', 'tcp');
   passes(peer, 'probe', 'tcp');
   passes(peer, 'malformed-input', 'tcp');
-  failsUntil(peer, 'welcome-from-peer', 'tcp', 'the welcome lands');
-  failsUntil(peer, 'welcome-to-peer', 'tcp', 'the welcome lands');
+  passes(peer, 'welcome-from-peer', 'tcp');
+  passes(peer, 'welcome-to-peer', 'tcp');
 });
