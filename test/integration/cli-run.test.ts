@@ -3,95 +3,14 @@
  * sockets, a real redis-server. The supervised command is a small node script that reports its
  * own start by writing a line to a file named after its node.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tempWorkdir, uniqueIpc } from '../../harness/cluster.js';
 import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
+import { cleanups, cli, isPrimary, type CliProcess, type JsonEvent } from './cli-run-process.js';
 
-const BIN = 'bin/failover-watch.js';
-const started: ChildProcess[] = [];
-const cleanups: Array<() => Promise<void> | void> = [];
-
-afterEach(async () => {
-  const exits: Array<Promise<unknown>> = [];
-  for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const pid = child.pid;
-      // SIGTERM first, so `run` stops the command it started; SIGKILL if it hangs.
-      const timer = setTimeout(() => process.kill(pid, 'SIGKILL'), 5000);
-      exits.push(new Promise((r) => child.once('exit', r)).finally(() => clearTimeout(timer)));
-      process.kill(pid, 'SIGTERM');
-    }
-  }
-  // Their commands and state files live in the work directories: remove those only once they are gone.
-  await Promise.all(exits);
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-interface JsonEvent {
-  readonly event: string;
-  readonly [key: string]: unknown;
-}
-
-/** One CLI process; JSON lines from stdout are parsed as they come. */
-function cli(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  const events: JsonEvent[] = [];
-  const nonJson: string[] = [];
-  const waiters = new Set<{ pred: (e: JsonEvent) => boolean; resolve: (e: JsonEvent) => void }>();
-  let buffer = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk;
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      const line = buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-      let event: JsonEvent;
-      try {
-        event = JSON.parse(line) as JsonEvent;
-      } catch {
-        nonJson.push(line);
-        continue;
-      }
-      events.push(event);
-      for (const w of waiters) if (w.pred(event)) (waiters.delete(w), w.resolve(event));
-    }
-  });
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.once('exit', (code, signal) => r({ code, signal })),
-  );
-  return {
-    child,
-    events,
-    nonJson,
-    exited,
-    get stderr() {
-      return stderr;
-    },
-    waitFor(pred: (e: JsonEvent) => boolean, timeout = 20_000, what = 'event'): Promise<JsonEvent> {
-      const seen = events.find(pred);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`no ${what} within ${timeout} ms; events: ${events.map((e) => e.event).join(',')}; stderr: ${stderr.slice(-1500)}`));
-        }, timeout);
-        const waiter = { pred, resolve: (e: JsonEvent) => (clearTimeout(timer), resolve(e)) };
-        waiters.add(waiter);
-      });
-    },
-    term(): void {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
-    },
-  };
-}
-
-type Node = ReturnType<typeof cli>;
-const isPrimary = (e: JsonEvent) => e.event === 'roleChanged' && e.to === 'primary';
+type Node = CliProcess;
 
 /**
  * The supervised command: records its start (role and epoch) in DIR/<id>.log, then runs until

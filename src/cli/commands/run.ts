@@ -73,7 +73,12 @@ export const runOptions = defineOptions({
     default: 5000,
     description: 'ZeroMQ backend: silence after which the primary is lost (crashes and graceful stops are detected in milliseconds anyway).',
   },
-  workdir: { type: 'string', value: 'DIR', description: 'ZeroMQ backend: where the epoch is kept (default: per user and endpoint under the temp dir).' },
+  workdir: {
+    type: 'string',
+    value: 'DIR',
+    description:
+      "Where the command's unit record is kept, and with ZeroMQ the epoch (default: per user and endpoint, or Redis server and project, under the temp dir). Nodes on one host must share it.",
+  },
   'observe-only': {
     type: 'boolean',
     description: 'Never take over: only report the cluster (failover is on by default in run, since a supervisor exists to fail over).',
@@ -205,6 +210,7 @@ export const runCommand = defineCommand({
                   strategy: v.strategy as 'race' | 'priority',
                   leaseTTL: v['lease-ttl'],
                   observeOnly: v['observe-only'],
+                  workdir: v.workdir,
                 },
                 hooks,
               ),

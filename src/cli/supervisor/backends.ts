@@ -5,7 +5,7 @@
  * @module
  */
 import { FailoverError } from '../../errors.js';
-import type { WatcherOptions } from '../../options.js';
+import { defaultWorkdir, type WatcherOptions } from '../../options.js';
 import { Watcher, type RoleChange } from '../../watcher.js';
 import { judgeHealth } from './health-server.js';
 
@@ -29,6 +29,10 @@ export interface SupervisorBackend {
   readonly role: string;
   /** Settings for the `started` event. */
   readonly settings: Record<string, unknown>;
+  /** The cluster's directory on this host, where the unit record lives (see unit-record.ts). */
+  readonly workdir: string;
+  /** Names the cluster in the unit record: the ZeroMQ endpoint, or the Redis server and project. */
+  readonly cluster: string;
   /** How long onDemote may take to stop the command before the backend moves on. */
   readonly stopBudget: number | undefined;
   start(): Promise<void>;
@@ -68,6 +72,8 @@ export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): Sup
       enabled: o.enabled,
       workdir: o.workdir,
     },
+    workdir: o.workdir,
+    cluster: `zmq ${o.endpoint.address}`,
     stopBudget: undefined,
     start: () => watcher.start(),
     shutdown: () => watcher.shutdown(),
@@ -100,6 +106,26 @@ export interface RedisBackendOptions {
   readonly strategy: 'race' | 'priority';
   readonly leaseTTL: number | undefined;
   readonly observeOnly: boolean;
+  /** Where the unit record lives; default: per user, Redis server and project under the temp dir. */
+  readonly workdir: string | undefined;
+}
+
+/**
+ * The Redis election as the unit record names it (`redis HOST:PORT/DB PROJECT`, no credentials),
+ * and its default directory on this host: nodes of one election on one host share it when they
+ * spell the server the same way.
+ */
+export function redisCluster(redisUrl: string, project: string): { cluster: string; workdir: string } {
+  let server = redisUrl;
+  try {
+    const url = new URL(redisUrl);
+    const db = url.pathname.replace(/^\//, '') || '0';
+    server = `${url.hostname}:${url.port || '6379'}/${db}`;
+  } catch {
+    // Validated before; keep the text (without credentials, below).
+    server = redisUrl.replace(/\/\/[^@/]*@/, '//');
+  }
+  return { cluster: `redis ${server} ${project}`, workdir: defaultWorkdir(`redis-${server}-${project}`) };
 }
 
 /** The Redis backend; loads ioredis only when used. */
@@ -123,9 +149,12 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
     throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', '--observe-only is not available with --redis: a Redis node that cannot lead would only watch the lease');
   }
   const nodeId = options.nodeId ?? (await import('node:os')).hostname();
+  const where = redisCluster(options.redisUrl, options.project);
   return {
     kind: 'redis',
     instanceId: nodeId,
+    workdir: options.workdir ?? where.workdir,
+    cluster: where.cluster,
     get role() {
       return cluster?.role ?? 'starting';
     },
@@ -135,6 +164,7 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
       strategy: options.strategy,
       priority: options.priority ?? 1,
       leaseTTL: options.leaseTTL ?? 3000,
+      workdir: options.workdir ?? where.workdir,
     },
     // go-failover abandons an onStop that takes longer than 1 s: stop the command within that.
     stopBudget: 900,

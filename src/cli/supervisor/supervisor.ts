@@ -3,10 +3,17 @@
  * is primary. Started after promotion (inside onPromote, so the role is announced once it runs),
  * stopped on demotion or shutdown (inside onDemote, so a successor starts only after it is gone).
  *
+ * The command is one unit, its process group (`child.ts`). If this process dies without stopping
+ * it (SIGKILL, the OOM killer, a crash), the guardian (`guardian.ts`) kills the group at once, and
+ * the next `run` of the cluster on this host fences any of it that is left before it starts its
+ * own command (`unit-record.ts`).
+ *
  * @module
  */
 import type { SupervisorBackend, SupervisorHooks } from './backends.js';
 import { runHook, SupervisedChild, type ChildExit } from './child.js';
+import { UnitRecordFile } from './unit-record.js';
+import { Guardian } from './guardian.js';
 import { startHealthServer, type HealthServer, type SupervisorMetrics } from './health-server.js';
 
 /** What to do when the command exits on its own while this node is primary. */
@@ -85,6 +92,11 @@ export async function runSupervisor(
   let restartDelay = 100;
   /** Set once the supervisor is leaving: no command starts from then on. */
   let leaving = false;
+  const guardian = new Guardian((text) => {
+    emit('guardian', { note: text, at: wall() });
+    say(text);
+  });
+  let records: UnitRecordFile | undefined;
 
   const env = (role: string, epoch: number, reason: string): NodeJS.ProcessEnv => ({
     ...io.env,
@@ -102,13 +114,37 @@ export async function runSupervisor(
   };
 
   const startChild = async (epoch: number, reason: string): Promise<void> => {
+    const unitRecord = records as UnitRecordFile;
+    // Whatever a previous holder on this host left running is gone before this command starts.
+    const fenced = await unitRecord.fence();
+    if (fenced.action === 'killed') {
+      const r = fenced.record;
+      emit('fenced', { pgid: r.pgid, pids: fenced.pids, supervisorPid: r.supervisorPid, at: wall() });
+      say(`killed what was left of the previous command (process group ${r.pgid}, pids ${fenced.pids.join(', ')}) before starting`);
+    } else if (fenced.action === 'skipped') {
+      say(`not fencing the unit record ${unitRecord.path}: ${fenced.detail}`);
+    }
     const started = await SupervisedChild.start({
       command: options.command,
       args: options.args,
       env: env('primary', epoch, reason),
       stdoutToStderr: options.json,
       stopTimeout: options.stopTimeout,
+      onEnd: (exit) => {
+        guardian.release(started.group);
+        if (exit.lingering.length === 0) unitRecord.remove(started.group);
+        else say(`process group ${started.group.pgid} still runs after SIGKILL (pids ${exit.lingering.join(', ')}); the next start fences it`);
+      },
     });
+    // The gate opens only once the unit is guarded and recorded.
+    try {
+      await guardian.watch(started.group);
+      unitRecord.write(started.group, wall());
+    } catch (error) {
+      await started.stop(0);
+      throw error;
+    }
+    started.release();
     child = started;
     emit('childStarted', { pid: started.pid, command: [options.command, ...options.args], epoch, at: wall() });
     say(`started ${options.command} (pid ${started.pid}) as primary, epoch ${epoch}`);
@@ -117,7 +153,7 @@ export async function runSupervisor(
 
   const onChildExit = (which: SupervisedChild, exit: ChildExit, epoch: number): void => {
     const onItsOwn = !which.stopping;
-    emit('childExited', { pid: which.pid, code: exit.code, signal: exit.signal, onItsOwn, at: wall() });
+    emit('childExited', { pid: which.pid, code: exit.code, signal: exit.signal, onItsOwn, lingering: exit.lingering, at: wall() });
     if (!onItsOwn || child !== which || backend?.role !== 'primary') return;
     say(`${options.command} exited on its own (${exit.code ?? exit.signal}); --on-exit ${options.onExit}`);
     if (options.onExit === 'stepdown') {
@@ -197,6 +233,8 @@ export async function runSupervisor(
 
   backend = await makeBackend(hooks);
   const b = backend;
+  records = new UnitRecordFile(b.workdir, b.cluster);
+  await guardian.start();
   let health: HealthServer | undefined;
   let failed = false;
   emit('started', {
@@ -207,6 +245,7 @@ export async function runSupervisor(
     onExit: options.onExit,
     stopTimeout: options.stopTimeout,
     health: options.health === undefined ? null : `${options.health.host}:${options.health.port}`,
+    guardian: guardian.pid ?? null,
     at: wall(),
   });
 
@@ -230,6 +269,7 @@ export async function runSupervisor(
     await b.shutdown();
     if (child !== undefined) await child.stop(options.stopTimeout);
     await health?.close();
+    await guardian.close();
     if (!failed) {
       emit('stopped', { exitCode: exitCode ?? 0, at: wall() });
       say('stopped');
