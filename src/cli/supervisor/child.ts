@@ -15,6 +15,10 @@
  * group and the unit record names it; if the supervisor dies before, the gate reads end-of-file and
  * exits, and the command never runs. So no instant exists where the command runs unguarded.
  *
+ * Where util-linux `setpriv` is installed, the leader also has SIGKILL as its parent-death signal:
+ * it dies with run's main thread even if the guardian is gone too (its forks are the guardian's
+ * and the successor's business).
+ *
  * Only groups started here are signalled, by their number.
  *
  * @module
@@ -22,7 +26,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { procStartOf, signalGroup, waitGroupEmpty, type GroupIdentity } from './process-group.js';
+import { procStartOf, signalGroup, waitGroupEmpty, withParentDeathSignal, type GroupIdentity } from './process-group.js';
 
 /** How a child ended. */
 export interface ChildExit {
@@ -87,7 +91,9 @@ export class SupervisedChild {
    */
   static async start(options: ChildOptions): Promise<SupervisedChild> {
     findExecutable(options.command, options.env.PATH);
-    const child = spawn('/bin/sh', ['-c', GATE, 'failover-watch', options.command, ...options.args], {
+    // With setpriv, the leader also gets SIGKILL the moment run's main thread dies.
+    const [file, ...argv] = withParentDeathSignal('KILL', ['/bin/sh', '-c', GATE, 'failover-watch', options.command, ...options.args]);
+    const child = spawn(file as string, argv, {
       env: options.env,
       detached: true,
       stdio: ['inherit', options.stdoutToStderr ? 'pipe' : 'inherit', 'inherit', 'pipe'],

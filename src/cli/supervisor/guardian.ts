@@ -15,6 +15,10 @@
  * time than the one it was given, the number was reused (Linux frees a group's number only once
  * the group is empty), and it does nothing.
  *
+ * Where util-linux `setpriv` is installed, the guardian also has a parent-death signal (SIGUSR1): a
+ * SIGKILLed `run` closes its pipe only once the last of its threads has exited, which takes tens
+ * of milliseconds on a busy host, while the signal comes as soon as its main thread is gone.
+ *
  * If the guardian itself dies while `run` lives, `run` starts a new one and hands it the group.
  * If both die at the same moment, nothing kills the group at once: the successor's fence on the
  * same host (see `unit-record.ts`) does, before it starts its command.
@@ -22,28 +26,43 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { GroupIdentity } from './process-group.js';
+import { findSetpriv, withParentDeathSignal, type GroupIdentity } from './process-group.js';
 
-/** The guardian's script (POSIX sh; no fork on its path from end-of-file to the kill). */
+/**
+ * The guardian's script (POSIX sh; builtins only on its path from run's death to the kill).
+ * SIGUSR1 is its parent-death signal (when setpriv is there): it comes when run's main thread dies,
+ * before the rest of run's threads have exited and closed the pipe. A read it interrupts fails
+ * like end-of-file, once; what run wrote before it died is still read first.
+ */
 export const GUARDIAN_SCRIPT = [
   ': failover-watch run guardian',
   "trap '' HUP INT QUIT TERM PIPE",
-  'g= s=',
-  'while read -r op a b; do',
-  '  case $op in',
-  '    watch) g=$a s=$b ;;',
-  '    release) [ "$a" = "$g" ] && g= s= ;;',
-  '  esac',
-  'done',
-  '[ -n "$g" ] || exit 0',
+  'g= s= dead= failed=',
+  'fire() {',
+  '  [ -n "$g" ] || exit 0',
   // Field 22 of the leader's stat (after the command name's last ")"): its start time. A leader
   // already gone leaves the members, whose group number cannot have been reused.
-  'if [ -n "$s" ] && { read -r st; } 2>/dev/null </proc/"$g"/stat; then',
-  '  set -- ${st##*) }',
-  '  [ "${20}" = "$s" ] || exit 0',
-  'fi',
-  'kill -s KILL -- "-$g" 2>/dev/null',
-  'exit 0',
+  '  if [ -n "$s" ] && { read -r st; } 2>/dev/null </proc/"$g"/stat; then',
+  '    set -- ${st##*) }',
+  '    [ "${20}" = "$s" ] || exit 0',
+  '  fi',
+  '  kill -s KILL -- "-$g" 2>/dev/null',
+  '  exit 0',
+  '}',
+  'trap dead=1 USR1',
+  'while :; do',
+  '  if read -r op a b; then',
+  '    case $op in',
+  '      watch) g=$a s=$b ;;',
+  '      release) [ "$a" = "$g" ] && g= s= ;;',
+  '    esac',
+  '  elif [ -z "$dead" ] || [ -n "$failed" ]; then',
+  '    fire',
+  '  else',
+  '    failed=1',
+  '  fi',
+  '  [ -z "$dead" ] || [ -z "$g" ] || fire',
+  'done',
 ].join('\n');
 
 /** How long `close()` waits for the guardian to exit after closing its pipe, ms. */
@@ -58,6 +77,7 @@ export class Guardian {
   #closed = false;
   #lastStart = 0;
   #respawn: NodeJS.Timeout | undefined;
+  #noted = false;
   readonly #note: (text: string) => void;
 
   /** `note` receives one line when the guardian is missing or restarted. */
@@ -74,7 +94,12 @@ export class Guardian {
   async start(): Promise<void> {
     if (this.#closed || this.#child !== undefined) return;
     this.#lastStart = performance.now();
-    const child = spawn('/bin/sh', ['-c', GUARDIAN_SCRIPT], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    if (findSetpriv() === undefined && process.platform === 'linux' && !this.#noted) {
+      this.#noted = true;
+      this.#note("setpriv (util-linux) not found: the guardian acts once all of run's threads are gone, not its main thread (slower on a busy host)");
+    }
+    const [file, ...args] = withParentDeathSignal('USR1', ['/bin/sh', '-c', GUARDIAN_SCRIPT]);
+    const child = spawn(file as string, args, { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
     // A dead guardian's pipe fails writes with EPIPE: its exit is handled below.
     child.stdin?.on('error', () => undefined);
     this.#child = child;

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { parseProcStart } from '../../runtime/process-identity.js';
 
@@ -128,4 +128,35 @@ export async function waitGroupEmpty(group: GroupIdentity, timeout: number): Pro
     await new Promise((resolve) => setTimeout(resolve, pause));
     pause = Math.min(pause * 2, 16);
   }
+}
+
+let setpriv: string | null | undefined;
+
+/** util-linux `setpriv`, or undefined when it is not installed (looked up once, Linux only). */
+export function findSetpriv(): string | undefined {
+  if (setpriv === undefined) {
+    setpriv = null;
+    if (process.platform === 'linux') {
+      const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), '/usr/bin', '/bin'];
+      for (const dir of dirs) {
+        try {
+          accessSync(`${dir}/setpriv`, constants.X_OK);
+          setpriv = `${dir}/setpriv`;
+          break;
+        } catch {
+          // not here
+        }
+      }
+    }
+  }
+  return setpriv ?? undefined;
+}
+
+/**
+ * `argv` run through `setpriv --pdeathsig SIGNAL`, so that the process gets SIGNAL when the
+ * thread that spawned it (run's main thread) dies; `argv` unchanged when setpriv is missing.
+ */
+export function withParentDeathSignal(signal: 'KILL' | 'USR1', argv: readonly string[]): string[] {
+  const path = findSetpriv();
+  return path === undefined ? [...argv] : [path, '--pdeathsig', signal, '--', ...argv];
 }
