@@ -14,8 +14,9 @@ import { hostFloor } from './host-floor.js';
 import { idleCost } from './idle-cost.js';
 import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
+import { runSigkill } from './run-sigkill.js';
 import { scale32 } from './scale-32.js';
 import { silenceFailover } from './silence-failover.js';
 import { uslCompare } from './usl-compare.js';
 
-export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, crashMemory, hangFailover, followerWelcome, scale32, uslCompare];
+export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, redisScenario, redisCompareScenario, crashFailover, crashMemory, hangFailover, followerWelcome, runSigkill, scale32, uslCompare];

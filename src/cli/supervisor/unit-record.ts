@@ -121,6 +121,8 @@ export class UnitRecordFile {
     if (record.host !== hostname()) return { action: 'skipped', record, detail: `the previous command ran on ${record.host}` };
     const uid = process.getuid?.();
     if (record.uid !== uid) return { action: 'skipped', record, detail: `the record was written by uid ${record.uid}, not ${uid}` };
+    // Without the leader's start time a reused pid cannot be told apart (off Linux): never guess.
+    if (record.leaderStart === undefined) return { action: 'skipped', record, detail: 'no start time to check the process group against' };
     if (groupGone(record)) return { action: 'none' };
     const pids = await liveMembers(record.pgid);
     if (pids.length === 0) return { action: 'none' };
