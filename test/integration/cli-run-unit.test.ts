@@ -10,12 +10,14 @@
  * Meanwhile the test polls /proc every millisecond for the old unit's processes and notes when
  * each one stops running, on its own clock (from the SIGKILL it sent).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { tempWorkdir, uniqueIpc } from '../../harness/cluster.js';
 import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
 import { SupervisedChild } from '../../src/cli/supervisor/child.js';
+import { Guardian } from '../../src/cli/supervisor/guardian.js';
 import { cleanups, cli, isPrimary, isSecondary, type CliProcess, type JsonEvent } from './cli-run-process.js';
 
 /**
@@ -309,3 +311,60 @@ function procStart(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
 }
+
+describe('the guardian', () => {
+  /** A process group of its own: `sleep 60` as leader, with its start time. */
+  async function group(): Promise<{ pgid: number; leaderStart: number; child: ChildProcess }> {
+    const child = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+    spawned.push(child);
+    await new Promise((resolve) => child.once('spawn', resolve));
+    return { pgid: child.pid as number, leaderStart: procStart(child.pid as number), child };
+  }
+  const spawned: ChildProcess[] = [];
+  afterEach(() => {
+    for (const c of spawned.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  const exitOf = (c: ChildProcess) => new Promise<NodeJS.Signals | null>((r) => c.once('exit', (_code, signal) => r(signal)));
+
+  it('kills the group it guards when its pipe ends', async () => {
+    const g = await group();
+    const guardian = new Guardian(() => undefined);
+    await guardian.start();
+    await guardian.watch(g);
+    const exited = exitOf(g.child);
+    await guardian.close();
+    expect(await exited).toBe('SIGKILL');
+  });
+
+  it('leaves a released group alone', async () => {
+    const g = await group();
+    const guardian = new Guardian(() => undefined);
+    await guardian.start();
+    await guardian.watch(g);
+    guardian.release(g);
+    await guardian.close();
+    expect(running({ pid: g.pgid, start: g.leaderStart })).toBe(true);
+  });
+
+  it('never kills a group whose leader pid was reused', async () => {
+    // Told another start time than the leader's: to the guardian, pid g.pgid is someone else now.
+    const g = await group();
+    const guardian = new Guardian(() => undefined);
+    await guardian.start();
+    await guardian.watch({ pgid: g.pgid, leaderStart: g.leaderStart + 1 });
+    await guardian.close();
+    expect(running({ pid: g.pgid, start: g.leaderStart })).toBe(true);
+  });
+
+  it('kills at once on its parent-death signal (SIGURG)', async () => {
+    // The pipe stays open: only the signal that setpriv arranges for run's death.
+    const g = await group();
+    const guardian = new Guardian(() => undefined);
+    await guardian.start();
+    await guardian.watch(g);
+    const exited = exitOf(g.child);
+    process.kill(guardian.pid as number, 'SIGURG');
+    expect(await exited).toBe('SIGKILL');
+    await guardian.close();
+  });
+});

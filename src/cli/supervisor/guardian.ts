@@ -15,7 +15,7 @@
  * time than the one it was given, the number was reused (Linux frees a group's number only once
  * the group is empty), and it does nothing.
  *
- * Where util-linux `setpriv` is installed, the guardian also has a parent-death signal (SIGUSR1): a
+ * Where util-linux `setpriv` is installed, the guardian also has a parent-death signal (SIGURG): a
  * SIGKILLed `run` closes its pipe only once the last of its threads has exited, which takes tens
  * of milliseconds on a busy host, while the signal comes as soon as its main thread is gone.
  *
@@ -30,9 +30,11 @@ import { findSetpriv, withParentDeathSignal, type GroupIdentity } from './proces
 
 /**
  * The guardian's script (POSIX sh; builtins only on its path from run's death to the kill).
- * SIGUSR1 is its parent-death signal (when setpriv is there): it comes when run's main thread dies,
+ * SIGURG is its parent-death signal (when setpriv is there): it comes when run's main thread dies,
  * before the rest of run's threads have exited and closed the pipe. A read it interrupts fails
- * like end-of-file, once; what run wrote before it died is still read first.
+ * like end-of-file, once; what run wrote before it died is still read first. SIGURG because its
+ * default action is to be ignored: one that came before the trap was set would otherwise kill
+ * the guardian. "ready" on stdout says the trap is set.
  */
 export const GUARDIAN_SCRIPT = [
   ': failover-watch run guardian',
@@ -49,7 +51,8 @@ export const GUARDIAN_SCRIPT = [
   '  kill -s KILL -- "-$g" 2>/dev/null',
   '  exit 0',
   '}',
-  'trap dead=1 USR1',
+  'trap dead=1 URG',
+  'echo ready',
   'while :; do',
   '  if read -r op a b; then',
   '    case $op in',
@@ -64,6 +67,30 @@ export const GUARDIAN_SCRIPT = [
   '  [ -z "$dead" ] || [ -z "$g" ] || fire',
   'done',
 ].join('\n');
+
+/** How long `start()` waits for the guardian's "ready", ms. */
+const READY_TIMEOUT = 5000;
+
+/** Resolves true once the guardian printed "ready" (its trap is set), false if it exited or took too long. */
+function ready(child: ChildProcess): Promise<boolean> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = (value: boolean): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('latin1');
+      if (text.includes('ready\n')) done(true);
+    };
+    const onExit = (): void => done(false);
+    const timer = setTimeout(() => done(false), READY_TIMEOUT);
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
 
 /** How long `close()` waits for the guardian to exit after closing its pipe, ms. */
 const CLOSE_TIMEOUT = 2000;
@@ -98,8 +125,8 @@ export class Guardian {
       this.#noted = true;
       this.#note("setpriv (util-linux) not found: the guardian acts once all of run's threads are gone, not its main thread (slower on a busy host)");
     }
-    const [file, ...args] = withParentDeathSignal('USR1', ['/bin/sh', '-c', GUARDIAN_SCRIPT]);
-    const child = spawn(file as string, args, { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    const [file, ...args] = withParentDeathSignal('URG', ['/bin/sh', '-c', GUARDIAN_SCRIPT]);
+    const child = spawn(file as string, args, { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
     // A dead guardian's pipe fails writes with EPIPE: its exit is handled below.
     child.stdin?.on('error', () => undefined);
     this.#child = child;
@@ -115,6 +142,7 @@ export class Guardian {
       return;
     }
     child.once('exit', (code, signal) => this.#onExit(child, code, signal));
+    if (!(await ready(child))) this.#note(`the guardian (pid ${child.pid}) did not say ready within ${READY_TIMEOUT} ms; going on`);
     if (this.#group !== undefined) await this.#send(`watch ${this.#group.pgid} ${this.#group.leaderStart ?? ''}`);
   }
 

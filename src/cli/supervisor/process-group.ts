@@ -156,7 +156,7 @@ export function findSetpriv(): string | undefined {
  * `argv` run through `setpriv --pdeathsig SIGNAL`, so that the process gets SIGNAL when the
  * thread that spawned it (run's main thread) dies; `argv` unchanged when setpriv is missing.
  */
-export function withParentDeathSignal(signal: 'KILL' | 'USR1', argv: readonly string[]): string[] {
+export function withParentDeathSignal(signal: 'KILL' | 'URG', argv: readonly string[]): string[] {
   const path = findSetpriv();
   return path === undefined ? [...argv] : [path, '--pdeathsig', signal, '--', ...argv];
 }
