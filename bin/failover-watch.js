@@ -13,4 +13,15 @@ if (existsSync(source)) {
 } else {
   cli = await import(new URL('../dist/cli/main.js', import.meta.url).href);
 }
-process.exitCode = await cli.main(process.argv.slice(2), cli.processIo());
+const code = await cli.main(process.argv.slice(2), cli.processIo());
+// Done: exit now, once stdout and stderr are written (at once on Linux; pipes are asynchronous
+// elsewhere), at most 1 s. Waiting for the event loop to drain and the runtime to tear itself down
+// (V8's heap, freed page by page) kept a finished command alive for 100-400 ms more on a busy host;
+// whatever main() started is closed by the time it returns.
+const written = (stream) =>
+  stream.destroyed || stream.writableLength === 0 ? undefined : new Promise((resolve) => stream.once('drain', resolve));
+await Promise.race([
+  Promise.all([written(process.stdout), written(process.stderr)]),
+  new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+]);
+process.exit(code);

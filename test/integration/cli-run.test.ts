@@ -82,6 +82,34 @@ describe('failover-watch run over ZeroMQ', () => {
     expect(await logLines(work.path, 'a', 1)).toEqual(['primary 1']);
   });
 
+  it('exits right after its stopped event, primary or secondary', async () => {
+    // The process used to drain its event loop and tear the runtime down after `stopped` (issue
+    // 19: 1.5 s reported; 60-350 ms here on a loaded 2-core host). The bound is what cannot flake
+    // on such a host: a parent sees even a bare node exit 20-50 ms after its last line there.
+    const work = tempWorkdir();
+    cleanups.push(work.cleanup);
+    const endpoint = uniqueIpc('fw-run-exit-time');
+    const a = zmqNode(endpoint, 'a', work.path);
+    await a.waitFor(isPrimary, 20_000, 'a primary');
+    const b = zmqNode(endpoint, 'b', work.path);
+    await b.waitFor((e) => e.event === 'roleChanged' && e.to === 'secondary', 20_000, 'b secondary');
+    const stoppedToExit = async (n: Node): Promise<number> => {
+      let stoppedAt = 0;
+      const seen = n.waitFor((e) => e.event === 'stopped', 20_000, 'stopped').then(() => (stoppedAt = performance.now()));
+      n.term();
+      const { code } = await n.exited;
+      const exitAt = performance.now();
+      await seen;
+      expect(code).toBe(0);
+      return exitAt - stoppedAt;
+    };
+    const secondary = await stoppedToExit(b);
+    const primary = await stoppedToExit(a);
+    if (process.env.FW_TIMINGS === '1') console.info(`[timing] stopped -> exit: secondary ${secondary.toFixed(1)} ms, primary ${primary.toFixed(1)} ms`);
+    expect(secondary).toBeLessThan(1000);
+    expect(primary).toBeLessThan(1000);
+  });
+
   it('--on-exit stepdown hands the role to another node when the command exits on its own', async () => {
     const work = tempWorkdir();
     cleanups.push(work.cleanup);
