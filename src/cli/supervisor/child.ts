@@ -44,7 +44,7 @@ export interface ChildOptions {
   readonly stdoutToStderr: boolean;
   readonly stopTimeout: number;
   /** Called once the unit is over (leader exited, group empty or given up on), before `exited` resolves. */
-  readonly onEnd?: (exit: ChildExit) => void;
+  readonly onEnd?: (exit: ChildExit, group: GroupIdentity) => void;
 }
 
 /** How long the group may take to be empty after SIGKILL before the stop gives up on it, ms. */
@@ -78,7 +78,7 @@ export class SupervisedChild {
         void this.#drain().then((lingering) => {
           clearTimeout(this.#killTimer);
           this.#exit = { code, signal, lingering };
-          options.onEnd?.(this.#exit);
+          options.onEnd?.(this.#exit, this.group);
           resolve(this.#exit);
         });
       });

@@ -12,9 +12,9 @@
  */
 import type { SupervisorBackend, SupervisorHooks } from './backends.js';
 import { runHook, SupervisedChild, type ChildExit } from './child.js';
-import { UnitRecordFile } from './unit-record.js';
 import { Guardian } from './guardian.js';
 import { startHealthServer, type HealthServer, type SupervisorMetrics } from './health-server.js';
+import { UnitRecordFile } from './unit-record.js';
 
 /** What to do when the command exits on its own while this node is primary. */
 export type OnExit = 'stepdown' | 'restart' | 'exit';
@@ -130,10 +130,10 @@ export async function runSupervisor(
       env: env('primary', epoch, reason),
       stdoutToStderr: options.json,
       stopTimeout: options.stopTimeout,
-      onEnd: (exit) => {
-        guardian.release(started.group);
-        if (exit.lingering.length === 0) unitRecord.remove(started.group);
-        else say(`process group ${started.group.pgid} still runs after SIGKILL (pids ${exit.lingering.join(', ')}); the next start fences it`);
+      onEnd: (exit, group) => {
+        guardian.release(group);
+        if (exit.lingering.length === 0) unitRecord.remove(group);
+        else say(`process group ${group.pgid} still runs after SIGKILL (pids ${exit.lingering.join(', ')}); the next start fences it`);
       },
     });
     // The gate opens only once the unit is guarded and recorded.
