@@ -2,7 +2,8 @@
  * The unit record: the successor's fence on the same host.
  *
  * When `failover-watch run` starts its command it writes, atomically (a temporary file renamed
- * over the record, mode 0600, in the cluster's workdir, which is the user's own 0700 directory),
+ * over the record, mode 0600, in the cluster's workdir, checked like the state file's: the user's
+ * own directory that nobody else can write or replace, see `private-path.ts`),
  * which process group runs it: the group number, the leader's start time, the host, the user and
  * the supervisor's pid. A clean stop removes the record once the group is empty. Before any `run`
  * of the same cluster starts its command, it reads the record: if it names a group on this host
@@ -16,12 +17,17 @@
  *
  * @module
  */
-import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { defaultWorkdirParent } from '../../options.js';
+import { makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from '../../runtime/private-path.js';
 import { groupGone, liveMembers, signalGroup, waitGroupEmpty, type GroupIdentity } from './process-group.js';
 
 export const UNIT_RECORD_NAME = 'failover-watch.unit.json';
+
+/** A record is small; it must be this user's regular file that nobody else may write. */
+const RECORD_RULE: FileRule = { maxBytes: 4096, noFollow: true, rootMayOwn: false, forbiddenMode: 0o022 };
 
 /** How long a fence waits for the killed group to be empty, ms. */
 export const FENCE_TIMEOUT = 2000;
@@ -52,11 +58,17 @@ export class UnitRecordFile {
     this.path = join(dir, UNIT_RECORD_NAME);
   }
 
-  /** The record, or undefined if there is none or it cannot be read as one. */
+  /** Why the directory cannot be trusted with the record (see private-path.ts); undefined when it can. */
+  directoryProblem(): string | undefined {
+    // The default workdir's per-user directory is as private as the workdir itself.
+    return workDirectoryProblem(this.#dir, { privateParent: dirname(resolve(this.#dir)) === resolve(defaultWorkdirParent()) });
+  }
+
+  /** The record, or undefined if there is none or it cannot be read as one (a file that is not private included). */
   read(): UnitRecord | undefined {
     let value: Partial<UnitRecord>;
     try {
-      value = JSON.parse(readFileSync(this.path, 'utf8')) as Partial<UnitRecord>;
+      value = JSON.parse(readCheckedFileSync(this.path, RECORD_RULE).toString('utf8')) as Partial<UnitRecord>;
     } catch {
       return undefined;
     }
@@ -90,7 +102,7 @@ export class UnitRecordFile {
     };
     const tmp = `${this.path}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+      writeFileSync(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600, flag: 'wx' });
       renameSync(tmp, this.path);
     } catch (error) {
       rmSync(tmp, { force: true });
@@ -115,6 +127,8 @@ export class UnitRecordFile {
    * must then not start.
    */
   async fence(): Promise<FenceResult> {
+    // Whoever could write the directory could name any group of ours: never act on such a record.
+    if (this.directoryProblem() !== undefined) return { action: 'none' };
     const record = this.read();
     if (record === undefined) return { action: 'none' };
     if (record.cluster !== this.#cluster) return { action: 'skipped', record, detail: `the record is of another cluster (${record.cluster})` };
@@ -136,12 +150,10 @@ export class UnitRecordFile {
     return { action: 'killed', record, pids };
   }
 
-  /** The workdir is created 0700 and must be this user's own directory (not a symbolic link). */
+  /** The workdir is created 0700 and must pass the same checks as the state file's (private-path.ts). */
   #ensureDirectory(): void {
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    const stat = lstatSync(this.#dir);
-    const uid = process.getuid?.();
-    if (!stat.isDirectory()) throw new Error(`${this.#dir} is not a directory`);
-    if (uid !== undefined && stat.uid !== uid) throw new Error(`${this.#dir} belongs to uid ${stat.uid}, not to this user (uid ${uid})`);
+    makeDirectoriesSync(this.#dir);
+    const problem = this.directoryProblem();
+    if (problem !== undefined) throw new Error(`work directory refused: ${problem}`);
   }
 }

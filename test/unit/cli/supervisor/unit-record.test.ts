@@ -3,8 +3,8 @@
  * signalled here (the fence itself is tested with real processes in
  * test/integration/cli-run-unit.test.ts).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findExecutable } from '../../../../src/cli/supervisor/child.js';
@@ -52,6 +52,22 @@ describe('UnitRecordFile', () => {
       writeFileSync(join(dir, UNIT_RECORD_NAME), text);
       expect(file.read(), text).toBeUndefined();
     }
+  });
+
+  it('never acts on a record others could have written', async () => {
+    // A record naming a group of ours on this host, but in a directory others may write, or in a
+    // file others may write: either could have been planted, so the fence does nothing.
+    const dir = scratch();
+    const file = new UnitRecordFile(dir, 'mine');
+    const record = JSON.stringify({ pgid: 4321, leaderStart: 1, cluster: 'mine', host: hostname(), uid: process.getuid?.() });
+    writeFileSync(join(dir, UNIT_RECORD_NAME), record, { mode: 0o666 });
+    chmodSync(join(dir, UNIT_RECORD_NAME), 0o666);
+    expect(file.read()).toBeUndefined();
+    chmodSync(join(dir, UNIT_RECORD_NAME), 0o600);
+    expect(file.read()).toBeDefined();
+    chmodSync(dir, 0o777);
+    expect(await file.fence()).toEqual({ action: 'none' });
+    expect(() => file.write({ pgid: 4321, leaderStart: 1 }, 1)).toThrow(/work directory refused/);
   });
 
   it("skips another cluster's or another host's record", async () => {
