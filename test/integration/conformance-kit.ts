@@ -23,14 +23,3 @@ export function passes(peer: () => string, name: string, transport: Transport): 
     expect(result?.status).toBe('pass');
   });
 }
-
-/**
- * A scenario expected to fail until the change it checks lands: `it.fails` turns into a failure
- * the day it passes, which is when to change it to {@link passes}.
- */
-export function failsUntil(peer: () => string, name: string, transport: Transport, until: string): void {
-  it.fails(`${name} fails until ${until} (${transport})`, { timeout: KIT_TEST_TIMEOUT }, async () => {
-    const result = await runScenario(peer(), name, transport);
-    expect(result?.status).toBe('pass');
-  });
-}
