@@ -17,6 +17,7 @@ export type {
   WatcherStatus,
   LiveNode,
 } from './watcher.js';
+export type { Health } from './health.js';
 export { DEFAULTS } from './options.js';
 export type { WatcherOptions, PromoteContext, DemoteContext } from './options.js';
 export type {

@@ -62,6 +62,7 @@ import {
   type StopContext,
 } from './core/lease-options.js';
 import { FailoverError } from './errors.js';
+import { judgeLeaseHealth, type Health } from './health.js';
 import { Notifier } from './runtime/notifier.js';
 import { StepLoop } from './runtime/step-loop.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
@@ -76,6 +77,7 @@ export type { LeadershipAction } from './transport/redis/lease-store.js';
 export { LEASE_DEFAULTS as DEFAULTS };
 export { FailoverError, InvalidOptionError, isFailoverError } from './errors.js';
 export type { FailoverErrorCode } from './errors.js';
+export type { Health } from './health.js';
 export { FakeClock, systemClock } from './runtime/clock.js';
 export type { Clock, Logger };
 
@@ -548,6 +550,14 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       notificationsDropped: this.notificationsDropped,
       listenerErrors: this.listenerErrors,
     };
+  }
+
+  /**
+   * Whether this node is healthy in its role, as `failover-watch run --redis --health`'s
+   * `GET /healthz` answers: the last lease operation succeeded and the node leads or stands by.
+   */
+  health(): Health {
+    return judgeLeaseHealth(this.status());
   }
 
   /** One human line for diagnostics. */

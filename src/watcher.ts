@@ -34,6 +34,7 @@ import {
   type RoleChangeReason,
 } from './core/heartbeat-machine.js';
 import { FailoverError } from './errors.js';
+import { judgeHealth, type Health } from './health.js';
 import { resolveOptions, type ResolvedOptions, type WatcherOptions } from './options.js';
 import { decode, encode } from './protocol/codec.js';
 import {
@@ -645,6 +646,20 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
       reconnects: transportCounters?.reconnects ?? 0,
       rehearsals: this.#rehearsalsDone,
     };
+  }
+
+  /**
+   * Whether this node is healthy in its role: exactly what `failover-watch run --health`'s
+   * `GET /healthz` answers (see the README's "Metrics and health"). A primary is healthy while
+   * its own heartbeats come back through the endpoint on time and its socket file was not
+   * taken; a secondary while it hears a live primary or is taking over.
+   *
+   * @example
+   * const h = watcher.health(); // { ok: true, status: 200, reason: 'following a' }
+   * res.writeHead(h.status).end(`${h.ok ? 'ok' : 'unhealthy'}: ${h.reason}\n`);
+   */
+  health(): Health {
+    return judgeHealth(this.status());
   }
 
   /**

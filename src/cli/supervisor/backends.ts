@@ -7,7 +7,8 @@
 import { FailoverError } from '../../errors.js';
 import { defaultWorkdir, type WatcherOptions } from '../../options.js';
 import { Watcher, type RoleChange } from '../../watcher.js';
-import { judgeHealth } from './health-server.js';
+import type { Health } from '../../health.js';
+import type { MetricsSource } from '../../metrics.js';
 
 /** What the supervisor asks of the election. */
 export interface SupervisorHooks {
@@ -40,9 +41,10 @@ export interface SupervisorBackend {
   /** Hands the role over; false when the backend cannot. */
   stepDown(): boolean;
   status(): unknown;
-  health(): { healthy: boolean; reason: string };
-  /** For /metrics. */
-  metrics(): { role: string; epoch: number; heartbeatsSent: number; heartbeatsSeen: number; primarySuspected: boolean; dropped: Record<string, number> };
+  /** What /healthz answers: the election's own health(). */
+  health(): Health;
+  /** Calls `fn` with the election once it exists (for /metrics): at once, or once start() made it. */
+  onElection(fn: (election: MetricsSource) => void): void;
 }
 
 export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): SupervisorBackend {
@@ -82,19 +84,8 @@ export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): Sup
       return true;
     },
     status: () => watcher.status(),
-    health: () => judgeHealth(watcher.status()),
-    metrics: () => {
-      const st = watcher.status();
-      const { total: _total, ...dropped } = st.dropped;
-      return {
-        role: st.role,
-        epoch: st.epoch,
-        heartbeatsSent: st.heartbeatsSent,
-        heartbeatsSeen: st.heartbeatsSeen,
-        primarySuspected: st.primarySuspected,
-        dropped,
-      };
-    },
+    health: () => watcher.health(),
+    onElection: (fn) => fn(watcher),
   };
 }
 
@@ -132,7 +123,7 @@ export function redisCluster(redisUrl: string, project: string): { cluster: stri
 export async function redisBackend(options: RedisBackendOptions, hooks: SupervisorHooks): Promise<SupervisorBackend> {
   const redis = await import('../../redis.js');
   let cluster: import('../../redis.js').Cluster | undefined;
-  let lastStatus: ReturnType<import('../../redis.js').Cluster['status']> | undefined;
+  const electionWaiters: Array<(election: MetricsSource) => void> = [];
   let starting: Promise<import('../../redis.js').Cluster> | undefined;
   const leaving = new AbortController();
   const config: import('../../redis.js').ClusterConfig = {
@@ -171,6 +162,7 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
     async start() {
       starting = redis.run({ ...config, signal: leaving.signal });
       cluster = await starting;
+      for (const fn of electionWaiters.splice(0)) fn(cluster);
       cluster.on('roleChanged', (c) =>
         hooks.onRoleChanged({ from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: nodeId, reason: c.reason }),
       );
@@ -185,25 +177,11 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
       cluster?.stepDown();
       return true;
     },
-    status: () => (lastStatus = cluster?.status()),
-    health: () => {
-      const st = cluster?.status();
-      if (st === undefined) return { healthy: false, reason: 'starting' };
-      if (st.redis !== 'ok') return { healthy: false, reason: `redis ${st.redis}` };
-      if (st.role === 'primary') return { healthy: true, reason: 'leader, lease refreshed' };
-      if (st.role === 'secondary') return { healthy: true, reason: st.leader ? `standby of ${st.leader.nodeId}` : 'standby' };
-      return { healthy: false, reason: st.role };
-    },
-    metrics: () => {
-      const st = cluster?.status() ?? lastStatus;
-      return {
-        role: st?.role ?? 'starting',
-        epoch: st?.epoch ?? 0,
-        heartbeatsSent: st?.operations ?? 0,
-        heartbeatsSeen: 0,
-        primarySuspected: false,
-        dropped: {},
-      };
+    status: () => cluster?.status(),
+    health: () => cluster?.health() ?? { ok: false, status: 503, reason: 'starting' },
+    onElection: (fn) => {
+      if (cluster !== undefined) fn(cluster);
+      else electionWaiters.push(fn);
     },
   };
 }

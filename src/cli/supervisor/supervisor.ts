@@ -86,9 +86,8 @@ export async function runSupervisor(
   const finished = new Promise<void>((resolve) => {
     finish = resolve;
   });
-  const metrics: SupervisorMetrics = { failovers: {}, lastTakeoverMs: undefined, childRestarts: 0 };
+  const metrics: SupervisorMetrics = { childRestarts: 0 };
   let backend: SupervisorBackend | undefined;
-  let lostAt: number | undefined;
   let restartDelay = 100;
   /** Set once the supervisor is leaving: no command starts from then on. */
   let leaving = false;
@@ -210,13 +209,8 @@ export async function runSupervisor(
     onRoleChanged(c) {
       emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
       say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
-      if (c.to === 'primary' && c.from === 'secondary') {
-        metrics.failovers[c.reason] = (metrics.failovers[c.reason] ?? 0) + 1;
-        if (lostAt !== undefined) metrics.lastTakeoverMs = c.at - lostAt;
-      }
     },
     onPrimaryLost(e) {
-      lostAt = e.at;
       emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason, at: e.at });
       say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${LOST_OUTLOOK[e.reason] ?? ''}`);
     },
@@ -254,7 +248,7 @@ export async function runSupervisor(
   if (io.signal.aborted) finish();
   try {
     if (options.health !== undefined) {
-      health = await startHealthServer(options.health.host, options.health.port, b, metrics);
+      health = await startHealthServer(options.health.host, options.health.port, b, metrics, (text) => io.err(`failover-watch: warning: ${text}`));
       emit('healthListening', { host: options.health.host, port: health.port, at: wall() });
     }
     await Promise.race([b.start(), finished]);
