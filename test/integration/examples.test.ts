@@ -68,6 +68,39 @@ describe('examples/desktop-app.ts', () => {
   });
 });
 
+describe('examples/metrics-app.ts', () => {
+  it('serves the watcher\'s metrics and health; they follow a takeover', async () => {
+    const env = { APP_ENDPOINT: uniqueIpc('fw-example-metrics') };
+    const first = runExample('examples/metrics-app.ts', env);
+    const urlOf = (line: string): string => (/(http:\/\/127\.0\.0\.1:\d+)\//.exec(line) as RegExpExecArray)[1] as string;
+    const firstUrl = urlOf(await first.waitForLine(/^serving http/));
+    await first.waitForLine(/^started as primary/);
+    const second = runExample('examples/metrics-app.ts', env);
+    const secondUrl = urlOf(await second.waitForLine(/^serving http/));
+    await second.waitForLine(/^started as secondary/);
+
+    const scrape = async (url: string) => (await fetch(`${url}/metrics`)).text();
+    const labels = 'app="my-metrics-app"';
+    expect(await scrape(firstUrl)).toContain(`failover_watch_role{${labels},role="primary"} 1`);
+    const before = await scrape(secondUrl);
+    expect(before).toContain(`failover_watch_role{${labels},role="secondary"} 1`);
+    expect(before).toContain('process_cpu_user_seconds_total'); // the application's own metrics too
+    await second.waitForLine(/^following /);
+    const healthz = await fetch(`${secondUrl}/healthz`);
+    expect(healthz.status).toBe(200);
+    expect(await healthz.text()).toMatch(/^ok: following /);
+
+    process.kill(first.child.pid as number, 'SIGTERM');
+    await first.waitForLine(/^stopped/);
+    expect(await first.exited).toBe(0);
+    await second.waitForLine(/^primary \(epoch \d+, shutdown\)/);
+    const after = await scrape(secondUrl);
+    expect(after).toContain(`failover_watch_role{${labels},role="primary"} 1`);
+    expect(after).toContain(`failover_watch_failovers_total{${labels},cause="shutdown"} 1`);
+    expect(after).toMatch(/failover_watch_last_takeover_seconds\{app="my-metrics-app"\} \d/);
+  });
+});
+
 describe.skipIf(redisSkipReason() !== undefined)('examples/redis-worker.ts', () => {
   it('one worker leads through Redis; a standby leads once it closes', async () => {
     const server = await RedisServer.start();
