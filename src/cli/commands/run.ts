@@ -105,7 +105,7 @@ export const runOptions = defineOptions({
   health: {
     type: 'string',
     value: 'HOST:PORT',
-    description: 'Serve GET /healthz (200 healthy / 503), /status (JSON) and /metrics (Prometheus) on this address.',
+    description: 'Serve GET /healthz (200 healthy / 503), /status (JSON) and /metrics (Prometheus; needs prom-client installed) on this address.',
     example: '127.0.0.1:9090',
   },
   json: { type: 'boolean', description: 'One JSON object per line on stdout and nothing else (the command\'s stdout goes to stderr).' },
