@@ -6,21 +6,16 @@
  * @module
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
-import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
+import { backendOrUsageError, ENDPOINT_OPTION, REDIS_OPTIONS } from '../backend-options.js';
+import { defineCommand, EXIT, USAGE_EXIT, type CommandContext } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { aborted } from '../io.js';
 import { initialView, primaryOf, reduce, type ClusterView, type SenderView } from '../view/cluster-view.js';
 import { listen, wallNow, type WireListener } from '../wire-listener.js';
 
 export const statusOptions = defineOptions({
-  endpoint: {
-    type: 'endpoint',
-    alias: 'e',
-    value: 'E',
-    required: true,
-    description: "The cluster's endpoint: tcp://HOST:PORT, ipc://@NAME or ipc:///PATH.",
-    example: 'tcp://127.0.0.1:5555',
-  },
+  ...ENDPOINT_OPTION,
+  ...REDIS_OPTIONS,
   timeout: {
     type: 'integer',
     alias: 't',
@@ -29,7 +24,7 @@ export const statusOptions = defineOptions({
     min: 1,
     max: 2_147_483_647,
     default: 3000,
-    description: "How long to wait for the primary's heartbeat.",
+    description: "How long to wait for the primary's heartbeat (with --redis: for Redis to answer).",
     example: '500',
   },
   json: { type: 'boolean', description: 'Print one JSON object instead of a sentence.' },
@@ -39,27 +34,38 @@ export const statusOptions = defineOptions({
 
 export const statusCommand = defineCommand({
   name: 'status',
-  summary: 'One-shot: is a primary alive on the endpoint, and who is it?',
+  summary: 'One-shot: is a primary alive (ZeroMQ endpoint or Redis election), and who is it?',
   description:
     'Connects to the endpoint without taking part in the election, waits for the first heartbeat ' +
     '(or promotion) from the primary and prints who it is. A live primary is asked for an ' +
     'immediate heartbeat (a liveness-probe subscription), so the answer usually comes in ' +
-    'milliseconds whatever its heartbeat interval. Results go to stdout, problems to stderr.',
+    'milliseconds whatever its heartbeat interval. With --redis URL --project P it reads the ' +
+    "Redis election's lease instead (read-only: it never runs for leader and writes no key) and " +
+    'prints the leader, its revision, the lease\'s remaining time and the live nodes. Results go ' +
+    'to stdout, problems to stderr.',
   options: statusOptions,
   examples: [
     'failover-watch status --endpoint tcp://127.0.0.1:5555',
     'failover-watch status -e ipc://@my-app --timeout 500 --json',
     'failover-watch status --endpoint ipc://@my-app && echo "a primary is alive"',
+    'failover-watch status --redis redis://10.0.0.5:6379 --project billing --json',
   ],
   exitCodes: [
-    { code: EXIT.ok, meaning: 'a primary heartbeat arrived' },
-    { code: EXIT.failure, meaning: 'no primary heartbeat within the timeout (or the socket could not be opened)' },
+    { code: EXIT.ok, meaning: 'a primary heartbeat arrived (Redis: a node holds the lease)' },
+    { code: EXIT.failure, meaning: 'no primary heartbeat within the timeout, or the socket could not be opened (Redis: the lease is free, or Redis did not answer within the timeout)' },
     USAGE_EXIT,
     { code: EXIT.interrupted, meaning: 'interrupted by SIGINT/SIGTERM before an answer' },
   ],
 
   async run({ values }, context) {
-    const { endpoint, timeout, json } = values;
+    const { timeout, json } = values;
+    const backend = backendOrUsageError(values);
+    if ('error' in backend) {
+      context.warn(`${backend.error}; see --help`);
+      return EXIT.usage;
+    }
+    if (backend.kind === 'redis') return redisStatus(backend, timeout, json, context);
+    const { endpoint } = backend;
     const keys = await curveOrUsageError(values['curve-dir'], values['curve-name']);
     if ('error' in keys) {
       context.warn(`${keys.error}; see --help`);
@@ -126,6 +132,7 @@ export const statusCommand = defineCommand({
       context.out(
         `${JSON.stringify({
           ok: false,
+          backend: 'zmq',
           endpoint: endpoint.address,
           instanceId: null,
           error: why,
@@ -145,6 +152,7 @@ export const statusCommand = defineCommand({
 function primaryJson(view: ClusterView, p: SenderView, waitedMs: number): Record<string, unknown> {
   return {
     ok: true,
+    backend: 'zmq',
     endpoint: view.endpoint,
     instanceId: p.instanceId,
     epoch: p.epoch,
@@ -159,4 +167,81 @@ function primaryJson(view: ClusterView, p: SenderView, waitedMs: number): Record
     dropped: view.dropped.total,
     waitedMs,
   };
+}
+
+/**
+ * `status --redis`: one read of the lease, the revision counter and the live nodes (no lease
+ * script, no write). Exit 0 when a node holds the lease, 1 when it is free or Redis did not answer.
+ */
+async function redisStatus(
+  backend: { url: string; project: string; cluster: string },
+  timeout: number,
+  json: boolean,
+  context: CommandContext,
+): Promise<number> {
+  const style = context.style(json);
+  const startedNow = performance.now();
+  const { RedisObserver } = await import('../redis-observer.js');
+  const observer = new RedisObserver({ url: backend.url, project: backend.project, timeout });
+  const interrupted = aborted(context.io.signal);
+  let snapshot: import('../redis-observer.js').LeaseSnapshot | 'interrupted';
+  try {
+    snapshot = await Promise.race([
+      observer.connect().then(() => observer.read()),
+      interrupted.promise.then(() => 'interrupted' as const),
+    ]);
+  } catch (error) {
+    const why = `Redis ${backend.cluster.split(' ')[0]} did not answer within ${timeout} ms: ${error instanceof Error ? error.message : String(error)}`;
+    if (json) {
+      context.out(`${JSON.stringify({ ok: false, backend: 'redis', endpoint: backend.cluster, project: backend.project, instanceId: null, error: why, waitedMs: Math.round(performance.now() - startedNow), at: wallNow() })}\n`);
+    } else {
+      context.warn(why);
+    }
+    return EXIT.failure;
+  } finally {
+    interrupted.dispose();
+    await observer.close();
+  }
+  const waitedMs = Math.round(performance.now() - startedNow);
+  if (snapshot === 'interrupted') {
+    context.warn(`interrupted after ${waitedMs} ms without an answer from Redis`);
+    return EXIT.interrupted;
+  }
+  const { leader, liveNodes } = snapshot;
+  if (json) {
+    context.out(
+      `${JSON.stringify({
+        ok: leader !== undefined,
+        backend: 'redis',
+        endpoint: backend.cluster,
+        project: backend.project,
+        instanceId: leader?.nodeId ?? null,
+        epoch: leader?.revision ?? null,
+        revision: leader?.revision ?? null,
+        priority: leader?.priority ?? null,
+        leaseTtlMs: leader?.ttlMs ?? null,
+        since: leader?.since ?? null,
+        lastRevision: snapshot.revisionCounter,
+        liveNodes,
+        ...(leader === undefined ? { error: `no node holds the lease of ${backend.project}` } : {}),
+        /** Redis server time of the read, ms since the Unix epoch. */
+        at: snapshot.serverTime,
+        waitedMs,
+      })}\n`,
+    );
+    return leader === undefined ? EXIT.failure : EXIT.ok;
+  }
+  const nodes =
+    liveNodes.length === 0
+      ? 'no live nodes registered'
+      : `live: ${liveNodes.map((n) => `${n.nodeId}${n.priority === null ? '' : ` (priority ${n.priority})`}${n.isLeader ? ' *' : ''}`).join(', ')}`;
+  if (leader === undefined) {
+    context.out(`${style.yellow(`no leader in ${backend.project}: the lease is free`)} (last revision ${snapshot.revisionCounter}); ${nodes}\n`);
+    return EXIT.failure;
+  }
+  const since = leader.since === null ? '' : ` since ${new Date(leader.since).toISOString()}`;
+  context.out(
+    `leader ${style.bold(style.green(leader.nodeId))} of ${backend.project}, revision ${leader.revision}${since}, lease ${leader.ttlMs} ms left; ${nodes}\n`,
+  );
+  return EXIT.ok;
 }

@@ -7,31 +7,33 @@
  * @module
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
+import { backendOrUsageError, ENDPOINT_OPTION, REDIS_OPTIONS } from '../backend-options.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { aborted } from '../io.js';
-import { initialView, reduce } from '../view/cluster-view.js';
+import { initialView, reduce, type ViewInput } from '../view/cluster-view.js';
 import { eventToJson, eventToText } from '../view/line-renderer.js';
 import { renderFrame, TtyScreen } from '../view/tty-renderer.js';
-import { listen, type WireListener } from '../wire-listener.js';
+import { listen, wallNow } from '../wire-listener.js';
 
 /** How often the terminal view is redrawn, so ages move while nothing arrives. */
 export const REDRAW_INTERVAL = 250;
 
+/**
+ * With --redis: the lease is read at once on every notice of the project's channel, and at
+ * least this often (a lease that expires publishes no notice).
+ */
+export const LEASE_POLL_INTERVAL = 250;
+
 export const watchOptions = defineOptions({
-  endpoint: {
-    type: 'endpoint',
-    alias: 'e',
-    value: 'E',
-    required: true,
-    description: "The cluster's endpoint: tcp://HOST:PORT, ipc://@NAME or ipc:///PATH.",
-    example: 'tcp://127.0.0.1:5555',
-  },
+  ...ENDPOINT_OPTION,
+  ...REDIS_OPTIONS,
   json: {
     type: 'boolean',
     description:
       'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
-      '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch.',
+      '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch. ' +
+      'With --redis: {"event":"primaryChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs","at"}.',
   },
   timeout: {
     type: 'integer',
@@ -56,21 +58,29 @@ export const watchCommand = defineCommand({
     "sender's announced heartbeatInterval, or a skipped seq), shutdown and promoted events, a primary " +
     'whose filesystem socket file was taken by another process (endpointStolen, from its heartbeats), and ' +
     'the count of invalid messages dropped. On a terminal the view is redrawn in place; ' +
-    'otherwise one line is printed per event (one JSON object with --json).',
+    'otherwise one line is printed per event (one JSON object with --json). With --redis URL ' +
+    "--project P it follows a Redis election instead (read-only): the lease is read on every notice of the project's " +
+    `channel and every ${LEASE_POLL_INTERVAL} ms, and a new holder or revision shows as primaryChanged, a free lease as primaryLost.`,
   options: watchOptions,
   examples: [
     'failover-watch watch --endpoint tcp://127.0.0.1:5555',
     'failover-watch watch -e ipc://@my-app --json | jq -c \'select(.event != "heartbeat")\'',
     'failover-watch watch -e ipc://@my-app --timeout 60000 > cluster.log',
+    'failover-watch watch --redis redis://10.0.0.5:6379 --project billing --json',
   ],
   exitCodes: [
     { code: EXIT.ok, meaning: 'stopped by SIGINT/SIGTERM or at --timeout' },
-    { code: EXIT.failure, meaning: 'the socket could not be opened' },
+    { code: EXIT.failure, meaning: 'the socket could not be opened (Redis: did not answer within 3 s at start)' },
     USAGE_EXIT,
   ],
 
   async run({ values }, context) {
-    const { endpoint, json, timeout } = values;
+    const { json, timeout } = values;
+    const backend = backendOrUsageError(values);
+    if ('error' in backend) {
+      context.warn(`${backend.error}; see --help`);
+      return EXIT.usage;
+    }
     const keys = await curveOrUsageError(values['curve-dir'], values['curve-name']);
     if ('error' in keys) {
       context.warn(`${keys.error}; see --help`);
@@ -80,29 +90,29 @@ export const watchCommand = defineCommand({
     const { io } = context;
     const style = context.style(json);
     const mode = json ? 'json' : io.isTTY ? 'tty' : 'lines';
-    let view = initialView(endpoint.address, performance.now());
+    let view = initialView(backend.kind === 'zmq' ? backend.endpoint.address : backend.cluster, performance.now());
 
     const screen = mode === 'tty' ? new TtyScreen(io.stdout, io.columns) : undefined;
     const redraw = (final = false): void => screen?.draw(renderFrame(view, performance.now(), style, final));
-    if (mode === 'lines') context.warn(`watching ${endpoint.address}; Ctrl-C to stop`);
+    if (mode === 'lines') context.warn(`watching ${view.endpoint}; Ctrl-C to stop`);
+    const feed = (input: ViewInput): void => {
+      view = reduce(view, input, performance.now());
+      if (screen !== undefined) {
+        // Heartbeats show at the next tick; anything else at once.
+        if (input.type === 'connection' || view.emitted.some((e) => e.event !== 'heartbeat')) redraw();
+        return;
+      }
+      for (const event of view.emitted) {
+        context.out(`${json ? eventToJson(event) : eventToText(event, style)}\n`);
+      }
+    };
 
-    let listener: WireListener;
+    let listener: { close(): Promise<void> };
     try {
-      listener = await listen(
-        endpoint,
-        (input) => {
-          view = reduce(view, input, performance.now());
-          if (screen !== undefined) {
-            // Heartbeats show at the next tick; anything else at once.
-            if (input.type === 'connection' || view.emitted.some((e) => e.event !== 'heartbeat')) redraw();
-            return;
-          }
-          for (const event of view.emitted) {
-            context.out(`${json ? eventToJson(event) : eventToText(event, style)}\n`);
-          }
-        },
-        { probe: true, curve },
-      );
+      listener =
+        backend.kind === 'zmq'
+          ? await listen(backend.endpoint, feed, { probe: true, curve })
+          : await followLease(backend.url, backend.project, feed, (line) => context.warn(line));
     } catch (error) {
       context.warn(error instanceof Error ? error.message : String(error));
       return EXIT.failure;
@@ -124,3 +134,69 @@ export const watchCommand = defineCommand({
     return EXIT.ok;
   },
 });
+
+/**
+ * Feeds `lease` inputs from a Redis election: a read at start, on every notice of the project's
+ * channel and every {@link LEASE_POLL_INTERVAL} ms, one read at a time (a notice during a read
+ * asks for one more). Rejects when Redis does not answer at start.
+ */
+async function followLease(
+  url: string,
+  project: string,
+  feed: (input: ViewInput) => void,
+  warn: (line: string) => void,
+): Promise<{ close(): Promise<void> }> {
+  const { RedisObserver } = await import('../redis-observer.js');
+  const observer = new RedisObserver({ url, project, timeout: 3000 });
+  let closed = false;
+  let reading = false;
+  let again = false;
+  let up = true;
+  const read = async (): Promise<void> => {
+    if (closed) return;
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        try {
+          const snapshot = await observer.read();
+          if (closed) return;
+          if (!up) feed({ type: 'connection', state: 'connected', at: wallNow() });
+          up = true;
+          feed({ type: 'lease', leader: snapshot.leader, at: wallNow() });
+        } catch (error) {
+          if (closed) return;
+          if (up) {
+            warn(`Redis read failed: ${error instanceof Error ? error.message : String(error)}`);
+            feed({ type: 'connection', state: 'disconnected', at: wallNow() });
+          }
+          up = false;
+        }
+      } while (again && !closed);
+    } finally {
+      reading = false;
+    }
+  };
+  try {
+    await observer.connect();
+    await observer.subscribe(() => void read());
+    await observer.read();
+  } catch (error) {
+    await observer.close();
+    throw error;
+  }
+  feed({ type: 'connection', state: 'connected', at: wallNow() });
+  await read();
+  const poller = setInterval(() => void read(), LEASE_POLL_INTERVAL);
+  return {
+    async close() {
+      closed = true;
+      clearInterval(poller);
+      await observer.close();
+    },
+  };
+}

@@ -17,6 +17,9 @@
  *   one it bound (`endpointStolen`, reported once per sender until its heartbeats stop saying
  *   so). A watch that connected after the theft reaches whatever took the path, not the primary,
  *   and sees none of this: the primary's own `status()` and `/healthz` tell it there;
+ * - for a lease backend (Redis), fed `lease` inputs (reads of the lease key): the leader, and a
+ *   `primaryChanged` event when another node (or a new term) holds the lease, `primaryLost`
+ *   when the lease is free; the names and fields of the Watcher's events of the same name;
  * - counters, and `emitted`: the events the last input produced, for line and JSON renderers.
  *
  * No I/O, no timers, no `Date.now()`.
@@ -100,6 +103,32 @@ export type ClusterEvent =
       readonly missed: number;
     })
   | {
+      /** A lease backend's lease is held by another node or for a new term (the Watcher's `primaryChanged`). */
+      readonly event: 'primaryChanged';
+      readonly instanceId: string;
+      /** The lease's revision (the Redis backend's epoch). */
+      readonly epoch: number;
+      readonly seq: null;
+      readonly pid: null;
+      readonly host: null;
+      readonly at: number;
+      /** The previous holder, null when the lease was free or nobody was seen yet. */
+      readonly previous: string | null;
+      /** The lease's remaining lifetime at the read, ms. */
+      readonly ttlMs: number;
+    }
+  | {
+      /** A lease backend's lease is free (released or expired): no primary. */
+      readonly event: 'primaryLost';
+      /** The holder that was seen last. */
+      readonly instanceId: string;
+      readonly epoch: number;
+      readonly seq: null;
+      readonly pid: null;
+      readonly host: null;
+      readonly at: number;
+    }
+  | {
       readonly event: 'dropped';
       readonly instanceId: null;
       readonly epoch: null;
@@ -142,13 +171,36 @@ export interface ClusterView {
   readonly emitted: readonly ClusterEvent[];
   /** Local monotonic ms the view was created: the observation started. */
   readonly startedNow: number;
+  /** Lease backends: the lease as last read (undefined: free, or not read yet), and when. */
+  readonly lease: LeaseHolder | undefined;
+  /** Lease backends: the holder seen last before the lease became free. */
+  readonly lastLeaseHolder: LeaseHolder | undefined;
+}
+
+/** A lease holder as read from a lease backend. */
+export interface LeaseHolder {
+  readonly nodeId: string;
+  readonly revision: number;
+  readonly priority: number | null;
+  /** Remaining lifetime at the read, ms. */
+  readonly ttlMs: number;
+  /** Local monotonic ms of the read. */
+  readonly seenNow: number;
+  /** Local wall-clock ms of the first read that showed this holder and revision. */
+  readonly sinceAt: number;
 }
 
 /** What the view is fed. `at` is local wall-clock ms (ms since the Unix epoch). */
 export type ViewInput =
   | { readonly type: 'message'; readonly message: WireMessage; readonly at: number }
   | { readonly type: 'dropped'; readonly reason: RejectReason; readonly detail: string; readonly at: number }
-  | { readonly type: 'connection'; readonly state: 'connected' | 'disconnected'; readonly at: number };
+  | { readonly type: 'connection'; readonly state: 'connected' | 'disconnected'; readonly at: number }
+  /** A read of a lease backend's lease: its holder, or undefined when it is free. */
+  | {
+      readonly type: 'lease';
+      readonly leader: { readonly nodeId: string; readonly revision: number; readonly priority: number | null; readonly ttlMs: number } | undefined;
+      readonly at: number;
+    };
 
 /** The view before anything was observed. */
 export function initialView(endpoint: string, now: number): ClusterView {
@@ -163,6 +215,8 @@ export function initialView(endpoint: string, now: number): ClusterView {
     recent: [],
     emitted: [],
     startedNow: now,
+    lease: undefined,
+    lastLeaseHolder: undefined,
   };
 }
 
@@ -196,7 +250,34 @@ export function reduce(view: ClusterView, input: ViewInput, now: number): Cluste
     }
     case 'message':
       return onMessage(view, input.message, input.at, now);
+    case 'lease':
+      return onLease(view, input.leader, input.at, now);
   }
+}
+
+function onLease(view: ClusterView, leader: Extract<ViewInput, { type: 'lease' }>['leader'], at: number, now: number): ClusterView {
+  const held = view.lease;
+  if (leader === undefined) {
+    if (held === undefined) return { ...view, emitted: [] };
+    const event: ClusterEvent = { event: 'primaryLost', instanceId: held.nodeId, epoch: held.revision, seq: null, pid: null, host: null, at };
+    return withEvents({ ...view, lease: undefined, lastLeaseHolder: held, primary: undefined }, [event]);
+  }
+  const same = held !== undefined && held.nodeId === leader.nodeId && held.revision === leader.revision;
+  const lease: LeaseHolder = { ...leader, seenNow: now, sinceAt: same ? held.sinceAt : at };
+  if (same) return { ...view, lease, emitted: [] };
+  const previous = held ?? view.lastLeaseHolder;
+  const event: ClusterEvent = {
+    event: 'primaryChanged',
+    instanceId: leader.nodeId,
+    epoch: leader.revision,
+    seq: null,
+    pid: null,
+    host: null,
+    at,
+    previous: previous?.nodeId ?? null,
+    ttlMs: leader.ttlMs,
+  };
+  return withEvents({ ...view, lease, primary: undefined }, [event]);
 }
 
 function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): ClusterView {

@@ -21,7 +21,17 @@ export function renderFrame(view: ClusterView, now: number, style: Style, final 
   lines.push(`${style.bold('failover-watch watch')}  ${view.endpoint}  ${connection}  ${style.dim(`watching for ${seconds(now - view.startedNow)}`)}`);
 
   const primary = primaryOf(view);
-  if (primary !== undefined) {
+  if (view.lease !== undefined) {
+    const l = view.lease;
+    const left = Math.max(0, l.ttlMs - (now - l.seenNow));
+    lines.push(
+      `leader   ${style.bold(style.green(l.nodeId))}  revision ${l.revision}${l.priority === null ? '' : `  priority ${l.priority}`}`,
+      `         since ${new Date(l.sinceAt).toISOString()}, lease ${Math.round(left)} ms left`,
+    );
+  } else if (view.lastLeaseHolder !== undefined) {
+    const l = view.lastLeaseHolder;
+    lines.push(`leader   ${style.yellow('none')}: the lease of ${l.nodeId} (revision ${l.revision}) is free`);
+  } else if (primary !== undefined) {
     const age = ageOf(primary, now);
     const late = isOverdue(primary, now);
     const ageText = `last heartbeat ${seconds(age)} ago`;
