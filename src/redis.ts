@@ -187,9 +187,30 @@ export interface RoleChange {
   readonly instanceId: string;
 }
 
+/**
+ * A follower sees another node lead: a new holder of the lease, or the same node for a new
+ * revision (the Watcher's `primaryChanged`; a lease carries no pid or host, but the priority).
+ */
+export interface PrimaryChangedEvent {
+  /** The leader's nodeId. */
+  readonly instanceId: string;
+  /** Its term's revision. */
+  readonly epoch: number;
+  /** Its priority as the lease records it (NaN when the lease does not say). */
+  readonly priority: number;
+  /** When this node learned it: ms since the Unix epoch. */
+  readonly at: number;
+}
+
 /** The cluster's events. No event is called `error`: a cluster never throws at you. */
 export interface ClusterEvents {
   roleChanged: (change: RoleChange) => void;
+  /**
+   * This node follows another leader: once per leader and revision, never for its own term,
+   * after the state changed. Emitted as soon as a lease operation or pub/sub notice shows it
+   * (a standby learns of a graceful handover within milliseconds, of an expiry within a tick).
+   */
+  primaryChanged: (event: PrimaryChangedEvent) => void;
 }
 
 /** What `nodeInfo()` returns (go-failover's NodeInfo). */
@@ -325,7 +346,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #closed = deferred<void>();
   #closeResult: Promise<void> | undefined;
   #releaseError: FailoverError | undefined;
-  #pending: RoleChange[] = [];
+  #pending: Array<() => void> = [];
   #flushScheduled = false;
   #connectionDown = false;
   #finished = false;
@@ -657,6 +678,11 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       case 'notify':
         this.#notify(effect.notification);
         return;
+      case 'primaryChanged': {
+        const event: PrimaryChangedEvent = { instanceId: effect.nodeId, epoch: effect.revision, priority: effect.priority, at: this.#loop.decidedAt };
+        this.#later(() => this.emitSafely('primaryChanged', event));
+        return;
+      }
       case 'log':
         this.#logger[effect.level](effect.message);
         return;
@@ -691,14 +717,19 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       instanceId: this.options.nodeId,
     };
     this.pushChange(change);
-    this.#pending.push(change);
+    this.#later(() => this.emitSafely('roleChanged', change));
+  }
+
+  /** Delivers notifications after the step, in order, never inside the machine's step. */
+  #later(deliver: () => void): void {
+    this.#pending.push(deliver);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
       const batch = this.#pending;
       this.#pending = [];
-      for (const c of batch) this.emitSafely('roleChanged', c);
+      for (const d of batch) d();
     });
   }
 

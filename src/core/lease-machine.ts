@@ -152,6 +152,8 @@ export interface LeaseMachineState {
   /** The revision of the current or last term (handed to onStop). */
   readonly termRevision: number;
   readonly leader: LeaderView | undefined;
+  /** The other node's term last reported by a `primaryChanged` effect. */
+  readonly followed: { readonly nodeId: string; readonly revision: number } | undefined;
   readonly op: PendingOp | undefined;
   readonly nextOpId: number;
   /** Run another operation as soon as the current one answers (a notice came meanwhile). */
@@ -283,6 +285,11 @@ export type LeaseEffect =
   | { readonly type: 'abortStart'; readonly term: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'callStop'; readonly term: number; readonly revision: number }
   | { readonly type: 'notify'; readonly notification: LeaseNotification }
+  /**
+   * A follower sees another node hold the lease, or the same node for a new term (the Watcher's
+   * `primaryChanged`): once per holder and revision, never for this node's own lease.
+   */
+  | { readonly type: 'primaryChanged'; readonly nodeId: string; readonly revision: number; readonly priority: number }
   | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly message: string }
   /** The first role settled (secondary or primary). */
   | { readonly type: 'started' }
@@ -326,6 +333,7 @@ export function initialLeaseState(config: LeaseMachineConfig, knownRevision = 0)
     term: 0,
     termRevision: 0,
     leader: undefined,
+    followed: undefined,
     op: undefined,
     nextOpId: 1,
     opAgain: false,
@@ -546,6 +554,7 @@ function onOpResult(b: Builder, id: number, reply: OpReply): void {
         if (reply.leader !== undefined) b.see(reply.leader.revision);
         loseLeadership(b, 'lease-lost', false);
         b.set({ leader: reply.leader });
+        follow(b, reply.leader);
         break;
       }
       if (b.s.leaseOkSentAt === undefined || op.sentAt > b.s.leaseOkSentAt) b.set({ leaseOkSentAt: op.sentAt });
@@ -568,6 +577,16 @@ function onFollowing(b: Builder, leader: LeaderView | undefined): void {
   if (leader !== undefined) b.see(leader.revision);
   if (b.s.phase === 'follower') b.set({ leader });
   if (b.s.role === 'starting' && b.s.phase === 'follower') b.changeRole('secondary', 'startup');
+  if (b.s.phase === 'follower') follow(b, leader);
+}
+
+/** Reports another node's term once (a lease read as free in between does not repeat it). */
+function follow(b: Builder, leader: LeaderView | undefined): void {
+  if (leader === undefined || leader.nodeId === b.s.config.nodeId) return;
+  const f = b.s.followed;
+  if (f !== undefined && f.nodeId === leader.nodeId && f.revision === leader.revision) return;
+  b.set({ followed: { nodeId: leader.nodeId, revision: leader.revision } });
+  b.emit({ type: 'primaryChanged', nodeId: leader.nodeId, revision: leader.revision, priority: leader.priority });
 }
 
 /**

@@ -226,3 +226,24 @@ describe('Cluster on a fake clock', () => {
     await Promise.all([worse.close(), better.close()]);
   });
 });
+
+describe('primaryChanged on a fake clock', () => {
+  // Three nodes: c follows a, then b after a closes (a graceful handover through pub/sub); the
+  // Watcher's followers get the same event name and fields when their primary changes.
+  it('a standby reports each new leader once, with its revision', async () => {
+    const w = new World();
+    const a = await w.node('a');
+    const b = await w.node('b');
+    const c = await w.node('c');
+    const seen: Array<{ instanceId: string; epoch: number; at: number }> = [];
+    c.on('primaryChanged', (e) => void seen.push({ instanceId: e.instanceId, epoch: e.epoch, at: e.at }));
+    await a.close();
+    await flush();
+    const leader = b.role === 'primary' ? 'b' : 'c';
+    expect(leader).toBe('b');
+    await w.advance(300);
+    expect(seen).toEqual([{ instanceId: 'b', epoch: 2, at: expect.any(Number) as number }]);
+    await b.close();
+    await c.close();
+  });
+});
