@@ -293,3 +293,36 @@ describe('cluster view: a stolen endpoint', () => {
     expect(cleared.emitted[0]).not.toHaveProperty('endpointStolen');
   });
 });
+
+describe('lease inputs (Redis)', () => {
+  const lease = (nodeId: string | undefined, revision = 1, ttlMs = 900, at = WALL): ViewInput => ({
+    type: 'lease',
+    leader: nodeId === undefined ? undefined : { nodeId, revision, priority: 1, ttlMs },
+    at,
+  });
+
+  it('reports each holder and revision once as primaryChanged', () => {
+    let v = initialView('redis://127.0.0.1:6379 p', 0);
+    v = reduce(v, lease('a', 1), 1);
+    expect(v.emitted).toEqual([
+      { event: 'primaryChanged', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at: WALL, previous: null, ttlMs: 900 },
+    ]);
+    v = reduce(v, lease('a', 1, 700, WALL + 250), 250);
+    expect(v.emitted).toEqual([]);
+    expect(v.lease).toMatchObject({ nodeId: 'a', ttlMs: 700, seenNow: 250, sinceAt: WALL });
+    v = reduce(v, lease('a', 2, 900, WALL + 500), 500);
+    expect(v.emitted).toMatchObject([{ event: 'primaryChanged', instanceId: 'a', epoch: 2, previous: 'a' }]);
+  });
+
+  it('reports a free lease as primaryLost, then the successor', () => {
+    let v = reduce(initialView('e', 0), lease('a', 1), 1);
+    v = reduce(v, lease(undefined, 0, 0, WALL + 10), 10);
+    expect(v.emitted).toEqual([{ event: 'primaryLost', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at: WALL + 10 }]);
+    expect(v.lease).toBeUndefined();
+    v = reduce(v, lease(undefined, 0, 0, WALL + 20), 20);
+    expect(v.emitted).toEqual([]);
+    v = reduce(v, lease('b', 2, 1000, WALL + 30), 30);
+    expect(v.emitted).toMatchObject([{ event: 'primaryChanged', instanceId: 'b', epoch: 2, previous: 'a' }]);
+    expect(v.recent.map((e) => e.event)).toEqual(['primaryChanged', 'primaryLost', 'primaryChanged']);
+  });
+});

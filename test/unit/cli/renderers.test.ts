@@ -138,3 +138,30 @@ describe('a stolen endpoint', () => {
     expect(renderFrame(view, 10, createStyle(false)).join('\n')).toContain('ENDPOINT STOLEN (replaced)');
   });
 });
+
+describe('lease events', () => {
+  it('frame shows the leader, since when and the lease left', () => {
+    const lease = (nodeId: string | undefined): ViewInput => ({
+      type: 'lease',
+      leader: nodeId === undefined ? undefined : { nodeId, revision: 4, priority: 1, ttlMs: 900 },
+      at: WALL,
+    });
+    const style = createStyle(false);
+    const held = feed([[lease('a'), 1000]]);
+    const lines = renderFrame(held, 1300, style);
+    expect(lines[1]).toBe('leader   a  revision 4  priority 1');
+    expect(lines[2]).toBe(`         since ${new Date(WALL).toISOString()}, lease 600 ms left`);
+    const free = feed([[lease('a'), 1000], [lease(undefined), 2000]]);
+    expect(renderFrame(free, 2100, style)[1]).toBe('leader   none: the lease of a (revision 4) is free');
+  });
+
+  it('print a leader change and a free lease in words', () => {
+    const at = Date.UTC(2026, 0, 1);
+    expect(
+      eventToText({ event: 'primaryChanged', instanceId: 'b', epoch: 2, seq: null, pid: null, host: null, at, previous: 'a', ttlMs: 999 }),
+    ).toBe('2026-01-01T00:00:00.000Z primaryChanged b revision 2 (was a), lease 999 ms left');
+    expect(eventToText({ event: 'primaryLost', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at })).toBe(
+      '2026-01-01T00:00:00.000Z primaryLost a revision 1: the lease is free',
+    );
+  });
+});
