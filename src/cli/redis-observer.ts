@@ -11,6 +11,7 @@
  */
 import { Redis } from 'ioredis';
 import { leaseKeys, type LeaseKeys } from '../transport/redis/lease-keys.js';
+import { parseJson, revisionOf } from '../transport/redis/redis-lease-store.js';
 
 /** One read of the lease and the live nodes. Times are Redis server times. */
 export interface LeaseSnapshot {
@@ -154,22 +155,7 @@ export class RedisObserver {
   }
 }
 
-function revisionOf(value: unknown): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  return Number.isFinite(n) ? Math.min(n, Number.MAX_SAFE_INTEGER) : 0;
-}
-
 function numberOrNull(value: unknown): number | null {
   const n = typeof value === 'number' ? value : typeof value === 'string' && value !== '' ? Number(value) : Number.NaN;
   return Number.isFinite(n) ? n : null;
-}
-
-function parseJson(raw: unknown): Record<string, unknown> | undefined {
-  if (typeof raw !== 'string' || raw === '') return undefined;
-  try {
-    const v: unknown = JSON.parse(raw);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
 }

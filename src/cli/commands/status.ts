@@ -1,7 +1,9 @@
 /**
  * `failover-watch status`: one-shot "is a primary alive on this endpoint, and who is it?".
  * Listens passively (with a liveness probe, so a live primary answers at once instead of at its
- * next heartbeat) until the first heartbeat or promotion, or until the timeout.
+ * next heartbeat) until the first heartbeat or promotion, or until the timeout. With
+ * `--redis URL --project P`, one read-only read of the Redis election's lease instead
+ * (`../redis-observer.ts`), with the same exit codes and the same JSON fields where they apply.
  *
  * @module
  */

@@ -2,7 +2,9 @@
  * `failover-watch watch`: a live view of the cluster as seen on the wire, until SIGINT/SIGTERM
  * or `--timeout`. The view is the pure reducer in `view/cluster-view.ts`; this file only feeds
  * it and picks a renderer: in-place redraw on a terminal, one line per event otherwise, one JSON
- * object per event with `--json`.
+ * object per event with `--json`. With `--redis URL --project P` the view is fed reads of the
+ * Redis election's lease (on every notice of its channel, and every {@link LEASE_POLL_INTERVAL}
+ * ms) instead of wire messages.
  *
  * @module
  */

@@ -68,6 +68,17 @@ interface MessageFields {
   readonly at: number;
 }
 
+/** Fields of a lease backend's events: no sequence, pid or host; `epoch` is the lease's revision. */
+interface LeaseFields {
+  readonly instanceId: string;
+  readonly epoch: number;
+  readonly seq: null;
+  readonly pid: null;
+  readonly host: null;
+  /** Local time of the read, ms since the Unix epoch. */
+  readonly at: number;
+}
+
 /** What the view reports, one per thing that happened; the JSON renderer prints these as they are. */
 export type ClusterEvent =
   | (MessageFields & {
@@ -102,32 +113,16 @@ export type ClusterEvent =
       /** How many sequence numbers were skipped. */
       readonly missed: number;
     })
-  | {
+  | (LeaseFields & {
       /** A lease backend's lease is held by another node or for a new term (the Watcher's `primaryChanged`). */
       readonly event: 'primaryChanged';
-      readonly instanceId: string;
-      /** The lease's revision (the Redis backend's epoch). */
-      readonly epoch: number;
-      readonly seq: null;
-      readonly pid: null;
-      readonly host: null;
-      readonly at: number;
       /** The previous holder, null when the lease was free or nobody was seen yet. */
       readonly previous: string | null;
       /** The lease's remaining lifetime at the read, ms. */
       readonly ttlMs: number;
-    }
-  | {
-      /** A lease backend's lease is free (released or expired): no primary. */
-      readonly event: 'primaryLost';
-      /** The holder that was seen last. */
-      readonly instanceId: string;
-      readonly epoch: number;
-      readonly seq: null;
-      readonly pid: null;
-      readonly host: null;
-      readonly at: number;
-    }
+    })
+  /** A lease backend's lease is free (released or expired): no primary; `instanceId` the holder seen last. */
+  | (LeaseFields & { readonly event: 'primaryLost' })
   | {
       readonly event: 'dropped';
       readonly instanceId: null;

@@ -300,7 +300,7 @@ function exactRevision(value: unknown): number {
  * 2^53 - 1 counts as 2^53 - 1, never as a smaller one (a new term must exceed it, which no valid
  * revision can); anything that is not a non-negative integer counts as 0.
  */
-function revisionOf(value: unknown): number {
+export function revisionOf(value: unknown): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) && !(n > Number.MAX_SAFE_INTEGER)) return 0;
   return n < 0 ? 0 : Math.min(n, Number.MAX_SAFE_INTEGER);
@@ -311,7 +311,8 @@ function leaderView(node: unknown, rev: unknown, prio: unknown): LeaderView | un
   return { nodeId: node, revision: revisionOf(rev), priority: prio === null || prio === undefined ? Number.NaN : Number(prio) };
 }
 
-function parseJson(raw: unknown): Record<string, unknown> | undefined {
+/** A JSON object, or undefined for anything else (never throws). */
+export function parseJson(raw: unknown): Record<string, unknown> | undefined {
   if (typeof raw !== 'string' || raw === '') return undefined;
   try {
     const v: unknown = JSON.parse(raw);

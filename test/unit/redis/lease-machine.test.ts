@@ -613,3 +613,64 @@ describe('a slow but successful answer', () => {
     expect(ofType(sim.reply(acquired(1)), 'op')).toEqual([]);
   });
 });
+
+const vacant: OpReply = { kind: 'acquire', outcome: 'taken', leader: undefined, duplicate: false };
+const changes = (effects: readonly LeaseEffect[]) => ofType(effects, 'primaryChanged').map((e) => `${e.nodeId}@${e.revision}`);
+/** The machine, started and connected, with an acquire in flight. */
+function follower(): Sim {
+  const sim = new Sim();
+  sim.feed({ type: 'start' });
+  sim.feed({ type: 'connected' });
+  return sim;
+}
+/** Runs the next tick (the next lease operation). */
+const tick = (sim: Sim): LeaseEffect[] => sim.advanceTo(sim.state.wakeAt ?? sim.now + 100);
+
+// A follower reports another node's term once, when a lease operation first shows it, as the
+// Watcher's followers do.
+describe('primaryChanged on a follower', () => {
+  it('reports the first leader seen, once per term', () => {
+    const m = follower();
+    expect(changes(m.reply(taken('alpha', 3)))).toEqual(['alpha@3']);
+    tick(m);
+    expect(changes(m.reply(taken('alpha', 3)))).toEqual([]);
+  });
+
+  it('reports a new leader after a free lease, not the gap', () => {
+    // alpha releases: the next read finds the lease free (nothing reported), then beta's term.
+    const m = follower();
+    m.reply(taken('alpha', 3));
+    tick(m);
+    expect(changes(m.reply(vacant))).toEqual([]);
+    tick(m);
+    expect(changes(m.reply(taken('beta', 4)))).toEqual(['beta@4']);
+    expect(m.state.followed).toEqual({ nodeId: 'beta', revision: 4 });
+  });
+
+  it('reports the same node again for a new revision only', () => {
+    const m = follower();
+    m.reply(taken('alpha', 3));
+    tick(m);
+    m.reply(vacant);
+    tick(m);
+    expect(changes(m.reply(taken('alpha', 3)))).toEqual([]);
+    tick(m);
+    expect(changes(m.reply(taken('alpha', 5)))).toEqual(['alpha@5']);
+  });
+
+  it('never reports its own lease', () => {
+    const m = follower();
+    const effects = m.reply({ kind: 'acquire', outcome: 'acquired', revision: 1, from: 'vacant', duplicate: false });
+    expect(m.state.role).toBe('primary');
+    expect(changes(effects)).toEqual([]);
+  });
+
+  it('reports the node that took the lease from it', () => {
+    const m = follower();
+    m.reply({ kind: 'acquire', outcome: 'acquired', revision: 1, from: 'vacant', duplicate: false });
+    tick(m);
+    const effects = m.reply({ kind: 'refresh', outcome: 'lost', leader: { nodeId: 'other', revision: 2, priority: 1 }, duplicate: false });
+    expect(m.state.role).toBe('secondary');
+    expect(changes(effects)).toEqual(['other@2']);
+  });
+});
