@@ -166,3 +166,30 @@ describe.skipIf(skip !== undefined)('the library on a real Redis', () => {
     expect(seen.map((s) => `${s.instanceId}@${s.epoch}`)).toEqual([...(seen.length === 2 ? ['alpha@1'] : []), `beta@${b.revision}`]);
   });
 });
+
+describe.skipIf(skip !== undefined)('an observer ACL user', () => {
+  // docs/REDIS.md lists the commands status and watch need; a user with only those (and no
+  // key writes, no scripts) reads the election. The leader uses a separate full user.
+  it('status and watch work with the read-only ACL of REDIS.md', async () => {
+    const project = uniqueProject('cli-acl');
+    const viewer = ['viewer', 'on', '>view-pw', `~{${project}}:*`, 'resetchannels', `&{${project}}:leadership`, '-@all'];
+    const commands = ['+hmget', '+pttl', '+get', '+time', '+lrange', '+zrangebyscore', '+multi', '+exec', '+subscribe'];
+    const own = await RedisServer.start(10_000, ['--user', ...viewer, ...commands]);
+    try {
+      const a = await run({ project, nodeId: 'alpha', redisUrl: own.url, ...timing });
+      clusters.push(a);
+      const url = `redis://viewer:view-pw@127.0.0.1:${own.port}`;
+      const r = await runCli(['status', '--redis', url, '--project', project, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, instanceId: 'alpha', revision: a.revision, endpoint: `redis://viewer:***@127.0.0.1:${own.port} ${project}` });
+      const watch = cli.spawn(['watch', '--redis', url, '--project', project, '--json']);
+      await watch.waitFor((e) => e.event === 'primaryChanged' && e.instanceId === 'alpha', PROCESS_TIMEOUT, 'primaryChanged alpha');
+      await a.close();
+      await watch.waitFor((e) => e.event === 'primaryLost', 5000, 'primaryLost');
+      expect(watch.stderr).not.toContain('failed');
+    } finally {
+      await cli.stopAll();
+      await own.kill();
+    }
+  });
+});
