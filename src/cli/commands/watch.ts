@@ -33,7 +33,7 @@ export const watchOptions = defineOptions({
   json: {
     type: 'boolean',
     description:
-      'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
+      'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"primaryChanged"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
       '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch. ' +
       'With --redis: {"event":"primaryChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs","at"}.',
   },
@@ -56,7 +56,7 @@ export const watchCommand = defineCommand({
   summary: 'Live view of the cluster as seen on the wire: primary, epoch, heartbeat age, gaps, events.',
   description:
     'Connects to the endpoint without taking part in the election and shows the primary (id, ' +
-    'epoch, seq, pid@host, age of its last heartbeat), gaps (a heartbeat later than 1.5x the ' +
+    'epoch, seq, pid@host, age of its last heartbeat), primaryChanged when another node (or a new epoch) is heard as primary, gaps (a heartbeat later than 1.5x the ' +
     "sender's announced heartbeatInterval, or a skipped seq), shutdown and promoted events, a primary " +
     'whose filesystem socket file was taken by another process (endpointStolen, from its heartbeats), and ' +
     'the count of invalid messages dropped. On a terminal the view is redrawn in place; ' +

@@ -10,6 +10,8 @@
  * What it derives:
  * - the primary: whoever last sent `instance.heartbeat` or `instance.promoted` (only the holder
  *   of the endpoint can publish on it); none after that node's `instance.shutdown`;
+ * - `primaryChanged` (the Watcher's event name) after the first heartbeat or promotion of a
+ *   primary or epoch other than the current one, naming the one before;
  * - gaps: a heartbeat arriving more than {@link LATE_FACTOR} times the sender's announced
  *   `heartbeatInterval` after its previous message (`late`), or a `seq` that skips numbers of the
  *   same process (`seq`);
@@ -112,6 +114,17 @@ export type ClusterEvent =
       readonly expectedSeq: number;
       /** How many sequence numbers were skipped. */
       readonly missed: number;
+    })
+  | (MessageFields & {
+      /**
+       * The primary heard is another node, or the same node in a new epoch (the Watcher's
+       * `primaryChanged`): after its first heartbeat or promotion of that epoch.
+       */
+      readonly event: 'primaryChanged';
+      /** The previous primary (or the one that shut down last), null when none was heard. */
+      readonly previous: string | null;
+      /** Lease backends only. */
+      readonly ttlMs: null;
     })
   | (LeaseFields & {
       /** A lease backend's lease is held by another node or for a new term (the Watcher's `primaryChanged`). */
@@ -315,6 +328,10 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
   };
 
   let { primary, lastShutdown } = view;
+  const before = primary === undefined ? undefined : view.senders[primary];
+  const previousPrimary = before?.instanceId ?? lastShutdown?.instanceId ?? null;
+  const announces = m.topic === 'instance.heartbeat' || m.topic === 'instance.promoted';
+  const changed = announces && (before === undefined || before.instanceId !== m.instanceId || before.epoch !== m.epoch);
   const counts = { ...view.counts, gaps: view.counts.gaps + events.length };
   switch (m.topic) {
     case 'instance.heartbeat':
@@ -347,6 +364,7 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
       }
       break;
   }
+  if (changed) events.push({ event: 'primaryChanged', ...fields, previous: previousPrimary, ttlMs: null });
   return withEvents(
     { ...view, primary, lastShutdown, counts, senders: { ...view.senders, [m.instanceId]: sender } },
     events,

@@ -29,8 +29,12 @@ export function eventToText(event: ClusterEvent, style: Style = createStyle(fals
         : `${time} ${style.red('gap')} ${style.bold(event.instanceId)} seq ${event.seq} after ${event.expectedSeq - 1} (${event.missed} missed)`;
     case 'endpointStolen':
       return `${time} ${style.red('endpoint stolen')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}: its socket file is ${event.found === 'gone' ? 'gone' : event.found === 'replaced' ? 'replaced by another file' : event.found}; nodes connecting now do not reach it`;
-    case 'primaryChanged':
-      return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} revision ${event.epoch}${event.previous === null ? '' : ` (was ${event.previous})`}, lease ${event.ttlMs} ms left`;
+    case 'primaryChanged': {
+      const was = event.previous === null ? '' : ` (was ${event.previous})`;
+      return event.ttlMs === null
+        ? `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}${was}`
+        : `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} revision ${event.epoch}${was}, lease ${event.ttlMs} ms left`;
+    }
     case 'primaryLost':
       return `${time} ${style.yellow('primaryLost')} ${style.bold(event.instanceId)} revision ${event.epoch}: the lease is free`;
     case 'dropped':

@@ -77,6 +77,7 @@ describe('cluster view', () => {
         heartbeatInterval: 100,
         members: [{ instanceId: 's1', priority: 2 }],
       },
+      { event: 'primaryChanged', instanceId: 'n1', epoch: 3, seq: 17, pid: 100, host: 'h', at: WALL + 10, previous: null, ttlMs: null },
     ]);
     expect(view.counts.heartbeats).toBe(1);
   });
@@ -87,7 +88,10 @@ describe('cluster view', () => {
       [message('instance.promoted', { instanceId: 'n2', epoch: 4, pid: 200, seq: 1 }), 5],
     ]);
     expect(view.primary).toBe('n2');
-    expect(view.emitted).toMatchObject([{ event: 'promoted', instanceId: 'n2', epoch: 4 }]);
+    expect(view.emitted).toMatchObject([
+      { event: 'promoted', instanceId: 'n2', epoch: 4 },
+      { event: 'primaryChanged', instanceId: 'n2', epoch: 4, previous: 'n1' },
+    ]);
     expect(view.counts.promoted).toBe(1);
   });
 
@@ -291,6 +295,20 @@ describe('cluster view: a stolen endpoint', () => {
     const cleared = run([[hb({ seq: 4 }), 300]], again);
     expect(primaryOf(cleared)?.endpointStolen).toBeUndefined();
     expect(cleared.emitted[0]).not.toHaveProperty('endpointStolen');
+  });
+});
+
+describe('primaryChanged (ZeroMQ)', () => {
+  // The same event a lease backend's watch reports, so that one filter follows either backend.
+  it('once per primary and epoch, naming the one before', () => {
+    let v = initialView('e', 0);
+    const at = (input: ViewInput, now: number) => (v = reduce(v, input, now)).emitted.filter((e) => e.event === 'primaryChanged');
+    expect(at({ type: 'message', message: message('instance.heartbeat', { seq: 1 }), at: WALL }, 0)).toMatchObject([{ instanceId: 'n1', epoch: 3, previous: null }]);
+    expect(at({ type: 'message', message: message('instance.heartbeat', { seq: 2 }), at: WALL }, 100)).toEqual([]);
+    expect(at({ type: 'message', message: message('instance.shutdown', { seq: 3 }), at: WALL }, 150)).toEqual([]);
+    const next = message('instance.promoted', { instanceId: 'n2', epoch: 4, pid: 200, seq: 1 });
+    expect(at({ type: 'message', message: next, at: WALL }, 160)).toMatchObject([{ instanceId: 'n2', epoch: 4, pid: 200, previous: 'n1', ttlMs: null }]);
+    expect(at({ type: 'message', message: { ...next, topic: 'instance.heartbeat', seq: 2 }, at: WALL }, 200)).toEqual([]);
   });
 });
 
