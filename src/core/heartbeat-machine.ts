@@ -822,10 +822,8 @@ function heartbeatIfDue(b: Builder): void {
 /** A heartbeat, with the theft of the socket file when there is one to report. */
 function heartbeatEffect(b: Builder): Effect {
   const stolen = b.s.endpointStolen;
-  const seq = b.nextSeq();
-  return stolen === undefined
-    ? { type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq, members: memberList(b.s) }
-    : { type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq, members: memberList(b.s), endpointStolen: stolen.found };
+  const beat: Effect = { type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) };
+  return stolen === undefined ? beat : { ...beat, endpointStolen: stolen.found };
 }
 
 /**
@@ -888,7 +886,7 @@ function onSubscribed(b: Builder): void {
 function sendWelcome(b: Builder): void {
   b.set({ welcomeSentAt: b.now, welcomeDueAt: undefined });
   b.count('welcomesSent');
-  b.emit({ type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) });
+  b.emit(heartbeatEffect(b));
 }
 
 function onMessage(b: Builder, m: WireMessage, wallNow: number): void {

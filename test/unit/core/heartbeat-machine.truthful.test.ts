@@ -172,6 +172,17 @@ describe('a stolen socket file', () => {
     expect(d.send({ type: 'endpointStolen', found: 'gone', detail: 'no file' })).toEqual([]);
   });
 
+  it('rides on the welcome heartbeat too', () => {
+    // A follower that connects after the theft (to the primary's old connection set) learns of
+    // it from its welcome, not only from the next regular heartbeat.
+    const d = primary();
+    d.advanceTo(250);
+    d.send({ type: 'endpointStolen', found: 'replaced', detail: 'another socket (inode 7)' });
+    const welcome = heartbeatsOf(d.send({ type: 'subscribed' }));
+    expect(welcome).toHaveLength(1);
+    expect(welcome[0]?.endpointStolen).toBe('replaced');
+  });
+
   it('rides on every heartbeat until the endpoint is given up', () => {
     const d = primary();
     expect(heartbeatsOf(d.advanceTo(250)).every((e) => e.endpointStolen === undefined)).toBe(true);
