@@ -55,6 +55,8 @@ export async function startHealthServer(
   loadMetrics: MetricsLoader = () => import('../../metrics.js'),
 ): Promise<HealthServer> {
   let registry: import('prom-client').Registry | undefined;
+  let metricsHandle: import('../../metrics.js').MetricsHandle | undefined;
+  let closed = false;
   try {
     const [lib, prom] = await Promise.all([loadMetrics(), import('prom-client')]);
     const reg = new prom.Registry();
@@ -68,7 +70,9 @@ export async function startHealthServer(
         this.inc(metrics.childRestarts);
       },
     });
-    source.onElection((election) => lib.registerMetrics(election, { registry: reg }));
+    source.onElection((election) => {
+      if (!closed) metricsHandle = lib.registerMetrics(election, { registry: reg });
+    });
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
     warn(PROM_CLIENT_MISSING);
@@ -112,6 +116,11 @@ export async function startHealthServer(
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
+        // The metrics' election listeners go with the server (an election that starts later
+        // registers nothing).
+        closed = true;
+        metricsHandle?.unregister();
+        metricsHandle = undefined;
         server.closeAllConnections();
         server.close(() => resolve());
       }),
