@@ -4,7 +4,7 @@
  * @module
  */
 import { hostname, tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { DemoteReason, InitialRole, PromoteReason } from './core/heartbeat-machine.js';
 import { InvalidOptionError } from './errors.js';
 import type { Clock } from './runtime/clock.js';
@@ -411,6 +411,14 @@ function duration(input: WatcherOptions, name: keyof WatcherOptions, fallback: n
 /** The default workdir: per user and per endpoint, so every node of a cluster on this host shares it. */
 export function defaultWorkdir(endpoint: string): string {
   return join(defaultWorkdirParent(), endpointSlug(endpoint));
+}
+
+/**
+ * Whether `dir` sits right in the per-user directory of the default workdirs, which must then be
+ * as private as `dir` itself (see the state file's and the unit record's directory checks).
+ */
+export function inDefaultWorkdirParent(dir: string): boolean {
+  return dirname(resolve(dir)) === resolve(defaultWorkdirParent());
 }
 
 /** The per-user directory of the default workdirs: `${tmpdir()}/failover-watch-${user}`. */

@@ -83,7 +83,7 @@ export class RedisObserver {
     await this.#client.connect();
   }
 
-  /** One consistent-enough read (one pipeline) of the lease and the live nodes. */
+  /** A read of the lease (one MULTI/EXEC) and then of the live nodes (two more round trips). */
   async read(): Promise<LeaseSnapshot> {
     const k = this.keys;
     const r = await this.#client

@@ -616,7 +616,7 @@ function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredF
     if (s.phase === 'stopping') b.emit({ type: 'release', reason: 'shutdown', deregister: true, awaited: false });
     return;
   }
-  if (!Number.isSafeInteger(revision) || revision <= 0 || revision > MAX_REVISION) {
+  if (!Number.isSafeInteger(revision) || revision <= 0) {
     // A store that granted a revision no node can trust (rounded, repeated): never lead with it.
     b.count('revisionRefusals');
     b.log('error', `the lease was granted with revision ${String(revision)}, not a valid revision (an integer from 1 to 2^53 - 1): giving it back unused (ERR_FAILOVER_EPOCH_EXHAUSTED)`);

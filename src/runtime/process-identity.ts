@@ -9,24 +9,34 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 
-/** Field 22 of a `/proc/<pid>/stat` text, or undefined. The command name may contain spaces and parentheses. */
-export function parseProcStart(stat: string): number | undefined {
+/**
+ * The fields of a `/proc/<pid>/stat` text from field 3 (state) on, so that field N is at index
+ * N - 3; undefined if it has no command name. The name may contain spaces and parentheses.
+ */
+export function statFields(stat: string): string[] | undefined {
   const close = stat.lastIndexOf(')');
-  if (close < 0) return undefined;
-  // After ") " come fields 3.. ; starttime is field 22, i.e. index 19 of that list.
-  const fields = stat.slice(close + 2).split(' ');
-  const value = Number(fields[19]);
+  return close < 0 ? undefined : stat.slice(close + 2).split(' ');
+}
+
+/** Field 22 of a `/proc/<pid>/stat` text, or undefined. */
+export function parseProcStart(stat: string): number | undefined {
+  const value = Number(statFields(stat)?.[19]);
   return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
+/** The start time of `pid` (or of this process), or undefined if it does not exist or off Linux. Synchronous: one small read. */
+export function procStartOf(pid: number | 'self'): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    return parseProcStart(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** This process's start time, or undefined off Linux. */
 export function ownProcStart(): number | undefined {
-  if (process.platform !== 'linux') return undefined;
-  try {
-    return parseProcStart(readFileSync('/proc/self/stat', 'utf8'));
-  } catch {
-    return undefined;
-  }
+  return procStartOf('self');
 }
 
 /**

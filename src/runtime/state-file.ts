@@ -30,9 +30,10 @@
  * @module
  */
 import { close, closeSync, constants, fdatasync, fstatSync, lstatSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { MAX_EPOCH } from '../core/heartbeat-machine.js';
 import { FailoverError } from '../errors.js';
-import { defaultWorkdirParent } from '../options.js';
+import { inDefaultWorkdirParent } from '../options.js';
 import { fileProblem, makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from './private-path.js';
 
 /** What the file holds. */
@@ -58,9 +59,6 @@ const STATE_FILE_RULE: FileRule = { maxBytes: MAX_STATE_FILE_BYTES, noFollow: tr
 
 /** How long after a write its flush to disk starts (off the takeover's clock). */
 const FLUSH_DELAY_MS = 20;
-
-/** The highest valid epoch (2^53 - 1): larger values are read as this one, never as 0. */
-const EPOCH_CEILING = Number.MAX_SAFE_INTEGER;
 
 /** Reads of a record that does not parse or check (a write in progress?) before it is called corrupt. */
 const READ_ATTEMPTS = 5;
@@ -122,10 +120,10 @@ export class StateFile {
       if (parsed instanceof EpochBeyondCeiling) {
         const error = new FailoverError(
           'ERR_FAILOVER_EPOCH_EXHAUSTED',
-          `state file ${this.path} holds epoch ${parsed.epoch}, beyond 2^53 - 1 = ${EPOCH_CEILING}, the largest valid epoch: ` +
+          `state file ${this.path} holds epoch ${parsed.epoch}, beyond 2^53 - 1 = ${MAX_EPOCH}, the largest valid epoch: ` +
             'no node can take a higher one; to reset the epoch, stop every node and delete every node\'s state file (README, "Resetting the epoch")',
         );
-        throw Object.assign(error, { salvagedEpoch: EPOCH_CEILING });
+        throw Object.assign(error, { salvagedEpoch: MAX_EPOCH });
       }
       if (parsed !== 'torn' && !(parsed instanceof Error)) return parsed;
       problem = parsed === 'torn' ? new Error('the checksum does not match the record') : parsed;
@@ -293,7 +291,7 @@ export class StateFile {
     try {
       makeDirectoriesSync(this.#dir);
       // The default workdir's per-user directory is as private as the workdir itself.
-      problem = workDirectoryProblem(this.#dir, { privateParent: dirname(resolve(this.#dir)) === resolve(defaultWorkdirParent()) });
+      problem = workDirectoryProblem(this.#dir, { privateParent: inDefaultWorkdirParent(this.#dir) });
     } catch (error) {
       problem = (error as Error).message;
     }
@@ -332,7 +330,7 @@ export function salvageEpoch(text: string): number {
   let best = 0;
   for (const m of text.matchAll(/"epoch"\s*:\s*(\d[\d.eE+-]*)/g)) {
     const n = Number(m[1]);
-    if (n > EPOCH_CEILING) return EPOCH_CEILING;
+    if (n > MAX_EPOCH) return MAX_EPOCH;
     if (Number.isSafeInteger(n) && n > best) best = n;
   }
   return best;
@@ -364,7 +362,7 @@ export function parseRecord(text: string): StateRecord | 'torn' | Error {
     return error as Error;
   }
   if (typeof value !== 'object' || value === null) return new Error('not a JSON object');
-  if (typeof value.epoch === 'number' && value.epoch > EPOCH_CEILING) {
+  if (typeof value.epoch === 'number' && value.epoch > MAX_EPOCH) {
     if (!checkMatches(text, value)) return 'torn';
     return new EpochBeyondCeiling(value.epoch);
   }

@@ -26,7 +26,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { procStartOf, signalGroup, waitGroupEmpty, withParentDeathSignal, type GroupIdentity } from './process-group.js';
+import { procStartOf } from '../../runtime/process-identity.js';
+import { signalGroup, waitGroupEmpty, withParentDeathSignal, type GroupIdentity } from './process-group.js';
 
 /** How a child ended. */
 export interface ChildExit {

@@ -14,9 +14,9 @@
  *
  * @module
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { parseProcStart } from '../../runtime/process-identity.js';
+import { procStartOf, statFields } from '../../runtime/process-identity.js';
 
 /** A process group as the supervisor knows it. */
 export interface GroupIdentity {
@@ -38,21 +38,10 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** The start time of `pid`, or undefined if it does not exist (or off Linux). Synchronous: one small read. */
-export function procStartOf(pid: number): number | undefined {
-  if (process.platform !== 'linux') return undefined;
-  try {
-    return parseProcStart(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** State (field 3) and process group (field 5) of a `/proc/<pid>/stat` text. */
 export function parseStateAndGroup(stat: string): { state: string; pgrp: number } | undefined {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const fields = stat.slice(close + 2).split(' ');
+  const fields = statFields(stat);
+  if (fields === undefined) return undefined;
   const state = fields[0];
   const pgrp = Number(fields[2]);
   if (state === undefined || state.length !== 1 || !Number.isSafeInteger(pgrp)) return undefined;

@@ -19,9 +19,9 @@
  */
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { defaultWorkdirParent } from '../../options.js';
-import { makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from '../../runtime/private-path.js';
+import { join } from 'node:path';
+import { inDefaultWorkdirParent } from '../../options.js';
+import { effectiveUid, makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from '../../runtime/private-path.js';
 import { groupGone, liveMembers, signalGroup, waitGroupEmpty, type GroupIdentity } from './process-group.js';
 
 export const UNIT_RECORD_NAME = 'failover-watch.unit.json';
@@ -61,7 +61,7 @@ export class UnitRecordFile {
   /** Why the directory cannot be trusted with the record (see private-path.ts); undefined when it can. */
   directoryProblem(): string | undefined {
     // The default workdir's per-user directory is as private as the workdir itself.
-    return workDirectoryProblem(this.#dir, { privateParent: dirname(resolve(this.#dir)) === resolve(defaultWorkdirParent()) });
+    return workDirectoryProblem(this.#dir, { privateParent: inDefaultWorkdirParent(this.#dir) });
   }
 
   /** The record, or undefined if there is none or it cannot be read as one (a file that is not private included). */
@@ -96,7 +96,7 @@ export class UnitRecordFile {
       leaderStart: group.leaderStart,
       cluster: this.#cluster,
       host: hostname(),
-      uid: process.getuid?.(),
+      uid: effectiveUid(),
       supervisorPid: process.pid,
       startedAt,
     };
@@ -133,7 +133,7 @@ export class UnitRecordFile {
     if (record === undefined) return { action: 'none' };
     if (record.cluster !== this.#cluster) return { action: 'skipped', record, detail: `the record is of another cluster (${record.cluster})` };
     if (record.host !== hostname()) return { action: 'skipped', record, detail: `the previous command ran on ${record.host}` };
-    const uid = process.getuid?.();
+    const uid = effectiveUid();
     if (record.uid !== uid) return { action: 'skipped', record, detail: `the record was written by uid ${record.uid}, not ${uid}` };
     // Without the leader's start time a reused pid cannot be told apart (off Linux): never guess.
     if (record.leaderStart === undefined) return { action: 'skipped', record, detail: 'no start time to check the process group against' };

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { AcquiredFrom, LeaderView, Notice, OpReply } from '../../core/lease-machine.js';
+import { MAX_REVISION, type AcquiredFrom, type LeaderView, type Notice, type OpReply } from '../../core/lease-machine.js';
 import { FailoverError } from '../../errors.js';
 import type { LeadershipEvent, LeaseStore, LeaseStoreHandlers, LiveNode, OpArgs, ReleaseReason } from './lease-store.js';
 
@@ -169,7 +169,7 @@ export class MemoryLeaseStore implements LeaseStore {
       }
       // As the script: no revision above 2^53 - 1, and none from a counter that is not an integer.
       const next = Math.max(s.revision + 1, args.knownRevision + 1);
-      if (!Number.isSafeInteger(s.revision) || !(next <= Number.MAX_SAFE_INTEGER)) {
+      if (!Number.isSafeInteger(s.revision) || !(next <= MAX_REVISION)) {
         return { kind: 'acquire', outcome: 'exhausted', counter: String(s.revision), duplicate };
       }
       let from: AcquiredFrom;

@@ -20,7 +20,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { EventEmitter } from 'node:events';
-import type { LeaderView, Notice, OpReply, AcquiredFrom } from '../../core/lease-machine.js';
+import { MAX_REVISION, type LeaderView, type Notice, type OpReply, type AcquiredFrom } from '../../core/lease-machine.js';
 import { FailoverError } from '../../errors.js';
 import { scriptKeys, type LeaseKeys } from './lease-keys.js';
 import { LEASE_SCRIPTS, type LeaseScript } from './lease-scripts.js';
@@ -302,8 +302,8 @@ function exactRevision(value: unknown): number {
  */
 export function revisionOf(value: unknown): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isInteger(n) && !(n > Number.MAX_SAFE_INTEGER)) return 0;
-  return n < 0 ? 0 : Math.min(n, Number.MAX_SAFE_INTEGER);
+  if (!Number.isInteger(n) && !(n > MAX_REVISION)) return 0;
+  return n < 0 ? 0 : Math.min(n, MAX_REVISION);
 }
 
 function leaderView(node: unknown, rev: unknown, prio: unknown): LeaderView | undefined {

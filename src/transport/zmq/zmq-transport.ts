@@ -28,7 +28,7 @@ import { lstat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import * as zmq from 'zeromq';
 import { FailoverError } from '../../errors.js';
-import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES } from '../../protocol/messages.js';
+import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES, MAX_PRESENCE_TOPIC_BYTES } from '../../protocol/messages.js';
 import { silentLogger, type Logger } from '../../runtime/logger.js';
 import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandlers } from '../transport.js';
 import type { CurveOptions } from './curve.js';
@@ -454,7 +454,7 @@ export class ZmqTransport implements Transport {
             wait = budget.take(performance.now());
           }
         }
-        if (frame === undefined || frame.length < 2 || frame.length > 300) {
+        if (frame === undefined || frame.length < 2 || frame.length > 1 + MAX_PRESENCE_TOPIC_BYTES) {
           this.#subscriptionsIgnored++;
           continue;
         }
