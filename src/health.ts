@@ -17,16 +17,9 @@
  */
 import type { WatcherStatus } from './watcher.js';
 import type { ClusterStatus } from './redis.js';
+import type { Health } from './election/contract.js';
 
-/** What `health()` returns; `GET /healthz` answers `status` with the reason. */
-export interface Health {
-  /** True while the node is healthy in its role. */
-  readonly ok: boolean;
-  /** The HTTP status `/healthz` answers: 200 when `ok`, 503 otherwise. */
-  readonly status: 200 | 503;
-  /** Why, for people: e.g. `following a`, `primary lost`, `own heartbeat 812 ms old (limit 450 ms)`. */
-  readonly reason: string;
-}
+export type { Health };
 
 const healthy = (reason: string): Health => ({ ok: true, status: 200, reason });
 const unhealthy = (reason: string): Health => ({ ok: false, status: 503, reason });

@@ -37,6 +37,6 @@ export type { Clock, TimerHandle } from './runtime/clock.js';
 export type { Logger } from './runtime/logger.js';
 export { PROTOCOL_VERSION, TOPICS } from './protocol/messages.js';
 export type { Topic, RejectReason, WireMessage } from './protocol/messages.js';
-export { readCurveKeys } from './runtime/curve-key-files.js';
-export type { CurveKeyDirectory, CurveKeyFiles, CurveKeyPair } from './runtime/curve-key-files.js';
+export { readCurveKeys } from './transport/zmq/curve-key-files.js';
+export type { CurveKeyDirectory, CurveKeyFiles, CurveKeyPair } from './transport/zmq/curve-key-files.js';
 export type { CurveOptions } from './transport/zmq/curve.js';

@@ -3,12 +3,13 @@
  *
  * @module
  */
-import { hostname, tmpdir, userInfo } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { DemoteReason, InitialRole, PromoteReason } from './core/heartbeat-machine.js';
 import { InvalidOptionError } from './errors.js';
 import type { Clock } from './runtime/clock.js';
 import type { Logger } from './runtime/logger.js';
+import { defaultWorkdirParent } from './runtime/workdir.js';
 import { resolveCurve, type CurveOptions } from './transport/zmq/curve.js';
 import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
 import { MAX_INSTANCE_ID_BYTES } from './protocol/messages.js';
@@ -413,21 +414,4 @@ export function defaultWorkdir(endpoint: string): string {
   return join(defaultWorkdirParent(), endpointSlug(endpoint));
 }
 
-/**
- * Whether `dir` sits right in the per-user directory of the default workdirs, which must then be
- * as private as `dir` itself (see the state file's and the unit record's directory checks).
- */
-export function inDefaultWorkdirParent(dir: string): boolean {
-  return dirname(resolve(dir)) === resolve(defaultWorkdirParent());
-}
-
-/** The per-user directory of the default workdirs: `${tmpdir()}/failover-watch-${user}`. */
-export function defaultWorkdirParent(): string {
-  let user = 'user';
-  try {
-    user = userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_') || user;
-  } catch {
-    // No passwd entry (some containers): a shared name is still per-endpoint.
-  }
-  return join(tmpdir(), `failover-watch-${user}`);
-}
+export { defaultWorkdirParent, inDefaultWorkdirParent } from './runtime/workdir.js';

@@ -60,7 +60,7 @@ import {
   type ResolvedLeaseOptions,
   type StartContext,
   type StopContext,
-} from './core/lease-options.js';
+} from './redis/lease-options.js';
 import { FailoverError } from './errors.js';
 import { judgeLeaseHealth, type Health } from './health.js';
 import { Notifier } from './runtime/notifier.js';

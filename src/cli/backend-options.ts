@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PROJECT_PATTERN } from '../core/lease-options.js';
+import { PROJECT_PATTERN } from '../redis/lease-options.js';
 import type { Endpoint } from '../transport/zmq/endpoint.js';
 
 export const ENDPOINT_OPTION = {

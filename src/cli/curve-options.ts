@@ -5,7 +5,7 @@
  * @module
  */
 import type { CurveOptions } from '../transport/zmq/curve.js';
-import { readCurveKeys } from '../runtime/curve-key-files.js';
+import { readCurveKeys } from '../transport/zmq/curve-key-files.js';
 
 export const CURVE_OPTIONS = {
   'curve-dir': {

@@ -16,7 +16,16 @@
  * @module
  */
 import type { EventEmitter } from 'eventemitter3';
-import type { Health } from '../health.js';
+
+/** What `health()` returns; `GET /healthz` answers `status` with the reason. */
+export interface Health {
+  /** True while the node is healthy in its role. */
+  readonly ok: boolean;
+  /** The HTTP status `/healthz` answers: 200 when `ok`, 503 otherwise. */
+  readonly status: 200 | 503;
+  /** Why, for people: e.g. `following a`, `primary lost`, `own heartbeat 812 ms old (limit 450 ms)`. */
+  readonly reason: string;
+}
 
 /** The backends this package ships. */
 export type BackendKind = 'zmq' | 'redis' | 'etcd' | 'postgres';

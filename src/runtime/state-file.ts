@@ -33,7 +33,7 @@ import { close, closeSync, constants, fdatasync, fstatSync, lstatSync, openSync,
 import { join } from 'node:path';
 import { MAX_EPOCH } from '../core/heartbeat-machine.js';
 import { FailoverError } from '../errors.js';
-import { inDefaultWorkdirParent } from '../options.js';
+import { inDefaultWorkdirParent } from './workdir.js';
 import { fileProblem, makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from './private-path.js';
 
 /** What the file holds. */

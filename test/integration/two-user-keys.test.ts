@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { childArgs, ROOT } from '../../harness/child-runtime.js';
 import { privateDirOf, removeDir, testUsers, twoUserSkipReason, type TestUsers } from '../../harness/os-users.js';
 import { runAs, sharedTmpDir } from '../../harness/run-as.js';
-import { formatKeyFile, writeCurveKeys } from '../../src/runtime/curve-key-files.js';
+import { formatKeyFile, writeCurveKeys } from '../../src/transport/zmq/curve-key-files.js';
 
 const skip = twoUserSkipReason();
 const users = (): TestUsers => testUsers() as TestUsers;

@@ -1,6 +1,6 @@
 /**
  * `failover-watch keygen`: writes the CURVE key files of a cluster (see
- * `runtime/curve-key-files.ts` for the layout): the shared server pair, made once and kept, and
+ * `transport/zmq/curve-key-files.ts` for the layout): the shared server pair, made once and kept, and
  * one client pair per `--name`. Directories get mode 0700, files 0600; nothing is overwritten
  * unless `--force`. Prints the files written, never a key.
  *
@@ -8,7 +8,7 @@
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
-import { KEY_NAME, writeCurveKeys, type CurveKeysWritten } from '../../runtime/curve-key-files.js';
+import { KEY_NAME, writeCurveKeys, type CurveKeysWritten } from '../../transport/zmq/curve-key-files.js';
 
 export const keygenOptions = defineOptions({
   out: {

@@ -20,7 +20,7 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { inDefaultWorkdirParent } from '../../options.js';
+import { inDefaultWorkdirParent } from '../../runtime/workdir.js';
 import { effectiveUid, makeDirectoriesSync, readCheckedFileSync, workDirectoryProblem, type FileRule } from '../../runtime/private-path.js';
 import { groupGone, liveMembers, signalGroup, waitGroupEmpty, type GroupIdentity } from './process-group.js';
 

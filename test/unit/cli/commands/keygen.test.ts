@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempWorkdir } from '../../../../harness/cluster.js';
 import { main, type CliIo } from '../../../../src/cli/main.js';
-import { parseKeyFile } from '../../../../src/runtime/curve-key-files.js';
+import { parseKeyFile } from '../../../../src/transport/zmq/curve-key-files.js';
 
 let tmp: ReturnType<typeof tempWorkdir> | undefined;
 afterEach(() => tmp?.cleanup());

@@ -27,9 +27,9 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import * as zmq from 'zeromq';
-import { FailoverError } from '../errors.js';
-import { isZ85Key, type CurveOptions } from '../transport/zmq/curve.js';
-import { keyDirectoryProblem, MAX_PATH_DEPTH, readCheckedFile, type FileRule } from './private-path.js';
+import { FailoverError } from '../../errors.js';
+import { isZ85Key, type CurveOptions } from './curve.js';
+import { keyDirectoryProblem, MAX_PATH_DEPTH, readCheckedFile, type FileRule } from '../../runtime/private-path.js';
 
 /** Largest key file read, in bytes (one holds about 200). */
 export const MAX_KEY_FILE_BYTES = 16384;

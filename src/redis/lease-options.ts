@@ -7,7 +7,7 @@
 import { InvalidOptionError } from '../errors.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import type { LeaseRoleChangeReason, LeaseStrategy } from './lease-machine.js';
+import type { LeaseRoleChangeReason, LeaseStrategy } from '../core/lease-machine.js';
 
 /** Handed to `onStart`. */
 export interface StartContext {

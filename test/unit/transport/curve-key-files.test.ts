@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tempWorkdir } from '../../../harness/cluster.js';
 import { isFailoverError } from '../../../src/errors.js';
 import { readCurveKeys } from '../../../src/index.js';
-import { parseKeyFile, writeCurveKeys as keygen } from '../../../src/runtime/curve-key-files.js';
+import { parseKeyFile, writeCurveKeys as keygen } from '../../../src/transport/zmq/curve-key-files.js';
 import { resolveCurve } from '../../../src/transport/zmq/curve.js';
 
 let tmp: ReturnType<typeof tempWorkdir> | undefined;
