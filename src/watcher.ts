@@ -6,7 +6,7 @@
  * for, and delivers notifications to listeners without ever letting a listener block or throw
  * into the machine. Every decision is the machine's.
  *
- * Guarantees (see DESIGN.md and the README's "Guarantees and limits"):
+ * Guarantees (docs/GUARANTEES.md):
  * - at most one primary per endpoint on one host: the primary holds an exclusive bind;
  * - epochs only grow, across restarts too (state file in `workdir`);
  * - `onDemote` runs once per resolved `onPromote`, after it; on `shutdown()` it runs before the
@@ -103,7 +103,7 @@ export interface PrimaryLostEvent {
 /**
  * A primary's filesystem socket (`ipc:///PATH`) is no longer the file it bound: another process
  * unlinked it, or put its own socket there. Nodes that connect from now on reach that process,
- * not this primary. The primary keeps its role and reports it (see the README's guarantees).
+ * not this primary. The primary keeps its role and reports it (docs/GUARANTEES.md).
  */
 export interface EndpointStolenEvent {
   readonly endpoint: string;
@@ -650,7 +650,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
 
   /**
    * Whether this node is healthy in its role: exactly what `failover-watch run --health`'s
-   * `GET /healthz` answers (see the README's "Metrics and health"). A primary is healthy while
+   * `GET /healthz` answers (docs/CLI.md, "Metrics and health"). A primary is healthy while
    * its own heartbeats come back through the endpoint on time and its socket file was not
    * taken; a secondary while it hears a live primary or is taking over.
    *
@@ -757,8 +757,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
    * Runs the rehearsals one after another, each on a later turn of the event loop, and only
    * while this node is a secondary at rest, the role that takes over: not during a takeover,
    * whose CPU they would take, nor as primary, where they would only grow the process (the
-   * memory V8 keeps for a while after them delays the crash detection of a primary, see the
-   * README). Stops at shutdown() or at the first that fails (an unwritable work directory, say:
+   * memory V8 keeps for a while after them delays the crash detection of a primary, see
+   * bench/README.md). Stops at shutdown() or at the first that fails (an unwritable work directory, say:
    * they are only worth their speed).
    */
   async #rehearse(): Promise<void> {

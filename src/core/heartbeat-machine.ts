@@ -7,7 +7,7 @@
  * publish, call `onPromote`, wake up at a time) goes out as effects for the driver to run. The
  * driver feeds the outcome of each asynchronous effect back as another input.
  *
- * What it guarantees (given a transport whose bind is exclusive, see DESIGN.md):
+ * What it guarantees (given a transport whose bind is exclusive, see docs/TRANSPORT.md and docs/GUARANTEES.md):
  * - a node becomes primary only after its own bind of the endpoint succeeded and its epoch was
  *   written; it announces itself on the wire (`instance.promoted`, heartbeats) before `onPromote`
  *   runs, and reports the role (`roleChanged`, `role`) only after `onPromote` resolved;
