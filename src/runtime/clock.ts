@@ -82,6 +82,26 @@ export class FakeClock implements Clock {
     return this.#timers.length;
   }
 
+  /** When the earliest pending timer falls due, or undefined when none is pending. */
+  get nextAt(): number | undefined {
+    let at: number | undefined;
+    for (const t of this.#timers) if (at === undefined || t.at < at) at = t.at;
+    return at;
+  }
+
+  /**
+   * Runs the one earliest timer due by `until` (ties in the order they were set), moving time to
+   * it; false when none is due by then. For drivers that let other work run between two timers.
+   */
+  runNext(until: number = this.#now): boolean {
+    const due = this.#timers.filter((t) => t.at <= until).sort((a, b) => a.at - b.at || a.id - b.id)[0];
+    if (due === undefined) return false;
+    this.#timers = this.#timers.filter((t) => t !== due);
+    this.#now = Math.max(this.#now, due.at);
+    due.fn();
+    return true;
+  }
+
   /** Moves time forward by `ms`, running due timers in time order. */
   advance(ms: number): void {
     const target = this.#now + ms;
