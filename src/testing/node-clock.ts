@@ -26,6 +26,8 @@ export class NodeClock implements Clock {
   #frozen = false;
   #heldTimers: Entry[] = [];
   #heldArrivals: Entry[] = [];
+  /** Entries waiting on the cluster's clock. */
+  readonly #scheduled = new Set<Entry>();
 
   constructor(base: FakeClock) {
     this.#base = base;
@@ -46,8 +48,7 @@ export class NodeClock implements Clock {
   clearTimer(handle: TimerHandle): void {
     const entry = handle as Entry;
     entry.cleared = true;
-    if (entry.base !== undefined) this.#base.clearTimer(entry.base);
-    entry.base = undefined;
+    this.#unschedule(entry);
   }
 
   /** Runs `fn` (a message or event reaching this node) `ms` from now, or later if the node is stalled then. */
@@ -78,6 +79,7 @@ export class NodeClock implements Clock {
     for (const entry of held) {
       if (entry.cleared) continue;
       entry.base = this.#base.setTimer(() => this.#fire(entry), 0);
+      this.#scheduled.add(entry);
     }
   }
 
@@ -85,19 +87,32 @@ export class NodeClock implements Clock {
   kill(): void {
     this.#dead = true;
     this.#frozen = false;
-    for (const entry of [...this.#heldTimers, ...this.#heldArrivals]) entry.cleared = true;
+    for (const entry of [...this.#heldTimers, ...this.#heldArrivals, ...this.#scheduled]) {
+      entry.cleared = true;
+      this.#unschedule(entry);
+    }
     this.#heldTimers = [];
     this.#heldArrivals = [];
   }
 
   #schedule(fn: () => void, ms: number, arrival: boolean): Entry {
     const entry: Entry = { fn, arrival, base: undefined, cleared: this.#dead };
-    if (!this.#dead) entry.base = this.#base.setTimer(() => this.#fire(entry), ms);
+    if (!this.#dead) {
+      entry.base = this.#base.setTimer(() => this.#fire(entry), ms);
+      this.#scheduled.add(entry);
+    }
     return entry;
+  }
+
+  #unschedule(entry: Entry): void {
+    if (entry.base !== undefined) this.#base.clearTimer(entry.base);
+    entry.base = undefined;
+    this.#scheduled.delete(entry);
   }
 
   #fire(entry: Entry): void {
     entry.base = undefined;
+    this.#scheduled.delete(entry);
     if (entry.cleared || this.#dead) return;
     if (this.#frozen) {
       (entry.arrival ? this.#heldArrivals : this.#heldTimers).push(entry);
