@@ -198,6 +198,8 @@ export class TestCluster {
   readonly #events: TestEvent[] = [];
   readonly #faults: TestFault[] = [];
   readonly #violations: TestViolation[] = [];
+  /** The timeline's lines, in the order recorded. */
+  readonly #lines: Array<{ readonly at: number; readonly seq: number; readonly text: string }> = [];
   readonly #timers = new Set<TimerHandle>();
   readonly #foreign = new Set<ForeignPrimary>();
   readonly #origin: number;
@@ -304,11 +306,7 @@ export class TestCluster {
    * // 5000 ms  a: crash
    */
   timeline(): string {
-    const lines: Array<{ at: number; seq: number; text: string }> = [];
-    let seq = 0;
-    for (const f of this.#faults) lines.push({ at: f.at, seq: seq++, text: `${f.node ?? '*'}: ${f.fault}${f.detail === '' ? '' : ` (${f.detail})`}` });
-    for (const c of this.#history) lines.push({ at: c.at, seq: seq++, text: `${c.node}: ${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})` });
-    lines.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    const lines = [...this.#lines].sort((a, b) => a.at - b.at || a.seq - b.seq);
     const width = Math.max(1, ...lines.map((l) => String(l.at).length));
     return lines.map((l) => `${String(l.at).padStart(width)} ms  ${l.text}`).join('\n');
   }
@@ -608,6 +606,7 @@ export class TestCluster {
         if (name === 'roleChanged') {
           const c = event as RoleChange;
           this.#history.push({ at, node: id, from: c.from, to: c.to, epoch: c.epoch, reason: c.reason });
+          this.#line(at, `${id}: ${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
         }
       });
     }
@@ -624,6 +623,11 @@ export class TestCluster {
   #fault(node: string | undefined, fault: TestFault['fault'], detail: string): void {
     this.#activity++;
     this.#faults.push({ at: this.now, node, fault, detail });
+    this.#line(this.now, `${node ?? '*'}: ${fault}${detail === '' ? '' : ` (${detail})`}`);
+  }
+
+  #line(at: number, text: string): void {
+    this.#lines.push({ at, seq: this.#lines.length, text });
   }
 
   #later(fn: () => void, ms: number): void {
