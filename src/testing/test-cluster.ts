@@ -138,7 +138,7 @@ interface NodeRuntime {
 /** Turns of the event loop without news after which the cluster counts as quiet. */
 const QUIET_TURNS = 3;
 /** Turns one settle may take before the cluster is declared to be spinning. */
-const MAX_SETTLE_TURNS = 100_000;
+const MAX_SETTLE_TURNS = 20_000;
 /** Longest start(), stop() and restart() wait for, in ms of test time. */
 const LIFECYCLE_WITHIN_MS = 60_000;
 /** The watcher events the cluster records. */
