@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { seededRandom } from '../src/runtime/random.js';
 
 export interface Prng {
   readonly seed: number;
@@ -22,14 +23,7 @@ export interface Prng {
 }
 
 export function createPrng(seed: number): Prng {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return {
     seed: seed >>> 0,
     next,

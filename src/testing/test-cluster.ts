@@ -22,6 +22,7 @@ import { MemoryEndpoint } from './memory-endpoint.js';
 import type { MemoryTransport } from './memory-endpoint.js';
 import { MemoryStateFile, MemoryStateStore } from './memory-state-file.js';
 import { NodeClock } from './node-clock.js';
+import { seededRandom } from '../runtime/random.js';
 
 /** Handed to a test cluster's `onPromote`: the watcher's context, and which node it is. */
 export interface TestPromoteContext extends PromoteContext {
@@ -146,18 +147,6 @@ const EVENT_NAMES = ['roleChanged', 'primaryChanged', 'primaryLost', 'promotionF
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** mulberry32: a small seeded generator, so that retries jitter the same way on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The real Watcher, muted once its process has crashed: a dead process runs no listener and
  * feeds no `roleChanges()` stream.
@@ -221,7 +210,7 @@ export class TestCluster {
       reconnectDelay: options.reconnectDelay ?? 10,
     });
     this.#store = new MemoryStateStore(options.epoch ?? 0);
-    this.#random = seeded(options.seed ?? 1);
+    this.#random = seededRandom(options.seed ?? 1);
     for (const id of this.#specs.keys()) this.#create(id);
   }
 
