@@ -50,8 +50,8 @@ async function twice(body: (cluster: TestCluster) => Promise<void>, extra?: Extr
   const second = await run(body, extra);
   expect(second.transcript).toBe(first.transcript);
   expect(first.cluster.violations).toEqual([]);
-  // Seconds of test time each; measured at 50-150 ms on the 2-core test host. The bound only
-  // catches a kit that waits in real time.
+  // Seconds of test time each (docs/TESTING.md has the figures); the bound only catches a kit
+  // that waits in real time.
   expect(first.realMs + second.realMs).toBeLessThan(10_000);
   return first;
 }
