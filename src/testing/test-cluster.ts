@@ -69,6 +69,11 @@ export interface TestClusterOptions {
   /** Every node's `onDemote` (unless its own options have one). */
   readonly onDemote?: (context: TestDemoteContext) => void | Promise<void>;
   /**
+   * Called with each watcher the cluster makes (at creation, and again for the new watcher of a
+   * restart), before it starts: the place to attach your listeners.
+   */
+  readonly onWatcher?: (watcher: Watcher, id: string) => void;
+  /**
    * The epoch the shared state file holds before the first start (as if the cluster had run
    * before): an integer from 0 to 2^53 - 1.
    * @default 0
@@ -131,7 +136,6 @@ interface NodeRuntime {
   readonly clock: NodeClock;
   readonly transport: MemoryTransport;
   state: TestNodeState;
-  started: boolean;
   startError: unknown;
   startSettled: boolean;
 }
@@ -370,7 +374,6 @@ export class TestCluster {
     }
     for (const n of targets) {
       n.state = 'running';
-      n.started = true;
       this.#fault(n.id, 'start', '');
       n.watcher.start().then(
         () => {
@@ -599,8 +602,9 @@ export class TestCluster {
         }
       });
     }
-    const runtime: NodeRuntime = { id, watcher, clock, transport, state: 'idle', started: false, startError: undefined, startSettled: false };
+    const runtime: NodeRuntime = { id, watcher, clock, transport, state: 'idle', startError: undefined, startSettled: false };
     this.#nodes.set(id, runtime);
+    this.#options.onWatcher?.(watcher, id);
     return runtime;
   }
 
@@ -695,6 +699,9 @@ function validate(options: TestClusterOptions): TestClusterOptions {
     if (value !== undefined && (!Number.isFinite(value) || value < 0)) throw new InvalidOptionError(key, 'a finite number of ms >= 0', value);
   }
   if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) throw new InvalidOptionError('seed', 'an integer', options.seed);
+  for (const key of ['onPromote', 'onDemote', 'onWatcher'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'function') throw new InvalidOptionError(key, 'a function', options[key]);
+  }
   return options;
 }
 

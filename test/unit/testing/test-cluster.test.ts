@@ -22,6 +22,7 @@ describe('createTestCluster', () => {
       [{ nodes: ['a'], epoch: 2 ** 53 }, 'epoch'],
       [{ nodes: ['a'], latency: Number.NaN }, 'latency'],
       [{ nodes: ['a'], seed: 1.5 }, 'seed'],
+      [{ nodes: ['a'], onWatcher: 'log' }, 'onWatcher'],
     ];
     for (const [options, option] of cases) {
       let error: unknown;
@@ -117,6 +118,22 @@ describe('a test cluster', () => {
     await cluster.start('a');
     await expect(cluster.start('b')).rejects.toMatchObject({ code: 'ERR_FAILOVER_ENDPOINT_IN_USE' });
     expect(cluster.state('b')).toBe('stopped');
+    await cluster.shutdown();
+  });
+
+  it('onWatcher sees every watcher, restarts included', async () => {
+    const changes: string[] = [];
+    const cluster = createTestCluster({
+      nodes: ['a', 'b'],
+      options: TIMING,
+      onWatcher: (watcher, id) => watcher.on('roleChanged', (c) => changes.push(`${id} ${c.to}`)),
+    });
+    await cluster.start();
+    await cluster.advance(100);
+    cluster.crash('a');
+    await cluster.advance(100);
+    await cluster.restart('a');
+    expect(changes).toEqual(['b secondary', 'a primary', 'b primary', 'a secondary']);
     await cluster.shutdown();
   });
 
