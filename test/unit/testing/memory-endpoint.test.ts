@@ -33,7 +33,7 @@ it('binds exclusively and frees the bind on release', async () => {
   expect(await a.bind()).toMatchObject({ outcome: 'failed' });
 });
 
-it('connects subscribers, delivers in order, farewell before disconnect', async () => {
+it('delivers in order, the farewell before the disconnect', async () => {
   const clock = new FakeClock();
   const endpoint = new MemoryEndpoint(clock, { latency: 1, reconnectDelay: 10 });
   const log: string[] = [];
@@ -59,7 +59,7 @@ it('connects subscribers, delivers in order, farewell before disconnect', async 
   ]);
 });
 
-it('holds a stalled node\'s arrivals until it wakes, timers first', () => {
+it('a stalled node gets its timers, then arrivals, on waking', () => {
   const clock = new FakeClock();
   const node = new NodeClock(clock);
   const ran: string[] = [];

@@ -127,7 +127,7 @@ describe('the test kit', () => {
     expect(r.calls.filter((c) => c.call === 'promote').map((c) => c.node)).toEqual(['a']);
   });
 
-  it('a higher epoch demotes the primary; the next term is above it', async () => {
+  it('a higher epoch demotes; the next term is above it', async () => {
     const r = await twice(async (cluster) => {
       const foreign = cluster.injectPrimary({ epoch: 100 });
       await cluster.until(() => cluster.node('a').role === 'secondary', { within: 100 });
