@@ -144,6 +144,28 @@ describe('the test kit', () => {
     expect(r.calls).toContainEqual({ at: 1510, node: 'a', call: 'promote', epoch: 101, reason: 'shutdown' });
   });
 
+  it('a stalled primary finds a higher epoch on waking', async () => {
+    // While a is frozen, a foreign process takes the endpoint (it ignored the lock) and leaves;
+    // b takes over and records epoch 11. a wakes still believing it is primary: before it
+    // heartbeats again it reads the state file, finds 11 and steps down. The one fault that
+    // breaks the exclusive bind, so the cluster's check records the overlap.
+    const body = async (cluster: TestCluster): Promise<void> => {
+      cluster.stall('a', 2000);
+      const foreign = cluster.injectPrimary({ epoch: 10 });
+      await cluster.advance(500);
+      foreign.leave();
+      await cluster.until(() => cluster.node('b').role === 'primary', { within: 100 });
+      await cluster.until(() => cluster.node('a').role === 'secondary', { within: 2000 });
+      expect(cluster.now).toBe(3000);
+    };
+    const r = await run(body);
+    expect((await run(body)).transcript).toBe(r.transcript);
+    expect(r.calls).toContainEqual({ at: 3000, node: 'a', call: 'demote', epoch: 1, reason: 'higher-epoch' });
+    expect(r.calls).toContainEqual({ at: 1500, node: 'b', call: 'promote', epoch: 11, reason: 'shutdown' });
+    expect(r.cluster.violations.length).toBeGreaterThan(0);
+    expect(r.cluster.violations[0]).toEqual({ at: 1500, primaries: ['a', 'b'] });
+  });
+
   it('a restarted node follows and keeps the epoch growing', async () => {
     const r = await twice(async (cluster) => {
       cluster.crash('a');
