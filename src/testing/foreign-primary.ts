@@ -42,10 +42,12 @@ export class ForeignPrimary implements Holder {
   #seq = 0;
   #timer: TimerHandle | undefined;
   #gone = false;
+  readonly #onLeave: (graceful: boolean) => void;
 
   /** @internal */
-  constructor(endpoint: MemoryEndpoint, clock: FakeClock, options: Required<ForeignPrimaryOptions>) {
+  constructor(endpoint: MemoryEndpoint, clock: FakeClock, options: Required<ForeignPrimaryOptions>, onLeave: (graceful: boolean) => void) {
     this.#endpoint = endpoint;
+    this.#onLeave = onLeave;
     this.#clock = clock;
     this.instanceId = options.instanceId;
     this.epoch = options.epoch;
@@ -72,6 +74,7 @@ export class ForeignPrimary implements Holder {
   leave(options: { readonly graceful?: boolean } = {}): void {
     if (this.#gone) return;
     this.#gone = true;
+    this.#onLeave(options.graceful !== false);
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#endpoint.vacate(this, options.graceful === false ? undefined : this.#frames('instance.shutdown'));

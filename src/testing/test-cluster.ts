@@ -13,7 +13,7 @@
 import { AssertionError } from 'node:assert';
 import { MAX_EPOCH } from '../core/heartbeat-machine.js';
 import { FailoverError, InvalidOptionError } from '../errors.js';
-import { isValidInstanceId, INSTANCE_ID_RULE, type DemoteContext, type PromoteContext, type WatcherOptions } from '../options.js';
+import { DEFAULTS, isValidInstanceId, INSTANCE_ID_RULE, type DemoteContext, type PromoteContext, type WatcherOptions } from '../options.js';
 import { FakeClock, type TimerHandle } from '../runtime/clock.js';
 import { Watcher, type RoleChange, type WatcherDeps, type WatcherEvents } from '../watcher.js';
 import type { Role, RoleChangeReason } from '../core/heartbeat-machine.js';
@@ -499,20 +499,17 @@ export class TestCluster {
     const instanceId = options.instanceId ?? 'foreign';
     if (!isValidInstanceId(instanceId)) throw new InvalidOptionError('instanceId', INSTANCE_ID_RULE, instanceId);
     if (this.#specs.has(instanceId)) throw new InvalidOptionError('instanceId', 'an id that is not one of the cluster\'s nodes', instanceId);
-    const foreign = new ForeignPrimary(this.#endpoint, this.clock, {
-      epoch,
-      instanceId,
-      heartbeatInterval: options.heartbeatInterval ?? this.#options.options?.heartbeatInterval ?? 5000,
-      priority: options.priority ?? 1,
+    const heartbeatInterval = options.heartbeatInterval ?? this.#options.options?.heartbeatInterval ?? DEFAULTS.heartbeatInterval;
+    if (!Number.isFinite(heartbeatInterval) || heartbeatInterval < 1) throw new InvalidOptionError('heartbeatInterval', 'a number of ms >= 1', heartbeatInterval);
+    const priority = options.priority ?? 1;
+    if (!Number.isSafeInteger(priority) || priority < 0) throw new InvalidOptionError('priority', 'an integer >= 0', priority);
+    const foreign = new ForeignPrimary(this.#endpoint, this.clock, { epoch, instanceId, heartbeatInterval, priority }, (graceful) => {
+      this.#foreign.delete(foreign);
+      this.#fault(undefined, 'foreign-left', `${instanceId}${graceful ? '' : ', crashed'}`);
     });
     this.#foreign.add(foreign);
     this.#fault(undefined, 'foreign', `${instanceId}, epoch ${epoch}`);
     foreign.seize();
-    const leave = foreign.leave.bind(foreign);
-    foreign.leave = (opts = {}) => {
-      if (this.#foreign.delete(foreign)) this.#fault(undefined, 'foreign-left', `${instanceId}${opts.graceful === false ? ', crashed' : ''}`);
-      leave(opts);
-    };
     return foreign;
   }
 

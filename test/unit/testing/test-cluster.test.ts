@@ -44,6 +44,13 @@ describe('createTestCluster', () => {
     expect(cluster.node('a').enabled).toBe(true);
   });
 
+  it('refuses a foreign primary without a valid epoch or id', () => {
+    const cluster = createTestCluster({ nodes: ['a'] });
+    expect(() => cluster.injectPrimary({ epoch: 0 })).toThrow(/Invalid option `epoch`/);
+    expect(() => cluster.injectPrimary({ epoch: 2, instanceId: 'a' })).toThrow(/Invalid option `instanceId`/);
+    expect(() => cluster.injectPrimary({ epoch: 2, heartbeatInterval: 0 })).toThrow(/Invalid option `heartbeatInterval`/);
+  });
+
   it('names an unknown node', () => {
     const cluster = createTestCluster({ nodes: ['a'] });
     expect(() => cluster.crash('z')).toThrow(/Invalid option `node`: expected one of the cluster's nodes \(a\), received "z"/);
