@@ -158,8 +158,13 @@ describe('the test kit', () => {
       await cluster.until(() => cluster.node('a').role === 'secondary', { within: 2000 });
       expect(cluster.now).toBe(3000);
     };
-    const r = await run(body);
-    expect((await run(body)).transcript).toBe(r.transcript);
+    const warnings: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: (m: string) => void warnings.push(m), error: () => undefined };
+    const extra: Extra = () => ({ nodes: ['a', 'b', 'c'].map((id) => ({ id, options: id === 'a' ? { ...TIMING, logger } : TIMING })) });
+    const r = await run(body, extra);
+    expect((await run(body, extra)).transcript).toBe(r.transcript);
+    // The state file, not the wire, told it (its timers run before what arrived while frozen).
+    expect(warnings.some((w) => w.includes('state file holds epoch 11 > own 1'))).toBe(true);
     expect(r.calls).toContainEqual({ at: 3000, node: 'a', call: 'demote', epoch: 1, reason: 'higher-epoch' });
     expect(r.calls).toContainEqual({ at: 1500, node: 'b', call: 'promote', epoch: 11, reason: 'shutdown' });
     expect(r.cluster.violations.length).toBeGreaterThan(0);
