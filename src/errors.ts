@@ -27,7 +27,7 @@ export type FailoverErrorCode =
   | 'ERR_FAILOVER_EPOCH_EXHAUSTED'
   /** The method is not valid in the watcher's current lifecycle state. */
   | 'ERR_FAILOVER_LIFECYCLE'
-  /** A feature is not available on this platform. */
+  /** A feature is not available on this platform (see {@link UnsupportedError}, docs/PLATFORMS.md). */
   | 'ERR_FAILOVER_UNSUPPORTED'
   /** A bounded wait ran out. */
   | 'ERR_FAILOVER_TIMEOUT';
@@ -61,6 +61,28 @@ export class InvalidOptionError extends FailoverError {
     this.option = option;
     this.expected = expected;
     this.received = received;
+  }
+}
+
+/**
+ * Thrown (code `ERR_FAILOVER_UNSUPPORTED`) when a watcher or a CLI command is constructed with
+ * something the running platform cannot do (docs/PLATFORMS.md). The message names the option
+ * (or command), the platform, why, and what to use instead; the same facts are properties.
+ */
+export class UnsupportedError extends FailoverError {
+  readonly option: string;
+  readonly platform: string;
+  readonly instead: string;
+
+  constructor(option: string, platform: string, why: string, instead: string) {
+    super(
+      'ERR_FAILOVER_UNSUPPORTED',
+      `Unsupported \`${option}\` on ${platform}: ${why}${instead === '' ? '' : `; use ${instead} instead`} (docs/PLATFORMS.md)`,
+    );
+    this.name = 'UnsupportedError';
+    this.option = option;
+    this.platform = platform;
+    this.instead = instead;
   }
 }
 

@@ -30,7 +30,9 @@ export type {
   PrimaryLostReason,
   EndpointTheft,
 } from './core/heartbeat-machine.js';
-export { FailoverError, InvalidOptionError, isFailoverError } from './errors.js';
+export { FailoverError, InvalidOptionError, UnsupportedError, isFailoverError } from './errors.js';
+export { PLATFORM_MATRIX, platformSupport } from './platform.js';
+export type { PlatformCell, PlatformColumn, PlatformFeature, PlatformRow } from './platform.js';
 export type { FailoverErrorCode } from './errors.js';
 export { FakeClock, systemClock } from './runtime/clock.js';
 export type { Clock, TimerHandle } from './runtime/clock.js';

@@ -13,6 +13,7 @@ import { defaultWorkdirParent } from './runtime/workdir.js';
 import { resolveCurve, type CurveOptions } from './transport/zmq/curve.js';
 import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
 import { MAX_INSTANCE_ID_BYTES } from './protocol/messages.js';
+import { assertSupported } from './platform.js';
 
 /** Handed to `onPromote`. */
 export interface PromoteContext {
@@ -36,7 +37,9 @@ export interface DemoteContext {
 export interface WatcherOptions {
   /**
    * The cluster's one endpoint. Whoever is primary binds it; everyone else connects to it.
-   * `tcp://127.0.0.1:PORT`, `ipc://@NAME` (Linux abstract socket) or `ipc:///ABSOLUTE/PATH`.
+   * `tcp://127.0.0.1:PORT` (every platform), `ipc://@NAME` (Linux abstract socket) or
+   * `ipc:///ABSOLUTE/PATH` (Linux). An ipc endpoint elsewhere throws `ERR_FAILOVER_UNSUPPORTED`
+   * from the constructor (docs/PLATFORMS.md).
    * @example 'tcp://127.0.0.1:5555'
    */
   readonly endpoint: string;
@@ -134,6 +137,8 @@ export interface WatcherOptions {
    * announced, and takes over. Only on the same host, and only if that pid is still the process
    * that announced it (same start time). Trade-off: a primary whose event loop is blocked for
    * longer than `heartbeatTimeout + livenessProbeTimeout` is killed rather than waited for.
+   * Linux only (a process's start time comes from `/proc`): `true` elsewhere throws
+   * `ERR_FAILOVER_UNSUPPORTED` from the constructor (docs/PLATFORMS.md).
    * @default false
    */
   readonly fencing?: boolean;
@@ -292,8 +297,12 @@ function isWellFormed(text: string): boolean {
   return /^(?:[^\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/.test(text);
 }
 
-/** Validates options once, combinations included; throws {@link InvalidOptionError}. */
-export function resolveOptions(input: WatcherOptions): ResolvedOptions {
+/**
+ * Validates options once, combinations included; throws {@link InvalidOptionError}, or
+ * `UnsupportedError` (`ERR_FAILOVER_UNSUPPORTED`) for an endpoint kind or option that `platform`
+ * cannot do (src/platform.ts, docs/PLATFORMS.md).
+ */
+export function resolveOptions(input: WatcherOptions, platform: NodeJS.Platform | string = process.platform): ResolvedOptions {
   if (typeof input !== 'object' || input === null) {
     throw new InvalidOptionError('options', 'an object', input);
   }
@@ -305,6 +314,7 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   }
   const endpoint = parseEndpoint(input.endpoint);
   if (typeof endpoint === 'string') throw new InvalidOptionError('endpoint', endpoint, input.endpoint);
+  assertSupported(endpoint.kind === 'tcp' ? 'endpoint-tcp' : endpoint.kind === 'ipc-abstract' ? 'endpoint-ipc-abstract' : 'endpoint-ipc-path', platform);
 
   const role = input.role ?? DEFAULTS.role;
   if (role !== 'auto' && role !== 'primary' && role !== 'secondary') {
@@ -368,6 +378,7 @@ export function resolveOptions(input: WatcherOptions): ResolvedOptions {
   const preemptDelay = duration(input, 'preemptDelay', DEFAULTS.preemptDelay, 0);
   const fencing = input.fencing ?? DEFAULTS.fencing;
   if (typeof fencing !== 'boolean') throw new InvalidOptionError('fencing', 'a boolean', input.fencing);
+  if (fencing) assertSupported('fencing', platform);
   const livenessProbeTimeout = duration(input, 'livenessProbeTimeout', DEFAULTS.livenessProbeTimeout, 1);
   const clock = input.clock;
   if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')) {

@@ -290,6 +290,8 @@ export interface WatcherDeps {
   readonly rehearsal?: boolean;
   /** How start() tells whether the endpoint is an address of this host. */
   readonly locality?: LocalityProbe;
+  /** The platform the options are checked against (src/platform.ts); tests inject another. @default process.platform */
+  readonly platform?: NodeJS.Platform;
 }
 
 type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
@@ -382,7 +384,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   /** Validates the options (throws `InvalidOptionError`); does not touch the network until `start()`. */
   constructor(options: WatcherOptions, deps: WatcherDeps = {}) {
     super();
-    this.options = resolveOptions(options);
+    this.options = resolveOptions(options, deps.platform);
     this.#isRehearsal = deps.rehearsal === true;
     this.#locality = deps.locality ?? systemLocalityProbe;
     const o = this.options;

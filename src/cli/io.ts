@@ -20,6 +20,8 @@ export interface CliIo {
   readonly signal: AbortSignal;
   /** The terminal's width in columns, when known. */
   readonly columns?: () => number | undefined;
+  /** The operating system commands check what they need against (src/platform.ts). @default process.platform */
+  readonly platform?: NodeJS.Platform;
 }
 
 /**

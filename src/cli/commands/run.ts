@@ -9,6 +9,8 @@ import { hostname } from 'node:os';
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
+import { isFailoverError } from '../../errors.js';
+import { assertSupported } from '../../platform.js';
 import { redisBackend, zmqBackend } from '../supervisor/backends.js';
 import { leaveBudget, runSupervisor, type OnExit } from '../supervisor/supervisor.js';
 
@@ -132,7 +134,7 @@ export const runCommand = defineCommand({
   ],
   exitCodes: [
     { code: EXIT.ok, meaning: "stopped by SIGTERM/SIGINT after a graceful handover (with --on-exit exit: the command's own exit code, 1 if a signal killed it)" },
-    { code: EXIT.failure, meaning: 'the election could not start (endpoint held by a non-watcher, Redis unreachable)' },
+    { code: EXIT.failure, meaning: 'the election could not start (endpoint held by a non-watcher, Redis unreachable; on Windows, run is unsupported)' },
     USAGE_EXIT,
   ],
 
@@ -141,6 +143,14 @@ export const runCommand = defineCommand({
       context.warn(`${message}; see --help`);
       return EXIT.usage;
     };
+    try {
+      // Process groups, POSIX signals and the sh guardian: not on Windows (docs/PLATFORMS.md).
+      assertSupported('cli-run', context.io.platform ?? process.platform);
+    } catch (error) {
+      if (!isFailoverError(error, 'ERR_FAILOVER_UNSUPPORTED')) throw error;
+      context.warn(`${error.message} (${error.code})`);
+      return EXIT.failure;
+    }
     const [command, ...args] = operands as [string, ...string[]];
     if ((v.endpoint === undefined) === (v.redis === undefined)) return usage('give exactly one backend: --endpoint E or --redis URL');
     if (v.redis !== undefined && v.project === undefined) return usage('--redis needs --project NAME');
