@@ -26,8 +26,9 @@ export class CliProcess {
   #stderr = '';
   #waiters = new Set<{ pred: (e: CliEvent) => boolean; resolve: (e: CliEvent) => void }>();
 
-  constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `bin`: the shim to run (default the checkout's `bin/failover-watch.js`, which runs src/ through tsx). */
+  constructor(args: readonly string[], bin: string = BIN) {
+    this.child = spawn(process.execPath, [bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffer = '';
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       buffer += chunk;
@@ -74,8 +75,8 @@ export class CliProcess {
 export class CliProcesses {
   readonly #started: CliProcess[] = [];
 
-  spawn(args: readonly string[]): CliProcess {
-    const p = new CliProcess(args);
+  spawn(args: readonly string[], bin?: string): CliProcess {
+    const p = new CliProcess(args, bin);
     this.#started.push(p);
     return p;
   }
