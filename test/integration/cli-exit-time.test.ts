@@ -65,9 +65,9 @@ async function stoppedToExit(p: CliProcess): Promise<number> {
   return exitAt - (stopped?.at as number);
 }
 
-/** The floor: a bare node that prints a `stopped` line and exits (the same way: the loop drains). */
+/** The floor: a bare node that prints a `stopped` line and calls process.exit, as the CLI's shim does. */
 async function floorRun(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', 'process.stdout.write(JSON.stringify({ event: "stopped", at: performance.timeOrigin + performance.now() }) + "\\n")'], {
+  const child = spawn(process.execPath, ['-e', 'process.stdout.write(JSON.stringify({ event: "stopped", at: performance.timeOrigin + performance.now() }) + "\\n"); process.exit(0)'], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   let out = '';
