@@ -13,7 +13,7 @@ import { defaultWorkdirParent } from './runtime/workdir.js';
 import { resolveCurve, type CurveOptions } from './transport/zmq/curve.js';
 import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
 import { MAX_INSTANCE_ID_BYTES } from './protocol/messages.js';
-import { assertSupported } from './platform.js';
+import { assertSupported, endpointFeature } from './platform.js';
 
 /** Handed to `onPromote`. */
 export interface PromoteContext {
@@ -314,7 +314,7 @@ export function resolveOptions(input: WatcherOptions, platform: NodeJS.Platform 
   }
   const endpoint = parseEndpoint(input.endpoint);
   if (typeof endpoint === 'string') throw new InvalidOptionError('endpoint', endpoint, input.endpoint);
-  assertSupported(endpoint.kind === 'tcp' ? 'endpoint-tcp' : endpoint.kind === 'ipc-abstract' ? 'endpoint-ipc-abstract' : 'endpoint-ipc-path', platform);
+  assertSupported(endpointFeature(endpoint.kind), platform);
 
   const role = input.role ?? DEFAULTS.role;
   if (role !== 'auto' && role !== 'primary' && role !== 'secondary') {

@@ -158,6 +158,11 @@ export function assertSupported(feature: PlatformFeature, platform: NodeJS.Platf
   throw new UnsupportedError(row.option, platformName(platform), `${row.label}: ${cell.note}`, row.instead);
 }
 
+/** The row of an endpoint kind (`Endpoint['kind']` of transport/zmq/endpoint.ts). */
+export function endpointFeature(kind: 'tcp' | 'ipc-abstract' | 'ipc-path'): PlatformFeature {
+  return kind === 'tcp' ? 'endpoint-tcp' : kind === 'ipc-abstract' ? 'endpoint-ipc-abstract' : 'endpoint-ipc-path';
+}
+
 /** The matrix as a Markdown table (the README's and docs/PLATFORMS.md's). */
 export function renderPlatformTable(): string {
   const cell = (c: PlatformCell): string => (c.supported ? c.note : `**${c.note}**`);

@@ -5,6 +5,8 @@
  * @module
  */
 import { PROJECT_PATTERN } from '../redis/lease-options.js';
+import { isFailoverError } from '../errors.js';
+import { assertSupported, endpointFeature } from '../platform.js';
 import type { Endpoint } from '../transport/zmq/endpoint.js';
 
 export const ENDPOINT_OPTION = {
@@ -38,17 +40,29 @@ export type BackendChoice =
   | { readonly kind: 'zmq'; readonly endpoint: Endpoint }
   | { readonly kind: 'redis'; readonly url: string; readonly project: string; readonly cluster: string };
 
-/** The backend, or the usage error to report (one line). */
-export function backendOrUsageError(values: {
-  readonly endpoint: Endpoint | undefined;
-  readonly redis: string | undefined;
-  readonly project: string | undefined;
-  readonly 'curve-dir'?: string | undefined;
-}): BackendChoice | { readonly error: string } {
+/**
+ * The backend, or the usage error to report (one line). An endpoint kind that `platform` does not
+ * have (`ipc://` off Linux, docs/PLATFORMS.md) is a usage error too: it could never be reached.
+ */
+export function backendOrUsageError(
+  values: {
+    readonly endpoint: Endpoint | undefined;
+    readonly redis: string | undefined;
+    readonly project: string | undefined;
+    readonly 'curve-dir'?: string | undefined;
+  },
+  platform: NodeJS.Platform | string = process.platform,
+): BackendChoice | { readonly error: string } {
   const { endpoint, redis, project } = values;
   if ((endpoint === undefined) === (redis === undefined)) return { error: 'give exactly one backend: --endpoint E or --redis URL' };
   if (endpoint !== undefined) {
     if (project !== undefined) return { error: '--project is for the Redis backend (--redis URL)' };
+    try {
+      assertSupported(endpointFeature(endpoint.kind), platform);
+    } catch (error) {
+      if (!isFailoverError(error, 'ERR_FAILOVER_UNSUPPORTED')) throw error;
+      return { error: `--endpoint ${endpoint.address}: ${error.message} (${error.code})` };
+    }
     return { kind: 'zmq', endpoint };
   }
   const url = redis as string;

@@ -104,7 +104,7 @@ describe('watcher construction per platform', () => {
   });
 });
 
-describe('failover-watch run per platform', () => {
+describe('failover-watch commands per platform', () => {
   function fakeIo(platform: NodeJS.Platform) {
     const err: string[] = [];
     const io: CliIo = {
@@ -133,5 +133,22 @@ describe('failover-watch run per platform', () => {
     const code = await main(['run', '--', 'true'], io);
     expect(code).toBe(2);
     expect(stderr()).toContain('give exactly one backend');
+  });
+
+  for (const command of ['status', 'watch']) {
+    it(`rejects ${command} -e ipc://@NAME on macOS as bad usage`, async () => {
+      const { io, stderr } = fakeIo('darwin');
+      const code = await main([command, '--endpoint', 'ipc://@fw-platform-cli', '--timeout', '1'], io);
+      expect(code).toBe(2);
+      expect(stderr()).toContain('Unsupported `endpoint` on macOS (darwin)');
+      expect(stderr()).toContain('use tcp://127.0.0.1:PORT instead');
+    });
+  }
+
+  it('rejects status -e ipc:///PATH on Windows as bad usage', async () => {
+    const { io, stderr } = fakeIo('win32');
+    const code = await main(['status', '--endpoint', 'ipc:///tmp/fw-platform-cli.sock', '--timeout', '1'], io);
+    expect(code).toBe(2);
+    expect(stderr()).toContain('Unsupported `endpoint` on Windows (win32)');
   });
 });

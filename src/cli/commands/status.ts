@@ -61,7 +61,7 @@ export const statusCommand = defineCommand({
 
   async run({ values }, context) {
     const { timeout, json } = values;
-    const backend = backendOrUsageError(values);
+    const backend = backendOrUsageError(values, context.io.platform);
     if ('error' in backend) {
       context.warn(`${backend.error}; see --help`);
       return EXIT.usage;

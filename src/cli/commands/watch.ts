@@ -78,7 +78,7 @@ export const watchCommand = defineCommand({
 
   async run({ values }, context) {
     const { json, timeout } = values;
-    const backend = backendOrUsageError(values);
+    const backend = backendOrUsageError(values, context.io.platform);
     if ('error' in backend) {
       context.warn(`${backend.error}; see --help`);
       return EXIT.usage;
