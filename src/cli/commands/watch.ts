@@ -133,9 +133,8 @@ export const watchCommand = defineCommand({
     clearInterval(ticker);
     await listener.close();
     redraw(true);
-    // The last line: the socket is closed and nothing more will be printed (exit follows at once).
+    // The last JSON line: the socket is closed and nothing more will be printed (exit follows at once).
     if (mode === 'json') context.out(`${JSON.stringify({ event: 'stopped', at: wallNow() })}\n`);
-    else if (mode === 'lines') context.warn('stopped');
     return EXIT.ok;
   },
 });
