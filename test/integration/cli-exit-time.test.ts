@@ -17,8 +17,8 @@
  * Why this bound cannot flake: a 2-core host shared with other suites can delay any process by
  * tens of milliseconds, including a bare `node` that prints one line and exits (the floor,
  * measured here in the same rounds, before and after each round's exits). The test asserts the
- * median over ROUNDS runs of each kind, which a few slow runs cannot move, against 50 ms or twice
- * the floor's median, whichever is larger
+ * median over ROUNDS runs of each kind, which a few slow runs cannot move, against 50 ms or
+ * FLOOR_FACTOR times the floor's median, whichever is larger
  * (on a host so busy that a bare node needs 40 ms to exit, 50 ms says nothing about this code),
  * and every single run against a one-second ceiling, which only a real wait (a timer, a socket
  * linger, a child not reaped) can cross.
@@ -32,6 +32,12 @@ import { buildPublishedCli, type PublishedCli } from '../../harness/published-cl
 const ROUNDS = 7;
 /** The goal: a median this close to `stopped`, ms. */
 const GOAL_MS = 50;
+/**
+ * Above 50 ms, the median may be this many times the floor's: at load 32 (other suites beside
+ * this one) a secondary's median was 1.8 times a bare node's (173 against 98 ms; the CLI has more
+ * threads to join, and each join waits for the scheduler), so 2 left too little room.
+ */
+const FLOOR_FACTOR = 3;
 /** No single run may stay this long after `stopped`, ms. */
 const CEILING_MS = 1000;
 
@@ -109,7 +115,7 @@ describe('exit time after the stopped event', () => {
       figures.floor.push(await floorRun());
     }
     const floor = median(figures.floor);
-    const bound = Math.max(GOAL_MS, 2 * floor);
+    const bound = Math.max(GOAL_MS, FLOOR_FACTOR * floor);
     const shown = JSON.stringify(Object.fromEntries(Object.entries(figures).map(([k, xs]) => [k, xs.map((x) => Math.round(x))])));
     if (timings) {
       const show = (xs: number[]): string => `median ${median(xs).toFixed(1)} (${xs.map((x) => x.toFixed(0)).join(', ')})`;
