@@ -160,7 +160,7 @@ process.on('message', (raw) => {
       send('status', { status: watcher.status() });
       return;
     case 'liveNodes':
-      send('liveNodes', { nodes: watcher.liveNodes() });
+      void watcher.liveNodes().then((nodes) => send('liveNodes', { nodes }));
       return;
     case 'memory': {
       const { rss, heapUsed } = process.memoryUsage();

@@ -58,6 +58,7 @@ import { ZmqTransport } from './transport/zmq/zmq-transport.js';
 import { endpointLocality, systemLocalityProbe, type LocalityProbe } from './transport/zmq/endpoint-locality.js';
 import { RehearsalTransport } from './transport/memory/rehearsal-transport.js';
 import { hostname } from 'node:os';
+import type { Election, ElectionEvents, ElectionNode } from './election/contract.js';
 
 /** A role transition, as delivered by `roleChanged` and `roleChanges()`. */
 export interface RoleChange {
@@ -143,36 +144,25 @@ export interface EpochExhaustedEvent {
 
 /** The watcher's events. No event is called `error`: a watcher never throws at you. */
 export interface WatcherEvents {
-  roleChanged: (change: RoleChange) => void;
-  primaryChanged: (event: PrimaryChangedEvent) => void;
-  primaryLost: (event: PrimaryLostEvent) => void;
-  promotionFailed: (event: PromotionFailedEvent) => void;
-  epochExhausted: (event: EpochExhaustedEvent) => void;
-  endpointStolen: (event: EndpointStolenEvent) => void;
+  // Method syntax: a listener of the contract's wider event types (ElectionEvents) fits too.
+  roleChanged(change: RoleChange): void;
+  primaryChanged(event: PrimaryChangedEvent): void;
+  primaryLost(event: PrimaryLostEvent): void;
+  promotionFailed(event: PromotionFailedEvent): void;
+  epochExhausted(event: EpochExhaustedEvent): void;
+  endpointStolen(event: EndpointStolenEvent): void;
 }
 
-/** One node as seen by `liveNodes()`. */
-export interface LiveNode {
-  readonly instanceId: string;
-  readonly role: 'primary' | 'secondary';
-  /** Announced priority (lower is preferred); undefined for a primary that did not announce one. */
-  readonly priority: number | undefined;
-  /** The primary's epoch; undefined for secondaries. */
-  readonly epoch: number | undefined;
-  /** Wall-clock ms when this node last had news of it. */
-  readonly lastSeenAt: number;
-  /** True for the node you asked. */
-  readonly self: boolean;
-  /**
-   * True for this node when it is an observer (its endpoint is not an address of this host, so
-   * it can never take over). Observers do not announce their presence, so no other node lists
-   * them: every other node listed is a candidate.
-   */
-  readonly observer: boolean;
-}
+/**
+ * One node as seen by `liveNodes()`: the contract's {@link ElectionNode}. (Before 0.2 the Watcher
+ * listed an `observer` flag; `eligible` replaces it: false for an observer, a disabled node, or
+ * one with no valid epoch left.)
+ */
+export type LiveNode = ElectionNode;
 
 /** What `status()` returns: a plain, JSON-friendly object. */
 export interface WatcherStatus {
+  readonly backend: 'zmq';
   readonly instanceId: string;
   readonly endpoint: string;
   readonly role: Role;
@@ -205,7 +195,7 @@ export interface WatcherStatus {
   readonly endpointStolen:
     | { readonly path: string; readonly found: EndpointTheft; readonly detail: string; readonly sinceMs: number }
     | undefined;
-  /** The primary this secondary follows. */
+  /** The primary this secondary follows; on a primary, itself (its own pid, host and last heartbeat). */
   readonly primary:
     | {
         readonly instanceId: string;
@@ -334,7 +324,17 @@ function deferred<T>(): Deferred<T> {
  * await watcher.start();
  * process.on('SIGTERM', () => void watcher.shutdown());
  */
-export class Watcher extends Notifier<WatcherEvents, RoleChange> {
+export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Election<WatcherStatus> {
+  /** The backend, as the election contract names it. */
+  readonly backend = 'zmq' as const;
+
+  /**
+   * The events with listeners. Typed as the contract's so that a Watcher is an `Election`; it
+   * also names the Watcher's own events (`epochExhausted`, `endpointStolen`) when they have some.
+   */
+  override eventNames(): Array<keyof ElectionEvents> {
+    return super.eventNames() as Array<keyof ElectionEvents>;
+  }
   readonly options: ResolvedOptions;
   readonly #clock: Clock;
   readonly #random: () => number;
@@ -599,7 +599,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
     const p = s.holdsEndpoint ? undefined : s.primary;
     const total = Object.values(this.#dropped).reduce((a, b) => a + b, 0);
     const transportCounters = this.#transport.counters?.();
+    const own = s.holdsEndpoint && s.role === 'primary';
     return {
+      backend: 'zmq',
       instanceId: this.options.instanceId,
       endpoint: this.options.endpoint.address,
       role: s.role,
@@ -619,8 +621,17 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
               detail: s.endpointStolen.detail,
               sinceMs: Math.max(0, now - s.endpointStolen.since),
             },
-      primary:
-        p === undefined
+      primary: own
+        ? {
+            instanceId: this.options.instanceId,
+            epoch: s.epoch,
+            pid: process.pid,
+            host: this.#host,
+            seq: s.seq,
+            lastHeartbeatAt: s.lastSelfSeenAt === undefined ? this.#clock.wallNow() : this.#clock.wallNow() - Math.max(0, now - s.lastSelfSeenAt),
+            ageMs: s.lastSelfSeenAt === undefined ? 0 : Math.max(0, now - s.lastSelfSeenAt),
+          }
+        : p === undefined
           ? undefined
           : {
               instanceId: p.instanceId,
@@ -665,32 +676,39 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   /**
-   * The nodes of the cluster as this node knows them: the primary (itself, or the one it
+   * The nodes of the cluster as this node knows them (asynchronous since 0.2, as the election
+   * contract has it): the primary (itself, or the one it
    * follows) and the secondaries connected to it (a primary learns them from their presence on
    * the endpoint; a secondary from the primary's heartbeats).
    */
-  liveNodes(): LiveNode[] {
+  liveNodes(): Promise<ElectionNode[]> {
+    return Promise.resolve(this.#liveNodes());
+  }
+
+  #liveNodes(): ElectionNode[] {
     const s = this.#loop.state;
     const wallNow = this.#clock.wallNow();
     const self = this.options.instanceId;
-    const nodes: LiveNode[] = [];
+    const nodes: ElectionNode[] = [];
     if (s.role === 'stopped' || s.role === 'starting') return nodes;
+    const selfEligible = !s.observer && s.enabled && !epochExhausted(s);
+    // Observers announce no presence, so every other node listed is a candidate.
     if (s.holdsEndpoint) {
-      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true, observer: false });
+      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true, eligible: selfEligible });
       for (const [id, m] of s.members) {
-        nodes.push({ instanceId: id, role: 'secondary', priority: m.priority, epoch: undefined, lastSeenAt: wallNow, self: false, observer: false });
+        nodes.push({ instanceId: id, role: 'secondary', priority: m.priority, epoch: undefined, lastSeenAt: wallNow, self: false, eligible: true });
       }
       return nodes;
     }
     const p = s.primary;
     if (p !== undefined) {
       const seen = p.lastSeenWallAt;
-      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false, observer: false });
+      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false, eligible: true });
       for (const [id, priority] of s.lastMembers) {
-        if (id !== self) nodes.push({ instanceId: id, role: 'secondary', priority, epoch: undefined, lastSeenAt: seen, self: false, observer: false });
+        if (id !== self) nodes.push({ instanceId: id, role: 'secondary', priority, epoch: undefined, lastSeenAt: seen, self: false, eligible: true });
       }
     }
-    nodes.push({ instanceId: self, role: 'secondary', priority: this.options.priority, epoch: undefined, lastSeenAt: wallNow, self: true, observer: s.observer });
+    nodes.push({ instanceId: self, role: 'secondary', priority: this.options.priority, epoch: undefined, lastSeenAt: wallNow, self: true, eligible: selfEligible });
     return nodes;
   }
 
@@ -995,6 +1013,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
         return;
       case 'callDemote': {
         const { term, epoch, reason } = effect;
+        this.#aborts.get(term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `the primary role ended (${reason})`));
+        this.#aborts.delete(term);
         const onDemote = this.options.onDemote;
         queueMicrotask(() => {
           let result: unknown;
@@ -1065,7 +1085,12 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> {
   }
 
   #promoteSettled(term: number, error: unknown): void {
-    this.#aborts.delete(term);
+    // A resolved onPromote's signal stays live for the whole term: it aborts when the term ends
+    // (callDemote), as the election contract has it.
+    if (error !== undefined) {
+      this.#aborts.get(term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'onPromote failed'));
+      this.#aborts.delete(term);
+    }
     if (error !== undefined) this.#logger.warn(`onPromote failed: ${error instanceof Error ? error.message : String(error)}`);
     this.#dispatch({
       type: 'promoteSettled',
