@@ -71,7 +71,7 @@ it('an observer opens with no presence topic and never binds', async () => {
   expect(s.opened).toEqual({ presence: undefined });
   expect(s.binds).toBe(0);
   expect(w.status()).toMatchObject({ observer: true, enabled: true });
-  expect(w.liveNodes()).toEqual([expect.objectContaining({ self: true, observer: true, role: 'secondary' })]);
+  expect(await w.liveNodes()).toEqual([expect.objectContaining({ self: true, eligible: false, role: 'secondary' })]);
 });
 
 it('an observer started as primary fails without a bind', async () => {
