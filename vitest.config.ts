@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^failover-watch\/redis$/, replacement: src('redis.ts') },
       { find: /^failover-watch\/metrics$/, replacement: src('metrics.ts') },
       { find: /^failover-watch\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^failover-watch\/transport$/, replacement: src('transport.ts') },
     ],
   },
   test: {

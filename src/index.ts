@@ -16,6 +16,7 @@ export type {
   WatcherEvents,
   WatcherStatus,
   LiveNode,
+  WatcherDeps,
 } from './watcher.js';
 export type { Health } from './health.js';
 export { DEFAULTS } from './options.js';

@@ -57,6 +57,7 @@ import type { Frames, Transport } from './transport/transport.js';
 import { ZmqTransport } from './transport/zmq/zmq-transport.js';
 import { endpointLocality, systemLocalityProbe, type LocalityProbe } from './transport/zmq/endpoint-locality.js';
 import { RehearsalTransport } from './transport/memory/rehearsal-transport.js';
+import { checkTransportDeps } from './transport/check-transport.js';
 import { hostname } from 'node:os';
 import type { Election, ElectionEvents, ElectionNode } from './election/contract.js';
 
@@ -270,8 +271,16 @@ export interface WatcherStatus {
   readonly rehearsals: number;
 }
 
-/** Dependencies a test may replace. @internal */
+/**
+ * The watcher's second constructor argument: `transport` replaces the ZeroMQ transport it would
+ * open on `endpoint` (see `failover-watch/transport` and docs/TRANSPORT.md); the rest are for
+ * the project's own tests.
+ */
 export interface WatcherDeps {
+  /**
+   * The transport to reach the endpoint through (it takes the transport: `shutdown()` closes it).
+   * Checked at construction; not with `curve`.
+   */
   readonly transport?: Transport;
   readonly random?: () => number;
   /** The state file (a scratch one for a rehearsal). */
@@ -384,7 +393,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   /** Validates the options (throws `InvalidOptionError`); does not touch the network until `start()`. */
   constructor(options: WatcherOptions, deps: WatcherDeps = {}) {
     super();
-    this.options = resolveOptions(options, deps.platform);
+    this.options = resolveOptions(options, deps?.platform);
+    checkTransportDeps(deps, this.options.curve !== undefined);
     this.#isRehearsal = deps.rehearsal === true;
     this.#locality = deps.locality ?? systemLocalityProbe;
     const o = this.options;
