@@ -39,10 +39,14 @@ import { bindFailure, bindsWithoutLookup, CLOSE_KEEPS_SOCKET_FILE } from '../zmq
 /** Options of a {@link ZmqBus}. */
 export interface ZmqBusOptions {
   /**
-   * The application's publisher, not bound. A promotion binds it on `endpoint`. An
-   * `XPublisher` also reports who is connected (presence) and lets the primary welcome a newcomer.
+   * The application's publisher, not bound, or a function that makes one. A promotion binds it
+   * on `endpoint`. An `XPublisher` also reports who is connected (presence) and lets the primary
+   * welcome a newcomer. A release closes it (unbinding leaves its connections up in libzmq, and
+   * the followers would never hear the holder left) and the next promotion binds a fresh one:
+   * made by the function, or of the socket's class with its linger, high-water marks and
+   * maximum message size. Give a function for any other option (CURVE keys, say).
    */
-  readonly publisher: zmq.Publisher | zmq.XPublisher;
+  readonly publisher: zmq.Publisher | zmq.XPublisher | (() => zmq.Publisher | zmq.XPublisher);
   /** The application's subscriber, not connected: the bus connects it to `endpoint`. */
   readonly subscriber: zmq.Subscriber;
   /**
@@ -105,7 +109,8 @@ const YIELD_EVERY = 32;
  * for await (const [topic, body] of bus.messages()) console.log(topic.toString(), body?.toString());
  */
 export class ZmqBus implements Transport {
-  readonly #pub: zmq.Publisher | zmq.XPublisher;
+  #pub: zmq.Publisher | zmq.XPublisher;
+  readonly #makePublisher: () => zmq.Publisher | zmq.XPublisher;
   readonly #sub: zmq.Subscriber;
   readonly #endpoint: Endpoint;
   readonly #topics: readonly string[];
@@ -133,12 +138,14 @@ export class ZmqBus implements Transport {
 
   constructor(options: ZmqBusOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', options);
-    const { publisher, subscriber } = options;
+    const { subscriber } = options;
+    const publisher = typeof options.publisher === 'function' ? options.publisher() : options.publisher;
     if (!(publisher instanceof zmq.Publisher) && !(publisher instanceof zmq.XPublisher)) {
-      throw new InvalidOptionError('publisher', 'a zeromq Publisher or XPublisher', publisher);
+      throw new InvalidOptionError('publisher', 'a zeromq Publisher or XPublisher, or a function that makes one', publisher);
     }
     if (!(subscriber instanceof zmq.Subscriber)) throw new InvalidOptionError('subscriber', 'a zeromq Subscriber', subscriber);
     if (publisher.closed) throw new InvalidOptionError('publisher', 'an open socket', 'a closed socket');
+    const makePublisher = typeof options.publisher === 'function' ? options.publisher : successorOf(publisher);
     if (subscriber.closed) throw new InvalidOptionError('subscriber', 'an open socket', 'a closed socket');
     const endpoint = typeof options.endpoint === 'string' ? parseEndpoint(options.endpoint) : 'a string';
     if (typeof endpoint === 'string') throw new InvalidOptionError('endpoint', endpoint, options.endpoint);
@@ -155,12 +162,13 @@ export class ZmqBus implements Transport {
       throw new InvalidOptionError('farewellTimeout', 'an integer >= 0 (ms)', farewellTimeout);
     }
     this.#pub = publisher;
+    this.#makePublisher = makePublisher;
     this.#sub = subscriber;
     this.#endpoint = endpoint;
     this.#topics = [...topics];
     this.#bufferSize = bufferSize;
     this.#farewellTimeout = farewellTimeout;
-    if (publisher instanceof zmq.XPublisher) publisher.verbosity = 'allSubsUnsubs';
+    prepare(publisher);
   }
 
   // --- the application's side -------------------------------------------------------------------
@@ -248,9 +256,11 @@ export class ZmqBus implements Transport {
     let connectedAt = 0;
     sub.events.on('connect', () => {
       connectedAt = performance.now();
-      safe(() => handlers.onEvent({ type: 'connected' }));
+      if (!this.#closed) safe(() => handlers.onEvent({ type: 'connected' }));
     });
-    sub.events.on('connect:retry', () => safe(() => handlers.onEvent({ type: 'connectRetried' })));
+    sub.events.on('connect:retry', () => {
+      if (!this.#closed) safe(() => handlers.onEvent({ type: 'connectRetried' }));
+    });
     sub.events.on('disconnect', () => {
       // One turn later, as the ZeroMQ transport does: a farewell read in the same poll is
       // delivered first, so a graceful handover is taken as one.
@@ -401,16 +411,28 @@ export class ZmqBus implements Transport {
       });
       await sendQuietly(this.#pub, farewell);
     }
-    // Unbinding ends the listener and the connections it accepted, each after its queue has
-    // gone out (within the socket's linger): every message sent before, the application's
-    // included, reaches the subscribers before their disconnect.
-    await this.#unbind();
+    // Closing ends the listener and the connections, each after its queue has gone out (within
+    // the socket's linger): every message sent before, the application's included, reaches the
+    // subscribers before their disconnect. (An unbind would leave the connections up.)
     await this.#releaseLock();
+    this.#retire();
     if (seen !== undefined) {
       await seen;
       clearTimeout(timer);
       this.#farewell = undefined;
     }
+  }
+
+  /** Closes the bound publisher (flushing within its linger) and makes the next one. */
+  #retire(): void {
+    const old = this.#pub;
+    if (old.linger < 0) old.linger = RETIRE_LINGER;
+    old.close();
+    this.#subscriptionLoop = undefined;
+    if (this.#closed) return;
+    const next = this.#makePublisher();
+    prepare(next);
+    this.#pub = next;
   }
 
   /**
@@ -456,6 +478,21 @@ export class ZmqBus implements Transport {
     this.#chain = next.catch(() => undefined);
     return next;
   }
+}
+
+/** Linger of a retired publisher that had none (infinite), ms. */
+const RETIRE_LINGER = 1000;
+
+function prepare(pub: zmq.Publisher | zmq.XPublisher): void {
+  if (pub instanceof zmq.XPublisher) pub.verbosity = 'allSubsUnsubs';
+}
+
+/** A maker of publishers like `pub`: its class, with its linger, high-water marks and maximum message size. */
+function successorOf(pub: unknown): () => zmq.Publisher | zmq.XPublisher {
+  // Read now: a closed socket's options cannot be read.
+  if (!(pub instanceof zmq.Publisher) && !(pub instanceof zmq.XPublisher)) return () => pub as zmq.Publisher;
+  const options = { linger: pub.linger, sendHighWaterMark: pub.sendHighWaterMark, maxMessageSize: pub.maxMessageSize };
+  return pub instanceof zmq.XPublisher ? () => new zmq.XPublisher(options) : () => new zmq.Publisher(options);
 }
 
 async function sendQuietly(pub: zmq.Publisher | zmq.XPublisher, frames: Frames): Promise<void> {

@@ -152,12 +152,13 @@ export class ZmqTransport implements Transport {
     sub.events.on('connect', () => {
       active();
       connectedAt = performance.now();
-      safe(() => handlers.onEvent({ type: 'connected' }));
+      // Monitor events may arrive after close(): no handler runs then (conformance suite).
+      if (!this.#closed) safe(() => handlers.onEvent({ type: 'connected' }));
     });
     sub.events.on('connect:delay', active);
     sub.events.on('connect:retry', () => {
       active();
-      safe(() => handlers.onEvent({ type: 'connectRetried' }));
+      if (!this.#closed) safe(() => handlers.onEvent({ type: 'connectRetried' }));
     });
     let disconnectedAt = 0;
     const patience = 2 * this.#options.reconnectMaxInterval + 50;
