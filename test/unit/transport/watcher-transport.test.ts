@@ -29,3 +29,15 @@ describe('Watcher transport argument', () => {
     expect(() => createZmqTransport('udp://x')).toThrow(InvalidOptionError);
   });
 });
+
+describe('failover-watch/transport subpath', () => {
+  it('exports the built src/transport.ts', async () => {
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { exports: Record<string, unknown>; files: string[] };
+    expect(pkg.exports['./transport']).toEqual({ types: './dist/transport.d.ts', default: './dist/transport.js' });
+    expect(pkg.files).toContain('docs/TRANSPORT.md');
+    const viaAlias = await import('failover-watch/transport');
+    const viaSource = await import('../../../src/transport.js');
+    expect(viaAlias.transportConformance).toBe(viaSource.transportConformance);
+  });
+});
