@@ -803,7 +803,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.#stopped !== undefined) return;
         if (!this.#atRest()) {
-          await this.#rehearsalPause(REHEARSAL_WAIT_MS, true);
+          // A primary leaves its role only through a role change, which is news: no timer
+          // (it would wake a primary at rest every second for nothing).
+          await this.#rehearsalPause(this.#loop.state.holdsEndpoint ? undefined : REHEARSAL_WAIT_MS, true);
           continue;
         }
         await this.#rehearseOnce(stateFile, this.#rehearsalsDone % 2 === 0 ? 'disconnect' : 'shutdown');
@@ -821,16 +823,16 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     return s.phase === 'secondary' && s.loss === undefined && s.probeUntil === undefined && !s.demoteOutstanding;
   }
 
-  /** Resolves after `ms`, or at once when shutdown() is called (or, `onNews`, on a notification). */
-  #rehearsalPause(ms: number, onNews: boolean): Promise<void> {
+  /** Resolves after `ms` (never, undefined), or at once when shutdown() is called (or, `onNews`, on a notification). */
+  #rehearsalPause(ms: number | undefined, onNews: boolean): Promise<void> {
     return new Promise<void>((resolve) => {
       const wake = (): void => {
-        clearTimeout(timer);
+        if (timer !== undefined) clearTimeout(timer);
         this.#rehearsalWait = undefined;
         resolve();
       };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
+      const timer = ms === undefined ? undefined : setTimeout(wake, ms);
+      timer?.unref();
       this.#rehearsalWait = { wake, onNews };
     });
   }
