@@ -14,6 +14,7 @@ import { resolveCurve, type CurveOptions } from './transport/zmq/curve.js';
 import { endpointSlug, parseEndpoint, type Endpoint } from './transport/zmq/endpoint.js';
 import { MAX_INSTANCE_ID_BYTES } from './protocol/messages.js';
 import { assertSupported, endpointFeature } from './platform.js';
+import { resolveMetadata, type Metadata } from './metadata-option.js';
 
 /** Handed to `onPromote`. */
 export interface PromoteContext {
@@ -200,6 +201,16 @@ export interface WatcherOptions {
    * @example curve: await readCurveKeys({ dir: '/etc/myapp/curve', name: 'node-a' })
    */
   readonly curve?: CurveOptions;
+  /**
+   * Application metadata this node announces while primary, in every heartbeat and its
+   * `instance.promoted` (docs/PROTOCOL.md section 11): where it serves, typically. Followers see
+   * it in `primaryChanged`, `primaryMetadataChanged`, `status().primary.metadata` and
+   * `liveNodes()`. Change it at runtime with `setMetadata()`. At most 16 keys of 1-64 characters
+   * of `[A-Za-z0-9._-]`, values of at most 256 bytes of UTF-8, at most 2048 bytes encoded.
+   * @default {}
+   * @example metadata: { port: '7001', proto: 'http' }
+   */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** The defaults, frozen. */
@@ -246,6 +257,8 @@ export interface ResolvedOptions {
   readonly fencing: boolean;
   readonly livenessProbeTimeout: number;
   readonly curve: CurveOptions | undefined;
+  /** The metadata at start (frozen; `{}` when none); `setMetadata()` changes the announced one. */
+  readonly metadata: Metadata;
 }
 
 const KNOWN = new Set([
@@ -272,6 +285,7 @@ const KNOWN = new Set([
   'fencing',
   'livenessProbeTimeout',
   'curve',
+  'metadata',
 ]);
 
 const MAX_DURATION = 2 ** 31 - 1; // Node timers overflow past this.
@@ -385,6 +399,7 @@ export function resolveOptions(input: WatcherOptions, platform: NodeJS.Platform 
     throw new InvalidOptionError('clock', 'a Clock (now, wallNow, setTimer, clearTimer)', clock);
   }
   const curve = input.curve === undefined ? undefined : resolveCurve(input.curve);
+  const metadata = resolveMetadata(input.metadata);
   return Object.freeze({
     endpoint,
     role,
@@ -409,6 +424,7 @@ export function resolveOptions(input: WatcherOptions, platform: NodeJS.Platform 
     fencing,
     livenessProbeTimeout,
     curve,
+    metadata,
   });
 }
 

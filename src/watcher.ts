@@ -58,6 +58,8 @@ import { ZmqTransport } from './transport/zmq/zmq-transport.js';
 import { endpointLocality, systemLocalityProbe, type LocalityProbe } from './transport/zmq/endpoint-locality.js';
 import { RehearsalTransport } from './transport/memory/rehearsal-transport.js';
 import { checkTransportDeps } from './transport/check-transport.js';
+import { resolveMetadata } from './metadata-option.js';
+import { formatMetadata, NO_METADATA, type Metadata } from './protocol/metadata.js';
 import { hostname } from 'node:os';
 import type { Election, ElectionEvents, ElectionNode } from './election/contract.js';
 
@@ -79,6 +81,17 @@ export interface PrimaryChangedEvent {
   readonly epoch: number;
   readonly pid: number;
   readonly host: string;
+  readonly at: number;
+  /** The application metadata it announces (its `metadata` option); `{}` when none. */
+  readonly metadata: Metadata;
+}
+
+/** The primary this secondary follows (same instanceId and epoch) announced other metadata. */
+export interface PrimaryMetadataChangedEvent {
+  readonly instanceId: string;
+  readonly epoch: number;
+  /** The metadata it announces now; `{}` when none. */
+  readonly metadata: Metadata;
   readonly at: number;
 }
 
@@ -152,12 +165,13 @@ export interface WatcherEvents {
   promotionFailed(event: PromotionFailedEvent): void;
   epochExhausted(event: EpochExhaustedEvent): void;
   endpointStolen(event: EndpointStolenEvent): void;
+  primaryMetadataChanged(event: PrimaryMetadataChangedEvent): void;
 }
 
 /**
  * One node as seen by `liveNodes()`: the contract's {@link ElectionNode}. (Before 0.2 the Watcher
  * listed an `observer` flag; `eligible` replaces it: false for an observer, a disabled node, or
- * one with no valid epoch left.)
+ * one with no valid epoch left.) A primary's entry carries its announced `metadata` (`{}` when none).
  */
 export type LiveNode = ElectionNode;
 
@@ -208,8 +222,12 @@ export interface WatcherStatus {
         readonly lastHeartbeatAt: number;
         /** ms since its last heartbeat. */
         readonly ageMs: number;
+        /** Its announced application metadata; `{}` when none. */
+        readonly metadata: Metadata;
       }
     | undefined;
+  /** This node's own metadata (the `metadata` option, or the last `setMetadata()`), announced while primary. */
+  readonly metadata: Metadata;
   /** Wall-clock ms of the last heartbeat from the primary; undefined before the first and on a primary. */
   readonly lastHeartbeatAt: number | undefined;
   /** True while this secondary considers the primary lost (silence or shutdown) and none is heard. */
@@ -240,8 +258,12 @@ export interface WatcherStatus {
   readonly welcomesSent: number;
   /** While primary: new subscribers greeted by a welcome already due rather than one of their own. */
   readonly welcomesCoalesced: number;
-  /** Invalid messages dropped, in all and by reason. */
-  readonly dropped: { readonly total: number } & Readonly<Record<RejectReason, number>>;
+  /**
+   * Invalid messages dropped, in all and by reason. `metadata` counts valid messages whose
+   * `metadata` field alone was dropped (malformed or over its limits): the message itself was
+   * accepted, so `total` does not include them.
+   */
+  readonly dropped: { readonly total: number; readonly metadata: number } & Readonly<Record<RejectReason, number>>;
   /** Role changes dropped by slow `roleChanges()` consumers. */
   readonly notificationsDropped: number;
   /** Listener calls that threw or rejected. */
@@ -370,6 +392,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     RejectReason,
     number
   >;
+  /** Messages whose metadata alone was dropped (`status().dropped.metadata`). */
+  #metadataDropped = 0;
+  /** The metadata this node announces while primary. */
+  #metadata: Metadata;
   #finished = false;
   /** This watcher is a rehearsal's scratch watcher (see WatcherDeps.rehearsal). */
   readonly #isRehearsal: boolean;
@@ -398,6 +424,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     this.#isRehearsal = deps.rehearsal === true;
     this.#locality = deps.locality ?? systemLocalityProbe;
     const o = this.options;
+    this.#metadata = o.metadata;
     this.#clock = o.clock ?? systemClock;
     this.#random = deps.random ?? Math.random;
     this.#logger = prefixed(o.logger ?? silentLogger, o.instanceId);
@@ -591,6 +618,25 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   }
 
   /**
+   * Replaces the application metadata this node announces (see the `metadata` option). Validated
+   * like the option: throws `InvalidOptionError` naming the key. A primary announces it at once
+   * with an extra heartbeat (at most one per 10 ms, like a welcome), so followers get
+   * `primaryMetadataChanged` within milliseconds; a secondary announces it when it becomes primary.
+   *
+   * @example
+   * watcher.setMetadata({ port: String(server.address().port) });
+   */
+  setMetadata(metadata: Readonly<Record<string, string>>): void {
+    this.#metadata = resolveMetadata(metadata);
+    this.#dispatch({ type: 'metadataUpdated' });
+  }
+
+  /** This node's own metadata, announced while primary. */
+  get metadata(): Metadata {
+    return this.#metadata;
+  }
+
+  /**
    * Role changes as an async iterator with a bounded buffer (`notificationBuffer`); a slow
    * consumer loses the oldest changes, counted in `status().notificationsDropped`. Ends after
    * the change to `stopped`.
@@ -640,6 +686,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
             seq: s.seq,
             lastHeartbeatAt: s.lastSelfSeenAt === undefined ? this.#clock.wallNow() : this.#clock.wallNow() - Math.max(0, now - s.lastSelfSeenAt),
             ageMs: s.lastSelfSeenAt === undefined ? 0 : Math.max(0, now - s.lastSelfSeenAt),
+            metadata: this.#metadata,
           }
         : p === undefined
           ? undefined
@@ -651,14 +698,16 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
               seq: p.seq,
               lastHeartbeatAt: p.lastSeenWallAt,
               ageMs: Math.max(0, now - p.lastSeenAt),
+              metadata: p.metadata ?? NO_METADATA,
             },
+      metadata: this.#metadata,
       lastHeartbeatAt: p?.lastSeenWallAt,
       primarySuspected: s.loss !== undefined && !s.holdsEndpoint,
       suspicion:
         s.loss === undefined || s.holdsEndpoint ? undefined : { cause: s.loss.cause, sinceMs: Math.max(0, now - s.loss.since) },
       ownHeartbeatAgeMs: s.holdsEndpoint && s.lastSelfSeenAt !== undefined ? Math.max(0, now - s.lastSelfSeenAt) : undefined,
       ...s.counters,
-      dropped: { total, ...this.#dropped },
+      dropped: { total, ...this.#dropped, metadata: this.#metadataDropped },
       notificationsDropped: this.notificationsDropped,
       listenerErrors: this.listenerErrors,
       curve: this.options.curve !== undefined,
@@ -704,7 +753,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     const selfEligible = !s.observer && s.enabled && !epochExhausted(s);
     // Observers announce no presence, so every other node listed is a candidate.
     if (s.holdsEndpoint) {
-      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true, eligible: selfEligible });
+      nodes.push({ instanceId: self, role: 'primary', priority: this.options.priority, epoch: s.epoch, lastSeenAt: wallNow, self: true, eligible: selfEligible, metadata: this.#metadata });
       for (const [id, m] of s.members) {
         nodes.push({ instanceId: id, role: 'secondary', priority: m.priority, epoch: undefined, lastSeenAt: wallNow, self: false, eligible: true });
       }
@@ -713,7 +762,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     const p = s.primary;
     if (p !== undefined) {
       const seen = p.lastSeenWallAt;
-      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false, eligible: true });
+      nodes.push({ instanceId: p.instanceId, role: 'primary', priority: p.priority, epoch: p.epoch, lastSeenAt: seen, self: false, eligible: true, metadata: p.metadata ?? NO_METADATA });
       for (const [id, priority] of s.lastMembers) {
         if (id !== self) nodes.push({ instanceId: id, role: 'secondary', priority, epoch: undefined, lastSeenAt: seen, self: false, eligible: true });
       }
@@ -728,11 +777,13 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     const parts = [`${st.instanceId}: ${st.role}${st.phase !== st.role ? ` (${st.phase})` : ''}, epoch ${st.epoch}`];
     if (st.role === 'primary') {
       parts.push(`${st.heartbeatsSent} heartbeats sent every ${st.heartbeatInterval} ms`);
+      if (Object.keys(st.metadata).length > 0) parts.push(`metadata ${formatMetadata(st.metadata)}`);
       if (st.endpointStolen !== undefined) parts.push(`ENDPOINT STOLEN: ${st.endpointStolen.detail}`);
     } else if (st.primary !== undefined) {
       parts.push(
         `following ${st.primary.instanceId} (pid ${st.primary.pid} on ${st.primary.host}, epoch ${st.primary.epoch}), last heartbeat ${Math.round(st.primary.ageMs)} ms ago`,
       );
+      if (Object.keys(st.primary.metadata).length > 0) parts.push(`primary metadata ${formatMetadata(st.primary.metadata)}`);
     } else if (st.suspicion !== undefined) {
       parts.push(`primary lost (${st.suspicion.cause}) ${Math.round(st.suspicion.sinceMs)} ms ago`);
     } else if (st.role === 'secondary') {
@@ -741,6 +792,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     parts.push(st.observer ? 'observer (the endpoint is not on this host)' : `failover ${st.enabled ? 'enabled' : 'disabled'}`);
     if (st.epochExhausted && st.role !== 'primary') parts.push('no valid epoch left: will not promote (README, "Resetting the epoch")');
     if (st.dropped.total > 0) parts.push(`${st.dropped.total} invalid messages dropped`);
+    if (st.dropped.metadata > 0) parts.push(`${st.dropped.metadata} invalid metadata dropped`);
     return parts.join('; ');
   }
 
@@ -752,6 +804,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       this.#dropped[result.reason]++;
       this.#logger.debug(`dropped a message (${result.reason}): ${result.detail}`);
       return;
+    }
+    if (result.message.metadataRejected !== undefined) {
+      this.#metadataDropped++;
+      this.#logger.debug(`dropped the metadata of ${result.message.instanceId}'s message: ${result.message.metadataRejected}`);
     }
     this.#dispatch({ type: 'message', message: result.message, wallNow: this.#clock.wallNow() });
   }
@@ -949,6 +1005,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       procStart: this.#procStart,
       members,
       endpointStolen,
+      // Announced with the heartbeats and the promotion (PROTOCOL.md section 11).
+      metadata: topic === 'instance.shutdown' ? undefined : this.#metadata,
     });
   }
 
@@ -1167,7 +1225,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
         this.emitSafely('roleChanged', this.#roleChange(n, at));
         return;
       case 'primaryChanged':
-        this.emitSafely('primaryChanged', { instanceId: n.instanceId, epoch: n.epoch, pid: n.pid, host: n.host, at });
+        this.emitSafely('primaryChanged', { instanceId: n.instanceId, epoch: n.epoch, pid: n.pid, host: n.host, at, metadata: n.metadata ?? NO_METADATA });
+        return;
+      case 'primaryMetadataChanged':
+        this.emitSafely('primaryMetadataChanged', { instanceId: n.instanceId, epoch: n.epoch, metadata: n.metadata ?? NO_METADATA, at });
         return;
       case 'primaryLost':
         this.emitSafely('primaryLost', { instanceId: n.instanceId, epoch: n.epoch, cause: n.cause, willPromote: n.willPromote, reason: n.reason, at });

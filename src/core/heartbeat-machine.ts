@@ -32,6 +32,7 @@
  * @module
  */
 import type { Topic, WireMessage } from '../protocol/messages.js';
+import { sameMetadata, type Metadata } from '../protocol/metadata.js';
 import { StepBuilder, type StepEnv } from './step-builder.js';
 
 /** The public role of a watcher. */
@@ -93,6 +94,8 @@ export interface PrimaryView {
   readonly priority: number | undefined;
   /** Its announced process start time (Linux clock ticks since boot), for fencing. */
   readonly procStart: number | undefined;
+  /** Its announced application metadata (PROTOCOL.md section 11); undefined when none. */
+  readonly metadata?: Metadata | undefined;
 }
 
 /** A node connected to this primary (learnt from its presence subscription). */
@@ -325,6 +328,11 @@ export type Input =
   | { readonly type: 'livenessProbed' }
   /** While holding the endpoint: a subscriber subscribed to the heartbeats (it has just connected). */
   | { readonly type: 'subscribed' }
+  /**
+   * The application changed this node's metadata: a primary announces it at once with an extra
+   * heartbeat, rate-limited and counted like a welcome.
+   */
+  | { readonly type: 'metadataUpdated' }
   /** Outcome of a `fence` effect. */
   | { readonly type: 'fenced'; readonly ok: boolean; readonly detail: string }
   /** The subscribing socket lost its connection to the endpoint's holder. */
@@ -350,6 +358,15 @@ export type Notification =
       readonly epoch: number;
       readonly pid: number;
       readonly host: string;
+      /** Its announced application metadata; undefined when none. */
+      readonly metadata?: Metadata | undefined;
+    }
+  | {
+      /** The primary followed (same instanceId and epoch) announced other metadata. */
+      readonly type: 'primaryMetadataChanged';
+      readonly instanceId: string;
+      readonly epoch: number;
+      readonly metadata: Metadata | undefined;
     }
   | {
       readonly type: 'primaryLost';
@@ -548,6 +565,7 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
       }
       break;
     case 'subscribed':
+    case 'metadataUpdated':
       onSubscribed(b);
       break;
     case 'fenced':
@@ -942,6 +960,10 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
   // A returning primary (heard again after a suspicion) is announced like a new one.
   const changed =
     prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch || b.s.loss !== undefined;
+  const samePrimary = prev !== undefined && prev.instanceId === m.instanceId && prev.epoch === m.epoch;
+  // Metadata the receiver dropped (malformed, too large) is no news: keep what this primary
+  // announced last in this term. A message without the field announces none.
+  const metadata = m.metadataRejected !== undefined ? (samePrimary ? prev.metadata : undefined) : m.metadata;
   if (m.epoch < b.s.knownEpoch && (prev === undefined || prev.instanceId !== m.instanceId || prev.epoch !== m.epoch)) {
     // Whoever publishes on the endpoint holds it, so it is followed; but its epoch went
     // backwards (a holder without the cluster's state file?): fencing tokens may repeat.
@@ -963,6 +985,7 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
       lastSeenWallAt: wallNow,
       priority: m.priority,
       procStart: m.procStart,
+      metadata,
     },
     ...(m.members !== undefined ? { lastMembers: m.members } : {}),
     silenceFrom: b.now,
@@ -979,7 +1002,9 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
   if (b.s.loss !== undefined) b.set({ loss: undefined, attempts: 0, nextAttemptAt: undefined });
   if (changed) {
     b.log('info', `following primary ${m.instanceId} (epoch ${m.epoch})`);
-    b.notify({ type: 'primaryChanged', instanceId: m.instanceId, epoch: m.epoch, pid: m.pid, host: m.host });
+    b.notify({ type: 'primaryChanged', instanceId: m.instanceId, epoch: m.epoch, pid: m.pid, host: m.host, metadata });
+  } else if (!sameMetadata(prev?.metadata, metadata)) {
+    b.notify({ type: 'primaryMetadataChanged', instanceId: m.instanceId, epoch: m.epoch, metadata });
   }
 }
 

@@ -99,6 +99,24 @@ export interface ElectionPrimaryChangedEvent {
   readonly pid?: number | undefined;
   readonly host?: string | undefined;
   readonly at: number;
+  /**
+   * The application metadata the primary announces (the `metadata` option: a small map of
+   * strings, e.g. `{ port: '7001' }`); `{}` when it announces none, undefined when the backend
+   * does not carry metadata.
+   */
+  readonly metadata?: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * The primary followed (same instanceId and epoch) announced other metadata: a backend that
+ * carries metadata emits it as `primaryMetadataChanged`.
+ */
+export interface ElectionPrimaryMetadataChangedEvent {
+  readonly instanceId: string;
+  readonly epoch: number;
+  /** The metadata now announced; `{}` when none. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly at: number;
 }
 
 /** A secondary considers the primary gone. */
@@ -145,6 +163,11 @@ export interface ElectionNode {
   readonly self: boolean;
   /** Whether it can become primary (false for an observer, a disabled node, one holding off). */
   readonly eligible: boolean;
+  /**
+   * The application metadata it announces, when the backend carries it (the primary's always;
+   * `{}` when none).
+   */
+  readonly metadata?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The core every backend's `status()` starts with; the backend's own section follows. */

@@ -24,6 +24,7 @@ import {
   type Topic,
   type WireMessage,
 } from './messages.js';
+import { checkMetadata } from './metadata.js';
 
 // Plain msgpack maps with string keys: no msgpackr records, no shared structures, so any
 // msgpack implementation can read and write our payloads.
@@ -60,6 +61,7 @@ export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
   let members = payload.members?.slice(0, MAX_MEMBERS);
   if (members !== undefined) body.members = members;
   if (payload.endpointStolen !== undefined) body.endpointStolen = payload.endpointStolen;
+  if (payload.metadata !== undefined && Object.keys(payload.metadata).length > 0) body.metadata = payload.metadata;
   let packed = packr.pack(body);
   // Receivers drop a payload over MAX_PAYLOAD_BYTES unread, and 64 members with long ids do not
   // fit: list only as many members as fit, so every message encoded here is one peers accept.
@@ -143,6 +145,17 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     return reject('shape', `endpointStolen is not a string of 1-${MAX_THEFT_LENGTH} chars`);
   }
 
+  // Metadata is the application's, not the election's: a bad one is dropped alone and the
+  // message still counts (PROTOCOL.md section 11).
+  const rawMetadata = field('metadata');
+  let metadata: WireMessage['metadata'];
+  let metadataRejected: string | undefined;
+  if (rawMetadata !== undefined) {
+    const checked = checkMetadata(rawMetadata);
+    if (checked.ok) metadata = checked.metadata;
+    else metadataRejected = `metadata${checked.key === undefined ? '' : ` key ${JSON.stringify(checked.key.slice(0, 64))}`}: expected ${checked.expected}`;
+  }
+
   const message: WireMessage = {
     topic,
     version,
@@ -157,6 +170,8 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     procStart,
     members,
     ...(endpointStolen === undefined ? {} : { endpointStolen }),
+    ...(metadata === undefined ? {} : { metadata }),
+    ...(metadataRejected === undefined ? {} : { metadataRejected }),
   };
   return { ok: true, message };
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Metadata } from './metadata.js';
 
 /** The protocol version this build speaks and accepts. */
 export const PROTOCOL_VERSION = 1;
@@ -70,6 +71,11 @@ export interface Payload {
    * string of 1-{@link MAX_THEFT_LENGTH} characters and show it as is). See PROTOCOL.md 4.2.
    */
   readonly endpointStolen?: string | undefined;
+  /**
+   * On a primary's heartbeats and `instance.promoted`: the application's metadata (PROTOCOL.md
+   * section 11), left out when empty. Limits in `metadata.ts`.
+   */
+  readonly metadata?: Metadata | undefined;
 }
 
 /** Longest accepted `endpointStolen` value, in UTF-16 code units. */
@@ -105,6 +111,12 @@ export function parsePresence(topic: string): { instanceId: string; priority: nu
 /** A decoded, validated message. */
 export interface WireMessage extends Payload {
   readonly topic: Topic;
+  /**
+   * Set when the payload carried a `metadata` field that breaks its rules: why it was dropped.
+   * The message itself is valid (`metadata` is then undefined); receivers count it in
+   * `status().dropped.metadata`.
+   */
+  readonly metadataRejected?: string | undefined;
 }
 
 /** Why an incoming message was dropped; each reason is counted in `status().dropped`. */
