@@ -985,7 +985,7 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
       lastSeenWallAt: wallNow,
       priority: m.priority,
       procStart: m.procStart,
-      metadata,
+      ...(metadata === undefined ? {} : { metadata }),
     },
     ...(m.members !== undefined ? { lastMembers: m.members } : {}),
     silenceFrom: b.now,
@@ -1002,7 +1002,7 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
   if (b.s.loss !== undefined) b.set({ loss: undefined, attempts: 0, nextAttemptAt: undefined });
   if (changed) {
     b.log('info', `following primary ${m.instanceId} (epoch ${m.epoch})`);
-    b.notify({ type: 'primaryChanged', instanceId: m.instanceId, epoch: m.epoch, pid: m.pid, host: m.host, metadata });
+    b.notify({ type: 'primaryChanged', instanceId: m.instanceId, epoch: m.epoch, pid: m.pid, host: m.host, ...(metadata === undefined ? {} : { metadata }) });
   } else if (!sameMetadata(prev?.metadata, metadata)) {
     b.notify({ type: 'primaryMetadataChanged', instanceId: m.instanceId, epoch: m.epoch, metadata });
   }
