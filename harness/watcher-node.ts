@@ -47,6 +47,8 @@ export interface NodeConfig {
    * milliseconds of teardown on a 2-core host, out of the takeover being measured).
    */
   readonly exitOnStop?: boolean;
+  /** The `metadata` option. */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 export type Command =
@@ -62,7 +64,9 @@ export type Command =
   /** Report the event loop's longest and p99 delay (ms) since the last report or the start, and start over. */
   | { readonly cmd: 'loopDelay' }
   /** Block the event loop for `ms` (a hung primary). */
-  | { readonly cmd: 'block'; readonly ms: number };
+  | { readonly cmd: 'block'; readonly ms: number }
+  /** Call `setMetadata()`; reports `metadataSet`, or `metadataRefused` with the error's option. */
+  | { readonly cmd: 'setMetadata'; readonly metadata: Readonly<Record<string, string>> };
 
 // Every instant reported to the parent is on the run's one host clock (child-runtime.ts).
 const wall = hostNow;
@@ -113,6 +117,7 @@ const options: WatcherOptions = {
   ...(config.fencing !== undefined ? { fencing: config.fencing } : {}),
   ...(config.livenessProbeTimeout !== undefined ? { livenessProbeTimeout: config.livenessProbeTimeout } : {}),
   ...(rehearsals !== undefined ? { rehearsals } : {}),
+  ...(config.metadata !== undefined ? { metadata: config.metadata } : {}),
   onPromote: async ({ epoch, reason }) => {
     const at = wall();
     promotes++;
@@ -129,7 +134,8 @@ const options: WatcherOptions = {
 const watcher = new Watcher(options);
 watcher.on('roleChanged', (c) => send('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, reason: c.reason, changedAt: toHostClock(c.at) }));
 watcher.on('primaryLost', (e) => send('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason }));
-watcher.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch }));
+watcher.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch, metadata: e.metadata }));
+watcher.on('primaryMetadataChanged', (e) => send('primaryMetadataChanged', { instanceId: e.instanceId, epoch: e.epoch, metadata: e.metadata }));
 watcher.on('promotionFailed', (e) => send('promotionFailed', { epoch: e.epoch, error: e.error, retryInMs: e.retryInMs }));
 
 let stopped = false;
@@ -172,6 +178,14 @@ process.on('message', (raw) => {
       loopDelay.reset();
       return;
     }
+    case 'setMetadata':
+      try {
+        watcher.setMetadata(command.metadata);
+        send('metadataSet', { metadata: watcher.metadata });
+      } catch (error) {
+        send('metadataRefused', { option: (error as { option?: string }).option, message: String(error) });
+      }
+      return;
     case 'block': {
       send('blocking', { ms: command.ms });
       const until = performance.now() + command.ms;

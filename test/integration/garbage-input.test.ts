@@ -89,6 +89,7 @@ it('drops and counts every kind of invalid message without promoting, demoting o
     msgpack: 2 * rounds,
     shape: 4 * rounds,
     version: 1 * rounds,
+    metadata: 0,
   });
   expect(s1.events.filter((e) => e.type === 'promote' || e.type === 'primaryLost')).toEqual([]);
   expect(s1.alive).toBe(true);
