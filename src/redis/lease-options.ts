@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { resolveMetadata, type Metadata } from '../metadata-option.js';
 import { InvalidOptionError } from '../errors.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -45,6 +46,7 @@ export interface LeaseOptionsInput {
   readonly notificationBuffer?: unknown;
   readonly signal?: unknown;
   readonly clock?: unknown;
+  readonly metadata?: unknown;
 }
 
 /** Defaults of the Redis election. `tickInterval` is further capped at `maxDrift / 3`. */
@@ -81,6 +83,8 @@ export interface ResolvedLeaseOptions {
   readonly notificationBuffer: number;
   readonly signal: AbortSignal | undefined;
   readonly clock: Clock | undefined;
+  /** The application metadata at start (`{}` when none); `setMetadata()` replaces it. */
+  readonly metadata: Metadata;
 }
 
 export const PROJECT_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
@@ -105,6 +109,7 @@ const KNOWN = new Set([
   'notificationBuffer',
   'signal',
   'clock',
+  'metadata',
 ]);
 
 function duration(input: LeaseOptionsInput, name: keyof LeaseOptionsInput, min: number): number | undefined {
@@ -201,6 +206,7 @@ export function resolveLeaseOptions(input: LeaseOptionsInput, defaultNodeId: str
   if (clock !== undefined && (typeof clock !== 'object' || clock === null || typeof (clock as Clock).now !== 'function')) {
     throw new InvalidOptionError('clock', 'a Clock (now, wallNow, setTimer, clearTimer)', clock);
   }
+  const metadata = resolveMetadata(input.metadata);
   return Object.freeze({
     project,
     nodeId,
@@ -219,5 +225,6 @@ export function resolveLeaseOptions(input: LeaseOptionsInput, defaultNodeId: str
     notificationBuffer,
     signal: signal as AbortSignal | undefined,
     clock: clock as Clock | undefined,
+    metadata,
   });
 }

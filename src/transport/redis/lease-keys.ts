@@ -10,6 +10,7 @@
  * | `{project}:nodes`        | zset   | none     | nodeId scored by the server-time ms its registration ends |
  * | `{project}:node-info`    | hash   | none     | nodeId -> JSON `{priority, eligible, session, lastSeen}` |
  * | `{project}:events`       | list   | none     | newest-first JSON leadership events, capped              |
+ * | `{project}:metadata`     | hash   | none     | nodeId -> JSON object of the node's application metadata |
  * | `{project}:leadership`   | pub/sub channel | | JSON notices `{type, nodeId, revision, priority}`       |
  *
  * Expired registrations are pruned by every lease operation, so the sets stay as small as the
@@ -27,6 +28,8 @@ export interface LeaseKeys {
   readonly nodeInfo: string;
   readonly events: string;
   readonly channel: string;
+  /** nodeId -> the node's application metadata as a JSON object (not a script key). */
+  readonly metadata: string;
 }
 
 /** The key layout of `project` (validated by `resolveLeaseOptions`: no braces, spaces or glob characters). */
@@ -40,6 +43,7 @@ export function leaseKeys(project: string): LeaseKeys {
     nodeInfo: `${p}:node-info`,
     events: `${p}:events`,
     channel: `${p}:leadership`,
+    metadata: `${p}:metadata`,
   };
 }
 

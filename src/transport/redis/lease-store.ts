@@ -5,6 +5,7 @@
  * @module
  */
 import type { LeaseRoleChangeReason, Notice, OpReply } from '../../core/lease-machine.js';
+import type { Metadata } from '../../protocol/metadata.js';
 
 /** A node currently registered as live. */
 export interface LiveNode {
@@ -15,7 +16,15 @@ export interface LiveNode {
   readonly lastSeen: number;
   /** Whether it currently runs for leader (false while it holds off after a failed onStart). */
   readonly eligible: boolean;
+  /** Its application metadata, when the store carries metadata (`{}` when it announces none). */
+  readonly metadata?: Metadata | undefined;
 }
+
+/**
+ * A node's metadata as read from the store: the map, `undefined` when it announces none, or
+ * `'invalid'` when what is stored breaks the metadata rules (dropped and counted by the reader).
+ */
+export type StoredMetadata = Metadata | undefined | 'invalid';
 
 /** What a leadership event records. */
 export type LeadershipAction = 'elected' | 'released' | 'expired';
@@ -54,6 +63,8 @@ export interface LeaseStoreHandlers {
   onConnected(): void;
   /** The command connection reported an error or closed (for logs). */
   onConnectionLost(detail: string): void;
+  /** A node announced new metadata (a `metadata` notice on the channel). */
+  onMetadataNotice?(nodeId: string): void;
 }
 
 export interface LeaseStore {
@@ -69,4 +80,11 @@ export interface LeaseStore {
   events(limit: number): Promise<LeadershipEvent[]>;
   /** Closes every connection (bounded); never rejects. */
   close(): Promise<void>;
+  /**
+   * Optional (a store without it carries no metadata): stores this node's application metadata
+   * (an empty map removes it) and announces the change on the channel.
+   */
+  writeMetadata?(metadata: Metadata): Promise<void>;
+  /** Optional: the stored metadata of each of `nodeIds`, in that order. */
+  readMetadata?(nodeIds: readonly string[]): Promise<StoredMetadata[]>;
 }

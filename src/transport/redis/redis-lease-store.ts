@@ -32,7 +32,9 @@ import type {
   LiveNode,
   OpArgs,
   ReleaseReason,
+  StoredMetadata,
 } from './lease-store.js';
+import { checkMetadata, MAX_METADATA_BYTES, type Metadata } from '../../protocol/metadata.js';
 
 /** Who this store speaks for. */
 export interface RedisLeaseStoreConfig {
@@ -124,6 +126,11 @@ export class RedisLeaseStore implements LeaseStore {
     });
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.#config.keys.channel) return;
+      const announced = parseMetadataNotice(message);
+      if (announced !== undefined) {
+        handlers.onMetadataNotice?.(announced);
+        return;
+      }
       const notice = parseNotice(message);
       if (notice !== undefined) handlers.onNotice(notice);
     });
@@ -166,7 +173,35 @@ export class RedisLeaseStore implements LeaseStore {
 
   async release(reason: ReleaseReason, deregister: boolean): Promise<boolean> {
     const r = await this.#run(LEASE_SCRIPTS.release, { eligible: false, knownRevision: 0 }, 'release', reason, deregister);
+    // A node that leaves takes its metadata with it (best effort: readers only look up live nodes).
+    if (deregister) await this.#client.hdel(this.#config.keys.metadata, this.#config.nodeId).catch(() => undefined);
     return r === 1;
+  }
+
+  async writeMetadata(metadata: Metadata): Promise<void> {
+    const k = this.#config.keys;
+    const id = this.#config.nodeId;
+    try {
+      const multi = this.#client.multi();
+      if (Object.keys(metadata).length === 0) multi.hdel(k.metadata, id);
+      else multi.hset(k.metadata, id, JSON.stringify(metadata));
+      multi.publish(k.channel, JSON.stringify({ type: 'metadata', nodeId: id }));
+      const r = await multi.exec();
+      for (const [error] of r ?? []) if (error !== null) throw error;
+    } catch (error) {
+      throw translate(error, 'writing metadata');
+    }
+  }
+
+  async readMetadata(nodeIds: readonly string[]): Promise<StoredMetadata[]> {
+    if (nodeIds.length === 0) return [];
+    let raw: Array<string | null>;
+    try {
+      raw = await this.#client.hmget(this.#config.keys.metadata, ...nodeIds);
+    } catch (error) {
+      throw translate(error, 'reading metadata');
+    }
+    return raw.map(storedMetadata);
   }
 
   async liveNodes(): Promise<LiveNode[]> {
@@ -185,7 +220,14 @@ export class RedisLeaseStore implements LeaseStore {
       });
     }
     nodes.sort((a, b) => a.priority - b.priority || a.nodeId.localeCompare(b.nodeId));
-    return nodes;
+    if (nodes.length === 0) return nodes;
+    // Their metadata, when it can be read (a failed or malformed read leaves it out).
+    const stored = await this.readMetadata(nodes.map((n) => n.nodeId)).catch(() => undefined);
+    if (stored === undefined) return nodes;
+    return nodes.map((n, i) => {
+      const m = stored[i];
+      return m === 'invalid' ? n : { ...n, metadata: m ?? {} };
+    });
   }
 
   async events(limit: number): Promise<LeadershipEvent[]> {
@@ -320,6 +362,30 @@ export function parseJson(raw: unknown): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A node's metadata as stored (a JSON object of strings): the map, undefined when none is
+ * stored, `'invalid'` when the value breaks the rules of protocol/metadata.ts (never thrown).
+ */
+export function storedMetadata(raw: unknown): StoredMetadata {
+  if (raw === null || raw === undefined) return undefined;
+  // JSON of a valid map is at most a few times its encoded size; longer is not parsed at all.
+  if (typeof raw !== 'string' || raw.length > 8 * MAX_METADATA_BYTES) return 'invalid';
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return 'invalid';
+  }
+  const checked = checkMetadata(v);
+  return checked.ok ? checked.metadata : 'invalid';
+}
+
+/** The nodeId of a `{"type":"metadata","nodeId":...}` notice; undefined for any other message. */
+export function parseMetadataNotice(message: string): string | undefined {
+  const v = parseJson(message);
+  return v?.type === 'metadata' && typeof v.nodeId === 'string' ? v.nodeId : undefined;
 }
 
 function parseNotice(message: string): Notice | undefined {
