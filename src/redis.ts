@@ -68,6 +68,9 @@ import { StepLoop } from './runtime/step-loop.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
 import { leaseKeys } from './transport/redis/lease-keys.js';
+import { resolveMetadata } from './metadata-option.js';
+import { NO_METADATA, sameMetadata, type Metadata } from './protocol/metadata.js';
+import type { StoredMetadata } from './transport/redis/lease-store.js';
 import type { LeadershipEvent, LeaseStore, LiveNode } from './transport/redis/lease-store.js';
 import { RedisLeaseStore } from './transport/redis/redis-lease-store.js';
 
@@ -172,6 +175,13 @@ export interface ClusterConfig {
   readonly signal?: AbortSignal;
   /** The clock (tests). @default systemClock */
   readonly clock?: Clock;
+  /**
+   * Application metadata this node announces (stored in `{project}:metadata`): followers get the
+   * leader's with `primaryChanged` and `primaryMetadataChanged`. Limits as the Watcher's option.
+   * @default {}
+   * @example metadata: { port: '7001' }
+   */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** A role transition, as delivered by `roleChanged` and `roleChanges()`; the Watcher's shape. */
@@ -200,6 +210,8 @@ export interface PrimaryChangedEvent {
   readonly priority: number;
   /** When this node learned it: ms since the Unix epoch. */
   readonly at: number;
+  /** The leader's application metadata (`{}` when none, or when it could not be read). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** The cluster's events. No event is called `error`: a cluster never throws at you. */
@@ -211,6 +223,8 @@ export interface ClusterEvents {
    * (a standby learns of a graceful handover within milliseconds, of an expiry within a tick).
    */
   primaryChanged: (event: PrimaryChangedEvent) => void;
+  /** The leader this node follows announced other metadata. */
+  primaryMetadataChanged: (event: { readonly instanceId: string; readonly epoch: number; readonly metadata: Readonly<Record<string, string>>; readonly at: number }) => void;
 }
 
 /** What `nodeInfo()` returns (go-failover's NodeInfo). */
@@ -280,6 +294,12 @@ export interface ClusterStatus {
   readonly notificationsDropped: number;
   /** Listener calls that threw or rejected. */
   readonly listenerErrors: number;
+  /** This node's own metadata. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The followed leader's metadata as last read; undefined before it was read or while leading. */
+  readonly leaderMetadata: Readonly<Record<string, string>> | undefined;
+  /** Stored metadata that broke the rules when read (dropped, never thrown). */
+  readonly metadataDropped: number;
 }
 
 /** Dependencies a test may replace. @internal */
@@ -353,12 +373,19 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   /** Removes the config signal's abort listener (set once run() started). */
   #forgetSignal: () => void = () => {};
   #startTimer: TimerHandle | undefined;
+  /** This node's metadata (the option, then `setMetadata()`). */
+  #metadata: Metadata = NO_METADATA;
+  /** The leader followed, with its metadata as last read (undefined before the first read). */
+  #followed: { readonly instanceId: string; readonly epoch: number; readonly metadata: Metadata | undefined } | undefined;
+  /** Stored metadata that broke the rules when read. */
+  #metadataDropped = 0;
 
   /** @internal Use {@link run}. Validates the config (throws `InvalidOptionError`); connects nothing. */
   constructor(config: ClusterConfig, deps: ClusterDeps = {}) {
     super();
     this.options = resolveLeaseOptions(config, hostname());
     const o = this.options;
+    this.#metadata = o.metadata;
     this.#clock = o.clock ?? systemClock;
     this.#random = deps.random ?? Math.random;
     this.#logger = prefixed(o.logger ?? silentLogger, `${o.project}/${o.nodeId}`);
@@ -421,7 +448,12 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     this.#forgetSignal = () => o.signal?.removeEventListener('abort', onAbort);
     this.#store.open({
       onNotice: (notice) => this.#dispatch({ type: 'notice', notice }),
+      onMetadataNotice: (nodeId) => {
+        if (this.#followed?.instanceId === nodeId) void this.#readLeaderMetadata(this.#followed.instanceId, this.#followed.epoch, false);
+      },
       onConnected: () => {
+        // Before the lease operations this reconnect triggers: a leader's metadata is stored before anyone sees it lead.
+        void this.#store.writeMetadata?.(this.#metadata).catch((error: unknown) => this.#logger.warn(`storing metadata failed: ${String(error)}`));
         if (this.#connectionDown) this.#logger.info('reconnected to Redis');
         else this.#logger.debug(`connected to ${target(o)}`);
         this.#connectionDown = false;
@@ -570,6 +602,9 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       ...s.counters,
       notificationsDropped: this.notificationsDropped,
       listenerErrors: this.listenerErrors,
+      metadata: this.#metadata,
+      leaderMetadata: this.#followed?.metadata,
+      metadataDropped: this.#metadataDropped,
     };
   }
 
@@ -680,7 +715,9 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         return;
       case 'primaryChanged': {
         const event: PrimaryChangedEvent = { instanceId: effect.nodeId, epoch: effect.revision, priority: effect.priority, at: this.#loop.decidedAt };
-        this.#later(() => this.emitSafely('primaryChanged', event));
+        this.#followed = { instanceId: effect.nodeId, epoch: effect.revision, metadata: undefined };
+        if (this.#store.readMetadata === undefined) this.#later(() => this.emitSafely('primaryChanged', event));
+        else void this.#readLeaderMetadata(effect.nodeId, effect.revision, true, event);
         return;
       }
       case 'log':
@@ -698,6 +735,48 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         );
         return;
     }
+  }
+
+  /**
+   * Reads the followed leader's metadata; emits `primaryChanged` with it (`announce`), or
+   * `primaryMetadataChanged` when it differs from the last read. A malformed one is counted.
+   */
+  async #readLeaderMetadata(nodeId: string, epoch: number, announce: boolean, event?: PrimaryChangedEvent): Promise<void> {
+    let stored: StoredMetadata;
+    try {
+      stored = (await this.#store.readMetadata?.([nodeId]))?.[0];
+    } catch (error) {
+      this.#logger.debug(`reading ${nodeId}'s metadata failed: ${String(error)}`);
+      stored = undefined;
+    }
+    if (stored === 'invalid') {
+      this.#metadataDropped++;
+      stored = undefined;
+    }
+    const metadata = stored ?? NO_METADATA;
+    const followed = this.#followed;
+    if (this.#finished || followed === undefined || followed.instanceId !== nodeId || followed.epoch !== epoch) return;
+    const previous = followed.metadata;
+    this.#followed = { ...followed, metadata };
+    if (announce && event !== undefined) {
+      this.emitSafely('primaryChanged', { ...event, metadata });
+    } else if (previous !== undefined && !sameMetadata(previous, metadata)) {
+      this.emitSafely('primaryMetadataChanged', { instanceId: nodeId, epoch, metadata, at: this.#clock.wallNow() });
+    }
+  }
+
+  /**
+   * Replaces this node's metadata (validated like the option: throws `InvalidOptionError` naming
+   * the key), stores it and announces it on the project's channel.
+   */
+  setMetadata(metadata: Readonly<Record<string, string>>): void {
+    this.#metadata = resolveMetadata(metadata);
+    void this.#store.writeMetadata?.(this.#metadata).catch((error: unknown) => this.#logger.warn(`storing metadata failed: ${String(error)}`));
+  }
+
+  /** This node's own metadata. */
+  get metadata(): Metadata {
+    return this.#metadata;
   }
 
   #startSettled(term: number, error: unknown): void {
