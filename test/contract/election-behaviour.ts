@@ -309,7 +309,10 @@ export function describeElectionBehaviour(harness: ElectionHarness): void {
         const nodes: ElectionNode[] = await n.liveNodes();
         expect(Array.isArray(nodes)).toBe(true);
         for (const x of nodes) {
-          expect(Object.keys(x).sort()).toEqual(['eligible', 'epoch', 'instanceId', 'lastSeenAt', 'priority', 'role', 'self']);
+          // `metadata` is optional: a primary's entry carries it where the backend announces it.
+          const keys = Object.keys(x).filter((k) => k !== 'metadata').sort();
+          expect(keys).toEqual(['eligible', 'epoch', 'instanceId', 'lastSeenAt', 'priority', 'role', 'self']);
+          if (x.metadata !== undefined) expect(typeof x.metadata).toBe('object');
           expect(['primary', 'secondary']).toContain(x.role);
           expect(Number.isFinite(x.lastSeenAt)).toBe(true);
           expect(typeof x.eligible).toBe('boolean');
