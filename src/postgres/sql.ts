@@ -1,0 +1,103 @@
+/**
+ * The SQL of the PostgreSQL election, in one place: the advisory lock key, the three tables the
+ * election creates if missing, and the statements each step runs. Every statement is a single
+ * autocommitted statement, so a step is atomic without a client-side transaction.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+
+/**
+ * The advisory lock key of a project: the first 8 bytes of SHA-256 of
+ * `failover-watch:<project>` with the sign bit cleared, as a decimal string (a `bigint` for
+ * `pg_advisory_lock(bigint)`). In `pg_locks` it shows as `classid` (high 32 bits) and `objid`
+ * (low 32 bits) with `objsubid = 1`.
+ */
+export function lockKey(project: string): string {
+  const digest = createHash('sha256').update(`failover-watch:${project}`).digest();
+  return (digest.readBigUInt64BE(0) & 0x7fff_ffff_ffff_ffffn).toString();
+}
+
+/** The key that serializes the creation of the tables (one per table prefix). */
+export function setupKey(prefix: string): string {
+  return lockKey(`setup:${prefix}`);
+}
+
+/** The statements, for one table prefix (already validated as an identifier). */
+export interface PostgresSql {
+  readonly election: string;
+  readonly nodes: string;
+  readonly events: string;
+  /** The NOTIFY channel. */
+  readonly channel: string;
+  readonly missingTables: string;
+  readonly createTables: (setup: string) => string;
+  readonly tryLock: string;
+  readonly waitLock: string;
+  readonly unlock: string;
+  readonly elect: string;
+  readonly confirm: string;
+  readonly presence: string;
+  readonly forget: string;
+  readonly leader: string;
+  readonly liveNodes: string;
+  readonly events_: string;
+  readonly trimEvents: string;
+}
+
+/** Builds the statements for `prefix` (`name` or `schema.name`). */
+export function postgresSql(prefix: string): PostgresSql {
+  const election = `${prefix}_election`;
+  const nodes = `${prefix}_nodes`;
+  const events = `${prefix}_events`;
+  const channel = prefix.replace('.', '_');
+  const notice = (action: string, epoch: string) =>
+    `pg_notify('${channel}', json_build_object('action', '${action}', 'project', $1::text, 'node', $2::text, 'epoch', ${epoch}, 'reason', $3::text)::text)`;
+  return {
+    election,
+    nodes,
+    events,
+    channel,
+    missingTables: `SELECT to_regclass('${election}') IS NULL OR to_regclass('${nodes}') IS NULL OR to_regclass('${events}') IS NULL AS missing`,
+    createTables: (setup) =>
+      [
+        'BEGIN',
+        `SELECT pg_advisory_xact_lock(${setup})`,
+        `CREATE TABLE IF NOT EXISTS ${election} (project text PRIMARY KEY, epoch bigint NOT NULL, leader text NOT NULL, elected_at timestamptz NOT NULL DEFAULT now())`,
+        `CREATE TABLE IF NOT EXISTS ${nodes} (project text NOT NULL, node_id text NOT NULL, last_seen timestamptz NOT NULL, eligible boolean NOT NULL, pid integer, host text, PRIMARY KEY (project, node_id))`,
+        `CREATE TABLE IF NOT EXISTS ${events} (id bigserial PRIMARY KEY, project text NOT NULL, at timestamptz NOT NULL DEFAULT now(), node_id text NOT NULL, action text NOT NULL, epoch bigint NOT NULL, reason text)`,
+        'COMMIT',
+      ].join(';\n'),
+    tryLock: 'SELECT pg_try_advisory_lock($1::bigint) AS locked',
+    waitLock: 'SELECT pg_advisory_lock($1::bigint)',
+    // $1 project, $2 node, $3 reason, $4 epoch, $5 key.
+    unlock: `WITH ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) VALUES ($1, $2, 'released', $4, $3))
+      SELECT pg_advisory_unlock($5::bigint) AS released, ${notice('released', '$4::bigint')}`,
+    // The fencing step, run right after the lock is held: the epoch grows in the same statement
+    // that records the leader and tells the standbys. $1 project, $2 node, $3 reason.
+    elect: `WITH e AS (
+        INSERT INTO ${election} AS t (project, epoch, leader) VALUES ($1, 1, $2)
+        ON CONFLICT (project) DO UPDATE SET epoch = t.epoch + 1, leader = EXCLUDED.leader, elected_at = now()
+        RETURNING t.epoch),
+      ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) SELECT $1, $2, 'elected', epoch, $3 FROM e)
+      SELECT epoch::text AS epoch, ${notice('elected', 'epoch')} FROM e`,
+    confirm: `SELECT epoch::text AS epoch, leader FROM ${election} WHERE project = $1`,
+    // $1 project, $2 node, $3 eligible, $4 pid, $5 host.
+    presence: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host) VALUES ($1, $2, now(), $3, $4, $5)
+      ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = EXCLUDED.eligible, pid = EXCLUDED.pid, host = EXCLUDED.host`,
+    forget: `DELETE FROM ${nodes} WHERE project = $1 AND node_id = $2`,
+    // $1 project, $2 key: the recorded leader, and whether anyone holds the lock now.
+    leader: `SELECT e.epoch::text AS epoch, e.leader,
+        EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint) AS held
+      FROM ${election} e WHERE e.project = $1`,
+    // $1 project, $2 freshness in ms.
+    liveNodes: `SELECT node_id, eligible, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen
+      FROM ${nodes} WHERE project = $1 AND last_seen > now() - make_interval(secs => $2::float8 / 1000) ORDER BY node_id`,
+    // $1 project, $2 limit.
+    events_: `SELECT node_id, action, epoch::text AS epoch, reason, (extract(epoch FROM at) * 1000)::float8 AS at
+      FROM ${events} WHERE project = $1 ORDER BY id DESC LIMIT $2`,
+    // $1 project, $2 how many to keep.
+    trimEvents: `DELETE FROM ${events} WHERE project = $1 AND id < (SELECT min(id) FROM (SELECT id FROM ${events} WHERE project = $1 ORDER BY id DESC LIMIT $2) k)`,
+  };
+}
