@@ -331,13 +331,13 @@ export class PostgresElection
   async liveNodes(): Promise<ElectionNode[]> {
     const client = this.#ctlClient;
     if (client === undefined) throw new FailoverError('ERR_FAILOVER_LIFECYCLE', 'not connected to PostgreSQL');
-    const [nodes, leader] = await Promise.all([
-      client.query<{ node_id: string; eligible: boolean; last_seen: number }>(this.#sql.liveNodes, [
-        this.options.project,
-        this.options.presenceInterval * 3,
-      ]),
-      client.query<{ epoch: string; leader: string; held: boolean }>(this.#sql.leader, [this.options.project, this.#key]),
+    // Own row first, so that a node just started lists itself.
+    await this.#presence();
+    const nodes = await client.query<{ node_id: string; eligible: boolean; last_seen: number }>(this.#sql.liveNodes, [
+      this.options.project,
+      this.options.presenceInterval * 3,
     ]);
+    const leader = await client.query<{ epoch: string; leader: string; held: boolean }>(this.#sql.leader, [this.options.project, this.#key]);
     const row = leader.rows[0];
     const holder = row !== undefined && row.held ? row.leader : undefined;
     const epoch = row === undefined ? undefined : Number(row.epoch);

@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresElection } from '../../src/postgres.js';
+import { PostgresServer, postgresSkipReason } from '../../harness/postgres-server.js';
+
+const skip = postgresSkipReason();
+let server: PostgresServer;
+let n = 0;
+const project = () => `pg-test-${process.pid}-${++n}`;
+
+function waitEvent<T>(subscribe: (done: (v: T) => void) => void, timeout: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeout);
+    subscribe((v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+}
+
+const primaryOf = (e: PostgresElection, timeout = 10_000) =>
+  waitEvent<number>((done) => {
+    if (e.role === 'primary') return done(performance.now());
+    e.on('roleChanged', (c) => c.to === 'primary' && done(performance.now()));
+  }, timeout, `${e.instanceId} primary`);
+
+const node = (url: string, p: string, id: string) => new PostgresElection({ project: p, instanceId: id, connectionString: url });
+
+describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
+  beforeAll(async () => {
+    server = await PostgresServer.start();
+  });
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  it('one leads; graceful shutdown hands over in ms', async () => {
+    const p = project();
+    const a = node(server.url, p, 'a');
+    await a.start();
+    expect(a.role).toBe('primary');
+    const b = node(server.url, p, 'b');
+    await b.start();
+    expect(b.role).toBe('secondary');
+    const promoted = primaryOf(b);
+    const t0 = performance.now();
+    await a.shutdown();
+    const t1 = await promoted;
+    expect(b.epoch).toBe(a.epoch + 1);
+    expect(t1 - t0).toBeLessThan(500);
+    expect((await b.events(2)).map((e) => e.action)).toEqual(['elected', 'released']);
+    await b.shutdown();
+  });
+
+  it('stepDown hands the role to the waiting standby', async () => {
+    const p = project();
+    const a = node(server.url, p, 'a');
+    const b = node(server.url, p, 'b');
+    await a.start();
+    await b.start();
+    const promoted = primaryOf(b);
+    a.stepDown();
+    await promoted;
+    expect(a.role).toBe('secondary');
+    const live = await b.liveNodes();
+    expect(live.find((x) => x.instanceId === 'b')?.role).toBe('primary');
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('pg_terminate_backend of the lock makes the leader step down', async () => {
+    const p = project();
+    const a = node(server.url, p, 'a');
+    const b = node(server.url, p, 'b');
+    await a.start();
+    await b.start();
+    const demoted = waitEvent<string>((done) => a.on('roleChanged', (c) => c.from === 'primary' && done(c.reason)), 5000, 'a demoted');
+    const promoted = primaryOf(b);
+    const rows = await server.query<{ pid: number }>(
+      "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND ((classid::bigint << 32) | objid::bigint) = $1::bigint",
+      [a.lockKey],
+    );
+    expect(rows).toHaveLength(1);
+    await server.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+    expect(await demoted).toBe('lost');
+    await promoted;
+    expect(b.epoch).toBeGreaterThan(1);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('a SIGKILLed leader process is replaced within ms', async () => {
+    const p = project();
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'harness/postgres-node.ts', server.url, p, 'crash'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = createInterface({ input: child.stdout! });
+    await waitEvent<void>((done) => lines.on('line', (l) => (JSON.parse(l) as { ev: string }).ev === 'ready' && done()), 20_000, 'child ready');
+    const b = node(server.url, p, 'b');
+    await b.start();
+    expect(b.role).toBe('secondary');
+    const promoted = primaryOf(b);
+    const t0 = performance.now();
+    process.kill(child.pid!, 'SIGKILL');
+    const t1 = await promoted;
+    expect(t1 - t0).toBeLessThan(1000);
+    await b.shutdown();
+  });
+
+  it('the server restarted: the leader steps down, then one leads', async () => {
+    const p = project();
+    const a = node(server.url, p, 'a');
+    await a.start();
+    const demoted = waitEvent<string>((done) => a.on('roleChanged', (c) => c.from === 'primary' && done(c.reason)), 10_000, 'a demoted');
+    await server.stop();
+    expect(await demoted).toBe('lost');
+    await server.restart();
+    await primaryOf(a, 15_000);
+    expect(a.epoch).toBe(2);
+    await a.shutdown();
+  });
+});
