@@ -119,3 +119,22 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     await a.shutdown();
   });
 });
+
+describe.skipIf(skip !== undefined)('examples/postgres-fenced-write.ts', () => {
+  it('refuses the stale leader write', async () => {
+    const db = await PostgresServer.start();
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/postgres-fenced-write.ts'], {
+        env: { ...process.env, DATABASE_URL: db.url },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+      const code = await waitEvent<number | null>((done) => child.once('exit', (c) => done(c)), 20_000, 'example exit');
+      expect(out).toMatch(/stale write of epoch 1: refused/);
+      expect(code).toBe(0);
+    } finally {
+      await db.destroy();
+    }
+  });
+});
