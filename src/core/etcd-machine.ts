@@ -516,6 +516,7 @@ function onLine(b: Builder, line: readonly CampaignKey[]): void {
     // First in line but not the best live priority: yield the place rather than lead.
     b.count('yields');
     b.log('debug', `yielding to a better priority`);
+    settle(b);
     resign(b);
     return;
   }

@@ -1,0 +1,196 @@
+/**
+ * The etcd election's decisions on a fake clock: no sockets, each etcd reply scripted.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  etcdStep,
+  initialEtcdState,
+  type CampaignKey,
+  type EtcdEffect,
+  type EtcdInput,
+  type EtcdMachineState,
+} from '../../../src/core/etcd-machine.js';
+
+const config = {
+  nodeId: 'a',
+  priority: 1,
+  leaseTTL: 3000,
+  keepAliveInterval: 500,
+  maxDrift: 1500,
+  retryInterval: 200,
+  demoteTimeout: 1000,
+  rankInterval: 3000,
+  enabled: true,
+};
+
+class Sim {
+  state: EtcdMachineState;
+  now = 0;
+  effects: EtcdEffect[] = [];
+  constructor(overrides: Partial<typeof config> = {}) {
+    this.state = initialEtcdState({ ...config, ...overrides });
+  }
+  feed(input: EtcdInput): EtcdEffect[] {
+    const r = etcdStep(this.state, input, { now: this.now, random: () => 0.5 });
+    this.state = r.state;
+    this.effects.push(...r.effects);
+    return r.effects;
+  }
+  last<T extends EtcdEffect['type']>(type: T): Extract<EtcdEffect, { type: T }> {
+    const found = [...this.effects].reverse().find((e) => e.type === type);
+    if (found === undefined) throw new Error(`no ${type} effect`);
+    return found as Extract<EtcdEffect, { type: T }>;
+  }
+  /** start -> granted -> campaigned(rev) -> ranked(line). */
+  join(rev: number, others: CampaignKey[] = []): void {
+    this.feed({ type: 'start' });
+    this.feed({ type: 'granted', id: this.last('grant').id, leaseId: '10', sentAt: this.now });
+    this.feed({ type: 'campaigned', id: this.last('campaign').id, key: 'p/e/a', createRevision: rev });
+    const own: CampaignKey = { key: 'p/e/a', createRevision: rev, nodeId: 'a', priority: this.state.config.priority, leaseId: '10' };
+    this.rank([...others, own].sort((x, y) => x.createRevision - y.createRevision));
+  }
+  rank(line: CampaignKey[]): void {
+    this.feed({ type: 'changed' });
+    const r = this.state.pending.rank;
+    if (r !== undefined) this.feed({ type: 'ranked', id: r, line });
+  }
+}
+
+const key = (nodeId: string, rev: number, priority = 1): CampaignKey => ({ key: `p/e/${nodeId}`, createRevision: rev, nodeId, priority, leaseId: nodeId });
+
+describe('etcd machine', () => {
+  it('leads when its key is first, epoch = create revision', () => {
+    const sim = new Sim();
+    sim.join(7);
+    expect(sim.state.role).toBe('primary');
+    expect(sim.last('callPromote')).toMatchObject({ epoch: 7, reason: 'startup' });
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    expect(sim.state.phase).toBe('leader');
+    expect(sim.effects.some((e) => e.type === 'started')).toBe(true);
+  });
+
+  it('follows the first key and takes over when it goes', () => {
+    const sim = new Sim();
+    sim.join(9, [key('b', 5)]);
+    expect(sim.state.role).toBe('secondary');
+    expect(sim.last('primaryChanged')).toMatchObject({ instanceId: 'b', epoch: 5 });
+    sim.rank([key('a', 9)]);
+    expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', willPromote: true });
+    expect(sim.last('callPromote')).toMatchObject({ epoch: 9, reason: 'handover' });
+    expect(sim.state.epoch).toBe(9);
+  });
+
+  it('steps down after maxDrift without a keepalive', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.now = 1501;
+    sim.feed({ type: 'tick' });
+    expect(sim.state.role).toBe('secondary');
+    expect(sim.last('roleChanged')).toMatchObject({ to: 'secondary', reason: 'drift' });
+    expect(sim.last('abortPromote').term).toBe(1);
+    expect(sim.last('revoke').leaseId).toBe('10');
+    expect(sim.state.session).toBeUndefined();
+    // Stepped down before the lease (3000 ms from the last keepalive) could expire.
+    expect(sim.now).toBeLessThan(config.leaseTTL);
+  });
+
+  it('keeps the role while keepalives succeed', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    for (let i = 1; i <= 20; i++) {
+      sim.now = i * 500;
+      sim.feed({ type: 'tick' });
+      sim.feed({ type: 'keptAlive', id: sim.last('keepAlive').id, sentAt: sim.now, alive: true });
+    }
+    expect(sim.state.role).toBe('primary');
+    expect(sim.state.counters.driftStepDowns).toBe(0);
+  });
+
+  it('a woken leader learns it lost before acting', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.now = 10_000; // paused past the lease
+    const effects = sim.feed({ type: 'changed' });
+    expect(effects[0]).toMatchObject({ type: 'log', level: 'warn' });
+    expect(effects.find((e) => e.type === 'roleChanged')).toMatchObject({ to: 'secondary', reason: 'drift' });
+    expect(effects.some((e) => e.type === 'rank' || e.type === 'callPromote')).toBe(false);
+  });
+
+  it('stepDown runs onDemote, then deletes its key', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.feed({ type: 'stepDown' });
+    expect(sim.state.role).toBe('secondary');
+    expect(sim.last('callDemote')).toMatchObject({ epoch: 3, reason: 'stepdown' });
+    expect(sim.effects.some((e) => e.type === 'resign')).toBe(false);
+    sim.feed({ type: 'demoteSettled', term: 1 });
+    sim.feed({ type: 'resigned', id: sim.last('resign').id });
+    // Back in line with a new key: a new term would have a new epoch.
+    expect(sim.last('campaign')).toBeDefined();
+    expect(sim.state.ownKey).toBeUndefined();
+  });
+
+  it('yields first place to a better priority', () => {
+    const s2 = new Sim({ priority: 2 });
+    s2.join(3, [key('b', 8, 1)]);
+    expect(s2.state.role).toBe('secondary');
+    expect(s2.state.counters.yields).toBe(1);
+    expect(s2.last('resign').key).toBe('p/e/a');
+  });
+
+  it('a leader hands over to a better priority', () => {
+    const sim = new Sim({ priority: 2 });
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.rank([key('a', 3, 2), key('b', 8, 1)]);
+    expect(sim.last('roleChanged')).toMatchObject({ to: 'secondary', reason: 'preempted' });
+    sim.feed({ type: 'demoteSettled', term: 1 });
+    expect(sim.last('resign').key).toBe('p/e/a');
+  });
+
+  it('demotes when its key vanishes from the line', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.rank([key('b', 12)]);
+    expect(sim.last('roleChanged')).toMatchObject({ to: 'secondary', reason: 'lost' });
+  });
+
+  it('shutdown demotes, then revokes the lease and closes', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.feed({ type: 'shutdown' });
+    sim.feed({ type: 'demoteSettled', term: 1 });
+    expect(sim.last('revoke')).toMatchObject({ leaseId: '10', awaited: true });
+    expect(sim.last('close')).toBeDefined();
+    sim.feed({ type: 'closed' });
+    expect(sim.state.role).toBe('stopped');
+    expect(sim.state.wakeAt).toBeUndefined();
+  });
+
+  it('a disabled node gives up its key and never leads', () => {
+    const sim = new Sim();
+    sim.join(9, [key('b', 5)]);
+    sim.feed({ type: 'setEnabled', enabled: false });
+    sim.feed({ type: 'resigned', id: sim.last('resign').id });
+    sim.rank([]);
+    expect(sim.state.role).toBe('secondary');
+    expect(sim.effects.some((e) => e.type === 'callPromote')).toBe(false);
+  });
+
+  it('a failed onPromote holds off before running again', () => {
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: false, detail: 'boom' });
+    expect(sim.last('promotionFailed').error).toBe('boom');
+    sim.feed({ type: 'demoteSettled', term: 1 });
+    sim.feed({ type: 'resigned', id: sim.last('resign').id });
+    expect(sim.state.retryAt).toBe(config.leaseTTL);
+    expect(sim.effects.filter((e) => e.type === 'campaign')).toHaveLength(1);
+  });
+});
