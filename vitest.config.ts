@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^failover-watch$/, replacement: src('index.ts') },
       { find: /^failover-watch\/redis$/, replacement: src('redis.ts') },
       { find: /^failover-watch\/postgres$/, replacement: src('postgres.ts') },
+      { find: /^failover-watch\/etcd$/, replacement: src('etcd.ts') },
       { find: /^failover-watch\/metrics$/, replacement: src('metrics.ts') },
       { find: /^failover-watch\/testing$/, replacement: src('testing/index.ts') },
       { find: /^failover-watch\/transport$/, replacement: src('transport.ts') },

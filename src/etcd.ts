@@ -1,0 +1,504 @@
+/**
+ * failover-watch/etcd: leader election on etcd, etcd's own concurrency election (docs/ETCD.md).
+ *
+ * The driver around the pure machine in `core/etcd-machine.ts`: it runs the effects the machine
+ * asks for against etcd (through the `etcd3` client), feeds their outcomes back, and delivers
+ * notifications after each step without letting a listener block or throw into the machine.
+ * Every decision is the machine's. Only this entry point loads etcd3.
+ *
+ * @example
+ * import { EtcdElection } from 'failover-watch/etcd';
+ * const election = new EtcdElection({ project: 'billing', hosts: ['http://10.0.0.1:2379'],
+ *   onPromote: async ({ epoch, signal }) => { await work(epoch, signal); } });
+ * await election.start();
+ *
+ * @module
+ */
+import { Etcd3, type Lease, type Watcher } from 'etcd3';
+import { noop } from 'cockatiel';
+import { hostname } from 'node:os';
+import type {
+  BackendKind,
+  Election,
+  ElectionCallbacks,
+  ElectionEvents,
+  ElectionNode,
+  ElectionRole,
+  ElectionRoleChange,
+  ElectionStatusCore,
+  Health,
+} from './election/contract.js';
+import { etcdStep, initialEtcdState, type CampaignKey, type EtcdEffect, type EtcdInput, type EtcdMachineState } from './core/etcd-machine.js';
+import { FailoverError, InvalidOptionError } from './errors.js';
+import { Notifier } from './runtime/notifier.js';
+import { StepLoop } from './runtime/step-loop.js';
+import { systemClock, type Clock } from './runtime/clock.js';
+
+/** Options of {@link EtcdElection}. Only `project` is required. */
+export interface EtcdElectionOptions extends ElectionCallbacks {
+  /** The group's name: keys live under `<prefix>/<project>/election/`. 1-128 of `A-Z a-z 0-9 _ . -`. */
+  readonly project: string;
+  /** etcd endpoints. @default ['http://127.0.0.1:2379'] */
+  readonly hosts?: readonly string[];
+  /** Key prefix. @default '/failover-watch' */
+  readonly prefix?: string;
+  /** This node's id. @default os.hostname() */
+  readonly instanceId?: string;
+  /** Lower is preferred. @default 1 */
+  readonly priority?: number;
+  /** Lease TTL, ms, a multiple of 1000, at least 2000. @default 3000 */
+  readonly leaseTTL?: number;
+  /** @default 500 */
+  readonly keepAliveInterval?: number;
+  /** A primary steps down this long after its last confirmed keepalive was sent. @default leaseTTL / 2 */
+  readonly maxDrift?: number;
+  /** @default true */
+  readonly enabled?: boolean;
+  /** @default 10000 */
+  readonly startTimeout?: number;
+  /** @default 1000 */
+  readonly demoteTimeout?: number;
+  /** etcd user and password (RBAC). */
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** @internal */
+  readonly clock?: Clock;
+}
+
+/** `status()`: the contract's core and an `etcd` section. */
+export interface EtcdElectionStatus extends ElectionStatusCore {
+  readonly etcd: {
+    readonly hosts: readonly string[];
+    readonly key: string | undefined;
+    readonly leaseId: string | undefined;
+    readonly state: 'unknown' | 'ok' | 'failing';
+    readonly lastError: string | undefined;
+    readonly lastKeepAliveAgeMs: number | undefined;
+    readonly leaseTTL: number;
+    readonly maxDrift: number;
+    readonly counters: EtcdMachineState['counters'];
+  };
+}
+
+interface Member {
+  readonly nodeId: string;
+  readonly priority: number;
+}
+
+const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+function check(ok: boolean, option: string, expected: string, received: unknown): void {
+  if (!ok) throw new InvalidOptionError(option, expected, received);
+}
+
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** An election on etcd; implements the contract. */
+export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> implements Election<EtcdElectionStatus> {
+  readonly backend: BackendKind = 'etcd';
+  readonly instanceId: string;
+  readonly #o: Required<Omit<EtcdElectionOptions, 'auth' | 'onPromote' | 'onDemote' | 'clock'>> & EtcdElectionOptions;
+  readonly #clock: Clock;
+  readonly #dir: string;
+  readonly #client: Etcd3;
+  readonly #loop: StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>;
+  readonly #leases = new Map<string, Lease>();
+  readonly #aborts = new Map<number, AbortController>();
+  #watcher: Watcher | undefined;
+  #started: Promise<void> | undefined;
+  #resolveStarted: () => void = () => {};
+  #rejectStarted: (e: unknown) => void = () => {};
+  #closed: Promise<void> | undefined;
+  #resolveClosed: () => void = () => {};
+  #finished = false;
+
+  constructor(options: EtcdElectionOptions) {
+    super();
+    const leaseTTL = options.leaseTTL ?? 3000;
+    check(typeof options.project === 'string' && NAME.test(options.project), 'project', '1-128 characters of A-Z a-z 0-9 _ . -', options.project);
+    check(Number.isInteger(leaseTTL) && leaseTTL >= 2000 && leaseTTL % 1000 === 0, 'leaseTTL', 'a multiple of 1000 ms, at least 2000', leaseTTL);
+    const keepAliveInterval = options.keepAliveInterval ?? 500;
+    check(Number.isFinite(keepAliveInterval) && keepAliveInterval >= 50 && keepAliveInterval < leaseTTL / 2, 'keepAliveInterval', `50 <= ms < leaseTTL / 2 (${leaseTTL / 2})`, keepAliveInterval);
+    const maxDrift = options.maxDrift ?? leaseTTL / 2;
+    check(Number.isFinite(maxDrift) && maxDrift > keepAliveInterval && maxDrift <= leaseTTL - keepAliveInterval, 'maxDrift', `keepAliveInterval < ms <= leaseTTL - keepAliveInterval (${leaseTTL - keepAliveInterval})`, maxDrift);
+    const priority = options.priority ?? 1;
+    check(Number.isFinite(priority), 'priority', 'a finite number', priority);
+    const instanceId = options.instanceId ?? hostname();
+    check(/^[\x21-\x7e]{1,256}$/.test(instanceId), 'instanceId', '1-256 printable characters, no spaces', instanceId);
+    const hosts = options.hosts ?? ['http://127.0.0.1:2379'];
+    check(Array.isArray(hosts) && hosts.length > 0 && hosts.every((h) => /^https?:\/\//.test(h)), 'hosts', 'a non-empty list of http(s):// URLs', hosts);
+    const prefix = options.prefix ?? '/failover-watch';
+    this.#o = {
+      ...options,
+      hosts,
+      prefix,
+      instanceId,
+      priority,
+      leaseTTL,
+      keepAliveInterval,
+      maxDrift,
+      enabled: options.enabled ?? true,
+      startTimeout: options.startTimeout ?? 10_000,
+      demoteTimeout: options.demoteTimeout ?? 1000,
+    };
+    this.instanceId = instanceId;
+    this.#clock = options.clock ?? systemClock;
+    this.#dir = `${prefix}/${options.project}/election/`;
+    this.#client = new Etcd3({
+      hosts: [...hosts],
+      ...(options.auth === undefined ? {} : { auth: { ...options.auth } }),
+      // No retries or circuit breaker: the machine retries, and a breaker would delay a takeover.
+      faultHandling: { host: () => noop, global: noop },
+      dialTimeout: maxDrift,
+    });
+    this.#loop = new StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>({
+      initial: initialEtcdState({
+        nodeId: instanceId,
+        priority,
+        leaseTTL,
+        keepAliveInterval,
+        maxDrift,
+        retryInterval: keepAliveInterval,
+        demoteTimeout: this.#o.demoteTimeout,
+        rankInterval: leaseTTL,
+        enabled: this.#o.enabled,
+      }),
+      step: etcdStep,
+      clock: this.#clock,
+      random: Math.random,
+      run: (effect) => this.#run(effect),
+      tick: { type: 'tick' },
+    });
+  }
+
+  get role(): ElectionRole {
+    return this.#loop.state.role;
+  }
+
+  get epoch(): number {
+    return this.#loop.state.epoch;
+  }
+
+  get enabled(): boolean {
+    return this.#loop.state.enabled;
+  }
+
+  start(): Promise<void> {
+    if (this.#started !== undefined) return this.#started;
+    this.#started = new Promise<void>((resolve, reject) => {
+      this.#resolveStarted = resolve;
+      this.#rejectStarted = reject;
+    });
+    this.#started.catch(() => undefined);
+    const timer = this.#clock.setTimer(() => {
+      if (this.#loop.state.settled) return;
+      this.#rejectStarted(new FailoverError('ERR_FAILOVER_TIMEOUT', `no role settled within startTimeout (${this.#o.startTimeout} ms): ${this.#loop.state.lastError ?? 'no answer from etcd'}`));
+      void this.shutdown();
+    }, this.#o.startTimeout);
+    void this.#started.finally(() => this.#clock.clearTimer(timer)).catch(() => undefined);
+    void this.#watch();
+    this.#loop.dispatch({ type: 'start' });
+    return this.#started;
+  }
+
+  shutdown(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed;
+    this.#closed = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
+    if (this.#started === undefined) this.#finish();
+    else this.#loop.dispatch({ type: 'shutdown' });
+    return this.#closed;
+  }
+
+  stepDown(): void {
+    this.#loop.dispatch({ type: 'stepDown' });
+  }
+
+  setEnabled(enabled: boolean): void {
+    this.#loop.dispatch({ type: 'setEnabled', enabled });
+  }
+
+  roleChanges(): AsyncIterableIterator<ElectionRoleChange> {
+    return this.openChangeStream(64);
+  }
+
+  status(): EtcdElectionStatus {
+    const s = this.#loop.state;
+    return {
+      backend: 'etcd',
+      instanceId: this.instanceId,
+      role: s.role,
+      phase: s.phase,
+      epoch: s.epoch,
+      enabled: s.enabled,
+      primary: s.leader === undefined ? undefined : { instanceId: s.leader.instanceId, epoch: s.leader.epoch },
+      primarySuspected: s.primarySuspected,
+      promotions: s.counters.promotions,
+      demotions: s.counters.demotions,
+      failedPromotions: s.counters.failedPromotions,
+      notificationsDropped: this.notificationsDropped,
+      listenerErrors: this.listenerErrors,
+      etcd: {
+        hosts: this.#o.hosts,
+        key: s.ownKey?.key,
+        leaseId: s.session?.leaseId,
+        state: s.etcdOk === undefined ? 'unknown' : s.etcdOk ? 'ok' : 'failing',
+        lastError: s.lastError,
+        lastKeepAliveAgeMs: s.session === undefined ? undefined : Math.max(0, this.#clock.now() - s.session.okSentAt),
+        leaseTTL: this.#o.leaseTTL,
+        maxDrift: this.#o.maxDrift,
+        counters: s.counters,
+      },
+    };
+  }
+
+  health(): Health {
+    const st = this.status();
+    const ok = (reason: string): Health => ({ ok: true, status: 200, reason });
+    const bad = (reason: string): Health => ({ ok: false, status: 503, reason });
+    if (st.etcd.state !== 'ok') return bad(`etcd ${st.etcd.state}`);
+    if (st.role === 'primary') return ok('primary, lease kept alive');
+    if (st.role === 'secondary') return ok(st.primary ? `following ${st.primary.instanceId}` : 'secondary');
+    return bad(st.role);
+  }
+
+  /** The campaign keys, in line order: the first is the primary. */
+  async liveNodes(): Promise<ElectionNode[]> {
+    const line = await this.#range();
+    const now = this.#clock.wallNow();
+    return line.map((k, i) => ({
+      instanceId: k.nodeId,
+      role: i === 0 ? 'primary' : 'secondary',
+      priority: k.priority,
+      epoch: i === 0 ? k.createRevision : undefined,
+      lastSeenAt: now,
+      self: k.key === this.#loop.state.ownKey?.key,
+      eligible: true,
+    }));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Bounds a call by maxDrift: without quorum etcd calls hang. */
+  #bounded<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${this.#o.maxDrift} ms`)), this.#o.maxDrift);
+      timer.unref();
+      promise.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+    });
+  }
+
+  async #range(): Promise<CampaignKey[]> {
+    const res = await this.#bounded(this.#client.getAll().prefix(this.#dir).sort('Create', 'Ascend').exec());
+    const line: CampaignKey[] = [];
+    for (const kv of res.kvs) {
+      let member: Member;
+      try {
+        const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<Member>;
+        if (typeof parsed.nodeId !== 'string' || typeof parsed.priority !== 'number') continue;
+        member = { nodeId: parsed.nodeId, priority: parsed.priority };
+      } catch {
+        continue; // garbage under the prefix: not a candidate
+      }
+      line.push({ key: kv.key.toString('utf8'), createRevision: Number(kv.create_revision), nodeId: member.nodeId, priority: member.priority, leaseId: String(kv.lease) });
+    }
+    return line;
+  }
+
+  async #watch(): Promise<void> {
+    try {
+      const watcher = await this.#client.watch().prefix(this.#dir).create();
+      if (this.#finished) {
+        await watcher.cancel().catch(() => undefined);
+        return;
+      }
+      this.#watcher = watcher;
+      const changed = (): void => this.#loop.dispatch({ type: 'changed' });
+      watcher.on('put', changed);
+      watcher.on('delete', changed);
+      watcher.on('connected', changed);
+      watcher.on('error', () => undefined);
+    } catch {
+      // The periodic re-read stands in until the next attempt.
+      if (!this.#finished) setTimeout(() => void this.#watch(), this.#o.keepAliveInterval).unref();
+    }
+  }
+
+  #op(id: number, kind: Extract<EtcdInput, { type: 'opFailed' }>['kind'], work: () => Promise<EtcdInput>): void {
+    work().then(
+      (input) => this.#loop.dispatch(input),
+      (error: unknown) => {
+        const detail = message(error);
+        const leaseGone = /lease not found|requested lease not found/i.test(detail);
+        this.#loop.dispatch({ type: 'opFailed', id, kind, detail, leaseGone });
+      },
+    );
+  }
+
+  #run(effect: EtcdEffect): void {
+    switch (effect.type) {
+      case 'grant': {
+        const sentAt = this.#clock.now();
+        const lease = this.#client.lease(this.#o.leaseTTL / 1000, { autoKeepAlive: false });
+        lease.on('lost', () => undefined);
+        this.#op(effect.id, 'grant', async () => {
+          const leaseId = await this.#bounded(lease.grant());
+          this.#leases.set(leaseId, lease);
+          return { type: 'granted', id: effect.id, leaseId, sentAt };
+        });
+        return;
+      }
+      case 'keepAlive': {
+        const lease = this.#leases.get(effect.leaseId);
+        const sentAt = this.#clock.now();
+        this.#op(effect.id, 'keepAlive', async () => {
+          if (lease === undefined) throw new Error('lease not found');
+          const res = await this.#bounded(lease.keepaliveOnce());
+          return { type: 'keptAlive', id: effect.id, sentAt, alive: Number(res.TTL) > 0 };
+        });
+        return;
+      }
+      case 'campaign': {
+        const lease = this.#leases.get(effect.leaseId);
+        const key = `${this.#dir}${BigInt(effect.leaseId).toString(16)}`;
+        const value = JSON.stringify({ nodeId: this.instanceId, priority: this.#o.priority, pid: process.pid, host: hostname() });
+        this.#op(effect.id, 'campaign', async () => {
+          if (lease === undefined) throw new Error('lease not found');
+          const res = await this.#bounded(
+            this.#client.if(key, 'Create', '==', 0).then(lease.put(key).value(value)).else(this.#client.get(key)).commit(),
+          );
+          let createRevision = Number(res.header.revision);
+          if (!res.succeeded) {
+            const kv = res.responses[0]?.response_range?.kvs[0];
+            if (kv === undefined) throw new Error('campaign key vanished');
+            createRevision = Number(kv.create_revision);
+          }
+          return { type: 'campaigned', id: effect.id, key, createRevision };
+        });
+        return;
+      }
+      case 'rank':
+        this.#op(effect.id, 'rank', async () => ({ type: 'ranked', id: effect.id, line: await this.#range() }));
+        return;
+      case 'resign':
+        this.#op(effect.id, 'resign', async () => {
+          await this.#bounded(this.#client.delete().key(effect.key).exec());
+          return { type: 'resigned', id: effect.id };
+        });
+        return;
+      case 'revoke': {
+        if (effect.awaited) return; // #closeAll revokes it and waits
+        const lease = this.#leases.get(effect.leaseId);
+        this.#leases.delete(effect.leaseId);
+        if (lease !== undefined) void this.#bounded(lease.revoke()).catch(() => undefined);
+        return;
+      }
+      case 'callPromote': {
+        const controller = new AbortController();
+        this.#aborts.set(effect.term, controller);
+        const { term, epoch, reason } = effect;
+        this.#loop.whenIdle(() => {
+          let result: unknown;
+          try {
+            result = this.#o.onPromote?.({ epoch, reason, signal: controller.signal });
+          } catch (error) {
+            this.#loop.dispatch({ type: 'promoteSettled', term, ok: false, detail: message(error) });
+            return;
+          }
+          Promise.resolve(result).then(
+            () => this.#loop.dispatch({ type: 'promoteSettled', term, ok: true }),
+            (error: unknown) => this.#loop.dispatch({ type: 'promoteSettled', term, ok: false, detail: message(error) }),
+          );
+        });
+        return;
+      }
+      case 'abortPromote':
+        this.#aborts.get(effect.term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `role lost (${effect.reason})`));
+        this.#aborts.delete(effect.term);
+        return;
+      case 'callDemote': {
+        const { term, epoch, reason } = effect;
+        this.#loop.whenIdle(() => {
+          let result: unknown;
+          try {
+            result = this.#o.onDemote?.({ epoch, reason });
+          } catch {
+            result = undefined;
+          }
+          Promise.resolve(result)
+            .catch(() => undefined)
+            .finally(() => this.#loop.dispatch({ type: 'demoteSettled', term }));
+        });
+        return;
+      }
+      case 'roleChanged': {
+        const change: ElectionRoleChange = { from: effect.from, to: effect.to, epoch: effect.epoch, reason: effect.reason, at: this.#loop.decidedAt, instanceId: this.instanceId };
+        this.pushChange(change);
+        this.#later(() => this.emitSafely('roleChanged', change));
+        return;
+      }
+      case 'primaryChanged': {
+        const event = { instanceId: effect.instanceId, epoch: effect.epoch, priority: effect.priority, at: this.#loop.decidedAt };
+        this.#later(() => this.emitSafely('primaryChanged', event));
+        return;
+      }
+      case 'primaryLost': {
+        const { type: _t, ...rest } = effect;
+        const event = { ...rest, at: this.#loop.decidedAt };
+        this.#later(() => this.emitSafely('primaryLost', event));
+        return;
+      }
+      case 'promotionFailed': {
+        const { type: _t, ...rest } = effect;
+        const event = { ...rest, at: this.#loop.decidedAt };
+        this.#later(() => this.emitSafely('promotionFailed', event));
+        return;
+      }
+      case 'started':
+        this.#resolveStarted();
+        return;
+      case 'close':
+        void this.#closeAll();
+        return;
+      case 'log':
+        return;
+    }
+  }
+
+  #later(fn: () => void): void {
+    setImmediate(fn);
+  }
+
+  async #closeAll(): Promise<void> {
+    // The awaited revoke was started by the 'revoke' effect just before; give it its bound.
+    const revokes = [...this.#leases.values()].map((l) => this.#bounded(l.revoke()).catch(() => undefined));
+    this.#leases.clear();
+    await Promise.all(revokes);
+    await this.#watcher?.cancel().catch(() => undefined);
+    this.#loop.dispatch({ type: 'closed' });
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#loop.stop();
+    for (const c of this.#aborts.values()) c.abort();
+    this.#aborts.clear();
+    this.#client.close();
+    this.endChangeStreams();
+    this.#rejectStarted(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'shut down before the first role settled'));
+    this.#resolveClosed();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * EtcdElection against a real single etcd member started by the test.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdElection } from '../../src/etcd.js';
+import type { ElectionRoleChange } from '../../src/election/contract.js';
+import { startEtcd, type EtcdCluster } from './etcd-kit.js';
+
+let etcd: EtcdCluster;
+let seq = 0;
+
+beforeAll(async () => {
+  etcd = await startEtcd(1);
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+function waitRole(e: EtcdElection, role: string, timeout: number): Promise<ElectionRoleChange> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${e.instanceId} not ${role} within ${timeout} ms`)), timeout);
+    e.on('roleChanged', (c) => {
+      if (c.to === role) {
+        clearTimeout(timer);
+        resolve(c);
+      }
+    });
+  });
+}
+
+const node = (project: string, id: string, extra: Partial<ConstructorParameters<typeof EtcdElection>[0]> = {}): EtcdElection =>
+  new EtcdElection({ project, instanceId: id, hosts: etcd.hosts, ...extra });
+
+describe('etcd election', () => {
+  it('first node leads with its key revision as epoch', async () => {
+    const project = `p${++seq}`;
+    let promoted: number | undefined;
+    const a = node(project, 'a', { onPromote: ({ epoch }) => void (promoted = epoch) });
+    await a.start();
+    expect(a.role).toBe('primary');
+    expect(promoted).toBe(a.epoch);
+    expect(Number.isSafeInteger(a.epoch) && a.epoch > 0).toBe(true);
+    const nodes = await a.liveNodes();
+    expect(nodes).toMatchObject([{ instanceId: 'a', role: 'primary', self: true, epoch: a.epoch }]);
+    expect(a.status().etcd.state).toBe('ok');
+    await a.shutdown();
+    expect(a.role).toBe('stopped');
+  });
+
+  it('shutdown hands over in milliseconds', async () => {
+    const project = `p${++seq}`;
+    const a = node(project, 'a');
+    await a.start();
+    const b = node(project, 'b');
+    await b.start();
+    expect(b.role).toBe('secondary');
+    expect(b.status().primary?.instanceId).toBe('a');
+    const promoted = waitRole(b, 'primary', 5000);
+    const t0 = performance.now();
+    await a.shutdown();
+    const change = await promoted;
+    const ms = performance.now() - t0;
+    expect(change.epoch).toBeGreaterThan(a.epoch);
+    expect(ms).toBeLessThan(1000);
+    await b.shutdown();
+  });
+
+  it('stepDown hands over and rejoins the line', async () => {
+    const project = `p${++seq}`;
+    const a = node(project, 'a');
+    await a.start();
+    const b = node(project, 'b');
+    await b.start();
+    const promoted = waitRole(b, 'primary', 5000);
+    a.stepDown();
+    await promoted;
+    expect(a.role).toBe('secondary');
+    expect((await b.liveNodes()).map((n) => n.instanceId)).toEqual(['b', 'a']);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('a disabled leader hands over at once', async () => {
+    const project = `p${++seq}`;
+    const a = node(project, 'a');
+    await a.start();
+    const b = node(project, 'b');
+    await b.start();
+    const promoted = waitRole(b, 'primary', 5000);
+    const t0 = performance.now();
+    a.setEnabled(false);
+    await promoted;
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(a.role).toBe('secondary');
+    expect((await b.liveNodes()).map((n) => n.instanceId)).toEqual(['b']);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+});

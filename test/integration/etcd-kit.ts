@@ -1,0 +1,101 @@
+/**
+ * Real etcd members for tests: each on free loopback ports, its data dir in a temp dir, killed by
+ * pid at teardown. `startEtcd(n)` starts an n-member cluster and resolves once every member
+ * said it is ready to serve clients.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface EtcdMember {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  proc: ChildProcess | undefined;
+}
+
+export interface EtcdCluster {
+  readonly members: EtcdMember[];
+  readonly hosts: string[];
+  kill(index: number): Promise<void>;
+  restart(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startEtcd(size: number, binary = 'etcd'): Promise<EtcdCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'fw-etcd-'));
+  const members: EtcdMember[] = [];
+  for (let i = 0; i < size; i++) {
+    members.push({ name: `m${i}`, clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`, proc: undefined });
+  }
+  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const launch = (m: EtcdMember, state: 'new' | 'existing'): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const proc = spawn(
+        binary,
+        [
+          '--name', m.name,
+          '--data-dir', join(dir, m.name),
+          '--listen-client-urls', m.clientUrl,
+          '--advertise-client-urls', m.clientUrl,
+          '--listen-peer-urls', m.peerUrl,
+          '--initial-advertise-peer-urls', m.peerUrl,
+          '--initial-cluster', initialCluster,
+          '--initial-cluster-state', state,
+          '--initial-cluster-token', 'fw-test',
+          '--heartbeat-interval', '50',
+          '--election-timeout', '500',
+          '--log-level', 'info',
+          '--logger', 'zap',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      m.proc = proc;
+      let seen = '';
+      const timer = setTimeout(() => reject(new Error(`etcd ${m.name} not ready within 15 s: ${seen.slice(-500)}`)), 15_000);
+      proc.stderr!.on('data', (chunk: Buffer) => {
+        if (seen.length < 200_000) seen += chunk.toString('utf8');
+        if (/ready to serve client requests|serving insecure client requests|serving client traffic insecurely/.test(seen)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`etcd ${m.name} exited with ${code}: ${seen.slice(-500)}`));
+      });
+    });
+  await Promise.all(members.map((m) => launch(m, 'new')));
+  const kill = async (i: number): Promise<void> => {
+    const proc = members[i]!.proc;
+    if (proc === undefined || proc.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGKILL');
+    await exited;
+    members[i]!.proc = undefined;
+  };
+  return {
+    members,
+    hosts: members.map((m) => m.clientUrl),
+    kill,
+    restart: (i) => launch(members[i]!, 'existing'),
+    async stop() {
+      for (let i = 0; i < members.length; i++) await kill(i);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
