@@ -1,6 +1,7 @@
 /**
  * EtcdElection against a real single etcd member started by the test.
  */
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdElection } from '../../src/etcd.js';
 import type { ElectionRoleChange } from '../../src/election/contract.js';
@@ -93,5 +94,38 @@ describe('etcd election', () => {
     expect(a.role).toBe('secondary');
     expect((await b.liveNodes()).map((n) => n.instanceId)).toEqual(['b']);
     await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('a SIGKILLed leader is replaced within TTL + keepalive', async () => {
+    const project = `p${++seq}`;
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/integration/etcd-node.ts'], {
+      env: { ...process.env, FW_PROJECT: project, FW_ID: 'a', FW_HOSTS: etcd.hosts.join(',') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('child never led')), 20_000);
+        child.stdout!.on('data', (d: Buffer) => {
+          if (d.toString().includes('primary')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      const b = node(project, 'b', { leaseTTL: 2000, keepAliveInterval: 300, maxDrift: 1000 });
+      await b.start();
+      expect(b.role).toBe('secondary');
+      const promoted = waitRole(b, 'primary', 8000);
+      const t0 = performance.now();
+      child.kill('SIGKILL');
+      await promoted;
+      const ms = performance.now() - t0;
+      if (process.env.FW_PRINT === '1') process.stderr.write(`etcd crash takeover ${Math.round(ms)} ms\n`);
+      // TTL 2000 + one keepalive 300; etcd checks expiries every 500 ms on top.
+      expect(ms).toBeLessThan(2000 + 300 + 500);
+      await b.shutdown();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });
