@@ -128,4 +128,43 @@ describe('etcd election', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
+
+  it('a SIGSTOPped leader is replaced and learns it lost', async () => {
+    const project = `p${++seq}`;
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/integration/etcd-node.ts'], {
+      env: { ...process.env, FW_PROJECT: project, FW_ID: 'a', FW_HOSTS: etcd.hosts.join(',') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    const seen = (text: string, timeout: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child never said ${text}: ${out}`)), timeout);
+        const check = (): void => {
+          if (!out.includes(text)) return;
+          clearTimeout(timer);
+          child.stdout!.off('data', check);
+          resolve();
+        };
+        child.stdout!.on('data', check);
+        check();
+      });
+    child.stdout!.on('data', (d: Buffer) => void (out += d.toString()));
+    try {
+      await seen('primary', 20_000);
+      const b = node(project, 'b', { leaseTTL: 2000, keepAliveInterval: 300, maxDrift: 1000 });
+      await b.start();
+      const promoted = waitRole(b, 'primary', 8000);
+      child.kill('SIGSTOP');
+      await promoted;
+      child.kill('SIGCONT');
+      await seen('demoted drift', 5000);
+      await seen('aborted', 5000);
+      // It learned it lost before it could lead again: the demotion comes first in its output.
+      expect(out.indexOf('demoted')).toBeGreaterThan(out.indexOf('primary'));
+      expect(b.role).toBe('primary');
+      await b.shutdown();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
 });

@@ -8,7 +8,13 @@ const election = new EtcdElection({
   leaseTTL: 2000,
   keepAliveInterval: 300,
   maxDrift: 1000,
-  onPromote: ({ epoch }) => void process.stdout.write(`primary ${epoch}\n`),
+  onPromote: ({ epoch, signal }) => {
+    signal.addEventListener('abort', () => void process.stdout.write(`aborted ${epoch}\n`));
+    process.stdout.write(`primary ${epoch}\n`);
+  },
+});
+election.on('roleChanged', (c) => {
+  if (c.to === 'secondary' && c.from === 'primary') process.stdout.write(`demoted ${c.reason}\n`);
 });
 await election.start();
 setInterval(() => undefined, 1000);
