@@ -15,7 +15,7 @@
  * @module
  */
 import { Etcd3, type Lease, type Watcher } from 'etcd3';
-import { noop } from 'cockatiel';
+import { ConstantBackoff, handleAll, noop, retry } from 'cockatiel';
 import { hostname } from 'node:os';
 import type {
   BackendKind,
@@ -146,8 +146,12 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     this.#client = new Etcd3({
       hosts: [...hosts],
       ...(options.auth === undefined ? {} : { auth: { ...options.auth } }),
-      // No retries or circuit breaker: the machine retries, and a breaker would delay a takeover.
-      faultHandling: { host: () => noop, global: noop },
+      // No circuit breaker (it would delay a takeover); a failed call is retried at once on each
+      // other member, within the call's bound (maxDrift), so one lost member costs nothing.
+      faultHandling: {
+        host: () => noop,
+        global: hosts.length > 1 ? retry(handleAll, { maxAttempts: hosts.length - 1, backoff: new ConstantBackoff(0) }) : noop,
+      },
       dialTimeout: maxDrift,
     });
     this.#loop = new StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>({
