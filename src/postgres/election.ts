@@ -81,6 +81,9 @@ export interface PostgresElectionStatus extends ElectionStatusCore {
     readonly connects: number;
     /** Notices on the channel that were not valid JSON of the expected shape: dropped. */
     readonly noticesDropped: number;
+    /** Times this node got the lock and gave it back unused to a queued node of better priority. */
+    readonly yields: number;
+    readonly priority: number;
   };
 }
 
@@ -94,6 +97,8 @@ export interface PostgresElectionDeps {
 }
 
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER;
+/** Consecutive yields to better queued nodes before a node leads anyway (a bound, never reached in practice). */
+const MAX_YIELDS = 32;
 
 type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void };
 function deferred<T>(): Deferred<T> {
@@ -170,6 +175,8 @@ export class PostgresElection
   #schemaReady = false;
   #started = false;
   #firstSettled = deferred<void>();
+  /** Resolves once the control connection is up for the first time (liveNodes, events). */
+  #ctlReady = deferred<void>();
   #closing = false;
   #shutdownResult: Promise<void> | undefined;
   #campaign: Promise<void> = Promise.resolve();
@@ -185,6 +192,7 @@ export class PostgresElection
   #connectionsLost = 0;
   #connects = 0;
   #noticesDropped = 0;
+  #yields = 0;
 
   /** Validates the options (throws `InvalidOptionError`); connects nothing. */
   constructor(options: PostgresElectionOptions, deps: PostgresElectionDeps = {}) {
@@ -197,6 +205,7 @@ export class PostgresElection
     this.#createClient = deps.createClient ?? ((config) => new pg.Client(config));
     // A start() that rejects must not leave an unhandled rejection behind.
     this.#firstSettled.promise.catch(() => undefined);
+    this.#ctlReady.promise.catch(() => undefined);
   }
 
   get instanceId(): string {
@@ -221,17 +230,17 @@ export class PostgresElection
     if (this.#started) throw new FailoverError('ERR_FAILOVER_LIFECYCLE', 'start() was already called');
     this.#started = true;
     const timer = setTimeout(() => {
-      this.#firstSettled.reject(
-        new FailoverError(
-          'ERR_FAILOVER_TIMEOUT',
-          `no answer from ${redactUrl(this.options.connectionString)} within startTimeout (${this.options.startTimeout} ms): ${this.#lastError ?? 'no error'}`,
-        ),
+      const error = new FailoverError(
+        'ERR_FAILOVER_TIMEOUT',
+        `no answer from ${redactUrl(this.options.connectionString)} within startTimeout (${this.options.startTimeout} ms): ${this.#lastError ?? 'no error'}`,
       );
+      this.#firstSettled.reject(error);
+      this.#ctlReady.reject(error);
     }, this.options.startTimeout);
     this.#campaign = this.#runCampaign();
     this.#control = this.#runControl();
     try {
-      await this.#firstSettled.promise;
+      await Promise.all([this.#firstSettled.promise, this.#ctlReady.promise]);
     } catch (error) {
       await this.shutdown();
       throw error;
@@ -303,6 +312,8 @@ export class PostgresElection
         connectionsLost: this.#connectionsLost,
         connects: this.#connects,
         noticesDropped: this.#noticesDropped,
+        yields: this.#yields,
+        priority: this.options.priority,
       },
     };
   }
@@ -333,7 +344,7 @@ export class PostgresElection
     if (client === undefined) throw new FailoverError('ERR_FAILOVER_LIFECYCLE', 'not connected to PostgreSQL');
     // Own row first, so that a node just started lists itself.
     await this.#presence();
-    const nodes = await client.query<{ node_id: string; eligible: boolean; last_seen: number }>(this.#sql.liveNodes, [
+    const nodes = await client.query<{ node_id: string; eligible: boolean; priority: number; last_seen: number }>(this.#sql.liveNodes, [
       this.options.project,
       this.options.presenceInterval * 3,
     ]);
@@ -344,7 +355,7 @@ export class PostgresElection
     return nodes.rows.map((n) => ({
       instanceId: n.node_id,
       role: n.node_id === holder ? 'primary' : 'secondary',
-      priority: undefined,
+      priority: Number(n.priority),
       epoch: n.node_id === holder ? epoch : undefined,
       lastSeenAt: Number(n.last_seen),
       self: n.node_id === this.instanceId,
@@ -473,14 +484,33 @@ export class PostgresElection
       client.on('end', onLost('connection closed'));
       try {
         await this.#ensureSchema(client);
-        const locked = (await client.query<{ locked: boolean }>(this.#sql.tryLock, [this.#key])).rows[0]?.locked === true;
+        // Tell the others which backend queues for this node, and at what priority.
+        await client.query(this.#sql.queued, [this.options.project, this.instanceId, process.pid, hostname(), this.options.priority]);
+        let locked = (await client.query<{ locked: boolean }>(this.#sql.tryLock, [this.#key])).rows[0]?.locked === true;
         this.#connection = 'ok';
-        if (!locked) {
-          this.#settleSecondary('startup');
-          this.#phase = 'waiting';
-          await client.query(this.#sql.waitLock, [this.#key]);
+        // Each yield hands the lock to a node queued ahead in priority; bounded, then lead anyway.
+        for (let yields = 0; ; yields++) {
+          if (!locked) {
+            this.#settleSecondary('startup');
+            this.#phase = 'waiting';
+            await client.query(this.#sql.waitLock, [this.#key]);
+          }
+          if (this.#closing || !this.#enabled) throw new Error('left the election while waiting');
+          if (yields >= MAX_YIELDS) break;
+          const better = (
+            await client.query<{ node_id: string; priority: number }>(this.#sql.betterWaiter, [
+              this.options.project,
+              this.#key,
+              this.options.priority,
+              this.instanceId,
+            ])
+          ).rows[0];
+          if (better === undefined) break;
+          this.#yields++;
+          this.#logger.debug(`${better.node_id} (priority ${better.priority}) is queued: giving the lock back unused`);
+          await client.query(this.#sql.yieldLock, [this.#key]);
+          locked = false;
         }
-        if (this.#closing || !this.#enabled) throw new Error('left the election while waiting');
         await this.#lead(client);
       } catch (error) {
         if (!this.#closing && this.#enabled) {
@@ -511,7 +541,7 @@ export class PostgresElection
           ? 'handover'
           : 'vacant';
     const sentAt = performance.now();
-    const row = (await client.query<{ epoch: string }>(this.#sql.elect, [this.options.project, this.instanceId, reason])).rows[0];
+    const row = (await client.query<{ epoch: string }>(this.#sql.elect, [this.options.project, this.instanceId, reason, this.options.priority])).rows[0];
     const epoch = Number(row?.epoch);
     if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch > MAX_EPOCH) {
       // No valid fencing token is left: give the lock back unused and wait for an operator.
@@ -722,6 +752,7 @@ export class PostgresElection
         this.#ctlClient = client;
         await this.#readLeader(client);
         await this.#presence();
+        this.#ctlReady.resolve();
         this.#ctlTimer = setInterval(() => void this.#presence(), this.options.presenceInterval);
         await gone.promise;
       } catch (error) {
@@ -756,7 +787,7 @@ export class PostgresElection
     const client = this.#ctlClient;
     if (client === undefined || this.#closing) return;
     try {
-      await client.query(this.#sql.presence, [this.options.project, this.instanceId, this.#enabled, process.pid, hostname()]);
+      await client.query(this.#sql.presence, [this.options.project, this.instanceId, this.#enabled, process.pid, hostname(), this.options.priority]);
       if (this.#role === 'primary' && this.options.eventHistory > 0 && Math.random() < 0.1) {
         await client.query(this.#sql.trimEvents, [this.options.project, this.options.eventHistory]);
       }
@@ -766,7 +797,7 @@ export class PostgresElection
   }
 
   #onNotice(n: Notification): void {
-    let notice: { action?: unknown; project?: unknown; node?: unknown; epoch?: unknown; reason?: unknown };
+    let notice: { action?: unknown; project?: unknown; node?: unknown; epoch?: unknown; reason?: unknown; priority?: unknown };
     try {
       notice = JSON.parse(n.payload ?? '') as typeof notice;
     } catch {
@@ -786,18 +817,20 @@ export class PostgresElection
       return;
     }
     if (notice.project !== this.options.project) return;
-    if (notice.action === 'elected') this.#follow(notice.node, notice.epoch);
+    if (notice.action === 'elected') {
+      this.#follow(notice.node, notice.epoch, typeof notice.priority === 'number' ? notice.priority : undefined);
+    }
     else this.#released(notice.node, notice.epoch, typeof notice.reason === 'string' ? notice.reason : 'released');
   }
 
-  #follow(instanceId: string, epoch: number): void {
+  #follow(instanceId: string, epoch: number, priority?: number): void {
     if (epoch > this.#epoch && this.#term === undefined) this.#epoch = epoch;
     if (instanceId === this.instanceId) return;
     if (this.#leader !== undefined && this.#leader.instanceId === instanceId && this.#leader.epoch >= epoch) return;
     if (this.#leader !== undefined && this.#leader.epoch > epoch) return;
     this.#leader = { instanceId, epoch };
     this.#suspected = false;
-    const event = { instanceId, epoch, priority: undefined, at: Date.now() };
+    const event = { instanceId, epoch, priority, at: Date.now() };
     setImmediate(() => this.emitSafely('primaryChanged', event));
   }
 
@@ -824,6 +857,7 @@ export class PostgresElection
   async #shutdown(): Promise<void> {
     this.#closing = true;
     this.#firstSettled.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'shut down before the first role settled'));
+    this.#ctlReady.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'shut down before the control connection was up'));
     const term = this.#term;
     if (term !== undefined) {
       this.#endTerm(term, 'shutdown', true);
@@ -848,6 +882,8 @@ export class PostgresElection
     this.#phase = 'stopped';
     this.#change(this.#role, 'stopped', this.#epoch, 'shutdown');
     this.endChangeStreams();
+    // roleChanged listeners run on the next turn: let the last one (to stopped) run before resolving.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   protected override onListenerError(event: string, error: unknown): void {

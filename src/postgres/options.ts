@@ -107,6 +107,15 @@ export interface PostgresElectionOptions extends ElectionCallbacks {
   readonly eventHistory?: number;
   /** Capacity of each `roleChanges()` buffer. @default 64 */
   readonly notificationBuffer?: number;
+  /**
+   * This node's priority as a successor: lower is preferred (as in the ZeroMQ watcher and the
+   * other backends). A node that gets the lock while a node of strictly better priority is
+   * queued for it gives the lock back unused (no epoch spent) and queues again, so the best
+   * queued priority leads; among equal priorities, the lock's queue order (first come) decides.
+   * A working leader keeps its role when a better node joins later (no preemption).
+   * @default 1
+   */
+  readonly priority?: number;
   /** Whether this node may become primary from the start. @default true */
   readonly enabled?: boolean;
   /** Receives the election's log lines. @default silent */
@@ -134,6 +143,7 @@ export interface ResolvedPostgresOptions extends ElectionCallbacks {
   readonly startTimeout: number;
   readonly eventHistory: number;
   readonly notificationBuffer: number;
+  readonly priority: number;
   readonly enabled: boolean;
   readonly logger: Logger | undefined;
 }
@@ -181,6 +191,10 @@ export function resolvePostgresOptions(options: PostgresElectionOptions, default
   if (idleSessionTimeout !== 0 && idleSessionTimeout <= maxDrift) {
     throw new InvalidOptionError('idleSessionTimeout', `0 or more than maxDrift (${maxDrift} ms)`, options.idleSessionTimeout);
   }
+  const priority = options.priority ?? 1;
+  if (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0 || priority > 1_000_000_000) {
+    throw new InvalidOptionError('priority', 'an integer from 0 to 1000000000 (lower is preferred)', options.priority);
+  }
   const enabled = options.enabled ?? true;
   if (typeof enabled !== 'boolean') throw new InvalidOptionError('enabled', 'a boolean', options.enabled);
   for (const name of ['onPromote', 'onDemote'] as const) {
@@ -214,6 +228,7 @@ export function resolvePostgresOptions(options: PostgresElectionOptions, default
     startTimeout: duration('startTimeout', options.startTimeout, d.startTimeout, 100),
     eventHistory,
     notificationBuffer,
+    priority,
     enabled,
     logger: options.logger,
     onPromote: options.onPromote,

@@ -35,9 +35,12 @@ export interface PostgresSql {
   readonly tryLock: string;
   readonly waitLock: string;
   readonly unlock: string;
+  readonly yieldLock: string;
   readonly elect: string;
   readonly confirm: string;
   readonly presence: string;
+  readonly queued: string;
+  readonly betterWaiter: string;
   readonly forget: string;
   readonly leader: string;
   readonly liveNodes: string;
@@ -51,20 +54,23 @@ export function postgresSql(prefix: string): PostgresSql {
   const nodes = `${prefix}_nodes`;
   const events = `${prefix}_events`;
   const channel = prefix.replace('.', '_');
-  const notice = (action: string, epoch: string) =>
-    `pg_notify('${channel}', json_build_object('action', '${action}', 'project', $1::text, 'node', $2::text, 'epoch', ${epoch}, 'reason', $3::text)::text)`;
+  const notice = (action: string, epoch: string, priority = 'NULL::int') =>
+    `pg_notify('${channel}', json_build_object('action', '${action}', 'project', $1::text, 'node', $2::text, 'epoch', ${epoch}, 'reason', $3::text, 'priority', ${priority})::text)`;
   return {
     election,
     nodes,
     events,
     channel,
-    missingTables: `SELECT to_regclass('${election}') IS NULL OR to_regclass('${nodes}') IS NULL OR to_regclass('${events}') IS NULL AS missing`,
+    missingTables: `SELECT to_regclass('${election}') IS NULL OR to_regclass('${nodes}') IS NULL OR to_regclass('${events}') IS NULL
+      OR NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${nodes}') AND attname = 'lock_pid' AND NOT attisdropped) AS missing`,
     createTables: (setup) =>
       [
         'BEGIN',
         `SELECT pg_advisory_xact_lock(${setup})`,
         `CREATE TABLE IF NOT EXISTS ${election} (project text PRIMARY KEY, epoch bigint NOT NULL, leader text NOT NULL, elected_at timestamptz NOT NULL DEFAULT now())`,
         `CREATE TABLE IF NOT EXISTS ${nodes} (project text NOT NULL, node_id text NOT NULL, last_seen timestamptz NOT NULL, eligible boolean NOT NULL, pid integer, host text, PRIMARY KEY (project, node_id))`,
+        // Columns added after the first release: priority and the backend pid of the lock connection.
+        `ALTER TABLE ${nodes} ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 1, ADD COLUMN IF NOT EXISTS lock_pid integer`,
         `CREATE TABLE IF NOT EXISTS ${events} (id bigserial PRIMARY KEY, project text NOT NULL, at timestamptz NOT NULL DEFAULT now(), node_id text NOT NULL, action text NOT NULL, epoch bigint NOT NULL, reason text)`,
         'COMMIT',
       ].join(';\n'),
@@ -73,18 +79,31 @@ export function postgresSql(prefix: string): PostgresSql {
     // $1 project, $2 node, $3 reason, $4 epoch, $5 key.
     unlock: `WITH ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) VALUES ($1, $2, 'released', $4, $3))
       SELECT pg_advisory_unlock($5::bigint) AS released, ${notice('released', '$4::bigint')}`,
+    // Gives the lock back unused (no epoch spent) to a better queued node. $1 key.
+    yieldLock: 'SELECT pg_advisory_unlock($1::bigint) AS released',
     // The fencing step, run right after the lock is held: the epoch grows in the same statement
-    // that records the leader and tells the standbys. $1 project, $2 node, $3 reason.
+    // that records the leader and tells the standbys. $1 project, $2 node, $3 reason, $4 priority.
     elect: `WITH e AS (
         INSERT INTO ${election} AS t (project, epoch, leader) VALUES ($1, 1, $2)
         ON CONFLICT (project) DO UPDATE SET epoch = t.epoch + 1, leader = EXCLUDED.leader, elected_at = now()
         RETURNING t.epoch),
       ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) SELECT $1, $2, 'elected', epoch, $3 FROM e)
-      SELECT epoch::text AS epoch, ${notice('elected', 'epoch')} FROM e`,
+      SELECT epoch::text AS epoch, ${notice('elected', 'epoch', '$4::int')} FROM e`,
     confirm: `SELECT epoch::text AS epoch, leader FROM ${election} WHERE project = $1`,
-    // $1 project, $2 node, $3 eligible, $4 pid, $5 host.
-    presence: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host) VALUES ($1, $2, now(), $3, $4, $5)
-      ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = EXCLUDED.eligible, pid = EXCLUDED.pid, host = EXCLUDED.host`,
+    // $1 project, $2 node, $3 eligible, $4 pid, $5 host, $6 priority.
+    presence: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority) VALUES ($1, $2, now(), $3, $4, $5, $6)
+      ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = EXCLUDED.eligible, pid = EXCLUDED.pid, host = EXCLUDED.host,
+        priority = EXCLUDED.priority`,
+    // Run on the lock connection before it queues: which backend queues for whom, at what priority.
+    // $1 project, $2 node, $3 pid, $4 host, $5 priority.
+    queued: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority, lock_pid) VALUES ($1, $2, now(), true, $3, $4, $5, pg_backend_pid())
+      ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = true, pid = EXCLUDED.pid, host = EXCLUDED.host,
+        priority = EXCLUDED.priority, lock_pid = EXCLUDED.lock_pid`,
+    // A node of strictly better priority queued for the lock right now: $1 project, $2 key, $3 own priority, $4 own node.
+    betterWaiter: `SELECT n.node_id, n.priority FROM pg_locks l JOIN ${nodes} n ON n.project = $1 AND n.lock_pid = l.pid
+      WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint
+        AND n.eligible AND n.node_id <> $4 AND n.priority < $3
+      ORDER BY n.priority, n.node_id LIMIT 1`,
     forget: `DELETE FROM ${nodes} WHERE project = $1 AND node_id = $2`,
     // $1 project, $2 key: the recorded leader, and whether anyone holds the lock now.
     leader: `SELECT e.epoch::text AS epoch, e.leader,
@@ -92,7 +111,7 @@ export function postgresSql(prefix: string): PostgresSql {
           AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint) AS held
       FROM ${election} e WHERE e.project = $1`,
     // $1 project, $2 freshness in ms.
-    liveNodes: `SELECT node_id, eligible, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen
+    liveNodes: `SELECT node_id, eligible, priority, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen
       FROM ${nodes} WHERE project = $1 AND last_seen > now() - make_interval(secs => $2::float8 / 1000) ORDER BY node_id`,
     // $1 project, $2 limit.
     events_: `SELECT node_id, action, epoch::text AS epoch, reason, (extract(epoch FROM at) * 1000)::float8 AS at
