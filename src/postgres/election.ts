@@ -211,7 +211,13 @@ export class PostgresElection
   get instanceId(): string {
     return this.options.instanceId;
   }
+  /**
+   * The role, checked on the spot: a primary whose last confirm was sent `maxDrift` ago or more
+   * (e.g. a process woken from SIGSTOP before its timers ran) steps down right here, so an
+   * application that reads `role` (or `health()`, `status()`) before it acts learns it lost first.
+   */
   get role(): ElectionRole {
+    this.#checkDrift();
     return this.#role;
   }
   get epoch(): number {
@@ -283,6 +289,7 @@ export class PostgresElection
   }
 
   status(): PostgresElectionStatus {
+    this.#checkDrift();
     const term = this.#term;
     return {
       backend: 'postgres',
@@ -319,6 +326,7 @@ export class PostgresElection
   }
 
   health(): Health {
+    this.#checkDrift();
     const bad = (reason: string): Health => ({ ok: false, status: 503, reason });
     const good = (reason: string): Health => ({ ok: true, status: 200, reason });
     switch (this.#role) {
@@ -598,6 +606,18 @@ export class PostgresElection
     }
   }
 
+  /** Steps down at once (`drift`) when the current term's last successful confirm is too old. */
+  #checkDrift(): void {
+    const term = this.#term;
+    if (term === undefined || term.ending) return;
+    const age = performance.now() - term.lastOkSentAt;
+    if (age < this.options.maxDrift) return;
+    this.#driftStepDowns++;
+    this.#failing(new Error(`no confirm for ${Math.round(age)} ms (maxDrift ${this.options.maxDrift} ms)`));
+    this.#logger.warn(`no confirm for ${Math.round(age)} ms (maxDrift ${this.options.maxDrift} ms): stepping down`);
+    this.#endTerm(term, 'drift', false);
+  }
+
   #scheduleConfirm(term: Term): void {
     term.timer = setTimeout(() => this.#confirm(term), this.options.confirmInterval);
   }
@@ -606,13 +626,9 @@ export class PostgresElection
   #confirm(term: Term): void {
     term.timer = undefined;
     if (term.ending) return;
+    this.#checkDrift();
+    if (term.ending) return;
     const now = performance.now();
-    if (now - term.lastOkSentAt >= this.options.maxDrift) {
-      this.#driftStepDowns++;
-      this.#logger.warn(`no confirm for ${Math.round(now - term.lastOkSentAt)} ms (maxDrift ${this.options.maxDrift} ms): stepping down`);
-      this.#endTerm(term, 'drift', false);
-      return;
-    }
     if (!term.confirmInFlight) {
       term.confirmInFlight = true;
       const sentAt = now;
@@ -783,7 +799,30 @@ export class PostgresElection
     this.#follow(row.leader, Number(row.epoch));
   }
 
-  async #presence(): Promise<void> {
+  #presenceRun: Promise<void> | undefined;
+  #presenceAgain = false;
+  /**
+   * Writes the presence row; one write at a time (a paused server must not pile up queries): a
+   * call during a write asks for one more write after it (setEnabled's new flag) and shares it.
+   */
+  #presence(): Promise<void> {
+    if (this.#presenceRun !== undefined) {
+      this.#presenceAgain = true;
+      return this.#presenceRun;
+    }
+    this.#presenceRun = (async () => {
+      for (let i = 0; i < 3; i++) {
+        this.#presenceAgain = false;
+        await this.#writePresence();
+        if (!this.#presenceAgain || this.#closing) break;
+      }
+    })().finally(() => {
+      this.#presenceRun = undefined;
+    });
+    return this.#presenceRun;
+  }
+
+  async #writePresence(): Promise<void> {
     const client = this.#ctlClient;
     if (client === undefined || this.#closing) return;
     try {
