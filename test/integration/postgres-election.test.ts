@@ -109,6 +109,41 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     await b.shutdown();
   });
 
+  it('the best queued priority leads; the lock is yielded', async () => {
+    const p = project();
+    const mk = (id: string, priority: number) => new PostgresElection({ project: p, instanceId: id, connectionString: server.url, priority });
+    const leader = mk('leader', 5);
+    const worse = mk('worse', 3);
+    const best = mk('best', 1);
+    await leader.start();
+    // Queue order: worse first, then best. A working leader keeps its role (no preemption).
+    await worse.start();
+    await best.start();
+    expect([leader.role, worse.role, best.role]).toEqual(['primary', 'secondary', 'secondary']);
+    const promotions: string[] = [];
+    for (const e of [worse, best]) e.on('roleChanged', (c) => c.to === 'primary' && promotions.push(e.instanceId));
+    const promoted = primaryOf(best);
+    const epoch = leader.epoch;
+    await leader.shutdown();
+    await promoted;
+    // worse got the lock first (queue order), saw best queued and gave it back unused.
+    expect(promotions).toEqual(['best']);
+    expect(best.epoch).toBe(epoch + 1);
+    expect(worse.status().postgres.yields).toBeGreaterThanOrEqual(1);
+    expect(worse.role).toBe('secondary');
+    const live = await worse.liveNodes();
+    expect(live.map((x) => [x.instanceId, x.priority, x.role]).sort()).toEqual([
+      ['best', 1, 'primary'],
+      ['worse', 3, 'secondary'],
+    ]);
+    // With the best gone, the remaining node leads.
+    const next = primaryOf(worse);
+    await best.shutdown();
+    await next;
+    expect(worse.epoch).toBe(epoch + 2);
+    await worse.shutdown();
+  });
+
   it('the server restarted: the leader steps down, then one leads', async () => {
     const p = project();
     const a = node(server.url, p, 'a');
@@ -121,23 +156,18 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     expect(a.epoch).toBe(2);
     await a.shutdown();
   });
-});
 
-describe.skipIf(skip !== undefined)('examples/postgres-fenced-write.ts', () => {
-  it('refuses the stale leader write', async () => {
-    const db = await PostgresServer.start();
-    try {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'examples/postgres-fenced-write.ts'], {
-        env: { ...process.env, DATABASE_URL: db.url },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let out = '';
-      child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-      const code = await waitEvent<number | null>((done) => child.once('exit', (c) => done(c)), 20_000, 'example exit');
-      expect(out).toMatch(/stale write of epoch 1: refused/);
-      expect(code).toBe(0);
-    } finally {
-      await db.destroy();
-    }
+  it('examples/postgres-fenced-write.ts refuses a stale write', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/postgres-fenced-write.ts'], {
+      env: { ...process.env, DATABASE_URL: server.url },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const code = await waitEvent<number | null>((done) => child.once('exit', (c) => done(c)), 20_000, 'example exit');
+    expect(out).toMatch(/first leads at epoch 1: write applied/);
+    expect(out).toMatch(/second leads at epoch 2: write applied/);
+    expect(out).toMatch(/stale write of epoch 1: refused/);
+    expect(code).toBe(0);
   });
 });
