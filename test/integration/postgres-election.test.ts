@@ -157,6 +157,40 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     await a.shutdown();
   });
 
+  it('runs as a role with only the documented grants', async () => {
+    const p = project();
+    const prefix = `perm${process.pid}.fw`;
+    const schema = prefix.split('.')[0]!;
+    // The tables made beforehand by the owner, as docs/POSTGRES.md describes.
+    await server.query(`CREATE SCHEMA ${schema}`);
+    const setup = new PostgresElection({ project: `${p}-setup`, instanceId: 'setup', connectionString: server.url, tablePrefix: prefix });
+    await setup.start();
+    await setup.shutdown();
+    const role = `fwapp${process.pid}`;
+    for (const sql of [
+      `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
+      `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ${prefix}_election, ${prefix}_nodes, ${prefix}_events TO ${role}`,
+      `GRANT USAGE ON SEQUENCE ${prefix}_events_id_seq TO ${role}`,
+    ]) {
+      await server.query(sql);
+    }
+    const url = server.url.replace('postgres@', `${role}@`);
+    const mk = (id: string) => new PostgresElection({ project: p, instanceId: id, connectionString: url, tablePrefix: prefix });
+    const a = mk('a');
+    const b = mk('b');
+    await a.start();
+    await b.start();
+    expect([a.role, b.role]).toEqual(['primary', 'secondary']);
+    expect((await b.liveNodes()).map((x) => x.role).sort()).toEqual(['primary', 'secondary']);
+    const promoted = primaryOf(b);
+    await a.shutdown();
+    await promoted;
+    expect(b.epoch).toBe(2);
+    expect((await b.events(2)).map((e) => e.action)).toEqual(['elected', 'released']);
+    await b.shutdown();
+  });
+
   it('examples/postgres-fenced-write.ts refuses a stale write', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/postgres-fenced-write.ts'], {
       env: { ...process.env, DATABASE_URL: server.url },
