@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PartitionProxy } from '../../harness/partition-proxy.js';
 import { PostgresServer, postgresSkipReason } from '../../harness/postgres-server.js';
 import { DEFAULTS, PostgresElection } from '../../src/postgres.js';
 import type { ElectionRoleChange } from '../../src/election/contract.js';
@@ -17,6 +18,7 @@ let n = 0;
 const project = () => `pg-outage-${process.pid}-${++n}`;
 const children: ChildProcess[] = [];
 const nodes: PostgresElection[] = [];
+const proxies: PartitionProxy[] = [];
 
 interface Line {
   readonly ev: string;
@@ -86,7 +88,9 @@ describe.skipIf(skip !== undefined)('PostgreSQL outages', () => {
       }
     }
     server?.signalAll('SIGCONT');
+    for (const p of proxies) p.heal();
     await Promise.all(nodes.splice(0).map((e) => e.shutdown()));
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
   });
   afterAll(async () => {
     await server?.destroy();
@@ -122,6 +126,39 @@ describe.skipIf(skip !== undefined)('PostgreSQL outages', () => {
     await a.next((l) => l.ev === 'demote' && l.epoch === first.epoch, 5000, 'onDemote');
     expect(a.lines.filter((l) => l.ev === 'act' && l.at >= wokenAt)).toEqual([]);
     expect(b.role).toBe('primary');
+  });
+
+  it('partitioned leader steps down before another leads', async () => {
+    const proxy = await PartitionProxy.start(server.port);
+    proxies.push(proxy);
+    const p = project();
+    // a reaches the server only through the proxy; b directly.
+    const a = new PostgresElection({ project: p, instanceId: 'a', connectionString: `postgres://postgres@127.0.0.1:${proxy.port}/postgres` });
+    nodes.push(a);
+    const b = node(p, 'b');
+    await a.start();
+    await b.start();
+    expect([a.role, b.role]).toEqual(['primary', 'secondary']);
+    const left = change(a, (c) => c.from === 'primary', DEFAULTS.maxDrift + 3000, 'step-down');
+    const led = change(b, (c) => c.to === 'primary', DEFAULTS.idleSessionTimeout + 5000, 'promotion');
+    const cutAt = Date.now();
+    proxy.partition();
+    const [stepDown, promotion] = await Promise.all([left, led]);
+    // No reset reaches either side: a steps down at maxDrift, the server ends its idle session
+    // at idle_session_timeout, and only then does b lead.
+    expect(stepDown.reason).toBe('drift');
+    expect(stepDown.at - cutAt).toBeLessThan(DEFAULTS.maxDrift + 1000);
+    expect(promotion.at - stepDown.at).toBeGreaterThan(500);
+    expect(promotion.at - cutAt).toBeLessThan(DEFAULTS.idleSessionTimeout + 2000);
+    process.stderr.write(`postgres: partition: step-down ${stepDown.at - cutAt} ms, takeover ${promotion.at - cutAt} ms after the cut\n`);
+    // Healed: a hears of b's term and stays secondary.
+    const follows = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('a never followed b')), 10_000);
+      a.on('primaryChanged', (e) => e.instanceId === 'b' && (clearTimeout(timer), resolve()));
+    });
+    proxy.heal();
+    await follows;
+    expect([a.role, b.role]).toEqual(['secondary', 'primary']);
   });
 
   it('paused server: leader steps down, none leads, resumes', async () => {
