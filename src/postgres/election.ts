@@ -511,6 +511,7 @@ export class PostgresElection
               this.#key,
               this.options.priority,
               this.instanceId,
+              this.options.presenceInterval * 3,
             ])
           ).rows[0];
           if (better === undefined) break;

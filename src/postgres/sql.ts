@@ -99,10 +99,11 @@ export function postgresSql(prefix: string): PostgresSql {
     queued: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority, lock_pid) VALUES ($1, $2, now(), true, $3, $4, $5, pg_backend_pid())
       ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = true, pid = EXCLUDED.pid, host = EXCLUDED.host,
         priority = EXCLUDED.priority, lock_pid = EXCLUDED.lock_pid`,
-    // A node of strictly better priority queued for the lock right now: $1 project, $2 key, $3 own priority, $4 own node.
+    // A node of strictly better priority queued for the lock right now: $1 project, $2 key, $3 own
+    // priority, $4 own node, $5 freshness in ms (a row left by a dead node cannot claim a reused pid).
     betterWaiter: `SELECT n.node_id, n.priority FROM pg_locks l JOIN ${nodes} n ON n.project = $1 AND n.lock_pid = l.pid
       WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint
-        AND n.eligible AND n.node_id <> $4 AND n.priority < $3
+        AND n.eligible AND n.node_id <> $4 AND n.priority < $3 AND n.last_seen > now() - make_interval(secs => $5::float8 / 1000)
       ORDER BY n.priority, n.node_id LIMIT 1`,
     forget: `DELETE FROM ${nodes} WHERE project = $1 AND node_id = $2`,
     // $1 project, $2 key: the recorded leader, and whether anyone holds the lock now.
