@@ -35,8 +35,12 @@ function account(): { uid: number; gid: number } | string {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
     const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', ACCOUNT], { encoding: 'utf8' });
-    if (r.status !== 0) return `cannot create the ${ACCOUNT} account: ${r.stderr || r.error?.message}`;
-    return { uid: id('-u'), gid: id('-g') };
+    try {
+      // Another test file may have created it at the same moment (useradd then fails): look again.
+      return { uid: id('-u'), gid: id('-g') };
+    } catch {
+      return `cannot create the ${ACCOUNT} account: ${r.stderr || r.error?.message}`;
+    }
   }
 }
 
