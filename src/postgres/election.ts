@@ -795,9 +795,11 @@ export class PostgresElection
   }
 
   async #readLeader(client: PgClient): Promise<void> {
-    const row = (await client.query<{ epoch: string; leader: string; held: boolean }>(this.#sql.leader, [this.options.project, this.#key])).rows[0];
+    const row = (
+      await client.query<{ epoch: string; leader: string; held: boolean; priority: number | null }>(this.#sql.leader, [this.options.project, this.#key])
+    ).rows[0];
     if (row === undefined || !row.held) return;
-    this.#follow(row.leader, Number(row.epoch));
+    this.#follow(row.leader, Number(row.epoch), row.priority ?? undefined);
   }
 
   #presenceRun: Promise<void> | undefined;

@@ -109,7 +109,8 @@ export function postgresSql(prefix: string): PostgresSql {
     // $1 project, $2 key: the recorded leader, and whether anyone holds the lock now.
     leader: `SELECT e.epoch::text AS epoch, e.leader,
         EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-          AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint) AS held
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint) AS held,
+        (SELECT n.priority FROM ${nodes} n WHERE n.project = e.project AND n.node_id = e.leader) AS priority
       FROM ${election} e WHERE e.project = $1`,
     // $1 project, $2 freshness in ms.
     liveNodes: `SELECT node_id, eligible, priority, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen

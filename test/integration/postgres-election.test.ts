@@ -115,6 +115,8 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     const leader = mk('leader', 5);
     const worse = mk('worse', 3);
     const best = mk('best', 1);
+    const followed: [string, number | undefined][] = [];
+    worse.on('primaryChanged', (e) => void followed.push([e.instanceId, e.priority]));
     await leader.start();
     // Queue order: worse first, then best. A working leader keeps its role (no preemption).
     await worse.start();
@@ -131,6 +133,11 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     expect(best.epoch).toBe(epoch + 1);
     expect(worse.status().postgres.yields).toBeGreaterThanOrEqual(1);
     expect(worse.role).toBe('secondary');
+    // primaryChanged carries the priority, read at start and from the election notice.
+    expect(followed).toEqual([
+      ['leader', 5],
+      ['best', 1],
+    ]);
     const live = await worse.liveNodes();
     expect(live.map((x) => [x.instanceId, x.priority, x.role]).sort()).toEqual([
       ['best', 1, 'primary'],
