@@ -12,6 +12,10 @@
  *   (`idleSessionTimeout`) and lets another node lead;
  * - `stepDown()`/`shutdown()` release the lock after `onDemote` (bounded): the next node leads
  *   in milliseconds;
+ * - `role`, `health()` and `status()` check the confirm age on the spot, so a process woken from
+ *   a pause that reads its role before acting learns it lost first;
+ * - priorities: a node that gets the lock while a node of strictly better priority is queued for
+ *   it gives the lock back unused (no epoch spent); no preemption of a working leader;
  * - listeners run after the state changed, asynchronously, and their throws are caught.
  *
  * Each node keeps two connections: the lock connection (it waits for, holds and confirms the
@@ -861,8 +865,7 @@ export class PostgresElection
     if (notice.project !== this.options.project) return;
     if (notice.action === 'elected') {
       this.#follow(notice.node, notice.epoch, typeof notice.priority === 'number' ? notice.priority : undefined);
-    }
-    else this.#released(notice.node, notice.epoch, typeof notice.reason === 'string' ? notice.reason : 'released');
+    } else this.#released(notice.node, notice.epoch, typeof notice.reason === 'string' ? notice.reason : 'released');
   }
 
   #follow(instanceId: string, epoch: number, priority?: number): void {
