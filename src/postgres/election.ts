@@ -864,7 +864,7 @@ export class PostgresElection
     }
     if (notice.project !== this.options.project) return;
     if (notice.action === 'elected') {
-      this.#follow(notice.node, notice.epoch, typeof notice.priority === 'number' ? notice.priority : undefined);
+      this.#follow(notice.node, notice.epoch, Number.isSafeInteger(notice.priority) ? (notice.priority as number) : undefined);
     } else this.#released(notice.node, notice.epoch, typeof notice.reason === 'string' ? notice.reason : 'released');
   }
 
