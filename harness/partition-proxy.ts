@@ -2,7 +2,9 @@
  * A TCP relay on a free loopback port that can cut the network without closing anything: while
  * cut, both sockets of every relayed connection stay open (the kernels still acknowledge TCP and
  * keepalive probes) but no byte crosses either way, as in a partition where neither side sees a
- * reset. `heal()` forwards again what was held back; `close()` destroys every socket.
+ * reset. `heal()` forwards again what was held back; `failover(port)` closes every relayed
+ * connection and sends new ones to another server (a server failover behind one address);
+ * `close()` destroys every socket.
  *
  * @module
  */
@@ -13,22 +15,24 @@ export class PartitionProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #cut = false;
+  #target = 0;
 
-  private constructor(server: Server, port: number) {
+  private constructor(server: Server, port: number, target: number) {
     this.#server = server;
     this.port = port;
+    this.#target = target;
   }
 
   /** Relays 127.0.0.1:<free port> to 127.0.0.1:`targetPort`. */
   static async start(targetPort: number): Promise<PartitionProxy> {
     let proxy: PartitionProxy | undefined;
-    const server = createServer((inbound) => proxy!.#relay(inbound, targetPort));
+    const server = createServer((inbound) => proxy!.#relay(inbound));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
     const address = server.address();
-    proxy = new PartitionProxy(server, typeof address === 'object' && address !== null ? address.port : 0);
+    proxy = new PartitionProxy(server, typeof address === 'object' && address !== null ? address.port : 0, targetPort);
     return proxy;
   }
 
@@ -36,8 +40,8 @@ export class PartitionProxy {
     return this.#cut;
   }
 
-  #relay(inbound: Socket, targetPort: number): void {
-    const outbound = connect(targetPort, '127.0.0.1');
+  #relay(inbound: Socket): void {
+    const outbound = connect(this.#target, '127.0.0.1');
     for (const [from, to] of [
       [inbound, outbound],
       [outbound, inbound],
@@ -66,6 +70,13 @@ export class PartitionProxy {
   heal(): void {
     this.#cut = false;
     for (const s of this.#sockets) s.resume();
+  }
+
+  /** Closes every relayed connection and relays new ones to 127.0.0.1:`targetPort`. */
+  failover(targetPort: number): void {
+    this.#target = targetPort;
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
   }
 
   async close(): Promise<void> {

@@ -526,6 +526,9 @@ export class PostgresElection
         }
         await this.#lead(client);
       } catch (error) {
+        // undefined_table: another server behind the same address (a failover to a database
+        // without the tables): check the schema again on the next connection.
+        if ((error as { code?: unknown } | undefined)?.code === '42P01') this.#schemaReady = false;
         if (!this.#closing && this.#enabled) {
           this.#failing(error);
           this.#logger.warn(`lock connection: ${message(error)}`);
@@ -564,7 +567,9 @@ export class PostgresElection
       this.#holdoffUntil = performance.now() + 10 * this.options.promotionRetry + 1000;
       return;
     }
-    this.#epoch = Math.max(this.#epoch, epoch);
+    // The term's own token, from the database: lower than one seen before only after the
+    // election row was lost (a failover to a database without it, docs/POSTGRES.md).
+    this.#epoch = epoch;
     this.#suspected = false;
     const term: Term = {
       epoch,
@@ -777,6 +782,7 @@ export class PostgresElection
         this.#ctlTimer = setInterval(() => void this.#presence(), this.options.presenceInterval);
         await gone.promise;
       } catch (error) {
+        if ((error as { code?: unknown } | undefined)?.code === '42P01') this.#schemaReady = false;
         this.#logger.debug(`control connection: ${message(error)}`);
       }
       if (this.#ctlTimer !== undefined) clearInterval(this.#ctlTimer);

@@ -161,6 +161,56 @@ describe.skipIf(skip !== undefined)('PostgreSQL outages', () => {
     expect([a.role, b.role]).toEqual(['secondary', 'primary']);
   });
 
+  it('server failover: leaders step down, the next term follows', async () => {
+    // A second server stands for the promoted replica: the tables and the election row as
+    // replicated. (This test's second initdb is what a failover needs.)
+    const replica = await PostgresServer.start();
+    try {
+      const proxy = await PartitionProxy.start(server.port);
+      proxies.push(proxy);
+      const p = project();
+      const url = `postgres://postgres@127.0.0.1:${proxy.port}/postgres`;
+      const mk = (id: string) => {
+        const e = new PostgresElection({ project: p, instanceId: id, connectionString: url });
+        nodes.push(e);
+        return e;
+      };
+      const a = mk('a');
+      const b = mk('b');
+      await a.start();
+      await b.start();
+      const epoch = a.epoch;
+      const tables = new PostgresElection({ project: `${p}-tables`, instanceId: 'tables', connectionString: replica.url });
+      await tables.start();
+      await tables.shutdown();
+      await replica.query('INSERT INTO failover_watch_election (project, epoch, leader) VALUES ($1, $2, $3)', [p, epoch, 'a']);
+      const lost = new Promise<ElectionRoleChange>((resolve) => a.on('roleChanged', (c) => c.from === 'primary' && resolve(c)));
+      const next = Promise.any([a, b].map((e) => change(e, (c) => c.to === 'primary', 10_000, 'promotion')));
+      proxy.failover(replica.port);
+      // The old server's sessions are gone: the leader cannot know it holds a lock any more.
+      expect((await lost).reason).toBe('lost');
+      const promotion = await next;
+      expect(promotion.epoch).toBe(epoch + 1);
+      expect([a, b].filter((e) => e.role === 'primary')).toHaveLength(1);
+      const held = await replica.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_locks WHERE locktype = 'advisory' AND granted");
+      expect(held[0]!.n).toBe('1');
+
+      // A failover to a database without the election's tables (nothing replicated): the nodes
+      // create them again and the epoch starts over, which is why fencing must check a row of the
+      // same database (docs/POSTGRES.md, Limits).
+      await server.query('DROP TABLE failover_watch_election, failover_watch_nodes, failover_watch_events');
+      const again = Promise.any([a, b].map((e) => change(e, (c) => c.to === 'primary' && c.epoch === 1, 15_000, 'a term on the empty server')));
+      proxy.failover(server.port);
+      expect((await again).epoch).toBe(1);
+      const leaders = [a, b].filter((e) => e.role === 'primary');
+      expect(leaders).toHaveLength(1);
+      expect(leaders[0]!.epoch).toBe(1);
+    } finally {
+      await Promise.all(nodes.splice(0).map((e) => e.shutdown()));
+      await replica.destroy();
+    }
+  });
+
   it('paused server: leader steps down, none leads, resumes', async () => {
     const p = project();
     const a = node(p, 'a');
