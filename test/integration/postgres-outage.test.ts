@@ -211,6 +211,26 @@ describe.skipIf(skip !== undefined)('PostgreSQL outages', () => {
     }
   });
 
+  it('shutdown ends in bound while the server is paused', async () => {
+    const p = project();
+    const a = node(p, 'a');
+    const b = node(p, 'b');
+    await a.start();
+    await b.start();
+    server.signalAll('SIGSTOP');
+    const t0 = performance.now();
+    // Nothing answers: each connection gets connectTimeout to close, then its socket is destroyed.
+    const bound = DEFAULTS.connectTimeout * 3 + 2000;
+    const done = await Promise.race([
+      Promise.all([a.shutdown(), b.shutdown()]).then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), bound)),
+    ]);
+    expect(done).toBe(true);
+    expect([a.role, b.role]).toEqual(['stopped', 'stopped']);
+    process.stderr.write(`postgres: shutdown with the server paused took ${Math.round(performance.now() - t0)} ms\n`);
+    server.signalAll('SIGCONT');
+  });
+
   it('paused server: leader steps down, none leads, resumes', async () => {
     const p = project();
     const a = node(p, 'a');
