@@ -46,11 +46,19 @@ export interface EtcdElectionOptions extends ElectionCallbacks {
   readonly instanceId?: string;
   /** Lower is preferred. @default 1 */
   readonly priority?: number;
-  /** Lease TTL, ms, a multiple of 1000, at least 2000. @default 3000 */
+  /**
+   * Lease TTL, ms, a multiple of 1000, at least 2000: a crashed leader is replaced within it
+   * plus one keepalive interval. @default 6000
+   */
   readonly leaseTTL?: number;
-  /** @default 500 */
+  /** How often the lease is kept alive, ms; below leaseTTL / 2. @default 500 */
   readonly keepAliveInterval?: number;
-  /** A primary steps down this long after its last confirmed keepalive was sent. @default leaseTTL / 2 */
+  /**
+   * A primary steps down this long after its last confirmed keepalive was sent, before its lease
+   * can expire. It must exceed keepAliveInterval plus the time etcd takes to elect a new raft
+   * leader (about 2.5 x etcd's `--election-timeout`), or the loss of etcd's raft leader costs
+   * the term (docs/ETCD.md). @default the smaller of 0.7 x leaseTTL and leaseTTL - keepAliveInterval
+   */
   readonly maxDrift?: number;
   /** @default true */
   readonly enabled?: boolean;
@@ -90,6 +98,16 @@ function check(ok: boolean, option: string, expected: string, received: unknown)
   if (!ok) throw new InvalidOptionError(option, expected, received);
 }
 
+/**
+ * etcd3's watch manager calls `next()` on this to get the first delay, then `next()` on each
+ * delay for the following one: 50 ms, then `steadyMs` for good.
+ */
+function watchBackoff(steadyMs: number): { readonly duration: number; next(): ReturnType<typeof watchBackoff> } {
+  const steady = { duration: steadyMs, next: () => steady };
+  const first = { duration: 50, next: () => steady };
+  return { duration: 50, next: () => first };
+}
+
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** An election on etcd; implements the contract. */
@@ -110,15 +128,16 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
   #closed: Promise<void> | undefined;
   #resolveClosed: () => void = () => {};
   #finished = false;
+  readonly #closing = new AbortController();
 
   constructor(options: EtcdElectionOptions) {
     super();
-    const leaseTTL = options.leaseTTL ?? 3000;
+    const leaseTTL = options.leaseTTL ?? 6000;
     check(typeof options.project === 'string' && NAME.test(options.project), 'project', '1-128 characters of A-Z a-z 0-9 _ . -', options.project);
     check(Number.isInteger(leaseTTL) && leaseTTL >= 2000 && leaseTTL % 1000 === 0, 'leaseTTL', 'a multiple of 1000 ms, at least 2000', leaseTTL);
     const keepAliveInterval = options.keepAliveInterval ?? 500;
     check(Number.isFinite(keepAliveInterval) && keepAliveInterval >= 50 && keepAliveInterval < leaseTTL / 2, 'keepAliveInterval', `50 <= ms < leaseTTL / 2 (${leaseTTL / 2})`, keepAliveInterval);
-    const maxDrift = options.maxDrift ?? leaseTTL / 2;
+    const maxDrift = options.maxDrift ?? Math.min(Math.round(leaseTTL * 0.7), leaseTTL - keepAliveInterval);
     check(Number.isFinite(maxDrift) && maxDrift > keepAliveInterval && maxDrift <= leaseTTL - keepAliveInterval, 'maxDrift', `keepAliveInterval < ms <= leaseTTL - keepAliveInterval (${leaseTTL - keepAliveInterval})`, maxDrift);
     const priority = options.priority ?? 1;
     check(Number.isFinite(priority), 'priority', 'a finite number', priority);
@@ -151,6 +170,9 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       faultHandling: {
         host: () => noop,
         global: hosts.length > 1 ? retry(handleAll, { maxAttempts: hosts.length - 1, backoff: new ConstantBackoff(0) }) : noop,
+        // A watch stream that broke is opened again (on a random member) within a keepalive
+        // interval, however long the outage was: etcd3's default backoff grows to 30 s.
+        watchBackoff: watchBackoff(keepAliveInterval),
       },
       dialTimeout: maxDrift,
     });
@@ -303,6 +325,59 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     });
   }
 
+  /**
+   * One keepalive, sent again at once to another member while a member fails: etcd3 opens the
+   * keepalive stream on a random member and reports a dead one only as the stream's error, past
+   * its own retry, so without this one member of three lost fails a third of the keepalives and
+   * a leader could drift past `maxDrift` on a healthy cluster. Bounded by the caller.
+   */
+  async #keepAliveAnyMember(lease: Lease): ReturnType<Lease['keepaliveOnce']> {
+    const attempts = 2 * this.#o.hosts.length;
+    let last: unknown;
+    for (let i = 0; i < attempts && !this.#finished; i++) {
+      try {
+        return await lease.keepaliveOnce();
+      } catch (error) {
+        if (/lease not found/i.test(message(error))) throw error;
+        last = error;
+      }
+    }
+    throw last instanceof Error ? last : new Error(String(last ?? 'shut down'));
+  }
+
+  /**
+   * Revokes a lease the machine gave up, trying again every keepAliveInterval while etcd does not
+   * answer (no quorum): etcd renews every lease by its TTL when quorum returns, so without this
+   * the abandoned key would stay first in line one more TTL after an outage. Bounded by 10 x
+   * leaseTTL (at least a minute) and by shutdown; a lease never revoked ends with its TTL.
+   */
+  async #revokeAbandoned(lease: Lease): Promise<void> {
+    const until = this.#clock.now() + Math.max(60_000, 10 * this.#o.leaseTTL);
+    for (let i = 0; i < 10_000 && !this.#finished && this.#clock.now() < until; i++) {
+      try {
+        await this.#bounded(lease.revoke());
+        return;
+      } catch {
+        await this.#pause(this.#o.keepAliveInterval);
+      }
+    }
+  }
+
+  /** Resolves after `ms`, or at once when the election finishes. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#finished) return resolve();
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#closing.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.#closing.signal.addEventListener('abort', done);
+    });
+  }
+
   async #range(): Promise<CampaignKey[]> {
     const res = await this.#bounded(this.#client.getAll().prefix(this.#dir).sort('Create', 'Ascend').exec());
     const line: CampaignKey[] = [];
@@ -368,7 +443,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         const sentAt = this.#clock.now();
         this.#op(effect.id, 'keepAlive', async () => {
           if (lease === undefined) throw new Error('lease not found');
-          const res = await this.#bounded(lease.keepaliveOnce());
+          const res = await this.#bounded(this.#keepAliveAnyMember(lease));
           return { type: 'keptAlive', id: effect.id, sentAt, alive: Number(res.TTL) > 0 };
         });
         return;
@@ -405,7 +480,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         if (effect.awaited) return; // #closeAll revokes it and waits
         const lease = this.#leases.get(effect.leaseId);
         this.#leases.delete(effect.leaseId);
-        if (lease !== undefined) void this.#bounded(lease.revoke()).catch(() => undefined);
+        if (lease !== undefined) void this.#revokeAbandoned(lease);
         return;
       }
       case 'callPromote': {
@@ -497,6 +572,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#closing.abort();
     this.#loop.stop();
     for (const c of this.#aborts.values()) c.abort();
     this.#aborts.clear();

@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { noop } from 'cockatiel';
 
 export interface EtcdMember {
   readonly name: string;
@@ -22,6 +24,8 @@ export interface EtcdCluster {
   kill(index: number): Promise<void>;
   restart(index: number): Promise<void>;
   stop(): Promise<void>;
+  /** The index of the member the live members agree leads raft; undefined while none does. */
+  raftLeader(): Promise<number | undefined>;
 }
 
 async function freePort(): Promise<number> {
@@ -93,6 +97,25 @@ export async function startEtcd(size: number, binary = 'etcd'): Promise<EtcdClus
     hosts: members.map((m) => m.clientUrl),
     kill,
     restart: (i) => launch(members[i]!, 'existing'),
+    async raftLeader() {
+      const ids = new Map<string, number>();
+      const leaders = new Set<string>();
+      for (let i = 0; i < members.length; i++) {
+        if (members[i]!.proc === undefined) continue;
+        const client = new Etcd3({ hosts: [members[i]!.clientUrl], faultHandling: { host: () => noop, global: noop } });
+        try {
+          const st = await Promise.race([client.maintenance.status(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 500))]);
+          ids.set(st.header.member_id, i);
+          if (st.leader !== '0') leaders.add(st.leader);
+        } catch {
+          // a member that does not answer has no say
+        } finally {
+          client.close();
+        }
+      }
+      if (leaders.size !== 1) return undefined;
+      return ids.get([...leaders][0]!);
+    },
     async stop() {
       for (let i = 0; i < members.length; i++) await kill(i);
       rmSync(dir, { recursive: true, force: true });
