@@ -128,6 +128,8 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
   #closed: Promise<void> | undefined;
   #resolveClosed: () => void = () => {};
   #finished = false;
+  #pending: Array<() => void> = [];
+  #flushScheduled = false;
   readonly #closing = new AbortController();
 
   constructor(options: EtcdElectionOptions) {
@@ -555,8 +557,19 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     }
   }
 
-  #later(fn: () => void): void {
-    setImmediate(fn);
+  /** Delivers notifications after the step, in order, never inside the machine's step. */
+  #later(deliver: () => void): void {
+    this.#pending.push(deliver);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#pending;
+    this.#pending = [];
+    for (const deliver of batch) deliver();
   }
 
   async #closeAll(): Promise<void> {
@@ -577,6 +590,8 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     for (const c of this.#aborts.values()) c.abort();
     this.#aborts.clear();
     this.#client.close();
+    // The last role change (to `stopped`) reaches roleChanged listeners before shutdown() resolves.
+    this.#flush();
     this.endChangeStreams();
     this.#rejectStarted(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'shut down before the first role settled'));
     this.#resolveClosed();

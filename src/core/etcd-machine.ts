@@ -553,9 +553,11 @@ function onPromoteSettled(b: Builder, input: Extract<EtcdInput, { type: 'promote
   }
   if (!input.ok) {
     b.count('failedPromotions');
-    b.emit({ type: 'promotionFailed', epoch: s.epoch, reason: 'failed-start', error: input.detail ?? 'onPromote failed', retryInMs: 0 });
-    b.set({ callbacks: 'promoted' });
+    b.emit({ type: 'promotionFailed', epoch: s.epoch, reason: 'failed-start', error: input.detail ?? 'onPromote failed', retryInMs: s.config.leaseTTL });
+    // The term never started: no onDemote (it follows a successful onPromote only); resign now.
+    b.set({ callbacks: 'none' });
     endTerm(b, { reason: 'failed-start', resign: true, rejoin: true, demoteDeadline: undefined });
+    afterDemote(b);
     return;
   }
   b.set({ callbacks: 'promoted', phase: 'leader' });

@@ -187,8 +187,10 @@ describe('etcd machine', () => {
     const sim = new Sim();
     sim.join(3);
     sim.feed({ type: 'promoteSettled', term: 1, ok: false, detail: 'boom' });
-    expect(sim.last('promotionFailed').error).toBe('boom');
-    sim.feed({ type: 'demoteSettled', term: 1 });
+    expect(sim.last('promotionFailed')).toMatchObject({ error: 'boom', retryInMs: config.leaseTTL });
+    // The term never started: no onDemote, and the key is given up at once.
+    expect(sim.effects.some((e) => e.type === 'callDemote')).toBe(false);
+    expect(sim.state.role).toBe('secondary');
     sim.feed({ type: 'resigned', id: sim.last('resign').id });
     expect(sim.state.retryAt).toBe(config.leaseTTL);
     expect(sim.effects.filter((e) => e.type === 'campaign')).toHaveLength(1);
