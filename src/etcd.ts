@@ -288,19 +288,28 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     return bad(st.role);
   }
 
-  /** The campaign keys, in line order: the first is the primary. */
+  /**
+   * The campaign keys, in line order: the first is the primary, every other one a candidate. A
+   * node without a key (disabled, holding off after a failed onPromote, between two campaigns)
+   * is listed only by itself, last, as not eligible.
+   */
   async liveNodes(): Promise<ElectionNode[]> {
     const line = await this.#range();
     const now = this.#clock.wallNow();
-    return line.map((k, i) => ({
+    const ownKey = this.#loop.state.ownKey?.key;
+    const nodes: ElectionNode[] = line.map((k, i) => ({
       instanceId: k.nodeId,
       role: i === 0 ? 'primary' : 'secondary',
       priority: k.priority,
       epoch: i === 0 ? k.createRevision : undefined,
       lastSeenAt: now,
-      self: k.key === this.#loop.state.ownKey?.key,
+      self: k.key === ownKey,
       eligible: true,
     }));
+    if (!nodes.some((n) => n.self)) {
+      nodes.push({ instanceId: this.instanceId, role: 'secondary', priority: this.#o.priority, epoch: undefined, lastSeenAt: now, self: true, eligible: false });
+    }
+    return nodes;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

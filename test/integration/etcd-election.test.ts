@@ -93,7 +93,59 @@ describe('etcd election', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(a.role).toBe('secondary');
     expect((await b.liveNodes()).map((n) => n.instanceId)).toEqual(['b']);
+    // The disabled node lists itself, not eligible.
+    expect((await a.liveNodes()).map((n) => [n.instanceId, n.self, n.eligible])).toEqual([
+      ['b', false, true],
+      ['a', true, false],
+    ]);
     await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('a better priority takes over from the leader at once', async () => {
+    const project = `p${++seq}`;
+    const a = node(project, 'a', { priority: 2 });
+    await a.start();
+    expect(a.role).toBe('primary');
+    const epoch = a.epoch;
+    const demoted = waitRole(a, 'secondary', 5000);
+    const b = node(project, 'b', { priority: 1 });
+    const t0 = performance.now();
+    await b.start();
+    if (b.role !== 'primary') await waitRole(b, 'primary', 5000);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect((await demoted).reason).toBe('preempted');
+    expect(b.epoch).toBeGreaterThan(epoch);
+    expect(a.status().primary).toEqual({ instanceId: 'b', epoch: b.epoch });
+    // a stays in line behind b, with its priority.
+    expect((await a.liveNodes()).map((n) => [n.instanceId, n.role, n.priority])).toEqual([
+      ['b', 'primary', 1],
+      ['a', 'secondary', 2],
+    ]);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('the best live priority succeeds, not the oldest key', async () => {
+    const project = `p${++seq}`;
+    const a = node(project, 'a', { priority: 1 });
+    const c = node(project, 'c', { priority: 3 });
+    const b = node(project, 'b', { priority: 2 });
+    await a.start();
+    await c.start();
+    await b.start();
+    // c's key was made before b's: it is next in line, but b is preferred.
+    expect((await a.liveNodes()).map((n) => n.instanceId)).toEqual(['a', 'c', 'b']);
+    const cLed: string[] = [];
+    c.on('roleChanged', (ch) => void cLed.push(ch.to));
+    const bLeads = waitRole(b, 'primary', 5000);
+    await a.shutdown();
+    await bLeads;
+    expect(cLed).not.toContain('primary');
+    expect(c.status().etcd.counters.yields).toBe(1);
+    expect((await b.liveNodes()).map((n) => [n.instanceId, n.role])).toEqual([
+      ['b', 'primary'],
+      ['c', 'secondary'],
+    ]);
+    await Promise.all([b.shutdown(), c.shutdown()]);
   });
 
   it('a SIGKILLed leader is replaced within TTL + keepalive', async () => {
