@@ -135,8 +135,13 @@ it('the whole etcd cluster restarted: the election resumes', async () => {
   await Promise.all([etcd.kill(0), etcd.kill(1), etcd.kill(2)]);
   await waitFor('stepped down', () => p.a.role === 'secondary', TIMING.leaseTTL + 2000);
   expect(leaders(p)).toEqual([]);
+  const restartAt = performance.now();
   await Promise.all([etcd.restart(0), etcd.restart(1), etcd.restart(2)]);
+  const servingAt = performance.now();
   await waitFor('led again', () => leaders(p).length === 1, 15_000);
+  if (process.env.FW_PRINT === '1') {
+    process.stderr.write(`etcd restart: members serving after ${Math.round(servingAt - restartAt)} ms, led again ${Math.round(performance.now() - servingAt)} ms later\n`);
+  }
   expect(leaders(p)[0]!.epoch).toBeGreaterThan(epoch);
   expect(p.a.status().etcd.counters.driftStepDowns).toBe(1);
   await Promise.all([p.a.shutdown(), p.b.shutdown()]);
