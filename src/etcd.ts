@@ -177,6 +177,9 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         watchBackoff: watchBackoff(keepAliveInterval),
       },
       dialTimeout: maxDrift,
+      // Every call but the watch stream carries a gRPC deadline of maxDrift: without quorum etcd
+      // calls hang, and a call abandoned at the driver's own bound must not stay open.
+      defaultCallOptions: (context) => (context.isStream && context.method !== 'leaseKeepAlive' ? {} : { deadline: Date.now() + maxDrift }),
     });
     this.#loop = new StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>({
       initial: initialEtcdState({
@@ -343,7 +346,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
    * a leader could drift past `maxDrift` on a healthy cluster. Bounded by the caller.
    */
   async #keepAliveAnyMember(lease: Lease): ReturnType<Lease['keepaliveOnce']> {
-    const attempts = 2 * this.#o.hosts.length;
+    const attempts = 3 * this.#o.hosts.length;
     let last: unknown;
     for (let i = 0; i < attempts && !this.#finished; i++) {
       try {
