@@ -4,11 +4,10 @@
  * node reaches etcd through its own TCP relay, so `crash()` cuts a node off as its process
  * dying would: no revoke, no resign, its keepalives stop and etcd expires its lease.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll } from 'vitest';
 import { EtcdElection } from '../../src/etcd.js';
 import type { Election } from '../../src/election/contract.js';
-import { startEtcd, type EtcdCluster } from '../integration/etcd-kit.js';
+import { relay, startEtcd, type EtcdCluster, type Relay } from '../integration/etcd-kit.js';
 import { describeElectionBehaviour } from './election-behaviour.js';
 
 let etcd: EtcdCluster;
@@ -21,38 +20,6 @@ afterAll(async () => {
 });
 
 const TIMING = { leaseTTL: 2000, keepAliveInterval: 250, maxDrift: 1500 } as const;
-
-interface Relay {
-  readonly url: string;
-  cut(): Promise<void>;
-}
-
-/** A TCP relay to the etcd member; `cut()` closes it and resets every connection through it. */
-async function relay(target: string): Promise<Relay> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((inbound) => {
-    const outbound = createConnection({ host: hostname, port: Number(port) });
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const local = typeof address === 'object' && address !== null ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${local}`,
-    cut: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.resetAndDestroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describeElectionBehaviour({
   name: 'etcd',

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdElection } from '../../src/etcd.js';
 import type { ElectionRoleChange } from '../../src/election/contract.js';
-import { startEtcd, type EtcdCluster } from './etcd-kit.js';
+import { relay, startEtcd, type EtcdCluster } from './etcd-kit.js';
 
 let etcd: EtcdCluster;
 let seq = 0;
@@ -146,6 +146,28 @@ describe('etcd election', () => {
       ['c', 'secondary'],
     ]);
     await Promise.all([b.shutdown(), c.shutdown()]);
+  });
+
+  it('a partitioned leader steps down before a successor leads', async () => {
+    const project = `p${++seq}`;
+    const timing = { leaseTTL: 2000, keepAliveInterval: 250, maxDrift: 1500 };
+    const link = await relay(etcd.hosts[0]!);
+    const a = new EtcdElection({ ...timing, project, instanceId: 'a', hosts: [link.url] });
+    const b = node(project, 'b', timing);
+    await a.start();
+    await b.start();
+    const epoch = a.epoch;
+    const aDemoted = waitRole(a, 'secondary', 5000);
+    const bPromoted = waitRole(b, 'primary', 8000);
+    // Packets to and from a are dropped from now on: its calls hang, nothing tells it.
+    link.blackhole();
+    const [down, up] = await Promise.all([aDemoted, bPromoted]);
+    expect(down.reason).toBe('drift');
+    expect(up.epoch).toBeGreaterThan(epoch);
+    // Never two primaries: a's term ended before b's began (one process, one wall clock).
+    expect(down.at).toBeLessThan(up.at);
+    if (process.env.FW_PRINT === '1') process.stderr.write(`etcd partition: a stepped down ${Math.round(up.at - down.at)} ms before b led\n`);
+    await Promise.all([a.shutdown(), b.shutdown(), link.cut()]);
   });
 
   it('a SIGKILLed leader is replaced within TTL + keepalive', async () => {

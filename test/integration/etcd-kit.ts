@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -119,6 +119,56 @@ export async function startEtcd(size: number, binary = 'etcd'): Promise<EtcdClus
     async stop() {
       for (let i = 0; i < members.length; i++) await kill(i);
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Relay {
+  readonly url: string;
+  /** Closes the relay and resets every connection through it: the node's process died. */
+  cut(): Promise<void>;
+  /** Drops everything from now on, connections left open and new ones accepted: a partition. */
+  blackhole(): void;
+}
+
+/** A TCP relay to an etcd member, for one node: `cut()` and `blackhole()` fail its link. */
+export async function relay(target: string): Promise<Relay> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<Socket>();
+  let dropping = false;
+  const drop = (s: Socket): void => {
+    s.unpipe();
+    s.removeAllListeners('data');
+    s.on('data', () => undefined);
+  };
+  const server: Server = createServer((inbound) => {
+    sockets.add(inbound);
+    inbound.on('close', () => sockets.delete(inbound));
+    inbound.on('error', () => undefined);
+    if (dropping) {
+      drop(inbound);
+      return;
+    }
+    const outbound = createConnection({ host: hostname, port: Number(port) });
+    sockets.add(outbound);
+    outbound.on('close', () => sockets.delete(outbound));
+    outbound.on('error', () => undefined);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const local = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${local}`,
+    cut: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.resetAndDestroy();
+        server.close(() => resolve());
+      }),
+    blackhole() {
+      dropping = true;
+      for (const s of sockets) drop(s);
     },
   };
 }
