@@ -66,10 +66,27 @@ export interface EtcdElectionOptions extends ElectionCallbacks {
   readonly startTimeout?: number;
   /** @default 1000 */
   readonly demoteTimeout?: number;
+  /**
+   * How many leadership events the project keeps under `<prefix>/<project>/events/` (read with
+   * `events()`); 0 records none. @default 100
+   */
+  readonly eventHistory?: number;
   /** etcd user and password (RBAC). */
   readonly auth?: { readonly username: string; readonly password: string };
   /** @internal */
   readonly clock?: Clock;
+}
+
+/** A recorded leadership event (newest first in `events()`). */
+export interface EtcdLeadershipEvent {
+  readonly instanceId: string;
+  readonly action: 'elected' | 'released';
+  /** The term's epoch (its key's create revision). */
+  readonly epoch: number;
+  /** `elected`: `startup`, `handover`, `reacquired`; `released`: `stepdown`, `shutdown`, `preempted`, `drift`, `lost`, ... */
+  readonly reason: string | undefined;
+  /** The deciding node's wall clock, ms since the Unix epoch (etcd keeps no server time). */
+  readonly at: number;
 }
 
 /** `status()`: the contract's core and an `etcd` section. */
@@ -117,6 +134,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
   readonly #o: Required<Omit<EtcdElectionOptions, 'auth' | 'onPromote' | 'onDemote' | 'clock'>> & EtcdElectionOptions;
   readonly #clock: Clock;
   readonly #dir: string;
+  readonly #eventsDir: string;
   readonly #client: Etcd3;
   readonly #loop: StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>;
   readonly #leases = new Map<string, Lease>();
@@ -148,6 +166,8 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     const hosts = options.hosts ?? ['http://127.0.0.1:2379'];
     check(Array.isArray(hosts) && hosts.length > 0 && hosts.every((h) => /^https?:\/\//.test(h)), 'hosts', 'a non-empty list of http(s):// URLs', hosts);
     const prefix = options.prefix ?? '/failover-watch';
+    const eventHistory = options.eventHistory ?? 100;
+    check(Number.isInteger(eventHistory) && eventHistory >= 0 && eventHistory <= 100_000, 'eventHistory', 'an integer from 0 to 100000', eventHistory);
     this.#o = {
       ...options,
       hosts,
@@ -157,6 +177,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       leaseTTL,
       keepAliveInterval,
       maxDrift,
+      eventHistory,
       enabled: options.enabled ?? true,
       startTimeout: options.startTimeout ?? 10_000,
       demoteTimeout: options.demoteTimeout ?? 1000,
@@ -164,6 +185,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     this.instanceId = instanceId;
     this.#clock = options.clock ?? systemClock;
     this.#dir = `${prefix}/${options.project}/election/`;
+    this.#eventsDir = `${prefix}/${options.project}/events/`;
     this.#client = new Etcd3({
       hosts: [...hosts],
       ...(options.auth === undefined ? {} : { auth: { ...options.auth } }),
@@ -313,6 +335,28 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       nodes.push({ instanceId: this.instanceId, role: 'secondary', priority: this.#o.priority, epoch: undefined, lastSeenAt: now, self: true, eligible: false });
     }
     return nodes;
+  }
+
+  /** The newest `limit` leadership events of the project, newest first. */
+  async events(limit = 20): Promise<EtcdLeadershipEvent[]> {
+    if (this.#finished) throw new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the election was shut down');
+    let res;
+    try {
+      res = await this.#bounded(this.#client.getAll().prefix(this.#eventsDir).sort('Key', 'Descend').limit(limit).exec());
+    } catch (error) {
+      throw new FailoverError('ERR_FAILOVER_TRANSPORT', `etcd: ${message(error)}`, { cause: error });
+    }
+    const events: EtcdLeadershipEvent[] = [];
+    for (const kv of res.kvs) {
+      try {
+        const e = JSON.parse(kv.value.toString('utf8')) as Partial<EtcdLeadershipEvent>;
+        if (typeof e.instanceId !== 'string' || (e.action !== 'elected' && e.action !== 'released') || typeof e.epoch !== 'number' || typeof e.at !== 'number') continue;
+        events.push({ instanceId: e.instanceId, action: e.action, epoch: e.epoch, reason: typeof e.reason === 'string' ? e.reason : undefined, at: e.at });
+      } catch {
+        // garbage under the prefix: not an event
+      }
+    }
+    return events;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -539,6 +583,8 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         const change: ElectionRoleChange = { from: effect.from, to: effect.to, epoch: effect.epoch, reason: effect.reason, at: this.#loop.decidedAt, instanceId: this.instanceId };
         this.pushChange(change);
         this.#later(() => this.emitSafely('roleChanged', change));
+        if (effect.to === 'primary') this.#record({ instanceId: this.instanceId, action: 'elected', epoch: effect.epoch, reason: effect.reason, at: change.at });
+        else if (effect.from === 'primary') this.#record({ instanceId: this.instanceId, action: 'released', epoch: effect.epoch, reason: effect.reason, at: change.at });
         return;
       }
       case 'primaryChanged': {
@@ -567,6 +613,23 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       case 'log':
         return;
     }
+  }
+
+  /**
+   * Records a leadership event, best effort (a node that lost etcd cannot record its own loss),
+   * and trims the history to `eventHistory`. Keys sort by epoch, then elected before released.
+   */
+  #record(event: EtcdLeadershipEvent): void {
+    const keep = this.#o.eventHistory;
+    if (keep === 0) return;
+    const key = `${this.#eventsDir}${String(event.epoch).padStart(16, '0')}-${event.action === 'elected' ? '1' : '2'}`;
+    void (async () => {
+      await this.#bounded(this.#client.put(key).value(JSON.stringify(event)).exec());
+      if (event.action !== 'elected') return;
+      const kept = await this.#bounded(this.#client.getAll().prefix(this.#eventsDir).sort('Key', 'Descend').limit(keep).keys());
+      const oldest = kept[kept.length - 1];
+      if (kept.length === keep && oldest !== undefined) await this.#bounded(this.#client.delete().inRange({ start: this.#eventsDir, end: oldest }).exec());
+    })().catch(() => undefined);
   }
 
   /** Delivers notifications after the step, in order, never inside the machine's step. */

@@ -3,7 +3,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdElection } from '../../src/etcd.js';
+import { EtcdElection, type EtcdLeadershipEvent } from '../../src/etcd.js';
 import type { ElectionRoleChange } from '../../src/election/contract.js';
 import { relay, startEtcd, type EtcdCluster } from './etcd-kit.js';
 
@@ -98,6 +98,43 @@ describe('etcd election', () => {
       ['b', false, true],
       ['a', true, false],
     ]);
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
+  it('records leadership events, newest first, trimmed', async () => {
+    const project = `p${++seq}`;
+    const a = node(project, 'a', { eventHistory: 3 });
+    const b = node(project, 'b', { eventHistory: 3 });
+    await a.start();
+    await b.start();
+    const first = a.epoch;
+    const bLeads = waitRole(b, 'primary', 5000);
+    a.stepDown();
+    await bLeads;
+    // Events are recorded right after each change, asynchronously: poll, bounded.
+    const settled = async (done: (events: EtcdLeadershipEvent[]) => boolean): Promise<EtcdLeadershipEvent[]> => {
+      let events: EtcdLeadershipEvent[] = [];
+      for (let i = 0; i < 100; i++) {
+        events = await a.events();
+        if (done(events)) return events;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`events never settled: ${JSON.stringify(events)}`);
+    };
+    const brief = (events: EtcdLeadershipEvent[]): string[] => events.map((e) => `${e.instanceId} ${e.action} ${e.epoch} ${e.reason}`);
+    expect(brief(await settled((e) => e.length >= 3))).toEqual([
+      `b elected ${b.epoch} handover`,
+      `a released ${first} stepdown`,
+      `a elected ${first} startup`,
+    ]);
+    // A third term: trimmed to the newest three.
+    const second = b.epoch;
+    const aLeads = waitRole(a, 'primary', 5000);
+    b.stepDown();
+    await aLeads;
+    const latest = await settled((e) => e[0]?.epoch === a.epoch && e.length === 3);
+    expect(brief(latest)).toEqual([`a elected ${a.epoch} handover`, `b released ${second} stepdown`, `b elected ${second} handover`]);
+    expect((await a.events()).every((e) => Number.isFinite(e.at))).toBe(true);
     await Promise.all([a.shutdown(), b.shutdown()]);
   });
 

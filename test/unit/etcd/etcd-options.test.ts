@@ -44,6 +44,10 @@ describe('etcd options', () => {
     expect(rejected({ leaseTTL: 2500 })).toMatchObject({ option: 'leaseTTL', received: 2500 });
   });
 
+  it('rejects an eventHistory out of range', () => {
+    expect(rejected({ eventHistory: -1 })).toMatchObject({ option: 'eventHistory', received: -1 });
+  });
+
   it('rejects hosts that are not URLs', () => {
     expect(rejected({ hosts: ['127.0.0.1:2379'] })).toMatchObject({ option: 'hosts' });
   });
