@@ -127,6 +127,32 @@ function watchBackoff(steadyMs: number): { readonly duration: number; next(): Re
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** The key prefix under which the nodes of `project` campaign (one key per node); checks `project`. */
+export function campaignPrefix(prefix: string, project: string): string {
+  check(typeof project === 'string' && NAME.test(project), 'project', '1-128 characters of A-Z a-z 0-9 _ . -', project);
+  return `${prefix}/${project}/election/`;
+}
+
+/**
+ * The campaign keys read under {@link campaignPrefix}, sorted by create revision, as the line:
+ * the first leads (its create revision is the epoch). Values that are not a campaign are skipped.
+ */
+export function campaignLine(kvs: ReadonlyArray<{ key: Buffer; value: Buffer; create_revision: string; lease: string }>): CampaignKey[] {
+  const line: CampaignKey[] = [];
+  for (const kv of kvs) {
+    let member: Member;
+    try {
+      const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<Member>;
+      if (typeof parsed.nodeId !== 'string' || typeof parsed.priority !== 'number') continue;
+      member = { nodeId: parsed.nodeId, priority: parsed.priority };
+    } catch {
+      continue; // garbage under the prefix: not a candidate
+    }
+    line.push({ key: kv.key.toString('utf8'), createRevision: Number(kv.create_revision), nodeId: member.nodeId, priority: member.priority, leaseId: String(kv.lease) });
+  }
+  return line;
+}
+
 /** An election on etcd; implements the contract. */
 export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> implements Election<EtcdElectionStatus> {
   readonly backend: BackendKind = 'etcd';
@@ -184,7 +210,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     };
     this.instanceId = instanceId;
     this.#clock = options.clock ?? systemClock;
-    this.#dir = `${prefix}/${options.project}/election/`;
+    this.#dir = campaignPrefix(prefix, options.project);
     this.#eventsDir = `${prefix}/${options.project}/events/`;
     this.#client = new Etcd3({
       hosts: [...hosts],
@@ -438,19 +464,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
 
   async #range(): Promise<CampaignKey[]> {
     const res = await this.#bounded(this.#client.getAll().prefix(this.#dir).sort('Create', 'Ascend').exec());
-    const line: CampaignKey[] = [];
-    for (const kv of res.kvs) {
-      let member: Member;
-      try {
-        const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<Member>;
-        if (typeof parsed.nodeId !== 'string' || typeof parsed.priority !== 'number') continue;
-        member = { nodeId: parsed.nodeId, priority: parsed.priority };
-      } catch {
-        continue; // garbage under the prefix: not a candidate
-      }
-      line.push({ key: kv.key.toString('utf8'), createRevision: Number(kv.create_revision), nodeId: member.nodeId, priority: member.priority, leaseId: String(kv.lease) });
-    }
-    return line;
+    return campaignLine(res.kvs);
   }
 
   async #watch(): Promise<void> {
