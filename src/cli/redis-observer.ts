@@ -13,7 +13,10 @@ import { Redis } from 'ioredis';
 import { leaseKeys, type LeaseKeys } from '../transport/redis/lease-keys.js';
 import { parseJson, revisionOf } from '../transport/redis/redis-lease-store.js';
 
-/** One read of the lease and the live nodes. Times are Redis server times. */
+/**
+ * One read of the lease and the live nodes. Times are server times. The etcd and PostgreSQL
+ * observers answer in the same shape, so `status` and `watch` print every lease backend alike.
+ */
 export interface LeaseSnapshot {
   /** The lease holder, undefined when the lease is free (or expired). */
   readonly leader:
@@ -21,8 +24,8 @@ export interface LeaseSnapshot {
         readonly nodeId: string;
         readonly revision: number;
         readonly priority: number | null;
-        /** The lease's remaining lifetime (PTTL), ms. */
-        readonly ttlMs: number;
+        /** The lease's remaining lifetime (PTTL), ms; null where the role has no lease (PostgreSQL). */
+        readonly ttlMs: number | null;
         /** Server ms since the Unix epoch of its `elected` event, when the recent events hold it. */
         readonly since: number | null;
       }

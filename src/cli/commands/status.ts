@@ -2,22 +2,27 @@
  * `failover-watch status`: one-shot "is a primary alive on this endpoint, and who is it?".
  * Listens passively (with a liveness probe, so a live primary answers at once instead of at its
  * next heartbeat) until the first heartbeat or promotion, or until the timeout. With
- * `--redis URL --project P`, one read-only read of the Redis election's lease instead
- * (`../redis-observer.ts`), with the same exit codes and the same JSON fields where they apply.
+ * `--redis URL`, `--etcd URL` or `--postgres URL` (and `--project P`), one read-only read of that
+ * election instead (`../lease-observers.ts`), with the same exit codes and the same JSON fields
+ * where they apply.
  *
  * @module
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
-import { backendOrUsageError, ENDPOINT_OPTION, REDIS_OPTIONS } from '../backend-options.js';
+import { backendOrUsageError, ENDPOINT_OPTION, ETCD_OPTIONS, POSTGRES_OPTIONS, REDIS_OPTIONS, type LeaseBackendChoice } from '../backend-options.js';
 import { defineCommand, EXIT, USAGE_EXIT, type CommandContext } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { aborted } from '../io.js';
+import { observerOrUsageError, SERVER_NAME } from '../lease-observers.js';
+import type { LeaseSnapshot } from '../redis-observer.js';
 import { initialView, primaryOf, reduce, type ClusterView, type SenderView } from '../view/cluster-view.js';
 import { listen, wallNow, type WireListener } from '../wire-listener.js';
 
 export const statusOptions = defineOptions({
   ...ENDPOINT_OPTION,
   ...REDIS_OPTIONS,
+  ...ETCD_OPTIONS,
+  ...POSTGRES_OPTIONS,
   timeout: {
     type: 'integer',
     alias: 't',
@@ -26,7 +31,7 @@ export const statusOptions = defineOptions({
     min: 1,
     max: 2_147_483_647,
     default: 3000,
-    description: "How long to wait for the primary's heartbeat (with --redis: for Redis to answer).",
+    description: "How long to wait for the primary's heartbeat (with --redis, --etcd, --postgres: for the server to answer).",
     example: '500',
   },
   json: { type: 'boolean', description: 'Print one JSON object instead of a sentence.' },
@@ -36,25 +41,30 @@ export const statusOptions = defineOptions({
 
 export const statusCommand = defineCommand({
   name: 'status',
-  summary: 'One-shot: is a primary alive (ZeroMQ endpoint or Redis election), and who is it?',
+  summary: 'One-shot: is a primary alive (ZeroMQ endpoint, Redis, etcd or PostgreSQL election), and who is it?',
   description:
     'Connects to the endpoint without taking part in the election, waits for the first heartbeat ' +
     '(or promotion) from the primary and prints who it is. A live primary is asked for an ' +
     'immediate heartbeat (a liveness-probe subscription), so the answer usually comes in ' +
     'milliseconds whatever its heartbeat interval. With --redis URL --project P it reads the ' +
     "Redis election's lease instead (read-only: it never runs for leader and writes no key) and " +
-    'prints the leader, its revision, the lease\'s remaining time and the live nodes. Results go ' +
-    'to stdout, problems to stderr.',
+    "prints the leader, its revision, the lease's remaining time and the live nodes. With --etcd " +
+    'URL --project P it reads the campaign keys of the etcd election (the first in line leads, its ' +
+    'create revision is the epoch; read-only: no lease, no key written); with --postgres URL ' +
+    '--project P the PostgreSQL election\'s leader row and whether its advisory lock is held (a ' +
+    'read-only session that never takes the lock). Results go to stdout, problems to stderr.',
   options: statusOptions,
   examples: [
     'failover-watch status --endpoint tcp://127.0.0.1:5555',
     'failover-watch status -e ipc://@my-app --timeout 500 --json',
     'failover-watch status --endpoint ipc://@my-app && echo "a primary is alive"',
     'failover-watch status --redis redis://10.0.0.5:6379 --project billing --json',
+    'failover-watch status --etcd http://10.0.0.1:2379,http://10.0.0.2:2379 --project billing',
+    'failover-watch status --postgres postgres://viewer@db:5432/app --project billing --json',
   ],
   exitCodes: [
-    { code: EXIT.ok, meaning: 'a primary heartbeat arrived (Redis: a node holds the lease)' },
-    { code: EXIT.failure, meaning: 'no primary heartbeat within the timeout, or the socket could not be opened (Redis: the lease is free, or Redis did not answer within the timeout)' },
+    { code: EXIT.ok, meaning: 'a primary heartbeat arrived (Redis, etcd, PostgreSQL: a node leads)' },
+    { code: EXIT.failure, meaning: 'no primary heartbeat within the timeout, or the socket could not be opened (Redis, etcd, PostgreSQL: nobody leads, or the server did not answer within the timeout)' },
     USAGE_EXIT,
     { code: EXIT.interrupted, meaning: 'interrupted by SIGINT/SIGTERM before an answer' },
   ],
@@ -66,7 +76,7 @@ export const statusCommand = defineCommand({
       context.warn(`${backend.error}; see --help`);
       return EXIT.usage;
     }
-    if (backend.kind === 'redis') return redisStatus(backend, timeout, json, context);
+    if (backend.kind !== 'zmq') return leaseStatus(backend, timeout, json, context);
     const { endpoint } = backend;
     const keys = await curveOrUsageError(values['curve-dir'], values['curve-name']);
     if ('error' in keys) {
@@ -171,31 +181,38 @@ function primaryJson(view: ClusterView, p: SenderView, waitedMs: number): Record
   };
 }
 
+/** What a free role is called in the sentence of each lease backend. */
+const FREE: Readonly<Record<LeaseBackendChoice['kind'], string>> = {
+  redis: 'the lease is free',
+  etcd: 'no node campaigns',
+  postgres: 'the lock is free',
+};
+
 /**
- * `status --redis`: one read of the lease, the revision counter and the live nodes (no lease
- * script, no write). Exit 0 when a node holds the lease, 1 when it is free or Redis did not answer.
+ * `status --redis|--etcd|--postgres`: one read of the leader, the last epoch handed out and the
+ * live nodes, through the backend's read-only observer (no campaign, no lock, no write). Exit 0
+ * when a node leads, 1 when none does or the server did not answer within the timeout.
  */
-async function redisStatus(
-  backend: { url: string; project: string; cluster: string },
-  timeout: number,
-  json: boolean,
-  context: CommandContext,
-): Promise<number> {
+async function leaseStatus(backend: LeaseBackendChoice, timeout: number, json: boolean, context: CommandContext): Promise<number> {
   const style = context.style(json);
   const startedNow = performance.now();
-  const { RedisObserver } = await import('../redis-observer.js');
-  const observer = new RedisObserver({ url: backend.url, project: backend.project, timeout });
+  const server = SERVER_NAME[backend.kind];
+  const observer = await observerOrUsageError(backend, timeout);
+  if ('error' in observer) {
+    context.warn(`${observer.error}; see --help`);
+    return EXIT.usage;
+  }
   const interrupted = aborted(context.io.signal);
-  let snapshot: import('../redis-observer.js').LeaseSnapshot | 'interrupted';
+  let snapshot: LeaseSnapshot | 'interrupted';
   try {
     snapshot = await Promise.race([
       observer.connect().then(() => observer.read()),
       interrupted.promise.then(() => 'interrupted' as const),
     ]);
   } catch (error) {
-    const why = `Redis ${backend.cluster.split(' ')[0]} did not answer within ${timeout} ms: ${error instanceof Error ? error.message : String(error)}`;
+    const why = `${server} ${backend.cluster.split(' ')[0]} did not answer within ${timeout} ms: ${error instanceof Error ? error.message : String(error)}`;
     if (json) {
-      context.out(`${JSON.stringify({ ok: false, backend: 'redis', endpoint: backend.cluster, project: backend.project, instanceId: null, error: why, waitedMs: Math.round(performance.now() - startedNow), at: wallNow() })}\n`);
+      context.out(`${JSON.stringify({ ok: false, backend: backend.kind, endpoint: backend.cluster, project: backend.project, instanceId: null, error: why, waitedMs: Math.round(performance.now() - startedNow), at: wallNow() })}\n`);
     } else {
       context.warn(why);
     }
@@ -206,7 +223,7 @@ async function redisStatus(
   }
   const waitedMs = Math.round(performance.now() - startedNow);
   if (snapshot === 'interrupted') {
-    context.warn(`interrupted after ${waitedMs} ms without an answer from Redis`);
+    context.warn(`interrupted after ${waitedMs} ms without an answer from ${server}`);
     return EXIT.interrupted;
   }
   const { leader, liveNodes } = snapshot;
@@ -214,7 +231,7 @@ async function redisStatus(
     context.out(
       `${JSON.stringify({
         ok: leader !== undefined,
-        backend: 'redis',
+        backend: backend.kind,
         endpoint: backend.cluster,
         project: backend.project,
         instanceId: leader?.nodeId ?? null,
@@ -225,8 +242,8 @@ async function redisStatus(
         since: leader?.since ?? null,
         lastRevision: snapshot.revisionCounter,
         liveNodes,
-        ...(leader === undefined ? { error: `no node holds the lease of ${backend.project}` } : {}),
-        /** Redis server time of the read, ms since the Unix epoch. */
+        ...(leader === undefined ? { error: `no node leads ${backend.project}: ${FREE[backend.kind]}` } : {}),
+        /** Server time of the read (etcd: local time of the answer), ms since the Unix epoch. */
         at: snapshot.serverTime,
         waitedMs,
       })}\n`,
@@ -238,12 +255,11 @@ async function redisStatus(
       ? 'no live nodes registered'
       : `live: ${liveNodes.map((n) => `${n.nodeId}${n.priority === null ? '' : ` (priority ${n.priority})`}${n.isLeader ? ' *' : ''}`).join(', ')}`;
   if (leader === undefined) {
-    context.out(`${style.yellow(`no leader in ${backend.project}: the lease is free`)} (last revision ${snapshot.revisionCounter}); ${nodes}\n`);
+    context.out(`${style.yellow(`no leader in ${backend.project}: ${FREE[backend.kind]}`)} (last revision ${snapshot.revisionCounter}); ${nodes}\n`);
     return EXIT.failure;
   }
   const since = leader.since === null ? '' : ` since ${new Date(leader.since).toISOString()}`;
-  context.out(
-    `leader ${style.bold(style.green(leader.nodeId))} of ${backend.project}, revision ${leader.revision}${since}, lease ${leader.ttlMs} ms left; ${nodes}\n`,
-  );
+  const left = leader.ttlMs === null ? '' : `, lease ${leader.ttlMs} ms left`;
+  context.out(`leader ${style.bold(style.green(leader.nodeId))} of ${backend.project}, revision ${leader.revision}${since}${left}; ${nodes}\n`);
   return EXIT.ok;
 }

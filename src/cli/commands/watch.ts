@@ -2,17 +2,18 @@
  * `failover-watch watch`: a live view of the cluster as seen on the wire, until SIGINT/SIGTERM
  * or `--timeout`. The view is the pure reducer in `view/cluster-view.ts`; this file only feeds
  * it and picks a renderer: in-place redraw on a terminal, one line per event otherwise, one JSON
- * object per event with `--json`. With `--redis URL --project P` the view is fed reads of the
- * Redis election's lease (on every notice of its channel, and every {@link LEASE_POLL_INTERVAL}
- * ms) instead of wire messages.
+ * object per event with `--json`. With `--redis`, `--etcd` or `--postgres URL --project P` the
+ * view is fed reads of that election's leader (on every notice of the election, and every
+ * {@link LEASE_POLL_INTERVAL} ms) instead of wire messages.
  *
  * @module
  */
 import { defineOptions, HELP_OPTION } from '../args.js';
-import { backendOrUsageError, ENDPOINT_OPTION, REDIS_OPTIONS } from '../backend-options.js';
+import { backendOrUsageError, ENDPOINT_OPTION, ETCD_OPTIONS, POSTGRES_OPTIONS, REDIS_OPTIONS } from '../backend-options.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { aborted } from '../io.js';
+import { observerOrUsageError, SERVER_NAME, type LeaseObserver } from '../lease-observers.js';
 import { initialView, reduce, type ViewInput } from '../view/cluster-view.js';
 import { eventToJson, eventToText } from '../view/line-renderer.js';
 import { renderFrame, TtyScreen } from '../view/tty-renderer.js';
@@ -22,20 +23,26 @@ import { listen, wallNow } from '../wire-listener.js';
 export const REDRAW_INTERVAL = 250;
 
 /**
- * With --redis: the lease is read at once on every notice of the project's channel, and at
- * least this often (a lease that expires publishes no notice).
+ * With a lease backend: the leader is read at once on every notice of the election (Redis
+ * pub/sub, etcd watch, PostgreSQL NOTIFY), and at least this often (a lease that expires, a
+ * PostgreSQL leader that crashed, publish no notice).
  */
 export const LEASE_POLL_INTERVAL = 250;
+
+/** With a lease backend: the bound on each call to the server (at start: exit 1 past it). */
+export const START_TIMEOUT = 3000;
 
 export const watchOptions = defineOptions({
   ...ENDPOINT_OPTION,
   ...REDIS_OPTIONS,
+  ...ETCD_OPTIONS,
+  ...POSTGRES_OPTIONS,
   json: {
     type: 'boolean',
     description:
       'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"primaryChanged"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
       '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch. ' +
-      'With --redis: {"event":"primaryChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs","at"}.',
+      'With --redis, --etcd, --postgres: {"event":"primaryChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs" (null for PostgreSQL),"at"}.',
   },
   timeout: {
     type: 'integer',
@@ -62,17 +69,22 @@ export const watchCommand = defineCommand({
     'the count of invalid messages dropped. On a terminal the view is redrawn in place; ' +
     'otherwise one line is printed per event (one JSON object with --json). With --redis URL ' +
     "--project P it follows a Redis election instead (read-only): the lease is read on every notice of the project's " +
-    `channel and every ${LEASE_POLL_INTERVAL} ms, and a new holder or revision shows as primaryChanged, a free lease as primaryLost.`,
+    `channel and every ${LEASE_POLL_INTERVAL} ms, and a new holder or revision shows as primaryChanged, a free lease as primaryLost. ` +
+    'With --etcd URL --project P the same for an etcd election, read on every change under its prefix (a watch); ' +
+    'with --postgres URL --project P for a PostgreSQL election, read on every NOTIFY of its channel (LISTEN) and ' +
+    `every ${LEASE_POLL_INTERVAL} ms, since a leader that crashed sends none. Read-only: no campaign, no lock, no write.`,
   options: watchOptions,
   examples: [
     'failover-watch watch --endpoint tcp://127.0.0.1:5555',
     'failover-watch watch -e ipc://@my-app --json | jq -c \'select(.event != "heartbeat")\'',
     'failover-watch watch -e ipc://@my-app --timeout 60000 > cluster.log',
     'failover-watch watch --redis redis://10.0.0.5:6379 --project billing --json',
+    'failover-watch watch --etcd http://10.0.0.1:2379 --project billing',
+    'failover-watch watch --postgres postgres://viewer@db:5432/app --project billing --json',
   ],
   exitCodes: [
     { code: EXIT.ok, meaning: 'stopped by SIGINT/SIGTERM or at --timeout' },
-    { code: EXIT.failure, meaning: 'the socket could not be opened (Redis: did not answer within 3 s at start)' },
+    { code: EXIT.failure, meaning: `the socket could not be opened (Redis, etcd, PostgreSQL: the server did not answer within ${START_TIMEOUT / 1000} s at start)` },
     USAGE_EXIT,
   ],
 
@@ -89,6 +101,15 @@ export const watchCommand = defineCommand({
       return EXIT.usage;
     }
     const { curve } = keys;
+    let observer: LeaseObserver | undefined;
+    if (backend.kind !== 'zmq') {
+      const made = await observerOrUsageError(backend, START_TIMEOUT);
+      if ('error' in made) {
+        context.warn(`${made.error}; see --help`);
+        return EXIT.usage;
+      }
+      observer = made;
+    }
     const { io } = context;
     const style = context.style(json);
     const mode = json ? 'json' : io.isTTY ? 'tty' : 'lines';
@@ -114,7 +135,7 @@ export const watchCommand = defineCommand({
       listener =
         backend.kind === 'zmq'
           ? await listen(backend.endpoint, feed, { probe: true, curve })
-          : await followLease(backend.url, backend.project, feed, (line) => context.warn(line));
+          : await followLease(observer as LeaseObserver, SERVER_NAME[backend.kind], feed, (line) => context.warn(line));
     } catch (error) {
       context.warn(error instanceof Error ? error.message : String(error));
       return EXIT.failure;
@@ -140,18 +161,17 @@ export const watchCommand = defineCommand({
 });
 
 /**
- * Feeds `lease` inputs from a Redis election: a read at start, on every notice of the project's
- * channel and every {@link LEASE_POLL_INTERVAL} ms, one read at a time (a notice during a read
- * asks for one more). Rejects when Redis does not answer at start.
+ * Feeds `lease` inputs from a lease backend's observer: a read at start, on every notice of the
+ * election (Redis pub/sub, an etcd watch on the prefix, PostgreSQL LISTEN) and every
+ * {@link LEASE_POLL_INTERVAL} ms, one read at a time (a notice during a read asks for one more).
+ * Rejects when the server does not answer at start; closes the observer then.
  */
 async function followLease(
-  url: string,
-  project: string,
+  observer: LeaseObserver,
+  server: string,
   feed: (input: ViewInput) => void,
   warn: (line: string) => void,
 ): Promise<{ close(): Promise<void> }> {
-  const { RedisObserver } = await import('../redis-observer.js');
-  const observer = new RedisObserver({ url, project, timeout: 3000 });
   let closed = false;
   let reading = false;
   let again = false;
@@ -175,7 +195,7 @@ async function followLease(
         } catch (error) {
           if (closed) return;
           if (up) {
-            warn(`Redis read failed: ${error instanceof Error ? error.message : String(error)}`);
+            warn(`${server} read failed: ${error instanceof Error ? error.message : String(error)}`);
             feed({ type: 'connection', state: 'disconnected', at: wallNow() });
           }
           up = false;

@@ -131,8 +131,8 @@ export type ClusterEvent =
       readonly event: 'primaryChanged';
       /** The previous holder, null when the lease was free or nobody was seen yet. */
       readonly previous: string | null;
-      /** The lease's remaining lifetime at the read, ms. */
-      readonly ttlMs: number;
+      /** The lease's remaining lifetime at the read, ms; null for a lock held as long as its session (PostgreSQL). */
+      readonly ttlMs: number | null;
     })
   /** A lease backend's lease is free (released or expired): no primary; `instanceId` the holder seen last. */
   | (LeaseFields & { readonly event: 'primaryLost' })
@@ -190,8 +190,8 @@ export interface LeaseHolder {
   readonly nodeId: string;
   readonly revision: number;
   readonly priority: number | null;
-  /** Remaining lifetime at the read, ms. */
-  readonly ttlMs: number;
+  /** Remaining lifetime at the read, ms; null when the role has no lease (PostgreSQL's lock). */
+  readonly ttlMs: number | null;
   /** Local monotonic ms of the read. */
   readonly seenNow: number;
   /** Local wall-clock ms of the first read that showed this holder and revision. */
@@ -206,7 +206,7 @@ export type ViewInput =
   /** A read of a lease backend's lease: its holder, or undefined when it is free. */
   | {
       readonly type: 'lease';
-      readonly leader: { readonly nodeId: string; readonly revision: number; readonly priority: number | null; readonly ttlMs: number } | undefined;
+      readonly leader: { readonly nodeId: string; readonly revision: number; readonly priority: number | null; readonly ttlMs: number | null } | undefined;
       readonly at: number;
     };
 

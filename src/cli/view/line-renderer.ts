@@ -31,9 +31,11 @@ export function eventToText(event: ClusterEvent, style: Style = createStyle(fals
       return `${time} ${style.red('endpoint stolen')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}: its socket file is ${event.found === 'gone' ? 'gone' : event.found === 'replaced' ? 'replaced by another file' : event.found}; nodes connecting now do not reach it`;
     case 'primaryChanged': {
       const was = event.previous === null ? '' : ` (was ${event.previous})`;
-      return event.ttlMs === null
-        ? `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}${was}`
-        : `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} revision ${event.epoch}${was}, lease ${event.ttlMs} ms left`;
+      if (event.pid !== null) {
+        return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}${was}`;
+      }
+      const left = event.ttlMs === null ? '' : `, lease ${event.ttlMs} ms left`;
+      return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} revision ${event.epoch}${was}${left}`;
     }
     case 'primaryLost':
       return `${time} ${style.yellow('primaryLost')} ${style.bold(event.instanceId)} revision ${event.epoch}: the lease is free`;

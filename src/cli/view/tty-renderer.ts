@@ -23,10 +23,10 @@ export function renderFrame(view: ClusterView, now: number, style: Style, final 
   const primary = primaryOf(view);
   if (view.lease !== undefined) {
     const l = view.lease;
-    const left = Math.max(0, l.ttlMs - (now - l.seenNow));
+    const left = l.ttlMs === null ? '' : `, lease ${Math.round(Math.max(0, l.ttlMs - (now - l.seenNow)))} ms left`;
     lines.push(
       `leader   ${style.bold(style.green(l.nodeId))}  revision ${l.revision}${l.priority === null ? '' : `  priority ${l.priority}`}`,
-      `         since ${new Date(l.sinceAt).toISOString()}, lease ${Math.round(left)} ms left`,
+      `         since ${new Date(l.sinceAt).toISOString()}${left}`,
     );
   } else if (view.lastLeaseHolder !== undefined) {
     const l = view.lastLeaseHolder;
