@@ -111,7 +111,7 @@ describe('usage errors', () => {
     ['--redis without --project', ['status', '--redis', 'redis://127.0.0.1:1'], '--redis needs --project NAME'],
     ['--redis with --endpoint', ['watch', '--redis', 'redis://127.0.0.1:1', '--project', 'p', '-e', 'tcp://127.0.0.1:1'], 'give exactly one backend'],
     ['neither backend', ['status'], 'give exactly one backend'],
-    ['--project with --endpoint', ['status', '-e', 'tcp://127.0.0.1:1', '--project', 'p'], '--project is for the Redis backend'],
+    ['--project with --endpoint', ['status', '-e', 'tcp://127.0.0.1:1', '--project', 'p'], '--project is for the Redis, etcd and PostgreSQL backends'],
     ['a project with a brace', ['watch', '--redis', 'redis://127.0.0.1:1', '--project', 'a{b}'], '--project expects'],
     ['not a redis URL', ['status', '--redis', 'http://x', '--project', 'p'], 'redis:// or rediss://'],
   ];

@@ -186,7 +186,7 @@ describe('failover-watch status', () => {
     [['status', '--endpoint', 'tcp://127.0.0.1:70000'], 'option --endpoint expects a tcp port'],
     [['status', '--endpoint', 'ipc://@x', '--bogus'], 'unknown option --bogus'],
     [['status', '--endpoint', 'ipc://@x', '--timeout', 'soon'], 'option --timeout expects a whole number'],
-    [['status'], 'give exactly one backend: --endpoint E or --redis URL'],
+    [['status'], 'give exactly one backend: --endpoint E, --redis URL, --etcd URL or --postgres URL'],
   ])('%j exits 2 with one line on stderr', async (args, what) => {
     const r = await runCli(args);
     expect(r.code).toBe(2);

@@ -228,7 +228,7 @@ describe('main: usage errors', () => {
     expect(await run('stauts')).toBe('failover-watch: unknown command "stauts" (did you mean status?); see --help\n');
     expect(await run('status', '-e', 'ipc://@x', '--timeout', 'soon')).toContain('--timeout expects a whole number of milliseconds');
     expect(await run('watch', '--endpoint', 'x')).toContain('--endpoint expects an endpoint of the form');
-    expect(await run('watch')).toBe('failover-watch: give exactly one backend: --endpoint E or --redis URL; see --help\n');
+    expect(await run('watch')).toBe('failover-watch: give exactly one backend: --endpoint E, --redis URL, --etcd URL or --postgres URL; see --help\n');
   });
 });
 

@@ -164,4 +164,15 @@ describe('lease events', () => {
       '2026-01-01T00:00:00.000Z primaryLost a revision 1: the lease is free',
     );
   });
+
+  it('a holder without a lease (PostgreSQL) prints no lease time', () => {
+    const at = Date.UTC(2026, 0, 1);
+    expect(
+      eventToText({ event: 'primaryChanged', instanceId: 'b', epoch: 2, seq: null, pid: null, host: null, at, previous: 'a', ttlMs: null }),
+    ).toBe('2026-01-01T00:00:00.000Z primaryChanged b revision 2 (was a)');
+    const held = feed([[{ type: 'lease', leader: { nodeId: 'b', revision: 2, priority: null, ttlMs: null }, at: WALL }, 1000]]);
+    const lines = renderFrame(held, 1300, createStyle(false));
+    expect(lines[1]).toBe('leader   b  revision 2');
+    expect(lines[2]).toBe(`         since ${new Date(WALL).toISOString()}`);
+  });
 });
