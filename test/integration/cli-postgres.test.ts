@@ -133,6 +133,22 @@ describe.skipIf(skip !== undefined)('status --postgres', () => {
     expect(sessions[0]?.n).toBe('1');
   });
 
+  it('status and watch work as a SELECT-only role', async () => {
+    const p = project('viewer');
+    const a = await node(p, 'alpha');
+    await server.query(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fw_viewer') THEN CREATE ROLE fw_viewer LOGIN; END IF; END $$`);
+    await server.query('GRANT SELECT ON failover_watch_election, failover_watch_nodes, failover_watch_events TO fw_viewer');
+    const url = `postgres://fw_viewer@127.0.0.1:${server.port}/postgres`;
+    const r = await runCli(['status', '--postgres', url, '--project', p, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, instanceId: 'alpha', epoch: a.epoch });
+    const watch = cli.spawn(['watch', '--postgres', url, '--project', p, '--json']);
+    await watch.waitFor((e) => e.event === 'primaryChanged' && e.instanceId === 'alpha', PROCESS_TIMEOUT, 'primaryChanged alpha');
+    await a.shutdown();
+    await watch.waitFor((e) => e.event === 'primaryLost', 5000, 'primaryLost alpha');
+    expect(watch.stderr).not.toContain('failed');
+  });
+
   it('exits 1 when PostgreSQL does not answer', async () => {
     const { freePort } = await import('../../harness/cluster.js');
     const r = await runCli(['status', '--postgres', `postgres://u@127.0.0.1:${await freePort()}/db`, '--project', 'p', '--timeout', '500']);
