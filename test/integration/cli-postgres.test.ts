@@ -203,6 +203,20 @@ describe.skipIf(skip !== undefined)('watch --postgres', () => {
     process.kill(child.pid!, 'SIGKILL');
     expect(await line(/ primaryLost alpha revision \d+: /, 5000)).toMatch(/primaryLost alpha revision \d+: the lease is free$/);
   });
+  it('follows the election across a server restart', async () => {
+    // Last in this file's server tests: the server goes down for a moment.
+    const p = project('restart');
+    const a = await node(p, 'alpha');
+    const watch = cli.spawn(['watch', '--postgres', server.url, '--project', p, '--json']);
+    await watch.waitFor((e) => e.event === 'primaryChanged' && e.epoch === a.epoch, PROCESS_TIMEOUT, 'primaryChanged alpha');
+    await server.stop();
+    await server.restart();
+    // alpha lost its lock with its session and takes it again in a new term; the watch's
+    // session is opened again at its next read.
+    const again = await watch.waitFor((e) => e.event === 'primaryChanged' && (e.epoch as number) > 1, 20_000, 'primaryChanged in a new term');
+    expect(again).toMatchObject({ instanceId: 'alpha', epoch: 2 });
+    expect(watch.stderr).toContain('PostgreSQL read failed');
+  });
 });
 
 describe('usage errors (etcd, PostgreSQL)', () => {
