@@ -230,7 +230,7 @@ describe('usage errors (etcd, PostgreSQL)', () => {
     ['an etcd project with a colon', ['status', '--etcd', 'http://h:2379', '--project', 'a:b'], '--project expects 1-128 characters'],
     ['a bad table prefix', ['watch', '--postgres', 'postgres://h/db', '--project', 'p', '--table-prefix', 'Drop;'], '--table-prefix expects a lowercase SQL identifier'],
   ];
-  it.each(cases)('%s exits 2 with a clear message', async (_name, args, message) => {
+  it.each(cases)('%s exits 2 with a message', async (_name, args, message) => {
     const r = await runCli(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
