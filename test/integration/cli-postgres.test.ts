@@ -88,7 +88,7 @@ describe.skipIf(skip !== undefined)('status --postgres', () => {
     expect(a.role).toBe('primary');
     const r = await runCli(['status', '--postgres', server.url, '--project', p]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^leader alpha of ${p}, revision ${a.epoch} since \\S+Z; live: alpha \\*, beta\\n$`));
+    expect(r.stdout).toMatch(new RegExp(`^leader alpha of ${p}, revision ${a.epoch} since \\S+Z; live: alpha \\(priority 1\\) \\*, beta \\(priority 1\\)\\n$`));
   });
 
   it('--json: the Redis status fields, no lease', async () => {
@@ -97,10 +97,10 @@ describe.skipIf(skip !== undefined)('status --postgres', () => {
     const r = await runCli(['status', '--postgres', server.url, '--project', p, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(j).toMatchObject({ ok: true, backend: 'postgres', project: p, instanceId: 'alpha', epoch: a.epoch, revision: a.epoch, priority: null, leaseTtlMs: null, lastRevision: a.epoch });
+    expect(j).toMatchObject({ ok: true, backend: 'postgres', project: p, instanceId: 'alpha', epoch: a.epoch, revision: a.epoch, priority: 1, leaseTtlMs: null, lastRevision: a.epoch });
     expect(j.endpoint).toBe(`postgres://***@127.0.0.1:${server.port}/postgres ${p}`);
     expect(typeof j.since).toBe('number');
-    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: null, eligible: true, lastSeen: expect.any(Number), isLeader: true }]);
+    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true }]);
   });
 
   it('exits 1 when nobody leads, tables or not', async () => {
