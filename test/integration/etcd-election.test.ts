@@ -29,6 +29,20 @@ function waitRole(e: EtcdElection, role: string, timeout: number): Promise<Elect
   });
 }
 
+/** Resolves once `e` follows `id` (at once if it does), from its `primaryChanged` events. */
+function waitFollows(e: EtcdElection, id: string, timeout: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (e.status().primary?.instanceId === id) return resolve();
+    const timer = setTimeout(() => reject(new Error(`${e.instanceId} does not follow ${id} within ${timeout} ms`)), timeout);
+    e.on('primaryChanged', () => {
+      if (e.status().primary?.instanceId === id) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
 const node = (project: string, id: string, extra: Partial<ConstructorParameters<typeof EtcdElection>[0]> = {}): EtcdElection =>
   new EtcdElection({ project, instanceId: id, hosts: etcd.hosts, ...extra });
 
@@ -152,6 +166,8 @@ describe('etcd election', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
     expect((await demoted).reason).toBe('preempted');
     expect(b.epoch).toBeGreaterThan(epoch);
+    // a learns of b from its watch, which may come after its own step-down.
+    await waitFollows(a, 'b', 5000);
     expect(a.status().primary).toEqual({ instanceId: 'b', epoch: b.epoch });
     // a stays in line behind b, with its priority.
     expect((await a.liveNodes()).map((n) => [n.instanceId, n.role, n.priority])).toEqual([
