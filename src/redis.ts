@@ -749,14 +749,12 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       this.#logger.debug(`reading ${nodeId}'s metadata failed: ${String(error)}`);
       stored = undefined;
     }
-    if (stored === 'invalid') {
-      this.#metadataDropped++;
-      stored = undefined;
-    }
-    const metadata = stored ?? NO_METADATA;
     const followed = this.#followed;
+    const previous = followed?.metadata;
+    if (stored === 'invalid') this.#metadataDropped++;
+    // Dropped metadata is no news: the last good read of this term stands (as over ZeroMQ).
+    const metadata = stored === 'invalid' ? (previous ?? NO_METADATA) : (stored ?? NO_METADATA);
     if (this.#finished || followed === undefined || followed.instanceId !== nodeId || followed.epoch !== epoch) return;
-    const previous = followed.metadata;
     this.#followed = { ...followed, metadata };
     if (announce && event !== undefined) {
       this.emitSafely('primaryChanged', { ...event, metadata });
@@ -795,6 +793,8 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
       at: this.#loop.decidedAt,
       instanceId: this.options.nodeId,
     };
+    // A leader (or a stopped node) follows nobody: status().leaderMetadata is undefined.
+    if (n.to !== 'secondary') this.#followed = undefined;
     this.pushChange(change);
     this.#later(() => this.emitSafely('roleChanged', change));
   }
