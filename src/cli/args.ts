@@ -5,7 +5,8 @@
  * An option table maps a property name (camelCase) to an {@link OptionSpec}; the flag is the
  * kebab-cased name (`heartbeatTimeout` -> `--heartbeat-timeout`), an optional one-letter alias
  * gives `-x`. Accepted forms: `--name value`, `--name=value`, `-x value`, `-xvalue`, `--flag` for
- * booleans, and `--` to end the options. A repeated option keeps its last value.
+ * booleans, and `--` to end the options. A repeated option keeps its last value, except a `list`
+ * option, which collects every value in order (absent: an empty list).
  *
  * Parsing never throws: a usage error comes back as a value with one human sentence, which
  * `main` prints as `failover-watch: <sentence>; see --help` and turns into exit code 2.
@@ -59,21 +60,32 @@ export interface EndpointOption extends OptionBase {
   readonly default?: string;
 }
 
+/** A repeatable string option: every occurrence adds a value (`--metadata a=1 --metadata b=2`). */
+export interface ListOption extends OptionBase {
+  readonly type: 'list';
+  /** The value's placeholder in usage and help, e.g. `KEY=VALUE`. */
+  readonly value: string;
+  readonly required?: undefined;
+  readonly default?: undefined;
+}
+
 /** One row of an option table. */
-export type OptionSpec = BooleanOption | StringOption | IntegerOption | EndpointOption;
+export type OptionSpec = BooleanOption | StringOption | IntegerOption | EndpointOption | ListOption;
 
 /** An option table: property name -> spec. */
 export type OptionTable = Readonly<Record<string, OptionSpec>>;
 
 type ValueOf<S extends OptionSpec> = S extends BooleanOption
   ? boolean
-  : S extends IntegerOption
+  : S extends ListOption
+    ? readonly string[]
+    : S extends IntegerOption
     ? number
     : S extends EndpointOption
       ? Endpoint
       : string;
 
-type AlwaysPresent<S extends OptionSpec> = S extends BooleanOption
+type AlwaysPresent<S extends OptionSpec> = S extends BooleanOption | ListOption
   ? true
   : S extends { readonly required: true }
     ? true
@@ -198,13 +210,15 @@ export function parseArgs<const T extends OptionTable>(
     }
     const converted = convert(spec, raw, written);
     if (!converted.ok) return converted;
-    values[key] = converted.value;
+    values[key] = spec.type === 'list' ? [...((values[key] as string[] | undefined) ?? []), converted.value as string] : converted.value;
   }
 
   for (const [key, spec] of Object.entries(table)) {
     if (values[key] !== undefined) continue;
     if (spec.type === 'boolean') {
       values[key] = false;
+    } else if (spec.type === 'list') {
+      values[key] = [];
     } else if (spec.default !== undefined) {
       const converted = convert(spec, String(spec.default), `--${flagName(key)}`);
       // A default that fails its own validation is a bug in the table, not a usage error.
@@ -246,6 +260,7 @@ function convert(
 ): { ok: true; value: unknown } | { ok: false; error: string } {
   switch (spec.type) {
     case 'string':
+    case 'list':
       if (raw.length === 0) return fail(`option ${written} needs a non-empty value (${spec.value})`);
       return { ok: true, value: raw };
     case 'integer': {
@@ -340,7 +355,7 @@ export function usageLine(invocation: string, table: OptionTable, operands?: Ope
   for (const [key, spec] of Object.entries(table)) {
     if (key === 'help') continue;
     const text = flagWithValue(key, spec);
-    parts.push(spec.type !== 'boolean' && spec.required === true ? text : `[${text}]`);
+    parts.push(spec.type !== 'boolean' && spec.required === true ? text : spec.type === 'list' ? `[${text}]...` : `[${text}]`);
   }
   if (operands !== undefined) parts.push(operands.usage);
   return parts.join(' ');
@@ -384,6 +399,7 @@ export function describeOption(spec: OptionSpec): string {
   if (spec.type !== 'boolean' && spec.required === true) notes.push('Required.');
   if (spec.type !== 'boolean' && spec.default !== undefined) notes.push(`Default: ${spec.default}.`);
   if (spec.type === 'integer') notes.push(`Range: ${spec.min}-${spec.max} ${spec.unit}.`);
+  if (spec.type === 'list') notes.push('Repeatable.');
   if (spec.example !== undefined) notes.push(`Example: ${spec.example}`);
   return [spec.description, ...notes].join(' ');
 }

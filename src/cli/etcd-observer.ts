@@ -60,9 +60,11 @@ export class EtcdObserver {
       ttlMs = Math.max(0, Number(lease.TTL) * 1000);
     }
     return {
-      leader: first === undefined ? undefined : { nodeId: first.nodeId, revision: first.createRevision, priority: first.priority, ttlMs, since: null },
+      leader: first === undefined ? undefined : { nodeId: first.nodeId, revision: first.createRevision, priority: first.priority, ttlMs, since: null, metadata: {} },
       revisionCounter: Number(res.header.revision),
-      liveNodes: line.map((k, i) => ({ nodeId: k.nodeId, priority: k.priority, eligible: true, lastSeen: null, isLeader: i === 0 })),
+      liveNodes: line.map((k, i) => ({ nodeId: k.nodeId, priority: k.priority, eligible: true, lastSeen: null, isLeader: i === 0, metadata: {} })),
+      // The etcd backend carries no application metadata.
+      metadataDropped: 0,
       // etcd has no server clock to read: the local time of the answer.
       serverTime: Date.now(),
     };

@@ -78,7 +78,7 @@ export class PostgresObserver {
       `SELECT (extract(epoch FROM now()) * 1000)::float8 AS now, (${this.sql.missingTables}) AS missing`,
     );
     const serverTime = Math.round(Number(now.rows[0]?.now));
-    if (now.rows[0]?.missing !== false) return { leader: undefined, revisionCounter: 0, liveNodes: [], serverTime };
+    if (now.rows[0]?.missing !== false) return { leader: undefined, revisionCounter: 0, liveNodes: [], serverTime, metadataDropped: 0 };
     const row = (await client.query<{ epoch: string; leader: string; held: boolean; priority: number | null }>(this.sql.leader, [p, this.#key])).rows[0];
     const nodes = await client.query<{ node_id: string; eligible: boolean; priority: number | null; last_seen: number }>(this.sql.liveNodes, [p, PRESENCE_FRESHNESS]);
     const epoch = row === undefined ? 0 : Number(row.epoch);
@@ -86,7 +86,7 @@ export class PostgresObserver {
     if (row !== undefined && row.held) {
       const events = await client.query<{ node_id: string; action: string; epoch: string; at: number }>(this.sql.events_, [p, 20]);
       const elected = events.rows.find((e) => e.action === 'elected' && e.node_id === row.leader && Number(e.epoch) === epoch);
-      leader = { nodeId: row.leader, revision: epoch, priority: row.priority ?? null, ttlMs: null, since: elected === undefined ? null : Math.round(Number(elected.at)) };
+      leader = { nodeId: row.leader, revision: epoch, priority: row.priority ?? null, ttlMs: null, since: elected === undefined ? null : Math.round(Number(elected.at)), metadata: {} };
     }
     const liveNodes = nodes.rows.map((n) => ({
       nodeId: n.node_id,
@@ -94,10 +94,12 @@ export class PostgresObserver {
       eligible: n.eligible,
       lastSeen: Math.round(Number(n.last_seen)),
       isLeader: n.node_id === leader?.nodeId,
+      metadata: {},
     }));
     // Best priority first, as for Redis.
     liveNodes.sort((a, b) => (a.priority ?? Infinity) - (b.priority ?? Infinity) || a.nodeId.localeCompare(b.nodeId));
-    return { leader, revisionCounter: epoch, liveNodes, serverTime };
+    // The PostgreSQL backend carries no application metadata.
+    return { leader, revisionCounter: epoch, liveNodes, serverTime, metadataDropped: 0 };
   }
 
   /** LISTEN on the election's channel; `onNotice` runs on each notice of this project (and after a reconnect). */

@@ -1,7 +1,7 @@
 /**
  * A read-only look at a Redis election for `status --redis` and `watch --redis`: it reads the
  * lease (`{project}:leader` and its remaining TTL), the live registrations (`{project}:nodes`,
- * `{project}:node-info`) and listens to the project's channel (`{project}:leadership`). It never
+ * `{project}:node-info`), their application metadata (`{project}:metadata`) and listens to the project's channel (`{project}:leadership`). It never
  * campaigns, never runs a lease script and never writes a key (docs/REDIS.md, "Observing").
  *
  * Loaded only by those commands with `--redis`, so ioredis stays out of the ZeroMQ paths.
@@ -11,7 +11,8 @@
  */
 import { Redis } from 'ioredis';
 import { leaseKeys, type LeaseKeys } from '../transport/redis/lease-keys.js';
-import { parseJson, revisionOf } from '../transport/redis/redis-lease-store.js';
+import { parseJson, revisionOf, storedMetadata } from '../transport/redis/redis-lease-store.js';
+import type { Metadata } from '../protocol/metadata.js';
 
 /**
  * One read of the lease and the live nodes. Times are server times. The etcd and PostgreSQL
@@ -28,6 +29,8 @@ export interface LeaseSnapshot {
         readonly ttlMs: number | null;
         /** Server ms since the Unix epoch of its `elected` event, when the recent events hold it. */
         readonly since: number | null;
+        /** Its application metadata: `{}` when none, null when what is stored breaks the rules (dropped). */
+        readonly metadata: Metadata | null;
       }
     | undefined;
   /** The last revision handed out (the `{project}:revision` counter), 0 when never. */
@@ -40,7 +43,11 @@ export interface LeaseSnapshot {
     /** Server ms since the Unix epoch of its last lease operation, null when unknown. */
     readonly lastSeen: number | null;
     readonly isLeader: boolean;
+    /** Its application metadata: `{}` when none, null when what is stored breaks the rules (dropped). */
+    readonly metadata: Metadata | null;
   }>;
+  /** Stored metadata of the leader and the live nodes that broke the rules (read as null). */
+  readonly metadataDropped: number;
   /** Redis server time of the read, ms since the Unix epoch. */
   readonly serverTime: number;
 }
@@ -108,13 +115,23 @@ export class RedisObserver {
     const elected = (r[4]?.[1] as string[]).map(parseJson).find(
       (e) => e?.action === 'elected' && e.nodeId === node && revisionOf(e.revision) === revision,
     );
-    const leader =
-      typeof node === 'string' && node !== '' && ttl > 0
-        ? { nodeId: node, revision, priority: numberOrNull(prio), ttlMs: ttl, since: numberOrNull(elected?.timestamp) }
-        : undefined;
+    const holder = typeof node === 'string' && node !== '' && ttl > 0 ? node : undefined;
 
     const ids = await this.#client.zrangebyscore(k.nodes, serverTime, '+inf');
     const infos = ids.length === 0 ? [] : await this.#client.hmget(k.nodeInfo, ...ids);
+    // The leader's metadata first, then each live node's; a value that breaks the rules is null.
+    const metaIds = holder === undefined ? ids : [holder, ...ids];
+    const stored = metaIds.length === 0 ? [] : (await this.#client.hmget(k.metadata, ...metaIds)).map(storedMetadata);
+    const metadataOf = (i: number): Metadata | null => {
+      const m = stored[i];
+      return m === 'invalid' ? null : (m ?? {});
+    };
+    const offset = holder === undefined ? 0 : 1;
+    const metadataDropped = new Set(metaIds.filter((_, i) => stored[i] === 'invalid')).size;
+    const leader =
+      holder !== undefined
+        ? { nodeId: holder, revision, priority: numberOrNull(prio), ttlMs: ttl, since: numberOrNull(elected?.timestamp), metadata: metadataOf(0) }
+        : undefined;
     const liveNodes = ids.map((nodeId, i) => {
       const info = parseJson(infos[i]);
       return {
@@ -123,10 +140,11 @@ export class RedisObserver {
         eligible: info?.eligible === true,
         lastSeen: numberOrNull(info?.lastSeen),
         isLeader: nodeId === leader?.nodeId,
+        metadata: metadataOf(i + offset),
       };
     });
     liveNodes.sort((a, b) => (a.priority ?? Infinity) - (b.priority ?? Infinity) || a.nodeId.localeCompare(b.nodeId));
-    return { leader, revisionCounter: counter, liveNodes, serverTime };
+    return { leader, revisionCounter: counter, liveNodes, serverTime, metadataDropped };
   }
 
   /** Subscribes to the project's channel on a second connection; resolves once subscribed. */

@@ -82,7 +82,7 @@ describe.skipIf(skip !== undefined)('status --redis', () => {
     expect(j).toMatchObject({ ok: true, backend: 'redis', project, instanceId: 'alpha', epoch: a.revision, revision: a.revision, priority: 1 });
     expect(j.leaseTtlMs).toBeGreaterThan(0);
     expect(j.leaseTtlMs).toBeLessThanOrEqual(timing.leaseTTL);
-    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true }]);
+    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true, metadata: {} }]);
     expect(typeof j.at).toBe('number');
   });
 

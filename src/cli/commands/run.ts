@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { defineOptions, HELP_OPTION } from '../args.js';
 import { defineCommand, EXIT, USAGE_EXIT } from '../command.js';
 import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
+import { METADATA_OPTION, metadataOrUsageError } from '../metadata-options.js';
 import { isFailoverError } from '../../errors.js';
 import { assertSupported } from '../../platform.js';
 import { redisBackend, zmqBackend } from '../supervisor/backends.js';
@@ -111,6 +112,7 @@ export const runOptions = defineOptions({
     example: '127.0.0.1:9090',
   },
   json: { type: 'boolean', description: 'One JSON object per line on stdout and nothing else (the command\'s stdout goes to stderr).' },
+  ...METADATA_OPTION,
   ...CURVE_OPTIONS,
   ...HELP_OPTION,
 });
@@ -131,6 +133,7 @@ export const runCommand = defineCommand({
     'failover-watch run -e tcp://127.0.0.1:5555 --on-exit restart --health 127.0.0.1:9090 -- ./worker --queue jobs',
     'failover-watch run --redis redis://10.0.0.5:6379 --project billing --strategy priority --priority 1 -- ./billing',
     'failover-watch run -e ipc://@web --json --on-promote "logger promoted" -- python3 -m http.server 8080',
+    'failover-watch run -e ipc://@web --metadata port=8080 --metadata zone=a -- python3 -m http.server 8080',
   ],
   exitCodes: [
     { code: EXIT.ok, meaning: "stopped by SIGTERM/SIGINT after a graceful handover (with --on-exit exit: the command's own exit code, 1 if a signal killed it)" },
@@ -168,6 +171,9 @@ export const runCommand = defineCommand({
     }
     if (v.redis !== undefined && !/^rediss?:\/\//.test(v.redis)) return usage(`--redis must be a redis:// or rediss:// URL`);
     if (v.timeout <= v.interval) return usage(`--timeout (${v.timeout} ms) must be greater than --interval (${v.interval} ms)`);
+    const parsedMetadata = metadataOrUsageError(v.metadata);
+    if ('error' in parsedMetadata) return usage(parsedMetadata.error);
+    const { metadata } = parsedMetadata;
 
     const keys = await curveOrUsageError(v['curve-dir'], v['curve-name']);
     if ('error' in keys) return usage(keys.error);
@@ -208,6 +214,7 @@ export const runCommand = defineCommand({
                   preempt: v.preempt,
                   shutdownTimeout: leaveBudget(v['stop-timeout']),
                   ...(curve !== undefined ? { curve } : {}),
+                  metadata,
                 },
                 hooks,
               )
@@ -221,6 +228,7 @@ export const runCommand = defineCommand({
                   leaseTTL: v['lease-ttl'],
                   observeOnly: v['observe-only'],
                   workdir: v.workdir,
+                  metadata,
                 },
                 hooks,
               ),

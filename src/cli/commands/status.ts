@@ -17,6 +17,7 @@ import { observerOrUsageError, SERVER_NAME } from '../lease-observers.js';
 import type { LeaseSnapshot } from '../redis-observer.js';
 import { initialView, primaryOf, reduce, type ClusterView, type SenderView } from '../view/cluster-view.js';
 import { listen, wallNow, type WireListener } from '../wire-listener.js';
+import { formatMetadata, type Metadata } from '../../protocol/metadata.js';
 
 export const statusOptions = defineOptions({
   ...ENDPOINT_OPTION,
@@ -124,7 +125,7 @@ export const statusCommand = defineCommand({
         const every =
           primary.heartbeatInterval === undefined ? 'heartbeat interval not announced' : `heartbeat every ${primary.heartbeatInterval} ms`;
         context.out(
-          `primary ${style.bold(style.green(primary.instanceId))} (pid ${primary.pid} on ${primary.host}), epoch ${primary.epoch}, seq ${primary.seq}, ${every}\n`,
+          `primary ${style.bold(style.green(primary.instanceId))} (pid ${primary.pid} on ${primary.host}), epoch ${primary.epoch}, seq ${primary.seq}, ${every}${metadataText(primary.metadata)}\n`,
         );
       }
       return EXIT.ok;
@@ -161,6 +162,11 @@ export const statusCommand = defineCommand({
   },
 });
 
+/** `; metadata port=7001`, or nothing when there is none. */
+function metadataText(metadata: Metadata | null | undefined): string {
+  return metadata === undefined || metadata === null || Object.keys(metadata).length === 0 ? '' : `; metadata ${formatMetadata(metadata)}`;
+}
+
 function primaryJson(view: ClusterView, p: SenderView, waitedMs: number): Record<string, unknown> {
   return {
     ok: true,
@@ -174,6 +180,8 @@ function primaryJson(view: ClusterView, p: SenderView, waitedMs: number): Record
     heartbeatInterval: p.heartbeatInterval ?? null,
     priority: p.priority ?? null,
     members: p.members ?? null,
+    /** Its application metadata (`{}` when none). */
+    metadata: p.metadata ?? {},
     /** Local receive time of the heartbeat, ms since the Unix epoch. */
     at: p.lastAt,
     dropped: view.dropped.total,
@@ -239,9 +247,11 @@ async function leaseStatus(backend: LeaseBackendChoice, timeout: number, json: b
         revision: leader?.revision ?? null,
         priority: leader?.priority ?? null,
         leaseTtlMs: leader?.ttlMs ?? null,
+        metadata: leader?.metadata ?? null,
         since: leader?.since ?? null,
         lastRevision: snapshot.revisionCounter,
         liveNodes,
+        metadataDropped: snapshot.metadataDropped ?? 0,
         ...(leader === undefined ? { error: `no node leads ${backend.project}: ${FREE[backend.kind]}` } : {}),
         /** Server time of the read (etcd: local time of the answer), ms since the Unix epoch. */
         at: snapshot.serverTime,
@@ -254,12 +264,15 @@ async function leaseStatus(backend: LeaseBackendChoice, timeout: number, json: b
     liveNodes.length === 0
       ? 'no live nodes registered'
       : `live: ${liveNodes.map((n) => `${n.nodeId}${n.priority === null ? '' : ` (priority ${n.priority})`}${n.isLeader ? ' *' : ''}`).join(', ')}`;
+  const dropped = snapshot.metadataDropped > 0 ? ` (${snapshot.metadataDropped} invalid metadata dropped)` : '';
   if (leader === undefined) {
     context.out(`${style.yellow(`no leader in ${backend.project}: ${FREE[backend.kind]}`)} (last revision ${snapshot.revisionCounter}); ${nodes}\n`);
     return EXIT.failure;
   }
   const since = leader.since === null ? '' : ` since ${new Date(leader.since).toISOString()}`;
   const left = leader.ttlMs === null ? '' : `, lease ${leader.ttlMs} ms left`;
-  context.out(`leader ${style.bold(style.green(leader.nodeId))} of ${backend.project}, revision ${leader.revision}${since}${left}; ${nodes}\n`);
+  context.out(
+    `leader ${style.bold(style.green(leader.nodeId))} of ${backend.project}, revision ${leader.revision}${since}${left}${metadataText(leader.metadata)}; ${nodes}${dropped}\n`,
+  );
   return EXIT.ok;
 }

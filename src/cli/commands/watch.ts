@@ -40,9 +40,9 @@ export const watchOptions = defineOptions({
   json: {
     type: 'boolean',
     description:
-      'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"primaryChanged"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
-      '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch. ' +
-      'With --redis, --etcd, --postgres: {"event":"primaryChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs" (null for PostgreSQL),"at"}.',
+      'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"primaryChanged"|"primaryMetadataChanged"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
+      '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch; primaryChanged and primaryMetadataChanged carry the primary\'s "metadata". ' +
+      'With --redis, --etcd, --postgres: {"event":"primaryChanged"|"primaryMetadataChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs" (null for PostgreSQL),"metadata" ({} where the backend carries none),"at"}.',
   },
   timeout: {
     type: 'integer',
@@ -63,7 +63,7 @@ export const watchCommand = defineCommand({
   summary: 'Live view of the cluster as seen on the wire: primary, epoch, heartbeat age, gaps, events.',
   description:
     'Connects to the endpoint without taking part in the election and shows the primary (id, ' +
-    'epoch, seq, pid@host, age of its last heartbeat), primaryChanged when another node (or a new epoch) is heard as primary, gaps (a heartbeat later than 1.5x the ' +
+    'epoch, seq, pid@host, age of its last heartbeat, its application metadata), primaryChanged when another node (or a new epoch) is heard as primary, primaryMetadataChanged when it announces other metadata, gaps (a heartbeat later than 1.5x the ' +
     "sender's announced heartbeatInterval, or a skipped seq), shutdown and promoted events, a primary " +
     'whose filesystem socket file was taken by another process (endpointStolen, from its heartbeats), and ' +
     'the count of invalid messages dropped. On a terminal the view is redrawn in place; ' +

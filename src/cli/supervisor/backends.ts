@@ -73,6 +73,7 @@ export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): Sup
       heartbeatTimeout: o.heartbeatTimeout,
       enabled: o.enabled,
       workdir: o.workdir,
+      metadata: o.metadata,
     },
     workdir: o.workdir,
     cluster: `zmq ${o.endpoint.address}`,
@@ -99,6 +100,8 @@ export interface RedisBackendOptions {
   readonly observeOnly: boolean;
   /** Where the unit record lives; default: per user, Redis server and project under the temp dir. */
   readonly workdir: string | undefined;
+  /** Application metadata the node announces (`--metadata`); validated by the caller. */
+  readonly metadata?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -133,6 +136,7 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
     ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
     ...(options.priority !== undefined ? { nodePriority: options.priority } : {}),
     ...(options.leaseTTL !== undefined ? { leaseTTL: options.leaseTTL } : {}),
+    ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
     onStart: (ctx) => hooks.onPromote(ctx.revision, ctx.reason, ctx.signal),
     onStop: (ctx) => hooks.onDemote(ctx.revision, 'lost'),
   };
@@ -156,6 +160,7 @@ export async function redisBackend(options: RedisBackendOptions, hooks: Supervis
       priority: options.priority ?? 1,
       leaseTTL: options.leaseTTL ?? 3000,
       workdir: options.workdir ?? where.workdir,
+      metadata: options.metadata ?? {},
     },
     // go-failover abandons an onStop that takes longer than 1 s: stop the command within that.
     stopBudget: 900,

@@ -22,6 +22,9 @@
  * - for a lease backend (Redis), fed `lease` inputs (reads of the lease key): the leader, and a
  *   `primaryChanged` event when another node (or a new term) holds the lease, `primaryLost`
  *   when the lease is free; the names and fields of the Watcher's events of the same name;
+ * - the primary's application metadata (PROTOCOL.md section 11; for a lease backend, as read with
+ *   the lease): carried by `primaryChanged`, and `primaryMetadataChanged` when the same primary
+ *   announces other metadata; metadata a receiver dropped (malformed) leaves the last one standing;
  * - counters, and `emitted`: the events the last input produced, for line and JSON renderers.
  *
  * No I/O, no timers, no `Date.now()`.
@@ -30,6 +33,7 @@
  */
 import type { DecodeResult, RejectReason, Topic, WireMessage } from '../../protocol/messages.js';
 import { REJECT_REASONS } from '../../protocol/messages.js';
+import { NO_METADATA, sameMetadata, type Metadata } from '../../protocol/metadata.js';
 
 /** A heartbeat later than this many announced intervals after the sender's previous message is a gap. */
 export const LATE_FACTOR = 1.5;
@@ -57,6 +61,8 @@ export interface SenderView {
   readonly heartbeats: number;
   /** What its last heartbeat said it found at its endpoint's path instead of its socket file, if anything. */
   readonly endpointStolen: string | undefined;
+  /** Its application metadata as last announced (`{}` when none); undefined before it announced. */
+  readonly metadata: Metadata | undefined;
 }
 
 /** Fields every message event carries. */
@@ -125,6 +131,13 @@ export type ClusterEvent =
       readonly previous: string | null;
       /** Lease backends only. */
       readonly ttlMs: null;
+      /** Its application metadata; `{}` when none. */
+      readonly metadata: Metadata;
+    })
+  | (MessageFields & {
+      /** The primary (same instanceId and epoch) announced other metadata. */
+      readonly event: 'primaryMetadataChanged';
+      readonly metadata: Metadata;
     })
   | (LeaseFields & {
       /** A lease backend's lease is held by another node or for a new term (the Watcher's `primaryChanged`). */
@@ -133,7 +146,11 @@ export type ClusterEvent =
       readonly previous: string | null;
       /** The lease's remaining lifetime at the read, ms; null for a lock held as long as its session (PostgreSQL). */
       readonly ttlMs: number | null;
+      /** Its application metadata as read with the lease; `{}` when none or unreadable. */
+      readonly metadata: Metadata;
     })
+  /** A lease backend's holder (same node and revision) stores other metadata. */
+  | (LeaseFields & { readonly event: 'primaryMetadataChanged'; readonly metadata: Metadata })
   /** A lease backend's lease is free (released or expired): no primary; `instanceId` the holder seen last. */
   | (LeaseFields & { readonly event: 'primaryLost' })
   | {
@@ -196,6 +213,8 @@ export interface LeaseHolder {
   readonly seenNow: number;
   /** Local wall-clock ms of the first read that showed this holder and revision. */
   readonly sinceAt: number;
+  /** Its application metadata as last read validly (`{}` when none). */
+  readonly metadata: Metadata;
 }
 
 /** What the view is fed. `at` is local wall-clock ms (ms since the Unix epoch). */
@@ -206,7 +225,17 @@ export type ViewInput =
   /** A read of a lease backend's lease: its holder, or undefined when it is free. */
   | {
       readonly type: 'lease';
-      readonly leader: { readonly nodeId: string; readonly revision: number; readonly priority: number | null; readonly ttlMs: number | null } | undefined;
+      readonly leader:
+        | {
+            readonly nodeId: string;
+            readonly revision: number;
+            readonly priority: number | null;
+            /** Null for a lock held as long as its session (PostgreSQL). */
+            readonly ttlMs: number | null;
+            /** Its metadata: `{}` when none, null when what is stored breaks the rules (dropped). */
+            readonly metadata?: Metadata | null;
+          }
+        | undefined;
       readonly at: number;
     };
 
@@ -271,8 +300,22 @@ function onLease(view: ClusterView, leader: Extract<ViewInput, { type: 'lease' }
     return withEvents({ ...view, lease: undefined, lastLeaseHolder: held, primary: undefined }, [event]);
   }
   const same = held !== undefined && held.nodeId === leader.nodeId && held.revision === leader.revision;
-  const lease: LeaseHolder = { ...leader, seenNow: now, sinceAt: same ? held.sinceAt : at };
-  if (same) return { ...view, lease, emitted: [] };
+  // Dropped (null) or unread metadata is no news: the last valid read of this term stands.
+  const metadata = leader.metadata ?? (same ? held.metadata : NO_METADATA);
+  const lease: LeaseHolder = {
+    nodeId: leader.nodeId,
+    revision: leader.revision,
+    priority: leader.priority,
+    ttlMs: leader.ttlMs,
+    seenNow: now,
+    sinceAt: same ? held.sinceAt : at,
+    metadata,
+  };
+  if (same) {
+    if (sameMetadata(held.metadata, metadata)) return { ...view, lease, emitted: [] };
+    const changed: ClusterEvent = { event: 'primaryMetadataChanged', instanceId: leader.nodeId, epoch: leader.revision, seq: null, pid: null, host: null, at, metadata };
+    return withEvents({ ...view, lease }, [changed]);
+  }
   const previous = held ?? view.lastLeaseHolder;
   const event: ClusterEvent = {
     event: 'primaryChanged',
@@ -284,6 +327,7 @@ function onLease(view: ClusterView, leader: Extract<ViewInput, { type: 'lease' }
     at,
     previous: previous?.nodeId ?? null,
     ttlMs: leader.ttlMs,
+    metadata,
   };
   return withEvents({ ...view, lease, primary: undefined }, [event]);
 }
@@ -311,6 +355,9 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
   const members = m.members?.map(([instanceId, priority]) => ({ instanceId, priority }));
   // A heartbeat says whether the socket file is still the sender's; other topics do not.
   const endpointStolen = m.topic === 'instance.heartbeat' ? m.endpointStolen : same ? previous.endpointStolen : undefined;
+  // A primary's announcement carries its metadata (absent: none); dropped metadata leaves the last standing.
+  const announcesMetadata = (m.topic === 'instance.heartbeat' || m.topic === 'instance.promoted') && m.metadataRejected === undefined;
+  const metadata = announcesMetadata ? (m.metadata ?? NO_METADATA) : same ? previous.metadata : undefined;
   const sender: SenderView = {
     instanceId: m.instanceId,
     epoch: m.epoch,
@@ -325,6 +372,7 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
     lastSeenNow: now,
     heartbeats: (same ? previous.heartbeats : 0) + (m.topic === 'instance.heartbeat' ? 1 : 0),
     endpointStolen,
+    metadata,
   };
 
   let { primary, lastShutdown } = view;
@@ -364,7 +412,11 @@ function onMessage(view: ClusterView, m: WireMessage, at: number, now: number): 
       }
       break;
   }
-  if (changed) events.push({ event: 'primaryChanged', ...fields, previous: previousPrimary, ttlMs: null });
+  if (changed) {
+    events.push({ event: 'primaryChanged', ...fields, previous: previousPrimary, ttlMs: null, metadata: metadata ?? NO_METADATA });
+  } else if (announces && before?.metadata !== undefined && metadata !== undefined && !sameMetadata(before.metadata, metadata)) {
+    events.push({ event: 'primaryMetadataChanged', ...fields, metadata });
+  }
   return withEvents(
     { ...view, primary, lastShutdown, counts, senders: { ...view.senders, [m.instanceId]: sender } },
     events,

@@ -6,6 +6,7 @@
  */
 import { createStyle, type Style } from '../style.js';
 import type { ClusterEvent } from './cluster-view.js';
+import { formatMetadata } from '../../protocol/metadata.js';
 
 /** One JSON object: the event exactly as the view reports it. */
 export function eventToJson(event: ClusterEvent): string {
@@ -31,11 +32,16 @@ export function eventToText(event: ClusterEvent, style: Style = createStyle(fals
       return `${time} ${style.red('endpoint stolen')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}: its socket file is ${event.found === 'gone' ? 'gone' : event.found === 'replaced' ? 'replaced by another file' : event.found}; nodes connecting now do not reach it`;
     case 'primaryChanged': {
       const was = event.previous === null ? '' : ` (was ${event.previous})`;
+      const meta = Object.keys(event.metadata).length === 0 ? '' : `; metadata ${formatMetadata(event.metadata)}`;
       if (event.pid !== null) {
-        return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}${was}`;
+        return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} epoch ${event.epoch} pid ${event.pid}@${event.host}${was}${meta}`;
       }
       const left = event.ttlMs === null ? '' : `, lease ${event.ttlMs} ms left`;
-      return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} revision ${event.epoch}${was}${left}`;
+      return `${time} ${style.green('primaryChanged')} ${style.bold(event.instanceId)} revision ${event.epoch}${was}${left}${meta}`;
+    }
+    case 'primaryMetadataChanged': {
+      const meta = Object.keys(event.metadata).length === 0 ? 'none' : formatMetadata(event.metadata);
+      return `${time} ${style.green('primaryMetadataChanged')} ${style.bold(event.instanceId)} ${event.seq === null ? 'revision' : 'epoch'} ${event.epoch}: metadata ${meta}`;
     }
     case 'primaryLost':
       return `${time} ${style.yellow('primaryLost')} ${style.bold(event.instanceId)} revision ${event.epoch}: the lease is free`;

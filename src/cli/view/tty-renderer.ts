@@ -7,6 +7,7 @@
  */
 import { truncateVisible, type Style } from '../style.js';
 import { eventToText } from './line-renderer.js';
+import { formatMetadata, type Metadata } from '../../protocol/metadata.js';
 import { ageOf, isOverdue, primaryOf, type ClusterView } from './cluster-view.js';
 
 /** The lines of one frame, without newlines; `final` for the frame left on screen at exit. */
@@ -28,6 +29,7 @@ export function renderFrame(view: ClusterView, now: number, style: Style, final 
       `leader   ${style.bold(style.green(l.nodeId))}  revision ${l.revision}${l.priority === null ? '' : `  priority ${l.priority}`}`,
       `         since ${new Date(l.sinceAt).toISOString()}${left}`,
     );
+    lines.push(...metadataLine(l.metadata));
   } else if (view.lastLeaseHolder !== undefined) {
     const l = view.lastLeaseHolder;
     lines.push(`leader   ${style.yellow('none')}: the lease of ${l.nodeId} (revision ${l.revision}) is free`);
@@ -40,6 +42,7 @@ export function renderFrame(view: ClusterView, now: number, style: Style, final 
       `primary  ${style.bold(style.green(primary.instanceId))}  pid ${primary.pid}@${primary.host}  epoch ${primary.epoch}  seq ${primary.seq}`,
       `         ${late ? style.yellow(`${ageText} (late)`) : ageText}, ${every}`,
     );
+    lines.push(...metadataLine(primary.metadata));
     if (primary.endpointStolen !== undefined) {
       lines.push(`         ${style.red(`ENDPOINT STOLEN (${primary.endpointStolen}): nodes connecting now do not reach this primary`)}`);
     }
@@ -66,6 +69,11 @@ export function renderFrame(view: ClusterView, now: number, style: Style, final 
   }
   lines.push(style.dim(final ? `stopped after ${seconds(now - view.startedNow)}` : 'Ctrl-C to stop'));
   return lines;
+}
+
+/** `metadata port=7001 zone=a`, or nothing when the primary announces none. */
+function metadataLine(metadata: Metadata | undefined): string[] {
+  return metadata === undefined || Object.keys(metadata).length === 0 ? [] : [`metadata ${formatMetadata(metadata)}`];
 }
 
 function seconds(ms: number): string {

@@ -18,6 +18,7 @@ import { commands } from '../../../src/cli/commands/index.js';
 import type { CliIo } from '../../../src/cli/io.js';
 import { commandHelp, globalHelp, globalOptions, main } from '../../../src/cli/main.js';
 import { stripAnsi } from '../../../src/cli/style.js';
+import { metadataOrUsageError } from '../../../src/cli/metadata-options.js';
 
 const table = defineOptions({
   endpoint: { type: 'endpoint', alias: 'e', value: 'E', required: true, description: 'Endpoint.', example: 'tcp://127.0.0.1:5555' },
@@ -271,5 +272,30 @@ describe('main: help and version', () => {
     expect(await render(true, { NO_COLOR: '' })).not.toContain('\u001b[');
     expect(await render(true, { NO_COLOR: '1' })).not.toContain('\u001b[');
     expect(await render(false, {})).not.toContain('\u001b[');
+  });
+});
+
+describe('a list option', () => {
+  const table = defineOptions({ metadata: { type: 'list', value: 'KEY=VALUE', description: 'Metadata.' } });
+
+  it('collects every value in order; absent is empty', () => {
+    const r = parseArgs(table, ['--metadata', 'a=1', '--metadata=b=2']);
+    expect(r.ok && r.values.metadata).toEqual(['a=1', 'b=2']);
+    const none = parseArgs(table, []);
+    expect(none.ok && none.values.metadata).toEqual([]);
+    expect(usageLine('x', table)).toBe('x [--metadata KEY=VALUE]...');
+  });
+});
+
+describe('--metadata KEY=VALUE', () => {
+  it('builds the map and names the key it refuses', () => {
+    expect(metadataOrUsageError(['port=7001', 'url=http://h:1/a=b', 'empty='])).toEqual({ metadata: { port: '7001', url: 'http://h:1/a=b', empty: '' } });
+    expect(metadataOrUsageError(['port'])).toEqual({ error: '--metadata expects KEY=VALUE, received "port"' });
+    expect(metadataOrUsageError(['port=1', 'port=2'])).toEqual({ error: '--metadata port is given twice' });
+    expect(metadataOrUsageError(['bad key=1'])).toMatchObject({ error: expect.stringMatching(/^--metadata bad key: expected a key of .* received "bad key"$/) });
+    expect(metadataOrUsageError([`big=${'x'.repeat(257)}`])).toMatchObject({ error: expect.stringMatching(/^--metadata big: expected a value of at most 256 bytes/) });
+    const many = Array.from({ length: 17 }, (_, i) => `k${i}=v`);
+    expect(metadataOrUsageError(many)).toMatchObject({ error: expect.stringMatching(/^--metadata: expected at most 16 keys/) });
+    expect(metadataOrUsageError(['__proto__=x'])).toEqual({ metadata: { ['__proto__']: 'x' } });
   });
 });

@@ -77,7 +77,7 @@ describe('cluster view', () => {
         heartbeatInterval: 100,
         members: [{ instanceId: 's1', priority: 2 }],
       },
-      { event: 'primaryChanged', instanceId: 'n1', epoch: 3, seq: 17, pid: 100, host: 'h', at: WALL + 10, previous: null, ttlMs: null },
+      { event: 'primaryChanged', instanceId: 'n1', epoch: 3, seq: 17, pid: 100, host: 'h', at: WALL + 10, previous: null, ttlMs: null, metadata: {} },
     ]);
     expect(view.counts.heartbeats).toBe(1);
   });
@@ -323,7 +323,7 @@ describe('lease inputs (Redis)', () => {
     let v = initialView('redis://127.0.0.1:6379 p', 0);
     v = reduce(v, lease('a', 1), 1);
     expect(v.emitted).toEqual([
-      { event: 'primaryChanged', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at: WALL, previous: null, ttlMs: 900 },
+      { event: 'primaryChanged', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at: WALL, previous: null, ttlMs: 900, metadata: {} },
     ]);
     v = reduce(v, lease('a', 1, 700, WALL + 250), 250);
     expect(v.emitted).toEqual([]);
@@ -342,5 +342,47 @@ describe('lease inputs (Redis)', () => {
     v = reduce(v, lease('b', 2, 1000, WALL + 30), 30);
     expect(v.emitted).toMatchObject([{ event: 'primaryChanged', instanceId: 'b', epoch: 2, previous: 'a' }]);
     expect(v.recent.map((e) => e.event)).toEqual(['primaryChanged', 'primaryLost', 'primaryChanged']);
+  });
+});
+
+describe('primary metadata in the view', () => {
+  it('carries it in primaryChanged and reports a change', () => {
+    let v = run([[hb({ seq: 1, metadata: { port: '7001' } }), 0]]);
+    expect(v.emitted.find((e) => e.event === 'primaryChanged')).toMatchObject({ instanceId: 'n1', metadata: { port: '7001' } });
+    expect(primaryOf(v)?.metadata).toEqual({ port: '7001' });
+    v = run([[hb({ seq: 2, metadata: { port: '7001' } }), 100]], v);
+    expect(v.emitted.map((e) => e.event)).toEqual(['heartbeat']);
+    v = run([[hb({ seq: 3, metadata: { port: '8001' } }), 200]], v);
+    expect(v.emitted.find((e) => e.event === 'primaryMetadataChanged')).toMatchObject({ instanceId: 'n1', epoch: 3, metadata: { port: '8001' } });
+    // A heartbeat without metadata announces none: that is a change too.
+    v = run([[hb({ seq: 4 }), 300]], v);
+    expect(v.emitted.find((e) => e.event === 'primaryMetadataChanged')).toMatchObject({ metadata: {} });
+  });
+
+  it('keeps the last metadata when a message had it dropped', () => {
+    let v = run([[hb({ seq: 1, metadata: { port: '7001' } }), 0]]);
+    v = run([[hb({ seq: 2, metadataRejected: 'a value over 256 bytes' }), 100]], v);
+    expect(v.emitted.map((e) => e.event)).toEqual(['heartbeat']);
+    expect(primaryOf(v)?.metadata).toEqual({ port: '7001' });
+  });
+
+  it('reports a lease holder metadata and its changes', () => {
+    const lease = (metadata: Record<string, string> | null | undefined, now: number): ViewInput => ({
+      type: 'lease',
+      leader: { nodeId: 'a', revision: 1, priority: 1, ttlMs: 900, ...(metadata === undefined ? {} : { metadata }) },
+      at: WALL + now,
+    });
+    let v = reduce(initialView('e', 0), lease({ port: '7001' }, 0), 0);
+    expect(v.emitted).toMatchObject([{ event: 'primaryChanged', instanceId: 'a', metadata: { port: '7001' } }]);
+    v = reduce(v, lease({ port: '7001' }, 10), 10);
+    expect(v.emitted).toEqual([]);
+    // Dropped (null) or not read: no news.
+    v = reduce(v, lease(null, 20), 20);
+    expect(v.emitted).toEqual([]);
+    expect(v.lease?.metadata).toEqual({ port: '7001' });
+    v = reduce(v, lease({ port: '8001' }, 30), 30);
+    expect(v.emitted).toEqual([
+      { event: 'primaryMetadataChanged', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at: WALL + 30, metadata: { port: '8001' } },
+    ]);
   });
 });

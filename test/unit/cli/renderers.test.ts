@@ -158,7 +158,7 @@ describe('lease events', () => {
   it('print a leader change and a free lease in words', () => {
     const at = Date.UTC(2026, 0, 1);
     expect(
-      eventToText({ event: 'primaryChanged', instanceId: 'b', epoch: 2, seq: null, pid: null, host: null, at, previous: 'a', ttlMs: 999 }),
+      eventToText({ event: 'primaryChanged', instanceId: 'b', epoch: 2, seq: null, pid: null, host: null, at, previous: 'a', ttlMs: 999, metadata: {} }),
     ).toBe('2026-01-01T00:00:00.000Z primaryChanged b revision 2 (was a), lease 999 ms left');
     expect(eventToText({ event: 'primaryLost', instanceId: 'a', epoch: 1, seq: null, pid: null, host: null, at })).toBe(
       '2026-01-01T00:00:00.000Z primaryLost a revision 1: the lease is free',
@@ -168,7 +168,7 @@ describe('lease events', () => {
   it('a holder without a lease (PostgreSQL) prints no lease time', () => {
     const at = Date.UTC(2026, 0, 1);
     expect(
-      eventToText({ event: 'primaryChanged', instanceId: 'b', epoch: 2, seq: null, pid: null, host: null, at, previous: 'a', ttlMs: null }),
+      eventToText({ event: 'primaryChanged', instanceId: 'b', epoch: 2, seq: null, pid: null, host: null, at, previous: 'a', ttlMs: null, metadata: {} }),
     ).toBe('2026-01-01T00:00:00.000Z primaryChanged b revision 2 (was a)');
     const held = feed([[{ type: 'lease', leader: { nodeId: 'b', revision: 2, priority: null, ttlMs: null }, at: WALL }, 1000]]);
     const lines = renderFrame(held, 1300, createStyle(false));
