@@ -156,3 +156,23 @@ describe('examples/supervisor.sh', () => {
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   });
 });
+
+describe('examples/metadata-follower.ts', () => {
+  it('a follower reconnects to the new primary port', async () => {
+    const env = { APP_ENDPOINT: uniqueIpc('fw-example-meta') };
+    const portOf = (line: string): number => Number((/:(\d+) as /.exec(line) as RegExpExecArray)[1]);
+    const a = runExample('examples/metadata-follower.ts', { ...env, INSTANCE_ID: 'a', PRIORITY: '1' });
+    const portA = portOf(await a.waitForLine(/^serving on 127\.0\.0\.1:\d+ as a$/));
+    await a.waitForLine(/^started as primary/);
+    const b = runExample('examples/metadata-follower.ts', { ...env, INSTANCE_ID: 'b', PRIORITY: '2' });
+    const c = runExample('examples/metadata-follower.ts', { ...env, INSTANCE_ID: 'c', PRIORITY: '3' });
+    const portB = portOf(await b.waitForLine(/^serving on 127\.0\.0\.1:\d+ as b$/));
+    expect(await c.waitForLine(/^connected to a /)).toBe(`connected to a at port ${portA}: hello from a`);
+    await b.waitForLine(/^connected to a /);
+
+    process.kill(a.child.pid as number, 'SIGKILL');
+    expect(await b.waitForLine(/^primary \(epoch \d+/)).toMatch(new RegExp(`^primary \\(epoch \\d+, \\w+\\): clients connect to port ${portB}$`));
+    expect(await c.waitForLine(/^connected to b /)).toBe(`connected to b at port ${portB}: hello from b`);
+    expect(c.lines).toContain(`following b: connecting to its advertised port ${portB}`);
+  });
+});
