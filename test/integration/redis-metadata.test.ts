@@ -232,3 +232,24 @@ describe('an invalid metadata option names its key', () => {
     expect((error as Error).message).toMatch(/expected .* received/);
   });
 });
+
+describe.skipIf(skip !== undefined)('Redis metadata with the ACL of SECURITY.md', () => {
+  it('stores and reads metadata with that ACL', { timeout: 30_000 }, async () => {
+    const project = uniqueProject('fw-meta-acl');
+    const acl = ['app', 'on', '>app-pw', `~{${project}}:*`, `&{${project}}:*`, '+@read', '+@write', '+@scripting', '+@pubsub', '+time'];
+    const aclServer = await RedisServer.start(10_000, ['--user', ...acl, '--user', 'default', 'off']);
+    cleanups.push(() => aclServer.kill());
+    const warnings: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) };
+    const url = `redis://app:app-pw@127.0.0.1:${aclServer.port}`;
+    const a = await run({ ...fast, project, nodeId: 'a', nodePriority: 1, redisUrl: url, logger, metadata: { port: '7001' } });
+    cleanups.push(() => a.close().catch(() => undefined));
+    const b = await run({ ...fast, project, nodeId: 'b', nodePriority: 2, redisUrl: url, logger });
+    cleanups.push(() => b.close().catch(() => undefined));
+    await waitFor('b reads a metadata', () => b.status().leaderMetadata?.port === '7001');
+    const changed = next<{ metadata: Record<string, string> }>(b, 'primaryMetadataChanged', () => true);
+    a.setMetadata({ port: '7002' });
+    expect((await changed).metadata).toEqual({ port: '7002' });
+    expect(warnings).toEqual([]);
+  });
+});

@@ -182,11 +182,13 @@ export class RedisLeaseStore implements LeaseStore {
     const k = this.#config.keys;
     const id = this.#config.nodeId;
     try {
-      const multi = this.#client.multi();
-      if (Object.keys(metadata).length === 0) multi.hdel(k.metadata, id);
-      else multi.hset(k.metadata, id, JSON.stringify(metadata));
-      multi.publish(k.channel, JSON.stringify({ type: 'metadata', nodeId: id }));
-      const r = await multi.exec();
+      // A pipeline, not MULTI: the recommended ACL (SECURITY.md) has no @transaction, and one
+      // connection keeps the order anyway (the field is written before the notice goes out).
+      const pipeline = this.#client.pipeline();
+      if (Object.keys(metadata).length === 0) pipeline.hdel(k.metadata, id);
+      else pipeline.hset(k.metadata, id, JSON.stringify(metadata));
+      pipeline.publish(k.channel, JSON.stringify({ type: 'metadata', nodeId: id }));
+      const r = await pipeline.exec();
       for (const [error] of r ?? []) if (error !== null) throw error;
     } catch (error) {
       throw translate(error, 'writing metadata');
