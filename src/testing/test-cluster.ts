@@ -147,7 +147,7 @@ const MAX_SETTLE_TURNS = 20_000;
 /** Longest start(), stop() and restart() wait for, in ms of test time. */
 const LIFECYCLE_WITHIN_MS = 60_000;
 /** The watcher events the cluster records. */
-const EVENT_NAMES = ['roleChanged', 'primaryChanged', 'primaryLost', 'promotionFailed', 'epochExhausted', 'endpointStolen'] as const;
+const EVENT_NAMES = ['roleChanged', 'primaryChanged', 'primaryMetadataChanged', 'primaryLost', 'promotionFailed', 'epochExhausted', 'endpointStolen'] as const;
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

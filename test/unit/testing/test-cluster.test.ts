@@ -171,3 +171,32 @@ describe('a test cluster', () => {
     await cluster.shutdown();
   });
 });
+
+describe('metadata in the test cluster', () => {
+  it('records primaryMetadataChanged of a follower', async () => {
+    const cluster = createTestCluster({
+      nodes: [
+        { id: 'a', options: { metadata: { port: '7001' } } },
+        { id: 'b', options: { metadata: { port: '7002' } } },
+      ],
+      options: TIMING,
+    });
+    try {
+      await cluster.start();
+      await cluster.until(() => cluster.events.some((e) => e.node === 'b' && e.type === 'primaryChanged'), { within: 1000 });
+      const followed = cluster.events.find((e) => e.node === 'b' && e.type === 'primaryChanged');
+      expect(followed?.event).toMatchObject({ instanceId: 'a', metadata: { port: '7001' } });
+      cluster.node('a').setMetadata({ port: '8001' });
+      await cluster.until(() => cluster.events.some((e) => e.type === 'primaryMetadataChanged'), { within: 1000 });
+      expect(cluster.events.filter((e) => e.type === 'primaryMetadataChanged')).toMatchObject([
+        { node: 'b', event: { instanceId: 'a', metadata: { port: '8001' } } },
+      ]);
+      // After a crash b leads and announces its own metadata.
+      cluster.crash('a');
+      await cluster.until(() => cluster.primary() === 'b', { within: 1000 });
+      expect(cluster.node('b').status().metadata).toEqual({ port: '7002' });
+    } finally {
+      await cluster.shutdown();
+    }
+  });
+});
