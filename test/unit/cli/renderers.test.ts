@@ -176,3 +176,19 @@ describe('lease events', () => {
     expect(lines[2]).toBe(`         since ${new Date(WALL).toISOString()}`);
   });
 });
+
+describe('primary metadata', () => {
+  it('shows in lines and under the primary in a TTY', () => {
+    const style = createStyle(false);
+    const first = feed([[msg({ seq: 1, metadata: { port: '7001', zone: 'a' } }), 0]]);
+    const changed = first.emitted.find((e) => e.event === 'primaryChanged');
+    expect(eventToText(changed!)).toBe('2030-01-02T03:04:05.678Z primaryChanged n1 epoch 3 pid 123@box; metadata port=7001 zone=a');
+    expect(renderFrame(first, 10, style)).toContain('metadata port=7001 zone=a');
+    const next = reduce(first, msg({ seq: 2, metadata: { port: '8001' } }), 100);
+    const update = next.emitted.find((e) => e.event === 'primaryMetadataChanged');
+    expect(eventToText(update!)).toBe('2030-01-02T03:04:05.678Z primaryMetadataChanged n1 epoch 3: metadata port=8001');
+    const lease = reduce(initialView('e', 0), { type: 'lease', leader: { nodeId: 'a', revision: 4, priority: 1, ttlMs: 900, metadata: { port: '7001' } }, at: WALL }, 0);
+    expect(renderFrame(lease, 10, style)[3]).toBe('metadata port=7001');
+    expect(eventToText(lease.emitted[0]!)).toBe('2030-01-02T03:04:05.678Z primaryChanged a revision 4, lease 900 ms left; metadata port=7001');
+  });
+});
