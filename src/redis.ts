@@ -743,17 +743,18 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
    */
   async #readLeaderMetadata(nodeId: string, epoch: number, announce: boolean, event?: PrimaryChangedEvent): Promise<void> {
     let stored: StoredMetadata;
+    let failed = false;
     try {
       stored = (await this.#store.readMetadata?.([nodeId]))?.[0];
     } catch (error) {
       this.#logger.debug(`reading ${nodeId}'s metadata failed: ${String(error)}`);
-      stored = undefined;
+      failed = true;
     }
     const followed = this.#followed;
     const previous = followed?.metadata;
     if (stored === 'invalid') this.#metadataDropped++;
-    // Dropped metadata is no news: the last good read of this term stands (as over ZeroMQ).
-    const metadata = stored === 'invalid' ? (previous ?? NO_METADATA) : (stored ?? NO_METADATA);
+    // Dropped or unreadable metadata is no news: the last good read of this term stands (as over ZeroMQ).
+    const metadata = stored === 'invalid' || failed ? (previous ?? NO_METADATA) : (stored ?? NO_METADATA);
     if (this.#finished || followed === undefined || followed.instanceId !== nodeId || followed.epoch !== epoch) return;
     this.#followed = { ...followed, metadata };
     if (announce && event !== undefined) {
