@@ -82,7 +82,7 @@ describe('status --etcd', () => {
     expect(j.leaseTtlMs).toBeGreaterThanOrEqual(0);
     expect(j.leaseTtlMs).toBeLessThanOrEqual(6000); // the default leaseTTL;
     expect(j.lastRevision).toBeGreaterThanOrEqual(a.epoch);
-    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: null, isLeader: true }]);
+    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: null, isLeader: true, metadata: {} }]);
   });
 
   it('exits 1 when nobody leads, before and after a leader', async () => {

@@ -100,7 +100,7 @@ describe.skipIf(skip !== undefined)('status --postgres', () => {
     expect(j).toMatchObject({ ok: true, backend: 'postgres', project: p, instanceId: 'alpha', epoch: a.epoch, revision: a.epoch, priority: 1, leaseTtlMs: null, lastRevision: a.epoch });
     expect(j.endpoint).toBe(`postgres://***@127.0.0.1:${server.port}/postgres ${p}`);
     expect(typeof j.since).toBe('number');
-    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true }]);
+    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true, metadata: {} }]);
   });
 
   it('exits 1 when nobody leads, tables or not', async () => {
