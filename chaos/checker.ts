@@ -83,6 +83,17 @@ export interface CheckOptions {
    * @default 1
    */
   readonly tolerance: number;
+  /**
+   * Lease mode (etcd, PostgreSQL, Redis), off when undefined (the ZeroMQ model). A lease
+   * backend's primary that is SIGSTOPped long enough for its lease (etcd, Redis) or its session
+   * (PostgreSQL) to run out is replaced while it is stopped: by design, since a stopped process
+   * runs no code and so acts on nothing. In lease mode such a takeover is not a split brain when
+   * the successor's epoch is higher (a fenced store rejects the stopped one's late writes) and,
+   * once continued, the stopped primary reports its step-down within `wakeBound` ms (it learns
+   * it lost before it acts again); its term then counts as ended when it was stopped. A takeover
+   * before the stop, or a step-down later than `wakeBound` after the SIGCONT, stays a split brain.
+   */
+  readonly wakeBound?: number;
 }
 
 export const DEFAULT_CHECK_OPTIONS: CheckOptions = Object.freeze({ crashBound: 250, shutdownBound: 250, tolerance: 1 });
@@ -209,6 +220,10 @@ export interface CheckStats {
   readonly primaryHangs: number;
   readonly primaryHangsResumed: number;
   readonly longestPrimaryHangMs: number;
+  /** Lease mode: primaries replaced while stopped (see `wakeBound`). */
+  readonly replacedWhileStopped: number;
+  /** Lease mode: of those continued, the longest SIGCONT -> own step-down report, ms. */
+  readonly longestWakeMs: number;
 }
 
 export interface CheckReport {
@@ -284,11 +299,19 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
   // 1. No two primaries at once.
   let splitBrains = 0;
   let possibleOverlaps = 0;
+  const replaced = new Set<RoleInterval>();
+  let longestWakeMs = 0;
   for (let j = 0; j < intervals.length; j++) {
     const b = intervals[j]!;
     for (let i = 0; i < j; i++) {
       const a = intervals[i]!;
       if (a.process === b.process) continue;
+      const wake = o.wakeBound === undefined ? undefined : replacedWhileStopped(viewOf.get(a.process)!, a, b, o.wakeBound, o.tolerance);
+      if (wake !== undefined) {
+        replaced.add(a);
+        longestWakeMs = Math.max(longestWakeMs, wake);
+        continue;
+      }
       if (b.start < a.endEarliest - o.tolerance) {
         splitBrains++;
         const pausedAtTakeover = (viewOf.get(a.process)?.pauses ?? []).some((p) => p.from <= b.start && b.start < p.to);
@@ -337,7 +360,8 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
 
   for (const lost of intervals) {
     const cause = lossCause(lost.endCause);
-    if (cause === undefined) continue;
+    // A lease primary replaced while stopped was lost when its lease ran out, not at its end.
+    if (cause === undefined || replaced.has(lost)) continue;
     const view = viewOf.get(lost.process)!;
     const faultAt = lossFaultAt(lost, cause, view);
     const next = intervals.find((iv) => iv !== lost && iv.start > lost.start);
@@ -458,8 +482,31 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
       primaryHangs,
       primaryHangsResumed,
       longestPrimaryHangMs,
+      replacedWhileStopped: replaced.size,
+      longestWakeMs,
     },
   };
+}
+
+/**
+ * Lease mode: whether `b` took over from `a` while `a`'s process was stopped, in a way that is
+ * not a split brain (see `CheckOptions.wakeBound`). Returns the SIGCONT -> step-down time (0 when
+ * it was killed while stopped), or undefined when the rule does not apply.
+ */
+function replacedWhileStopped(view: ProcessView, a: RoleInterval, b: RoleInterval, wakeBound: number, tolerance: number): number | undefined {
+  if (b.epoch <= a.epoch || b.start < a.start || b.start >= a.endEarliest - tolerance) return undefined;
+  const stops = view.faults.filter((f) => f.kind === 'stop');
+  for (const p of view.pauses) {
+    // SIGSTOPs only: a blocked event loop still runs its timers' backlog the instant it unblocks.
+    if (!stops.some((f) => f.at === p.from) || p.from < a.start || b.start < p.from || b.start >= p.to) continue;
+    if (p.endedBy === 'kill') return a.endLatest <= p.to + tolerance ? 0 : undefined;
+    if (p.endedBy !== 'cont') return undefined;
+    // Continued: it must report a change away from primary within wakeBound.
+    if (!Number.isFinite(a.endEarliest) || a.endCause === 'open') return undefined;
+    const wake = a.endEarliest - p.to;
+    return wake <= wakeBound ? Math.max(0, wake) : undefined;
+  }
+  return undefined;
 }
 
 function endText(h: History, iv: RoleInterval): string {

@@ -44,7 +44,19 @@ export interface ProcessRecord {
 }
 
 /** What the injector did. */
-export type FaultKind = 'kill' | 'stop' | 'cont' | 'shutdown' | 'setEnabled' | 'stepDown' | 'block' | 'restart';
+export type FaultKind =
+  | 'kill'
+  | 'stop'
+  | 'cont'
+  | 'shutdown'
+  | 'setEnabled'
+  | 'stepDown'
+  | 'block'
+  | 'restart'
+  /** The lease backends' server (target `server`): paused (SIGSTOP), continued, restarted. */
+  | 'serverStop'
+  | 'serverCont'
+  | 'serverRestart';
 
 export interface Fault {
   readonly kind: FaultKind;

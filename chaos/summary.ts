@@ -87,6 +87,12 @@ export function formatSummary(ctx: SummaryContext, report: CheckReport): string 
       `primary hangs ${s.primaryHangs} (resumed as primary ${s.primaryHangsResumed}, longest ${s.longestPrimaryHangMs.toFixed(0)} ms)`,
   );
   out.push(`split brains: ${s.splitBrains}   (possible overlaps inside a SIGKILL's timing uncertainty: ${s.possibleOverlaps})`);
+  if (ctx.bounds.wakeBound !== undefined) {
+    out.push(
+      `lease mode: primaries replaced while SIGSTOPped (higher epoch, stepped down on waking within ${ctx.bounds.wakeBound} ms): ` +
+        `${s.replacedWhileStopped}, longest SIGCONT -> step-down ${s.longestWakeMs.toFixed(1)} ms`,
+    );
+  }
   out.push(`violations: ${report.violations.length}`);
   const shown = report.violations.slice(0, 30);
   for (const v of shown) out.push(`  [${v.kind}] ${v.message}`);

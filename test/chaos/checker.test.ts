@@ -413,3 +413,38 @@ describe('percentile', () => {
     expect(percentile(Array.from({ length: 200 }, (_, i) => 200 - i), 99)).toBe(198);
   });
 });
+
+// --- lease mode (etcd, PostgreSQL, Redis) -----------------------------------------------------
+
+describe('checkHistory in lease mode (wakeBound)', () => {
+  const lostLease = (at: number): HistoryEvent[] => [role(at, 'primary', 'secondary', 1, 'drift')];
+  const stopCont = [fault('stop', 'a#1', 1000), fault('cont', 'a#1', 4000)];
+
+  it('accepts a stopped primary replaced, stepping down on waking', () => {
+    const r = checkHistory(history(trio(lostLease(4030), promoted(3100, 2, 'vacant')), stopCont), { wakeBound: 100 });
+    expect(r.violations).toEqual([]);
+    expect(r.stats.splitBrains).toBe(0);
+    expect(r.stats.replacedWhileStopped).toBe(1);
+    expect(r.stats.longestWakeMs).toBeCloseTo(28, 0);
+  });
+
+  it('flags the same takeover without lease mode', () => {
+    const r = checkHistory(history(trio(lostLease(4030), promoted(3100, 2, 'vacant')), stopCont));
+    expect(kinds(r)).toContain('split-brain');
+  });
+
+  it('flags a woken primary slower than wakeBound to step down', () => {
+    const r = checkHistory(history(trio(lostLease(4300), promoted(3100, 2, 'vacant')), stopCont), { wakeBound: 100 });
+    expect(kinds(r)).toContain('split-brain');
+  });
+
+  it('flags a takeover before the primary was stopped', () => {
+    const r = checkHistory(history(trio(lostLease(4030), promoted(900, 2, 'vacant')), stopCont), { wakeBound: 100 });
+    expect(kinds(r)).toContain('split-brain');
+  });
+
+  it('flags a successor whose epoch is not higher', () => {
+    const r = checkHistory(history(trio(lostLease(4030), promoted(3100, 1, 'vacant')), stopCont), { wakeBound: 100 });
+    expect(kinds(r)).toContain('split-brain');
+  });
+});
