@@ -387,7 +387,8 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
     let disturbedAt = faultAt;
     for (const f of history.faults) {
       if (f.final || f.target === lost.process || f.at <= faultAt || f.at >= windowEnd) continue;
-      if (f.kind === 'kill' || f.kind === 'shutdown' || f.kind === 'stepDown' || (f.kind === 'setEnabled' && f.value === false)) {
+      // The end of a server pause or restart (lease backends) restarts the bound too: nobody could lead meanwhile.
+      if (f.kind === 'kill' || f.kind === 'shutdown' || f.kind === 'stepDown' || f.kind === 'serverCont' || f.kind === 'serverRestart' || (f.kind === 'setEnabled' && f.value === false)) {
         disturbedAt = Math.max(disturbedAt, f.doneAt);
       }
     }
