@@ -7,8 +7,9 @@
  * grow, every lost primary replaced within its backend's bound, no process crashed on its own.
  *
  * The long run on demand: `FW_CHAOS_LEASE_SECONDS=600 npx vitest run test/chaos/lease-chaos.test.ts`
- * (seconds of faults per backend; `FW_CHAOS_LEASE_BACKENDS=etcd,postgres` picks backends). The
- * seed is random and printed; CHAOS_SEED replays a run's choices.
+ * (seconds of faults per backend; `FW_CHAOS_LEASE_BACKENDS=etcd,postgres` picks backends;
+ * `FW_CHAOS_LEASE_SERVER_FAULTS=1` pauses the Redis server too, which the default run does not:
+ * see chaos/README.md). The seed is random and printed; CHAOS_SEED replays a run's choices.
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,7 +46,8 @@ describe.each(['etcd', 'postgres', 'redis'] as const)('lease chaos: %s', (backen
     async () => {
       const seed = process.env.CHAOS_SEED !== undefined ? Number(process.env.CHAOS_SEED) : randomSeed();
       console.log(`lease chaos ${backend}: seed ${seed} (replay with CHAOS_SEED=${seed})`);
-      const run = await runLeaseChaos({ backend, seed, durationMs: seconds * 1000, nodes: 4 });
+      const serverFaults = process.env.FW_CHAOS_LEASE_SERVER_FAULTS === '1' ? { serverFaults: true } : {};
+      const run = await runLeaseChaos({ backend, seed, durationMs: seconds * 1000, nodes: 4, ...serverFaults });
       const bounds = run.profile.bounds;
       const report = checkHistory(run.history, bounds);
       const summary = formatSummary(
