@@ -219,10 +219,12 @@ class LeaseInjector {
   async run(): Promise<History> {
     const o = this.#o;
     this.#log(`lease chaos: ${o.backend}, seed ${o.seed}, ${this.#nodes} nodes, ${Math.round(o.durationMs / 1000)} s of faults`);
+    const booted = wallNow();
     const first = Array.from({ length: this.#nodes }, (_, i) => this.#spawn(`n${i}`));
     await Promise.all(first.map((m) => m.proc.waitFor((e) => e.type === 'ready', 60_000, 'ready')));
     await this.#waitPrimary(20_000);
     const startedAt = wallNow();
+    this.#log(`lease chaos: ${this.#nodes} nodes ready in ${Math.round(startedAt - booted)} ms; injecting`);
     const stopAt = startedAt + o.durationMs;
     const maxFaults = o.maxFaults ?? 10_000;
     let faults = 0;
@@ -242,11 +244,12 @@ class LeaseInjector {
     this.#pending.clear();
     await Promise.all(this.#leaving);
     await this.#booting;
-    await this.#restartMissing();
+    const settleFrom = wallNow();
     await this.#waitPrimary(this.#p.bounds.crashBound + 5000).catch(() => undefined);
-    await sleep(this.#p.lease + 500);
+    // A primary continued just now has wakeBound to report its step-down: observe past that.
+    await sleep((this.#p.bounds.wakeBound ?? 0) + 500);
     const endedAt = wallNow();
-    this.#log(`lease chaos: ${faults} faults injected; settled`);
+    this.#log(`lease chaos: ${faults} faults injected; settled in ${Math.round(endedAt - settleFrom)} ms`);
     return this.#history(startedAt, endedAt);
   }
 
@@ -443,12 +446,6 @@ class LeaseInjector {
     return true;
   }
 
-  async #restartMissing(): Promise<void> {
-    for (let i = 0; i < this.#nodes && this.#alive().length < this.#nodes; i++) {
-      this.#restartOne();
-      await this.#booting;
-    }
-  }
 
   #history(startedAt: number, endedAt: number): History {
     const processes: ProcessRecord[] = this.#members.map((m) => ({

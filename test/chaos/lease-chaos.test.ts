@@ -24,7 +24,7 @@ import { postgresSkipReason } from '../../harness/postgres-server.js';
 import { redisSkipReason } from '../../harness/redis-server.js';
 
 /** Seconds of faults per backend in the suite (a short run) unless FW_CHAOS_LEASE_SECONDS says more. */
-const SHORT: Readonly<Record<LeaseBackend, number>> = { etcd: 12, postgres: 10, redis: 8 };
+const SHORT: Readonly<Record<LeaseBackend, number>> = { etcd: 10, postgres: 8, redis: 6 };
 const LONG = Number(process.env.FW_CHAOS_LEASE_SECONDS ?? '');
 const ONLY = (process.env.FW_CHAOS_LEASE_BACKENDS ?? '').split(',').filter(Boolean);
 
@@ -47,7 +47,8 @@ describe.each(['etcd', 'postgres', 'redis'] as const)('lease chaos: %s', (backen
       const seed = process.env.CHAOS_SEED !== undefined ? Number(process.env.CHAOS_SEED) : randomSeed();
       console.log(`lease chaos ${backend}: seed ${seed} (replay with CHAOS_SEED=${seed})`);
       const serverFaults = process.env.FW_CHAOS_LEASE_SERVER_FAULTS === '1' ? { serverFaults: true } : {};
-      const run = await runLeaseChaos({ backend, seed, durationMs: seconds * 1000, nodes: 4, ...serverFaults });
+      const started = performance.now();
+      const run = await runLeaseChaos({ backend, seed, durationMs: seconds * 1000, nodes: 4, log: (l) => console.log(`${l} (+${Math.round(performance.now() - started)} ms)`), ...serverFaults });
       const bounds = run.profile.bounds;
       const report = checkHistory(run.history, bounds);
       const summary = formatSummary(
