@@ -398,7 +398,7 @@ class LeaseInjector {
       }
       case 'toggleEnabled': {
         const m = anyNode();
-        if (m === undefined || m.disabled || m.stopped || this.#spares(m).length < 2) return false;
+        if (m === undefined || m.disabled || m.stopped || !m.proc.child.connected || this.#spares(m).length < 2) return false;
         m.disabled = true;
         this.#record('setEnabled', m.key, () => m.proc.child.send({ cmd: 'setEnabled', value: false }), { value: false });
         this.#later(this.#rng.between(300, 3000), `enable:${m.key}`, () => {
