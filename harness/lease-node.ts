@@ -7,9 +7,10 @@
  * argv[2] is a JSON {@link LeaseNodeConfig}. Every event goes to the parent as `{ type, at, ...data }`
  * with `at` on the run's one host clock (`hostNow` in child-runtime.ts):
  * `ready`, `promote` (from `onPromote`, `promoteAt` = the instant it was called), `abort` (the
- * term's signal aborted), `demote`, `roleChanged` (`changedAt`: for a change to primary the
- * instant `onPromote` was called for that epoch when it came first, else the instant the
- * listener ran, which is later than the change and so makes a term end later, never earlier),
+ * term's signal aborted), `demote`, `roleChanged` (`changedAt`: the instant the term began or
+ * ended for the application, i.e. `onPromote` was called or the term's signal aborted, when that
+ * came first; else the instant the listener ran. Listeners run asynchronously, on a loaded host
+ * up to ~150 ms after the change: stamping them late made a term look longer than it was),
  * `primaryChanged`, `closeCalled`, `closed`, `stepDownCalled`, `enabledSet`, `startFailed`.
  *
  * @module
@@ -42,12 +43,20 @@ const send = (type: string, data: Record<string, unknown> = {}): void => {
 
 const config = JSON.parse(process.argv[2] ?? '{}') as LeaseNodeConfig;
 const promotedAt = new Map<number, number>();
+const abortedAt = new Map<number, number>();
 const callbacks: ElectionCallbacks = {
   onPromote: ({ epoch, reason, signal }) => {
     const at = hostNow();
     promotedAt.set(epoch, at);
     send('promote', { epoch, reason, promoteAt: at });
-    signal.addEventListener('abort', () => send('abort', { epoch }), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortedAt.set(epoch, hostNow());
+        send('abort', { epoch });
+      },
+      { once: true },
+    );
   },
   onDemote: ({ epoch, reason }) => send('demote', { epoch, reason }),
 };
@@ -101,7 +110,8 @@ process.on('disconnect', () => void close().finally(() => process.exit(0)));
 try {
   election = await create();
   election.on('roleChanged', (c) => {
-    const changedAt = c.to === 'primary' ? Math.min(promotedAt.get(c.epoch) ?? Infinity, hostNow()) : hostNow();
+    const first = c.to === 'primary' ? promotedAt.get(c.epoch) : abortedAt.get(c.epoch);
+    const changedAt = Math.min(first ?? Infinity, hostNow());
     send('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, reason: c.reason, changedAt });
   });
   election.on('primaryChanged', (e) => send('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch }));
