@@ -434,8 +434,8 @@ class LeaseInjector {
     const at = wallNow();
     const m = this.#spawn(id);
     this.#faults.push({ kind: 'restart', target: m.key, at, doneAt: wallNow() });
-    this.#booting = m.proc
-      .waitFor((e) => e.type === 'ready' || e.type === 'startFailed', 30_000, 'ready')
+    // Ends at its ready, its failed start, or its death (a booting node may be killed too).
+    this.#booting = Promise.race([m.proc.waitFor((e) => e.type === 'ready' || e.type === 'startFailed', 30_000, 'ready'), m.proc.exited])
       .then(
         () => undefined,
         () => undefined,
