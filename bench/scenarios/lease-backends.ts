@@ -129,8 +129,11 @@ async function startServer(backend: Backend): Promise<ServerHandle | string> {
   const bin = postgresBinDir();
   if (bin === undefined) return 'initdb/postgres not found (apt-get install -y postgresql, or set PG_BIN)';
   const server = await PostgresServer.start();
-  const version = (await server.query<{ v: string }>('SHOW server_version')).map((r) => r.v).join('');
-  return { url: server.url, version: `PostgreSQL ${version}`, stop: () => server.destroy() };
+  const version = await server.query<{ v: string }>('SHOW server_version').then(
+    (rows) => `PostgreSQL ${rows.map((r) => r.v).join('')}`,
+    (error: unknown) => `PostgreSQL (version unknown: ${String(error).slice(0, 100)})`,
+  );
+  return { url: server.url, version, stop: () => server.destroy() };
 }
 
 function chainFor(backend: Backend, kind: Kind, url: string): Chain {
