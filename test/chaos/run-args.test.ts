@@ -16,6 +16,15 @@ describe('chaos runner arguments', () => {
     expect(a.bounds.crashBound).toBe(100);
   });
 
+  it('takes a lease backend with its own node count and bounds', () => {
+    const a = parseArgs(['--backend', 'etcd', '--server-faults']);
+    expect(a).toMatchObject({ backend: 'etcd', nodes: 4, serverFaults: true });
+    expect(a.bounds).toMatchObject({ crashBound: 3500, shutdownBound: 600, wakeBound: 1000 });
+    expect(parseArgs(['--backend=postgres', '--crash-bound', '900']).bounds.crashBound).toBe(900);
+    expect(() => parseArgs(['--backend', 'consul'])).toThrow(/--backend expects zmq, etcd, postgres or redis/);
+    expect(() => parseArgs(['--backend', 'redis', '--nodes', '3'])).toThrow(/--nodes expects a number >= 4/);
+  });
+
   it('rejects what it does not understand, naming the option', () => {
     expect(() => parseArgs(['--nodes', '3'])).toThrow(/--nodes expects a number >= 5/);
     expect(() => parseArgs(['--duration'])).toThrow(/--duration expects a value/);
