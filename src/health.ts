@@ -47,9 +47,9 @@ export function judgeHealth(st: WatcherStatus): Health {
 
 /** The Redis election's health, from its `status()`. */
 export function judgeLeaseHealth(st: ClusterStatus): Health {
-  if (st.redis !== 'ok') return unhealthy(`redis ${st.redis}`);
+  if (st.redis.connection !== 'ok') return unhealthy(`redis ${st.redis.connection}`);
   if (st.role === 'primary') return healthy('leader, lease refreshed');
-  if (st.role === 'secondary') return healthy(st.leader ? `standby of ${st.leader.nodeId}` : 'standby');
+  if (st.role === 'secondary') return healthy(st.primary ? `standby of ${st.primary.instanceId}` : 'standby');
   return unhealthy(st.role);
 }
 

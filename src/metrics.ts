@@ -165,7 +165,7 @@ export function registerMetrics(election: MetricsSource, options: MetricsOptions
   );
   define('counter', 'heartbeats_sent_total', 'Heartbeats this node published (Redis: lease operations).', [], (sample) => {
     const st = status();
-    sample({}, isWatcherStatus(st) ? st.heartbeatsSent : st.operations);
+    sample({}, isWatcherStatus(st) ? st.heartbeatsSent : st.redis.operations);
   });
   if (isWatcher) {
     define('counter', 'heartbeats_seen_total', 'Heartbeats this node received from a primary.', [], (sample) => {

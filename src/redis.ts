@@ -1,9 +1,14 @@
 /**
  * failover-watch/redis: leader election on Redis leases, for processes on more than one host.
  *
- * `run(config)` starts the election and returns a {@link Cluster} handle with the same
- * `roleChanged` event, `roleChanges()` iterator, `status()` and `formatStatus()` as the ZeroMQ
- * `Watcher`, so an application can switch between the two by configuration.
+ * {@link Cluster} implements the election contract (`src/election/contract.ts`, docs/ELECTION.md)
+ * like the ZeroMQ `Watcher` and the etcd and PostgreSQL elections: `new Cluster(config)`, then
+ * `start()`, `onPromote`/`onDemote`, `epoch`, `instanceId`, `roleChanged`, `status()` with the
+ * common core and a `redis` section. go-failover's names stay as a documented mapping onto it,
+ * not a second implementation: `run(config)` is `new Cluster(config)` + `start()`, `close()` is
+ * `shutdown()`, `onStart`/`onStop` are wrapped into `onPromote`/`onDemote`, `nodeId` is
+ * `instanceId`, `revision` is `epoch`, and `nodeInfo()`, `stats()` and `formatStats` (in
+ * `redis/stats.ts`) render the same state.
  *
  * This file is the driver around the pure state machine in `core/lease-machine.ts`: it feeds it
  * inputs (timer ticks, lease operation outcomes, pub/sub notices, callback settlements), runs the
@@ -73,6 +78,28 @@ import { NO_METADATA, sameMetadata, type Metadata } from './protocol/metadata.js
 import type { StoredMetadata } from './transport/redis/lease-store.js';
 import type { LeadershipEvent, LeaseStore, LiveNode } from './transport/redis/lease-store.js';
 import { RedisLeaseStore } from './transport/redis/redis-lease-store.js';
+import type {
+  Election,
+  ElectionDemoteContext,
+  ElectionEvents,
+  ElectionNode,
+  ElectionPrimaryLostEvent,
+  ElectionPromoteContext,
+  ElectionPromotionFailedEvent,
+  ElectionStatusCore,
+} from './election/contract.js';
+import type { ClusterStats, NodeInfo } from './redis/stats.js';
+
+export { formatStats } from './redis/stats.js';
+export type { ClusterStats, NodeInfo } from './redis/stats.js';
+export type {
+  Election,
+  ElectionDemoteContext,
+  ElectionNode,
+  ElectionPromoteContext,
+  ElectionRoleChange,
+  ElectionStatusCore,
+} from './election/contract.js';
 
 export type { LeaseRole as Role, LeasePhase, LeaseStrategy as Strategy, LeaseRoleChangeReason as RoleChangeReason, LeaderView };
 export type { StartContext, StopContext, LiveNode, LeadershipEvent };
@@ -93,15 +120,46 @@ export interface ClusterConfig {
    */
   readonly project: string;
   /**
-   * This node's id, unique in the project (1-256 printable characters, no spaces).
+   * This node's id, unique in the project (1-256 printable characters, no spaces): the
+   * contract's name. Give this or `nodeId`, not both.
+   * @default os.hostname()
+   */
+  readonly instanceId?: string;
+  /**
+   * go-failover's name for {@link ClusterConfig.instanceId}.
    * @default os.hostname()
    */
   readonly nodeId?: string;
   /**
-   * Priority of this node: lower is better. Only meaningful with `strategy: 'priority'`.
+   * Priority of this node: lower is better. Only meaningful with `strategy: 'priority'`. The
+   * contract's name; give this or `nodePriority`, not both.
    * @default 1
    */
+  readonly priority?: number;
+  /** go-failover's name for {@link ClusterConfig.priority}. @default 1 */
   readonly nodePriority?: number;
+  /**
+   * Whether this node may become leader; `setEnabled()` changes it at runtime. A disabled node
+   * stays registered (listed by `liveNodes()` with `eligible: false`) and never takes the lease.
+   * @default true
+   */
+  readonly enabled?: boolean;
+  /**
+   * The contract's callback: called when this node took the lease, with the term's `epoch`
+   * (the revision: the fencing token), the `reason` (`vacant`, `handover`, `expired`,
+   * `reacquired`) and a `signal` that aborts when leadership is lost. Resolve when ready to
+   * serve (it may also run for the whole term); a throw or rejection hands the lease back at
+   * once (`promotionFailed`, no `onDemote`) and the node holds off for `leaseTTL`. Give this or
+   * `onStart`, not both.
+   */
+  readonly onPromote?: (context: ElectionPromoteContext) => void | Promise<void>;
+  /**
+   * The contract's callback: called once per `onPromote` that resolved, after the term ended and
+   * `onPromote` settled, with the term's `epoch` and the `reason` (`shutdown`, `stepdown`,
+   * `lease-lost`, `drift`, `preempted`, `disabled`). Abandoned, with a warning, after 1 s; a
+   * leaving leader releases the lease after it. Give this or `onStop`, not both.
+   */
+  readonly onDemote?: (context: ElectionDemoteContext) => void | Promise<void>;
   /**
    * `race`: whoever takes the free lease first leads. `priority`: the live node with the best
    * (lowest) `nodePriority` leads; a worse leader hands the lease over to a better live node.
@@ -141,16 +199,17 @@ export interface ClusterConfig {
    */
   readonly maxDrift?: number;
   /**
-   * Called when this node becomes leader, with the term's `revision` (fencing token) and a
-   * `signal` that aborts when leadership is lost. It may run for the whole term or return early
-   * (the node stays leader); if it throws or rejects, the node steps down at once. It must
-   * return promptly once the signal aborts: the node does not run for leader again before.
+   * go-failover's name for `onPromote`, with go-failover's context: called when this node
+   * becomes leader, with the term's `revision` (fencing token) and a `signal` that aborts when
+   * leadership is lost. It may run for the whole term or return early (the node stays leader);
+   * if it throws or rejects, the node steps down at once. It must return promptly once the
+   * signal aborts: the node does not run for leader again before.
    */
   readonly onStart?: (context: StartContext) => void | Promise<void>;
   /**
-   * Called after leadership was lost and `onStart` returned. Abandoned, with a warning, after
-   * 1 s. A closing leader releases the lease after it, so the successor starts after this
-   * cleanup.
+   * go-failover's name for `onDemote`: called after leadership was lost and `onStart` resolved,
+   * with `{ revision, reason }`. Abandoned, with a warning, after 1 s. A closing leader releases
+   * the lease after it, so the successor starts after this cleanup.
    */
   readonly onStop?: (context: StopContext) => void | Promise<void>;
   /** Receives the election's log lines (pino, console and winston fit). @default silent */
@@ -216,7 +275,8 @@ export interface PrimaryChangedEvent {
 
 /** The cluster's events. No event is called `error`: a cluster never throws at you. */
 export interface ClusterEvents {
-  roleChanged: (change: RoleChange) => void;
+  // Method syntax: a listener typed for the contract's ElectionRoleChange fits too.
+  roleChanged(change: RoleChange): void;
   /**
    * This node follows another leader: once per leader and revision, never for its own term,
    * after the state changed. Emitted as soon as a lease operation or pub/sub notice shows it
@@ -225,51 +285,33 @@ export interface ClusterEvents {
   primaryChanged: (event: PrimaryChangedEvent) => void;
   /** The leader this node follows announced other metadata. */
   primaryMetadataChanged: (event: { readonly instanceId: string; readonly epoch: number; readonly metadata: Readonly<Record<string, string>>; readonly at: number }) => void;
+  /**
+   * A follower considers its leader gone: `cause` `released` (its release was announced: a
+   * graceful handover) or `expired` (a lease operation found the lease free or taken over).
+   */
+  primaryLost: (event: ElectionPrimaryLostEvent) => void;
+  /** `onPromote` (`onStart`) threw or rejected: the lease was handed back, no `onDemote` runs. */
+  promotionFailed: (event: ElectionPromotionFailedEvent) => void;
 }
 
-/** What `nodeInfo()` returns (go-failover's NodeInfo). */
-export interface NodeInfo {
-  readonly nodeId: string;
-  readonly priority: number;
+/** The Redis election's own part of `status()`. */
+export interface RedisStatusSection {
   readonly project: string;
-  readonly isLeader: boolean;
-  readonly revision: number;
-}
-
-/** Everything `formatStats` renders. */
-export interface ClusterStats {
-  readonly node: NodeInfo;
-  readonly liveNodes: readonly LiveNode[];
-  /** Newest first. */
-  readonly events: readonly LeadershipEvent[];
-}
-
-/** What `status()` returns: a plain, JSON-friendly object, shaped like the Watcher's. */
-export interface ClusterStatus {
-  /** This node's id (the Watcher's field name). */
-  readonly instanceId: string;
-  readonly nodeId: string;
-  readonly project: string;
-  readonly role: LeaseRole;
-  readonly phase: LeasePhase;
-  /** The revision: own term's while primary, otherwise the highest seen (the Watcher's name). */
-  readonly epoch: number;
-  readonly revision: number;
   readonly strategy: LeaseStrategy;
   readonly priority: number;
   readonly tickInterval: number;
   readonly leaseTTL: number;
   readonly maxDrift: number;
-  /** The leader as last reported by Redis (this node when primary). */
+  /** The leader as last reported by Redis (this node when primary), in go-failover's words. */
   readonly leader: LeaderView | undefined;
   /** `ok` after a successful lease operation, `failing` after a failed one. */
-  readonly redis: 'unknown' | 'ok' | 'failing';
+  readonly connection: 'unknown' | 'ok' | 'failing';
   readonly lastError: string | undefined;
   /** ms since the last successful lease operation. */
   readonly lastOkAgeMs: number | undefined;
   /** On a primary: ms since the send time of its last successful refresh (it steps down at `maxDrift`). */
   readonly leaseAgeMs: number | undefined;
-  /** Another live process uses this nodeId. */
+  /** Another live process uses this instanceId. */
   readonly duplicateNodeId: boolean;
   /**
    * True while this node's acquires are refused because no valid revision is left: the next
@@ -277,10 +319,13 @@ export interface ClusterStatus {
    * operator resets the revision (docs/REDIS.md); cleared when a lease is granted again.
    */
   readonly revisionExhausted: boolean;
+  /** Lease operations sent (acquire, refresh, observe). */
   readonly operations: number;
   readonly operationFailures: number;
   readonly skippedTicks: number;
+  /** Terms begun (leases taken). */
   readonly acquisitions: number;
+  /** Terms ended, for any reason. */
   readonly stepDowns: number;
   readonly preemptions: number;
   readonly driftStepDowns: number;
@@ -290,16 +335,25 @@ export interface ClusterStatus {
   readonly notices: number;
   /** Acquires refused because no valid revision was left (each tick while `revisionExhausted`). */
   readonly revisionRefusals: number;
-  /** Role changes dropped by slow `roleChanges()` consumers. */
-  readonly notificationsDropped: number;
-  /** Listener calls that threw or rejected. */
-  readonly listenerErrors: number;
   /** This node's own metadata. */
   readonly metadata: Readonly<Record<string, string>>;
   /** The followed leader's metadata as last read; undefined before it was read or while leading. */
   readonly leaderMetadata: Readonly<Record<string, string>> | undefined;
   /** Stored metadata that broke the rules when read (dropped, never thrown). */
   readonly metadataDropped: number;
+}
+
+/**
+ * What `status()` returns: the contract's core (`backend`, `instanceId`, `role`, `phase`,
+ * `epoch`, `enabled`, `primary`, `primarySuspected`, the counters) and the `redis` section. A
+ * plain, JSON-friendly object. (Before 0.2 the Redis fields were flat and `nodeId`/`revision`
+ * repeated `instanceId`/`epoch`: docs/REDIS.md lists the moves.)
+ */
+export interface ClusterStatus extends ElectionStatusCore {
+  readonly backend: 'redis';
+  readonly role: LeaseRole;
+  readonly phase: LeasePhase;
+  readonly redis: RedisStatusSection;
 }
 
 /** Dependencies a test may replace. @internal */
@@ -321,7 +375,6 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-const START = Symbol('start');
 
 /** Hides the password of a redis URL for messages. */
 function redact(url: string | undefined): string {
@@ -346,7 +399,7 @@ function target(o: ResolvedLeaseOptions): string {
  */
 export async function run(config: ClusterConfig, deps: ClusterDeps = {}): Promise<Cluster> {
   const cluster = new Cluster(config, deps);
-  await cluster[START]();
+  await cluster.start();
   return cluster;
 }
 
@@ -354,8 +407,14 @@ export async function run(config: ClusterConfig, deps: ClusterDeps = {}): Promis
  * A running election (go-failover's Cluster). Safe to use from anywhere; every method is
  * non-blocking except the awaited ones.
  */
-export class Cluster extends Notifier<ClusterEvents, RoleChange> {
+export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Election<ClusterStatus> {
+  readonly backend = 'redis' as const;
   readonly options: ResolvedLeaseOptions;
+
+  /** The names with listeners, typed as the contract's (the Redis events are a superset). */
+  override eventNames(): Array<keyof ElectionEvents> {
+    return super.eventNames() as Array<keyof ElectionEvents>;
+  }
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #logger: Logger;
@@ -379,8 +438,14 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   #followed: { readonly instanceId: string; readonly epoch: number; readonly metadata: Metadata | undefined } | undefined;
   /** Stored metadata that broke the rules when read. */
   #metadataDropped = 0;
+  #startCalled = false;
+  /** Why the last onPromote failed, for `promotionFailed`. */
+  #lastStartError: string | undefined;
 
-  /** @internal Use {@link run}. Validates the config (throws `InvalidOptionError`); connects nothing. */
+  /**
+   * Validates the config (throws `InvalidOptionError`); connects nothing until `start()`.
+   * (`run(config)` is both in one call.)
+   */
   constructor(config: ClusterConfig, deps: ClusterDeps = {}) {
     super();
     this.options = resolveLeaseOptions(config, hostname());
@@ -416,6 +481,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         stopTimeout: LEASE_DEFAULTS.stopTimeout,
         handoverTimeout: LEASE_DEFAULTS.stopTimeout,
         failureHoldOff: o.leaseTTL,
+        enabled: o.enabled,
       }),
       step: leaseStep,
       clock: this.#clock,
@@ -435,8 +501,14 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     this.#started.promise.catch(() => undefined);
   }
 
-  /** @internal */
-  [START](): Promise<void> {
+  /**
+   * Joins the election; resolves once this node's first role is settled (secondary, or primary
+   * with `onPromote` called). Rejects with `ERR_FAILOVER_TIMEOUT` when Redis did not answer
+   * within `startTimeout` (the cluster is then closed), and when called twice.
+   */
+  start(): Promise<void> {
+    if (this.#startCalled) return Promise.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'start() was already called'));
+    this.#startCalled = true;
     const o = this.options;
     if (o.signal?.aborted) {
       void this.close();
@@ -482,6 +554,11 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   }
 
   /** This node's id. */
+  get instanceId(): string {
+    return this.options.nodeId;
+  }
+
+  /** go-failover's name for {@link Cluster.instanceId}. */
   get nodeId(): string {
     return this.options.nodeId;
   }
@@ -491,9 +568,29 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     return this.#loop.state.role;
   }
 
-  /** Own term's revision while primary; otherwise the highest revision seen. */
+  /** Own term's revision while primary; otherwise the highest revision seen: the fencing token. */
+  get epoch(): number {
+    return this.#loop.state.revision;
+  }
+
+  /** go-failover's name for {@link Cluster.epoch}. */
   get revision(): number {
     return this.#loop.state.revision;
+  }
+
+  /** Whether this node may become leader. */
+  get enabled(): boolean {
+    return this.#loop.state.enabled;
+  }
+
+  /**
+   * Switches failover on or off: a disabled node keeps following (and is listed with
+   * `eligible: false`) but never takes the lease; a disabled leader hands the lease over like
+   * `stepDown()` (reason `disabled`). Works before `start()` too.
+   */
+  setEnabled(enabled: boolean): void {
+    if (typeof enabled !== 'boolean') return;
+    this.#dispatch({ type: 'setEnabled', enabled });
   }
 
   /** True while this node holds the lease and acts as leader. */
@@ -507,7 +604,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
    * every call returns the first call's promise. Rejects (`ERR_FAILOVER_TRANSPORT`) only when the
    * lease could not be released (Redis unreachable); it then expires within `leaseTTL`.
    */
-  close(): Promise<void> {
+  shutdown(): Promise<void> {
     if (this.#closeResult !== undefined) return this.#closeResult;
     this.#closeResult = this.#closed.promise.then(() => {
       if (this.#releaseError !== undefined) throw this.#releaseError;
@@ -515,6 +612,11 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     this.#closeResult.catch(() => undefined);
     this.#dispatch({ type: 'shutdown' });
     return this.#closeResult;
+  }
+
+  /** go-failover's name for {@link Cluster.shutdown}: the same promise. */
+  close(): Promise<void> {
+    return this.shutdown();
   }
 
   /**
@@ -558,9 +660,27 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     };
   }
 
-  /** The nodes registered as live (by the server's clock), best priority first. */
-  liveNodes(): Promise<LiveNode[]> {
-    return this.#store.liveNodes();
+  /**
+   * The nodes registered as live (by the server's clock), best priority first, in the contract's
+   * shape. The leader's `epoch` is the revision this node last saw it hold.
+   */
+  async liveNodes(): Promise<ElectionNode[]> {
+    const nodes = await this.#store.liveNodes();
+    const s = this.#loop.state;
+    return nodes.map((n) => {
+      const self = n.nodeId === this.options.nodeId;
+      const leaderEpoch = self ? s.revision : s.leader?.nodeId === n.nodeId ? s.leader.revision : s.knownRevision;
+      return {
+        instanceId: n.nodeId,
+        role: n.isLeader ? 'primary' : 'secondary',
+        priority: n.priority,
+        epoch: n.isLeader ? leaderEpoch : undefined,
+        lastSeenAt: n.lastSeen,
+        self,
+        eligible: n.eligible,
+        ...(n.metadata !== undefined ? { metadata: n.metadata } : {}),
+      };
+    });
   }
 
   /** The recorded leadership events, newest first (at most `eventHistory`). */
@@ -570,41 +690,50 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
 
   /** This node, the live nodes and the latest events, for {@link formatStats}. */
   async stats(eventLimit = 5): Promise<ClusterStats> {
-    const [liveNodes, events] = await Promise.all([this.liveNodes(), this.events(eventLimit)]);
+    const [liveNodes, events] = await Promise.all([this.#store.liveNodes(), this.events(eventLimit)]);
     return { node: this.nodeInfo(), liveNodes, events };
   }
 
-  /** A snapshot of the election's state and counters. */
+  /** A snapshot of the election's state and counters: the contract's core and the `redis` section. */
   status(): ClusterStatus {
     const s = this.#loop.state;
     const o = this.options;
     const now = this.#clock.now();
+    const c = s.counters;
+    const leader = s.leader;
     return {
+      backend: 'redis',
       instanceId: o.nodeId,
-      nodeId: o.nodeId,
-      project: o.project,
       role: s.role,
       phase: s.phase,
       epoch: s.revision,
-      revision: s.revision,
-      strategy: o.strategy,
-      priority: o.nodePriority,
-      tickInterval: o.tickInterval,
-      leaseTTL: o.leaseTTL,
-      maxDrift: o.maxDrift,
-      leader: s.leader,
-      redis: s.storeOk === undefined ? 'unknown' : s.storeOk ? 'ok' : 'failing',
-      lastError: s.lastError,
-      lastOkAgeMs: s.lastOkAt === undefined ? undefined : Math.max(0, now - s.lastOkAt),
-      leaseAgeMs: s.phase === 'leader' && s.leaseOkSentAt !== undefined ? Math.max(0, now - s.leaseOkSentAt) : undefined,
-      duplicateNodeId: s.duplicate,
-      revisionExhausted: s.revisionExhausted !== undefined,
-      ...s.counters,
+      enabled: s.enabled,
+      primary: leader === undefined ? undefined : { instanceId: leader.nodeId, epoch: leader.revision },
+      primarySuspected: s.role === 'secondary' && leader === undefined && s.followed !== undefined,
+      promotions: c.acquisitions - c.failedStarts,
+      demotions: c.stepDowns - c.failedStarts,
+      failedPromotions: c.failedStarts,
       notificationsDropped: this.notificationsDropped,
       listenerErrors: this.listenerErrors,
-      metadata: this.#metadata,
-      leaderMetadata: this.#followed?.metadata,
-      metadataDropped: this.#metadataDropped,
+      redis: {
+        project: o.project,
+        strategy: o.strategy,
+        priority: o.nodePriority,
+        tickInterval: o.tickInterval,
+        leaseTTL: o.leaseTTL,
+        maxDrift: o.maxDrift,
+        leader,
+        connection: s.storeOk === undefined ? 'unknown' : s.storeOk ? 'ok' : 'failing',
+        lastError: s.lastError,
+        lastOkAgeMs: s.lastOkAt === undefined ? undefined : Math.max(0, now - s.lastOkAt),
+        leaseAgeMs: s.phase === 'leader' && s.leaseOkSentAt !== undefined ? Math.max(0, now - s.leaseOkSentAt) : undefined,
+        duplicateNodeId: s.duplicate,
+        revisionExhausted: s.revisionExhausted !== undefined,
+        ...c,
+        metadata: this.#metadata,
+        leaderMetadata: this.#followed?.metadata,
+        metadataDropped: this.#metadataDropped,
+      },
     };
   }
 
@@ -618,17 +747,18 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
 
   /** One human line for diagnostics. */
   formatStatus(): string {
-    const st = this.status();
-    const parts = [`${st.nodeId}: ${st.role}${st.phase !== 'leader' && st.phase !== 'follower' && st.phase !== st.role ? ` (${st.phase})` : ''}, revision ${st.revision}`];
-    if (st.role === 'primary') {
+    const core = this.status();
+    const st = core.redis;
+    const parts = [`${core.instanceId}: ${core.role}${core.phase !== 'leader' && core.phase !== 'follower' && core.phase !== core.role ? ` (${core.phase})` : ''}, revision ${core.epoch}`];
+    if (core.role === 'primary') {
       parts.push(`lease refreshed ${Math.round(st.leaseAgeMs ?? 0)} ms ago (steps down at ${st.maxDrift} ms)`);
     } else if (st.leader !== undefined) {
       parts.push(`following ${st.leader.nodeId} (revision ${st.leader.revision})`);
-    } else if (st.role === 'secondary') {
+    } else if (core.role === 'secondary') {
       parts.push('no leader');
     }
     parts.push(st.strategy === 'priority' ? `priority strategy, priority ${st.priority}` : 'race strategy');
-    if (st.redis === 'failing') parts.push(`Redis failing: ${st.lastError ?? 'unknown error'}`);
+    if (st.connection === 'failing') parts.push(`Redis failing: ${st.lastError ?? 'unknown error'}`);
     if (st.duplicateNodeId) parts.push('another live node uses this nodeId');
     if (st.revisionExhausted) parts.push('not leading: no valid revision left (reset the revision, docs/REDIS.md)');
     return parts.join('; ');
@@ -673,18 +803,18 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         const controller = new AbortController();
         this.#aborts.set(effect.term, controller);
         const { term, revision, reason } = effect;
-        const onStart = this.options.onStart;
+        const onPromote = this.options.onPromote;
         queueMicrotask(() => {
           let result: unknown;
           try {
-            result = onStart?.({ revision, signal: controller.signal, nodeId: this.options.nodeId, reason });
+            result = onPromote?.({ epoch: revision, reason, signal: controller.signal });
           } catch (error) {
             this.#startSettled(term, error);
             return;
           }
           Promise.resolve(result).then(
             () => this.#startSettled(term, undefined),
-            (error: unknown) => this.#startSettled(term, error ?? new Error('onStart rejected')),
+            (error: unknown) => this.#startSettled(term, error ?? new Error('onPromote rejected')),
           );
         });
         return;
@@ -695,17 +825,17 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
           ?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${effect.reason})`));
         return;
       case 'callStop': {
-        const { term, revision } = effect;
-        const onStop = this.options.onStop;
+        const { term, revision, reason } = effect;
+        const onDemote = this.options.onDemote;
         queueMicrotask(() => {
           let result: unknown;
           try {
-            result = onStop?.({ revision });
+            result = onDemote?.({ epoch: revision, reason });
           } catch (error) {
-            this.#logger.error(`onStop threw: ${String(error)}`);
+            this.#logger.error(`onDemote threw: ${String(error)}`);
           }
           Promise.resolve(result)
-            .catch((error: unknown) => this.#logger.error(`onStop rejected: ${String(error)}`))
+            .catch((error: unknown) => this.#logger.error(`onDemote rejected: ${String(error)}`))
             .finally(() => this.#dispatch({ type: 'stopSettled', term }));
         });
         return;
@@ -718,6 +848,18 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
         this.#followed = { instanceId: effect.nodeId, epoch: effect.revision, metadata: undefined };
         if (this.#store.readMetadata === undefined) this.#later(() => this.emitSafely('primaryChanged', event));
         else void this.#readLeaderMetadata(effect.nodeId, effect.revision, true, event);
+        return;
+      }
+      case 'primaryLost': {
+        const event: ElectionPrimaryLostEvent = {
+          instanceId: effect.nodeId,
+          epoch: effect.revision,
+          cause: effect.cause,
+          willPromote: effect.willPromote,
+          reason: effect.why,
+          at: this.#loop.decidedAt,
+        };
+        this.#later(() => this.emitSafely('primaryLost', event));
         return;
       }
       case 'log':
@@ -779,12 +921,20 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
   }
 
   #startSettled(term: number, error: unknown): void {
-    this.#aborts.delete(term);
+    // The term's controller stays until the role ends: the signal aborts then (see #notify).
     const detail = error === undefined ? undefined : error instanceof Error ? error.message : String(error);
+    if (detail !== undefined) this.#lastStartError = detail;
     this.#dispatch({ type: 'startSettled', term, ok: error === undefined, ...(detail === undefined ? {} : { detail }) });
   }
 
   #notify(n: LeaseNotification): void {
+    if (n.from === 'primary') {
+      // The term ended: its signal aborts, also when onPromote already resolved (the contract).
+      for (const controller of this.#aborts.values()) {
+        controller.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${n.reason})`));
+      }
+      this.#aborts.clear();
+    }
     const change: RoleChange = {
       from: n.from,
       to: n.to,
@@ -798,6 +948,17 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     if (n.to !== 'secondary') this.#followed = undefined;
     this.pushChange(change);
     this.#later(() => this.emitSafely('roleChanged', change));
+    if (n.reason === 'start-failed' && n.from === 'primary') {
+      // The contract's promotionFailed: the lease is handed back, the node holds off for leaseTTL.
+      const failed: ElectionPromotionFailedEvent = {
+        epoch: n.epoch,
+        reason: 'start-failed',
+        error: this.#lastStartError ?? 'onPromote rejected',
+        retryInMs: this.options.leaseTTL,
+        at: change.at,
+      };
+      this.#later(() => this.emitSafely('promotionFailed', failed));
+    }
   }
 
   /** Delivers notifications after the step, in order, never inside the machine's step. */
@@ -830,43 +991,4 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> {
     this.#started.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the cluster was closed before its first role settled'));
     this.#closed.resolve();
   }
-}
-
-const escapeHtml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-function ago(ms: number): string {
-  if (!Number.isFinite(ms)) return '?';
-  const s = Math.max(0, ms) / 1000;
-  if (s < 60) return `${s.toFixed(1)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  return `${Math.floor(s / 3600)}h`;
-}
-
-/**
- * A short human-readable HTML summary (Telegram's subset: `<b>`, `<i>`, `<code>`), every value
- * escaped.
- *
- * @example
- * await bot.sendMessage(chatId, formatStats(await cluster.stats()), { parse_mode: 'HTML' });
- */
-export function formatStats(stats: ClusterStats, now: number = Date.now()): string {
-  const n = stats.node;
-  const lines: string[] = [];
-  lines.push(
-    `<b>${escapeHtml(n.project)}</b>: node <code>${escapeHtml(n.nodeId)}</code> (priority ${n.priority}) is ${n.isLeader ? '<b>leader</b>' : 'standby'}, revision ${n.revision}`,
-  );
-  const leader = stats.liveNodes.find((l) => l.isLeader);
-  lines.push(`Leader: ${leader === undefined ? '<i>none</i>' : `<code>${escapeHtml(leader.nodeId)}</code>`}`);
-  lines.push(`Live nodes (${stats.liveNodes.length}):`);
-  for (const l of stats.liveNodes) {
-    lines.push(`• <code>${escapeHtml(l.nodeId)}</code> p${l.priority}${l.isLeader ? ' ★' : ''}, seen ${ago(now - l.lastSeen)} ago`);
-  }
-  if (stats.events.length > 0) {
-    lines.push('Recent events:');
-    for (const e of stats.events) {
-      const when = Number.isFinite(e.timestamp) ? new Date(e.timestamp).toISOString().slice(11, 19) : '?';
-      lines.push(`• ${when} <code>${escapeHtml(e.nodeId)}</code> ${escapeHtml(e.action)} (rev ${e.revision}${e.reason ? `, ${escapeHtml(e.reason)}` : ''})`);
-    }
-  }
-  return lines.join('\n');
 }

@@ -63,6 +63,8 @@ export type LeaseRoleChangeReason =
   | 'preempted'
   /** `onStart` threw or rejected. */
   | 'start-failed'
+  /** `setEnabled(false)` while leading: handed the lease over, stays a follower that never runs. */
+  | 'disabled'
   /** `stepDown()`: handed the lease over without leaving the election (the Watcher's name). */
   | 'stepdown'
   /** `close()`. */
@@ -98,6 +100,8 @@ export interface LeaseMachineConfig {
   readonly handoverTimeout: number;
   /** After `onStart` failed or a step-down, stay out of elections (and tell others so) for this long. */
   readonly failureHoldOff: number;
+  /** Whether the node may run for leader at start (`setEnabled` changes it). @default true */
+  readonly enabled?: boolean;
 }
 
 /** Counters exposed through `status()`. */
@@ -133,7 +137,7 @@ export interface PendingOp {
 
 /** A voluntary exit from the leader role in progress. */
 export interface Exit {
-  readonly reason: 'shutdown' | 'stepdown' | 'preempted' | 'start-failed';
+  readonly reason: 'shutdown' | 'stepdown' | 'preempted' | 'start-failed' | 'disabled';
   /** Release the lease at this time at the latest. */
   readonly deadline: number;
 }
@@ -151,6 +155,10 @@ export interface LeaseMachineState {
   readonly term: number;
   /** The revision of the current or last term (handed to onStop). */
   readonly termRevision: number;
+  /** Why the current or last term ended (handed to onStop as the demote reason). */
+  readonly termEndReason: LeaseRoleChangeReason;
+  /** Whether this node may run for leader (`setEnabled`). */
+  readonly enabled: boolean;
   readonly leader: LeaderView | undefined;
   /** The other node's term last reported by a `primaryChanged` effect. */
   readonly followed: { readonly nodeId: string; readonly revision: number } | undefined;
@@ -247,6 +255,8 @@ export type LeaseInput =
   | { readonly type: 'stopSettled'; readonly term: number }
   /** Hand the lease over gracefully and stay a follower; no effect unless leader. */
   | { readonly type: 'stepDown' }
+  /** Failover on or off: a disabled node never acquires; a disabled leader hands over. */
+  | { readonly type: 'setEnabled'; readonly enabled: boolean }
   | { readonly type: 'shutdown' }
   | { readonly type: 'closed' };
 
@@ -283,13 +293,26 @@ export type LeaseEffect =
     }
   | { readonly type: 'callStart'; readonly term: number; readonly revision: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'abortStart'; readonly term: number; readonly reason: LeaseRoleChangeReason }
-  | { readonly type: 'callStop'; readonly term: number; readonly revision: number }
+  | { readonly type: 'callStop'; readonly term: number; readonly revision: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'notify'; readonly notification: LeaseNotification }
   /**
    * A follower sees another node hold the lease, or the same node for a new term (the Watcher's
    * `primaryChanged`): once per holder and revision, never for this node's own lease.
    */
   | { readonly type: 'primaryChanged'; readonly nodeId: string; readonly revision: number; readonly priority: number }
+  /**
+   * A follower considers the leader it followed gone: its release was announced (`released`) or
+   * a lease operation found the lease free or another's (`expired`). `willPromote` when this node
+   * runs for the lease now.
+   */
+  | {
+      readonly type: 'primaryLost';
+      readonly nodeId: string;
+      readonly revision: number;
+      readonly cause: 'released' | 'expired';
+      readonly willPromote: boolean;
+      readonly why: string;
+    }
   | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly message: string }
   /** The first role settled (secondary or primary). */
   | { readonly type: 'started' }
@@ -332,6 +355,8 @@ export function initialLeaseState(config: LeaseMachineConfig, knownRevision = 0)
     knownRevision,
     term: 0,
     termRevision: 0,
+    termEndReason: 'shutdown',
+    enabled: config.enabled ?? true,
     leader: undefined,
     followed: undefined,
     op: undefined,
@@ -390,6 +415,9 @@ export function leaseStep(state: LeaseMachineState, input: LeaseInput, env: Leas
     case 'stepDown':
       onStepDown(b);
       break;
+    case 'setEnabled':
+      onSetEnabled(b, input.enabled);
+      break;
     case 'shutdown':
       onShutdown(b);
       break;
@@ -404,6 +432,7 @@ export function leaseStep(state: LeaseMachineState, input: LeaseInput, env: Leas
 export function isEligible(s: LeaseMachineState, now: number): boolean {
   return (
     s.phase === 'follower' &&
+    s.enabled &&
     s.startOutstanding === undefined &&
     s.stopPending === undefined &&
     s.stopOutstanding === undefined &&
@@ -575,6 +604,11 @@ function onOpResult(b: Builder, id: number, reply: OpReply): void {
 
 function onFollowing(b: Builder, leader: LeaderView | undefined): void {
   if (leader !== undefined) b.see(leader.revision);
+  const before = b.s.leader;
+  if (b.s.phase === 'follower' && before !== undefined && before.nodeId !== b.s.config.nodeId && leader === undefined) {
+    // The lease this node saw held is free, without a release notice: it expired.
+    b.emit({ type: 'primaryLost', nodeId: before.nodeId, revision: before.revision, cause: 'expired', willPromote: false, why: b.s.enabled ? 'holding-off' : 'disabled' });
+  }
   if (b.s.phase === 'follower') b.set({ leader });
   if (b.s.role === 'starting' && b.s.phase === 'follower') b.changeRole('secondary', 'startup');
   if (b.s.phase === 'follower') follow(b, leader);
@@ -636,6 +670,10 @@ function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredF
     b.emit({ type: 'release', reason: 'drift', deregister: false, awaited: false });
     onFollowing(b, undefined);
     return;
+  }
+  const previous = s.leader;
+  if (from === 'expired' && previous !== undefined && previous.nodeId !== s.config.nodeId) {
+    b.emit({ type: 'primaryLost', nodeId: previous.nodeId, revision: previous.revision, cause: 'expired', willPromote: true, why: 'taking-over' });
   }
   const term = s.term + 1;
   b.count('acquisitions');
@@ -714,6 +752,7 @@ function loseLeadership(b: Builder, reason: 'drift' | 'lease-lost', release: boo
 
 /** Abort onStart's signal, or call onStop when onStart has already settled. */
 function endTerm(b: Builder, reason: LeaseRoleChangeReason): void {
+  if (b.s.stopPending !== undefined) b.set({ termEndReason: reason });
   const s = b.s;
   if (s.startOutstanding !== undefined) b.emit({ type: 'abortStart', term: s.startOutstanding, reason });
   else callStop(b);
@@ -723,7 +762,7 @@ function callStop(b: Builder): void {
   const term = b.s.stopPending;
   if (term === undefined || b.s.startOutstanding !== undefined) return;
   b.set({ stopPending: undefined, stopOutstanding: { term, deadline: b.now + b.s.config.stopTimeout } });
-  b.emit({ type: 'callStop', term, revision: b.s.termRevision });
+  b.emit({ type: 'callStop', term, revision: b.s.termRevision, reason: b.s.termEndReason });
 }
 
 function onStartSettled(b: Builder, term: number, ok: boolean, detail: string | undefined): void {
@@ -735,6 +774,8 @@ function onStartSettled(b: Builder, term: number, ok: boolean, detail: string | 
   if (stillLeading) {
     b.count('failedStarts');
     b.log('warn', `onStart failed: ${detail ?? 'rejected'}; stepping down`);
+    // The node never took the role: no onStop for this term (onStop follows a settled onStart only).
+    b.set({ stopPending: undefined });
     beginExit(b, 'start-failed');
     return;
   }
@@ -805,6 +846,18 @@ function onNotice(b: Builder, notice: Notice): void {
     case 'released':
       if (s.phase === 'follower' && notice.nodeId !== s.config.nodeId) {
         b.count('notices');
+        const followed = s.followed;
+        if (s.leader !== undefined && followed !== undefined && followed.nodeId === notice.nodeId) {
+          const willPromote = isEligible(b.s, b.now);
+          b.emit({
+            type: 'primaryLost',
+            nodeId: notice.nodeId,
+            revision: notice.revision,
+            cause: 'released',
+            willPromote,
+            why: willPromote ? 'taking-over' : !s.enabled ? 'disabled' : 'holding-off',
+          });
+        }
         b.set({ leader: undefined });
         if (isEligible(b.s, b.now)) runOpSoon(b);
       }
@@ -847,6 +900,17 @@ function onStepDown(b: Builder): void {
   }
   b.log('info', 'stepping down on request: handing the lease over');
   beginExit(b, 'stepdown');
+}
+
+function onSetEnabled(b: Builder, enabled: boolean): void {
+  if (b.s.enabled === enabled) return;
+  b.set({ enabled });
+  b.log('info', `failover ${enabled ? 'enabled' : 'disabled'}`);
+  if (!enabled) {
+    if (b.s.phase === 'leader' && b.s.exit === undefined) beginExit(b, 'disabled');
+    return;
+  }
+  if (isEligible(b.s, b.now)) runOpSoon(b);
 }
 
 function onShutdown(b: Builder): void {

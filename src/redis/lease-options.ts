@@ -9,6 +9,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { LeaseRoleChangeReason, LeaseStrategy } from '../core/lease-machine.js';
+import type { ElectionDemoteContext, ElectionPromoteContext } from '../election/contract.js';
 
 /** Handed to `onStart`. */
 export interface StartContext {
@@ -21,17 +22,24 @@ export interface StartContext {
   readonly reason: LeaseRoleChangeReason;
 }
 
-/** Handed to `onStop`. */
+/** Handed to `onStop` (go-failover's name for `onDemote`). */
 export interface StopContext {
   /** The revision of the term that ended. */
   readonly revision: number;
+  /** Why it ended (the contract's demote reason: `shutdown`, `stepdown`, `lease-lost`, ...). */
+  readonly reason: LeaseRoleChangeReason;
 }
 
 /** The raw options this module validates (the public type with full TSDoc is `ClusterConfig` in `src/redis.ts`). */
 export interface LeaseOptionsInput {
   readonly project?: unknown;
   readonly nodeId?: unknown;
+  readonly instanceId?: unknown;
   readonly nodePriority?: unknown;
+  readonly priority?: unknown;
+  readonly onPromote?: unknown;
+  readonly onDemote?: unknown;
+  readonly enabled?: unknown;
   readonly strategy?: unknown;
   readonly redisUrl?: unknown;
   readonly redisOptions?: unknown;
@@ -75,8 +83,12 @@ export interface ResolvedLeaseOptions {
   readonly tickInterval: number;
   readonly leaseTTL: number;
   readonly maxDrift: number;
-  readonly onStart: ((context: StartContext) => unknown) | undefined;
-  readonly onStop: ((context: StopContext) => unknown) | undefined;
+  /** The contract's callback; `onStart` is mapped onto it. */
+  readonly onPromote: ((context: ElectionPromoteContext) => unknown) | undefined;
+  /** The contract's callback; `onStop` is mapped onto it. */
+  readonly onDemote: ((context: ElectionDemoteContext) => unknown) | undefined;
+  /** Whether the node may lead at start (`setEnabled` changes it). */
+  readonly enabled: boolean;
   readonly logger: Logger | undefined;
   readonly startTimeout: number;
   readonly eventHistory: number;
@@ -94,7 +106,12 @@ const MAX_DURATION = 2 ** 31 - 1;
 const KNOWN = new Set([
   'project',
   'nodeId',
+  'instanceId',
   'nodePriority',
+  'priority',
+  'onPromote',
+  'onDemote',
+  'enabled',
   'strategy',
   'redisUrl',
   'redisOptions',
@@ -144,13 +161,19 @@ export function resolveLeaseOptions(input: LeaseOptionsInput, defaultNodeId: str
       project,
     );
   }
-  const nodeId = input.nodeId ?? defaultNodeId;
+  if (input.nodeId !== undefined && input.instanceId !== undefined) {
+    throw new InvalidOptionError('instanceId', 'either instanceId or its go-failover alias nodeId, not both', input.instanceId);
+  }
+  const nodeId = input.instanceId ?? input.nodeId ?? defaultNodeId;
   if (typeof nodeId !== 'string' || !NODE_ID_PATTERN.test(nodeId)) {
     throw new InvalidOptionError('nodeId', 'a string of 1-256 printable characters without spaces', input.nodeId ?? nodeId);
   }
-  const nodePriority = input.nodePriority ?? LEASE_DEFAULTS.nodePriority;
+  if (input.nodePriority !== undefined && input.priority !== undefined) {
+    throw new InvalidOptionError('priority', 'either priority or its go-failover alias nodePriority, not both', input.priority);
+  }
+  const nodePriority = input.priority ?? input.nodePriority ?? LEASE_DEFAULTS.nodePriority;
   if (typeof nodePriority !== 'number' || !Number.isSafeInteger(nodePriority)) {
-    throw new InvalidOptionError('nodePriority', 'an integer (lower = higher priority)', nodePriority);
+    throw new InvalidOptionError(input.priority !== undefined ? 'priority' : 'nodePriority', 'an integer (lower = higher priority)', nodePriority);
   }
   const strategy = input.strategy ?? LEASE_DEFAULTS.strategy;
   if (strategy !== 'race' && strategy !== 'priority') {
@@ -187,9 +210,30 @@ export function resolveLeaseOptions(input: LeaseOptionsInput, defaultNodeId: str
       tickInterval,
     );
   }
-  for (const name of ['onStart', 'onStop'] as const) {
+  for (const name of ['onStart', 'onStop', 'onPromote', 'onDemote'] as const) {
     if (input[name] !== undefined && typeof input[name] !== 'function') throw new InvalidOptionError(name, 'a function', input[name]);
   }
+  if (input.onStart !== undefined && input.onPromote !== undefined) {
+    throw new InvalidOptionError('onPromote', 'either onPromote or its go-failover alias onStart, not both', 'both');
+  }
+  if (input.onStop !== undefined && input.onDemote !== undefined) {
+    throw new InvalidOptionError('onDemote', 'either onDemote or its go-failover alias onStop, not both', 'both');
+  }
+  const enabled = input.enabled ?? true;
+  if (typeof enabled !== 'boolean') throw new InvalidOptionError('enabled', 'a boolean', enabled);
+  // go-failover's names, mapped onto the contract's callbacks (one implementation: the driver
+  // calls onPromote/onDemote only).
+  const onStart = input.onStart as ((context: StartContext) => unknown) | undefined;
+  const onStop = input.onStop as ((context: StopContext) => unknown) | undefined;
+  const onPromote =
+    (input.onPromote as ((context: ElectionPromoteContext) => unknown) | undefined) ??
+    (onStart === undefined
+      ? undefined
+      : (ctx: ElectionPromoteContext) =>
+          onStart({ revision: ctx.epoch, signal: ctx.signal, nodeId: nodeId as string, reason: ctx.reason as LeaseRoleChangeReason }));
+  const onDemote =
+    (input.onDemote as ((context: ElectionDemoteContext) => unknown) | undefined) ??
+    (onStop === undefined ? undefined : (ctx: ElectionDemoteContext) => onStop({ revision: ctx.epoch, reason: ctx.reason as LeaseRoleChangeReason }));
   const logger = input.logger;
   if (logger !== undefined) {
     const l = logger as Record<string, unknown>;
@@ -217,8 +261,9 @@ export function resolveLeaseOptions(input: LeaseOptionsInput, defaultNodeId: str
     tickInterval,
     leaseTTL,
     maxDrift,
-    onStart: input.onStart as ((context: StartContext) => unknown) | undefined,
-    onStop: input.onStop as ((context: StopContext) => unknown) | undefined,
+    onPromote,
+    onDemote,
+    enabled,
     logger: logger as Logger | undefined,
     startTimeout,
     eventHistory,

@@ -107,7 +107,7 @@ describe.skipIf(skip !== undefined)('Cluster lifecycle on a real Redis', () => {
 
     const b = await run({ project, nodeId: 'b', redisUrl: server.url, ...fast });
     expect(b.role).toBe('secondary');
-    expect(b.status()).toMatchObject({ instanceId: 'b', role: 'secondary', epoch: 1, leader: { nodeId: 'a', revision: 1 }, redis: 'ok' });
+    expect(b.status()).toMatchObject({ backend: 'redis', instanceId: 'b', role: 'secondary', epoch: 1, primary: { instanceId: 'a', epoch: 1 }, redis: { connection: 'ok', leader: { nodeId: 'a', revision: 1 } } });
     expect(b.formatStatus()).toMatch(/^b: secondary, revision 1; following a/);
     const bLeads = nextChange(b, (c) => c.to === 'primary');
 

@@ -70,7 +70,7 @@ describe.skipIf(skip !== undefined)('a Redis answering garbage', () => {
     const change = await lost;
     expect(cluster.role).toBe('secondary');
     expect(change.from).toBe('primary');
-    expect(cluster.status().redis).toBe('failing');
+    expect(cluster.status().redis.connection).toBe('failing');
 
     // The real server comes back on the same port: leadership resumes with a higher revision.
     const back = nextChange(cluster, 'primary', 10_000);

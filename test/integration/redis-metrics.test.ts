@@ -52,7 +52,7 @@ describe.skipIf(skip !== undefined)('registerMetrics on a Redis election', () =>
       // Lease operations go on between the scrape and the status() read: at most that many.
       const sent = sample(text, 'failover_watch_heartbeats_sent_total');
       expect(sent).toBeGreaterThan(0);
-      expect(sent).toBeLessThanOrEqual(standby.status().operations);
+      expect(sent).toBeLessThanOrEqual(standby.status().redis.operations);
       expect(text).not.toContain('failover_watch_dropped_messages_total{'); // ZeroMQ only
       expect(standby.health()).toEqual({ ok: true, status: 200, reason: 'standby of l1' });
 
@@ -61,7 +61,7 @@ describe.skipIf(skip !== undefined)('registerMetrics on a Redis election', () =>
       const change = await promoted;
       text = await registry.metrics();
       expect(sample(text, 'failover_watch_role{role="primary"}')).toBe(1);
-      expect(sample(text, 'failover_watch_epoch')).toBe(standby.status().revision);
+      expect(sample(text, 'failover_watch_epoch')).toBe(standby.status().epoch);
       expect(sample(text, `failover_watch_failovers_total{cause="${change.reason}"}`)).toBe(1);
       expect(change.reason).toBe('handover');
       expect(sample(text, 'failover_watch_last_takeover_timestamp_seconds')).toBe(change.at / 1000);

@@ -128,9 +128,9 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
     // Redis lost its data (no persistence): the revision still grows, carried by the nodes.
     expect(Number(back.epoch)).toBeGreaterThan(before);
     expect(nodes?.primaries()).toHaveLength(1);
-    const status = (await winner.ask('status')).status as { redis: string; operationFailures: number };
-    expect(status.redis).toBe('ok');
-    expect(status.operationFailures).toBeGreaterThan(0);
+    const status = (await winner.ask('status')).status as { redis: { connection: string; operationFailures: number } };
+    expect(status.redis.connection).toBe('ok');
+    expect(status.redis.operationFailures).toBeGreaterThan(0);
   });
 
   it('nodes started while Redis is down elect once it is up, and still hear handover notices', async () => {

@@ -90,14 +90,14 @@ describe.skipIf(skip !== undefined)('revisions at the ceiling (real Redis)', () 
     await c.close();
     // d is refused at once (the release is published) and on every tick after (or, as before
     // the fix, takes the lease with a revision no node can trust).
-    await until(() => d.status().revisionRefusals >= 3 || d.role === 'primary', 5000, 'three refused acquires');
+    await until(() => d.status().redis.revisionRefusals >= 3 || d.role === 'primary', 5000, 'three refused acquires');
 
     expect(starts).toEqual([
       { node: 'a', revision: MAX - 2 },
       { node: 'b', revision: MAX - 1 },
       { node: 'c', revision: MAX },
     ]);
-    expect(d.status()).toMatchObject({ role: 'secondary', revisionExhausted: true, leader: undefined });
+    expect(d.status()).toMatchObject({ role: 'secondary', primary: undefined, redis: { revisionExhausted: true, leader: undefined } });
     expect(await raw.get(`{${project}}:revision`)).toBe(String(MAX));
     // Events carry the exact revisions (cjson would have written 9.007199254741e+15).
     const elected = (await d.events()).filter((e) => e.action === 'elected').map((e) => e.revision);
@@ -112,13 +112,13 @@ describe.skipIf(skip !== undefined)('revisions at the ceiling (real Redis)', () 
     const a = await node(project, 'a', starts);
     const b = await node(project, 'b', starts);
     await until(
-      () => (a.status().revisionRefusals >= 3 && b.status().revisionRefusals >= 3) || starts.length > 0,
+      () => (a.status().redis.revisionRefusals >= 3 && b.status().redis.revisionRefusals >= 3) || starts.length > 0,
       5000,
       'three refused acquires each',
     );
     expect(starts).toEqual([]);
     expect([a.role, b.role]).toEqual(['secondary', 'secondary']);
-    expect(a.status().revisionExhausted).toBe(true);
+    expect(a.status().redis.revisionExhausted).toBe(true);
     expect(await raw.get(key)).toBe('9007199254740993');
     expect(await raw.exists(`{${project}}:leader`)).toBe(0);
     expect((await a.events()).filter((e) => e.action === 'elected')).toEqual([]);
@@ -131,7 +131,7 @@ describe.skipIf(skip !== undefined)('revisions at the ceiling (real Redis)', () 
     await raw.set(key, String(MAX));
     const starts: Starts = [];
     const a = await node(project, 'a', starts);
-    expect(a.status().revisionExhausted).toBe(true);
+    expect(a.status().redis.revisionExhausted).toBe(true);
     await a.close();
     await raw.del(key);
     const a2 = await node(project, 'a', starts);

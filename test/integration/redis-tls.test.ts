@@ -85,8 +85,8 @@ describe.skipIf(skip !== undefined)('Redis election over TLS', () => {
     const a = await start({ project, nodeId: 'a', redisOptions, ...fast });
     const b = await start({ project, nodeId: 'b', redisOptions, ...fast });
     expect([a.role, b.role]).toEqual(['primary', 'secondary']);
-    expect(b.status()).toMatchObject({ redis: 'ok', leader: { nodeId: 'a', revision: 1 } });
-    expect((await b.liveNodes()).map((n) => n.nodeId)).toEqual(['a', 'b']);
+    expect(b.status()).toMatchObject({ primary: { instanceId: 'a', epoch: 1 }, redis: { connection: 'ok', leader: { nodeId: 'a', revision: 1 } } });
+    expect((await b.liveNodes()).map((n) => n.instanceId)).toEqual(['a', 'b']);
 
     const bLeads = nextChange(b, (c) => c.to === 'primary');
     const closing = performance.now();

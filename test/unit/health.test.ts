@@ -51,14 +51,15 @@ describe('judgeHealth, other states', () => {
 });
 
 describe('judgeLeaseHealth', () => {
-  const lease = (fields: Partial<ClusterStatus>): ClusterStatus => ({ role: 'secondary', redis: 'ok', leader: undefined, ...fields }) as ClusterStatus;
+  const lease = (fields: Partial<ClusterStatus>, connection = 'ok'): ClusterStatus =>
+    ({ role: 'secondary', primary: undefined, ...fields, redis: { connection } }) as ClusterStatus;
 
   it('a leader or standby with Redis answering is healthy', () => {
     expect(judgeLeaseHealth(lease({ role: 'primary' }))).toEqual({ ok: true, status: 200, reason: 'leader, lease refreshed' });
-    expect(judgeLeaseHealth(lease({ leader: { nodeId: 'w1' } as ClusterStatus['leader'] }))).toEqual({ ok: true, status: 200, reason: 'standby of w1' });
+    expect(judgeLeaseHealth(lease({ primary: { instanceId: 'w1', epoch: 1 } }))).toEqual({ ok: true, status: 200, reason: 'standby of w1' });
   });
 
   it('a node whose Redis fails is not', () => {
-    expect(judgeLeaseHealth(lease({ role: 'primary', redis: 'failing' }))).toEqual({ ok: false, status: 503, reason: 'redis failing' });
+    expect(judgeLeaseHealth(lease({ role: 'primary' }, 'failing'))).toEqual({ ok: false, status: 503, reason: 'redis failing' });
   });
 });

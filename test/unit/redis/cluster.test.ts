@@ -108,7 +108,7 @@ describe('Cluster on a fake clock', () => {
     expect(down!.t).toBeLessThan(up!.t);
     w.stores.get('a')!.partitioned = false;
     await w.advance(300);
-    expect(a.status()).toMatchObject({ role: 'secondary', redis: 'ok', leader: { nodeId: 'b' } });
+    expect(a.status()).toMatchObject({ role: 'secondary', primary: { instanceId: 'b' }, redis: { connection: 'ok', leader: { nodeId: 'b' } } });
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -162,7 +162,7 @@ describe('Cluster on a fake clock', () => {
     expect(calls).toEqual([`abort 1 @${at}`, `stop 1 @${at}`]);
     expect(w.find('a', 'secondary')).toMatchObject({ reason: 'stepdown', epoch: 1, t: at });
     expect(w.find('b', 'primary')).toMatchObject({ reason: 'handover', epoch: 2, t: at });
-    expect(a.status()).toMatchObject({ role: 'secondary', phase: 'follower', stepDowns: 1 });
+    expect(a.status()).toMatchObject({ role: 'secondary', phase: 'follower', demotions: 1, redis: { stepDowns: 1 } });
     expect((await a.events(3)).map((e) => [e.nodeId, e.action, e.reason])).toEqual([
       ['b', 'elected', 'released'],
       ['a', 'released', 'stepdown'],
@@ -174,7 +174,7 @@ describe('Cluster on a fake clock', () => {
 
     // b leaves after the hold-off: a runs again and takes the lease at once.
     await w.advance(BASE.leaseTTL);
-    expect((await a.liveNodes()).find((n) => n.nodeId === 'a')?.eligible).toBe(true);
+    expect((await a.liveNodes()).find((n) => n.instanceId === 'a')?.eligible).toBe(true);
     await b.close();
     await flush();
     expect(a.role).toBe('primary');
@@ -193,7 +193,7 @@ describe('Cluster on a fake clock', () => {
     await flush();
     // Not deferred to the stepping-down node: the release marked it ineligible.
     expect(w.find('worse', 'primary')).toMatchObject({ reason: 'handover', t: at });
-    expect((await worse.liveNodes()).find((n) => n.nodeId === 'best')?.eligible).toBe(false);
+    expect((await worse.liveNodes()).find((n) => n.instanceId === 'best')?.eligible).toBe(false);
     await w.advance(BASE.leaseTTL - 10);
     expect(worse.role).toBe('primary');
     await w.advance(BASE.leaseTTL / 2);
@@ -219,7 +219,7 @@ describe('Cluster on a fake clock', () => {
     expect(w.changes.find((c) => c.instanceId === 'worse' && c.from === 'primary')?.reason).toBe('preempted');
     expect(aborted).toEqual([0]);
     const live = await better.liveNodes();
-    expect(live.map((n) => [n.nodeId, n.isLeader])).toEqual([
+    expect(live.map((n) => [n.instanceId, n.role === 'primary'])).toEqual([
       ['better', true],
       ['worse', false],
     ]);

@@ -259,7 +259,7 @@ describe('onStart and onStop', () => {
     expect(ofType(sim.log, 'op').at(-1)?.eligible).toBe(false);
     sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
     const settled = sim.feed({ type: 'startSettled', term: 1, ok: true });
-    expect(ofType(settled, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1 }]);
+    expect(ofType(settled, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1, reason: 'lease-lost' }]);
     sim.feed({ type: 'stopSettled', term: 1 });
     sim.advanceTo(300);
     expect(sim.op?.kind).toBe('acquire');
@@ -288,14 +288,13 @@ describe('onStart and onStop', () => {
     expect(sim.state.stopOutstanding).toBe(before.stopOutstanding);
   });
 
-  it('a rejected onStart steps down at once: onStop, then release, then holds off for failureHoldOff', () => {
+  it('a rejected onStart hands back at once, without onStop, and holds off', () => {
     const sim = new Sim();
     sim.lead();
     sim.now = 30;
-    const rejected = sim.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
-    expect(ofType(rejected, 'callStop')).toHaveLength(1);
-    expect(sim.state.role).toBe('primary'); // until onStop finished: the lease is still ours
-    const stopped = sim.feed({ type: 'stopSettled', term: 1 });
+    const stopped = sim.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
+    // The node never took the role (the contract's onPromote): no onStop for this term.
+    expect(ofType(stopped, 'callStop')).toHaveLength(0);
     expect(roleChanges(stopped)).toEqual(['primary->secondary:start-failed@1']);
     expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'start-failed', deregister: false, awaited: false }]);
     sim.advanceTo(1000);
@@ -308,21 +307,20 @@ describe('onStart and onStop', () => {
 });
 
 describe('a drift during a failed start', () => {
-  it('losing the lease to drift while onStop of a rejected onStart runs still holds off for failureHoldOff', () => {
+  it('a rejected onStart while Redis fails still holds off for failureHoldOff', () => {
     const sim = new Sim();
     sim.lead(); // acquire sent at 0
     sim.now = 30;
     sim.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
-    expect(sim.state.exit?.reason).toBe('start-failed');
-    // onStop hangs; Redis stops answering: maxDrift (500) after the acquire, the lease is lost.
+    // No onStop to wait for: the exit is over at once, the lease handed back.
+    expect(sim.state.exit).toBeUndefined();
+    expect(sim.state.role).toBe('secondary');
     for (let t = 100; t <= 600; t += 100) {
       sim.advanceTo(t);
       if (sim.op !== undefined) sim.fail();
     }
-    expect(sim.state.role).toBe('secondary');
-    expect(sim.state.holdOffUntil).toBe(500 + 1000);
-    sim.feed({ type: 'stopSettled', term: 1 });
-    for (let t = 700; t <= 1400; t += 100) {
+    expect(sim.state.holdOffUntil).toBe(30 + 1000);
+    for (let t = 700; t <= 1000; t += 100) {
       sim.advanceTo(t);
       if (sim.op !== undefined) sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
     }
@@ -409,7 +407,7 @@ describe('stepDown', () => {
     expect(ofType(asked, 'release')).toEqual([]);
     expect(sim.state.role).toBe('primary'); // the lease is ours until onStop finished
     const settled = sim.feed({ type: 'startSettled', term: 1, ok: true });
-    expect(ofType(settled, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1 }]);
+    expect(ofType(settled, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1, reason: 'stepdown' }]);
     expect(sim.state.role).toBe('primary');
     sim.now = 30;
     const stopped = sim.feed({ type: 'stopSettled', term: 1 });
@@ -446,7 +444,7 @@ describe('stepDown', () => {
     sim.feed({ type: 'startSettled', term: 1, ok: true });
     const asked = sim.feed({ type: 'stepDown' });
     expect(ofType(asked, 'abortStart')).toEqual([]);
-    expect(ofType(asked, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1 }]);
+    expect(ofType(asked, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1, reason: 'stepdown' }]);
     expect(ofType(asked, 'release')).toEqual([]);
     expect(ofType(sim.feed({ type: 'stopSettled', term: 1 }), 'release')).toMatchObject([{ reason: 'stepdown' }]);
   });
@@ -486,9 +484,9 @@ describe('stepDown', () => {
     const failing = new Sim();
     failing.lead();
     failing.feed({ type: 'startSettled', term: 1, ok: false, detail: 'boom' });
-    expect(failing.state.exit?.reason).toBe('start-failed');
+    expect(failing.state.role).toBe('secondary');
     expect(failing.feed({ type: 'stepDown' }).filter((e) => e.type !== 'log')).toEqual([]);
-    expect(failing.state.exit?.reason).toBe('start-failed');
+    expect(failing.state.exit).toBeUndefined();
   });
 
   it('a close during a step-down finishes as a close: stopped, released with deregistration', () => {

@@ -53,8 +53,8 @@ describe('revisions at the ceiling (memory store)', () => {
     await w.advance(300);
     expect(w.starts).toEqual([{ node: 'a', revision: MAX }]);
     expect(b.role).toBe('secondary');
-    expect(b.status()).toMatchObject({ revisionExhausted: true, leader: undefined });
-    expect(b.status().revisionRefusals).toBeGreaterThan(0);
+    expect(b.status()).toMatchObject({ primary: undefined, redis: { revisionExhausted: true, leader: undefined } });
+    expect(b.status().redis.revisionRefusals).toBeGreaterThan(0);
     // Said once, with how to reset, however many ticks are refused.
     expect(w.errors.filter((m) => m.includes('no valid revision left'))).toHaveLength(1);
     expect(w.errors.join()).toMatch(/delete the project's revision key/);
@@ -72,7 +72,7 @@ describe('revisions at the ceiling (memory store)', () => {
     await w.advance(300);
     expect(w.starts).toEqual([]);
     expect([a.role, b.role]).toEqual(['stopped', 'secondary']);
-    expect(b.status().revisionExhausted).toBe(true);
+    expect(b.status().redis.revisionExhausted).toBe(true);
     expect(w.server.events.filter((e) => e.action === 'elected')).toEqual([]);
     await b.close();
   });
@@ -91,14 +91,14 @@ describe('revisions at the ceiling (memory store)', () => {
     const w = new World();
     w.server.revision = MAX;
     const a = await w.node('a');
-    expect(a.status().revisionExhausted).toBe(true);
+    expect(a.status().redis.revisionExhausted).toBe(true);
     await a.close();
     // The operator's reset: every node stopped, the revision key deleted, nodes started again.
     w.server.revision = 0;
     const again = await w.node('a2');
     expect(again.role).toBe('primary');
     expect(w.starts).toEqual([{ node: 'a2', revision: 1 }]);
-    expect(again.status().revisionExhausted).toBe(false);
+    expect(again.status().redis.revisionExhausted).toBe(false);
     await again.close();
   });
 });
