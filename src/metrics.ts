@@ -39,13 +39,18 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { FailoverError, InvalidOptionError } from './errors.js';
 import type { Health } from './health.js';
-import type { Watcher, WatcherStatus } from './watcher.js';
-import type { Cluster, ClusterStatus } from './redis.js';
+import type { WatcherStatus } from './watcher.js';
+import type { ClusterStatus } from './redis.js';
+import type { Election, ElectionStatusCore } from './election/contract.js';
 
 export type { Health } from './health.js';
 
-/** What `registerMetrics` accepts: a ZeroMQ Watcher or a Redis election (`Cluster`). */
-export type MetricsSource = Watcher | Cluster;
+/**
+ * What `registerMetrics` accepts: any election of the contract (the ZeroMQ Watcher, the Redis
+ * `Cluster`, the etcd and PostgreSQL elections). Backend-specific series (heartbeats, dropped
+ * messages) appear only for the backends that have them.
+ */
+export type MetricsSource = Election;
 
 /** Options of {@link registerMetrics}. */
 export interface MetricsOptions {
@@ -78,14 +83,15 @@ const ROLES = ['starting', 'secondary', 'primary', 'stopped'] as const;
 const WATCHER_CAUSES = ['disconnect', 'shutdown', 'silence'] as const;
 const RESERVED_LABELS = new Set(['role', 'cause', 'reason']);
 
-type AnyStatus = WatcherStatus | ClusterStatus;
+type AnyStatus = ElectionStatusCore;
 type Sample = (labels: Record<string, string>, value: number) => void;
 interface Emitter {
   on(event: string, fn: (e: { from?: string; to?: string; reason?: string; at: number }) => void): unknown;
   off(event: string, fn: (e: { from?: string; to?: string; reason?: string; at: number }) => void): unknown;
 }
 
-const isWatcherStatus = (st: AnyStatus): st is WatcherStatus => 'dropped' in st;
+const isWatcherStatus = (st: AnyStatus): st is WatcherStatus => st.backend === 'zmq' && 'dropped' in st;
+const isRedisStatus = (st: AnyStatus): st is ClusterStatus => st.backend === 'redis';
 
 /**
  * Registers the election's metrics on `options.registry`; they are read on each scrape. Throws
@@ -165,7 +171,8 @@ export function registerMetrics(election: MetricsSource, options: MetricsOptions
   );
   define('counter', 'heartbeats_sent_total', 'Heartbeats this node published (Redis: lease operations).', [], (sample) => {
     const st = status();
-    sample({}, isWatcherStatus(st) ? st.heartbeatsSent : st.redis.operations);
+    if (isWatcherStatus(st)) sample({}, st.heartbeatsSent);
+    else if (isRedisStatus(st)) sample({}, st.redis.operations);
   });
   if (isWatcher) {
     define('counter', 'heartbeats_seen_total', 'Heartbeats this node received from a primary.', [], (sample) => {

@@ -12,7 +12,7 @@ import { CURVE_OPTIONS, curveOrUsageError } from '../curve-options.js';
 import { METADATA_OPTION, metadataOrUsageError } from '../metadata-options.js';
 import { isFailoverError } from '../../errors.js';
 import { assertSupported } from '../../platform.js';
-import { redisBackend, zmqBackend } from '../supervisor/backends.js';
+import { etcdBackend, postgresBackend, redisBackend, zmqBackend } from '../supervisor/backends.js';
 import { leaveBudget, runSupervisor, type OnExit } from '../supervisor/supervisor.js';
 
 export const runOptions = defineOptions({
@@ -29,10 +29,22 @@ export const runOptions = defineOptions({
     description: 'Redis backend (across hosts): the Redis URL (redis:// or rediss://, with user:password@ if needed). Needs --project.',
     example: 'redis://127.0.0.1:6379',
   },
+  etcd: {
+    type: 'string',
+    value: 'URLS',
+    description: 'etcd backend (across hosts): the etcd endpoints, http:// or https://, comma-separated. Needs --project and the etcd3 package.',
+    example: 'http://127.0.0.1:2379',
+  },
+  postgres: {
+    type: 'string',
+    value: 'URL',
+    description: 'PostgreSQL backend (across hosts): the connection URL (postgres:// or postgresql://). Needs --project and the pg package.',
+    example: 'postgres://app@db.internal/app',
+  },
   project: {
     type: 'string',
     value: 'NAME',
-    description: 'Redis backend: the election name (the key prefix).',
+    description: 'Redis, etcd and PostgreSQL backends: the election name.',
     example: 'billing-worker',
   },
   strategy: {
@@ -47,7 +59,7 @@ export const runOptions = defineOptions({
     unit: 'milliseconds',
     min: 100,
     max: 86_400_000,
-    description: 'Redis backend: lease time to live (default 3000).',
+    description: 'Redis and etcd backends: lease time to live (default 3000).',
   },
   id: { type: 'string', value: 'ID', description: 'This node\'s id (default: hostname-pid; Redis: hostname).', example: 'node-a' },
   priority: {
@@ -125,19 +137,22 @@ export const runCommand = defineCommand({
     'stopped on demotion or shutdown (SIGTERM, then SIGKILL after --stop-timeout), its output ' +
     'passed through. Failover is enabled (use --observe-only to only watch). SIGTERM or SIGINT ' +
     'hands over gracefully: the command is stopped, then the others are told at once, and run ' +
-    'exits 0. Backends: --endpoint (ZeroMQ, one host) or --redis with --project (across hosts).',
+    'exits 0. Backends: --endpoint (ZeroMQ, one host), or across hosts --redis, --etcd or --postgres ' +
+    'with --project.',
   options: runOptions,
   operands: { usage: '-- COMMAND [ARGS...]', description: 'The program to keep running on the primary.', min: 1, max: 10_000, passThrough: true },
   examples: [
     'failover-watch run --endpoint ipc://@web -- node server.js',
     'failover-watch run -e tcp://127.0.0.1:5555 --on-exit restart --health 127.0.0.1:9090 -- ./worker --queue jobs',
     'failover-watch run --redis redis://10.0.0.5:6379 --project billing --strategy priority --priority 1 -- ./billing',
+    'failover-watch run --etcd http://10.0.0.5:2379,http://10.0.0.6:2379 --project billing -- ./billing',
+    'failover-watch run --postgres postgres://app@db.internal/app --project billing -- ./billing',
     'failover-watch run -e ipc://@web --json --on-promote "logger promoted" -- python3 -m http.server 8080',
     'failover-watch run -e ipc://@web --metadata port=8080 --metadata zone=a -- python3 -m http.server 8080',
   ],
   exitCodes: [
     { code: EXIT.ok, meaning: "stopped by SIGTERM/SIGINT after a graceful handover (with --on-exit exit: the command's own exit code, 1 if a signal killed it)" },
-    { code: EXIT.failure, meaning: 'the election could not start (endpoint held by a non-watcher, Redis unreachable; on Windows, run is unsupported)' },
+    { code: EXIT.failure, meaning: 'the election could not start (endpoint held by a non-watcher, Redis, etcd or PostgreSQL unreachable, their package not installed; on Windows, run is unsupported)' },
     USAGE_EXIT,
   ],
 
@@ -155,8 +170,22 @@ export const runCommand = defineCommand({
       return EXIT.failure;
     }
     const [command, ...args] = operands as [string, ...string[]];
-    if ((v.endpoint === undefined) === (v.redis === undefined)) return usage('give exactly one backend: --endpoint E or --redis URL');
-    if (v.redis !== undefined && v.project === undefined) return usage('--redis needs --project NAME');
+    const given = (['endpoint', 'redis', 'etcd', 'postgres'] as const).filter((k) => v[k] !== undefined);
+    if (given.length !== 1) {
+      return usage(`give exactly one backend: --endpoint E, --redis URL, --etcd URLS or --postgres URL${given.length > 1 ? ` (got --${given.join(', --')})` : ''}`);
+    }
+    const backend = given[0] as 'endpoint' | 'redis' | 'etcd' | 'postgres';
+    if (backend !== 'endpoint' && v.project === undefined) return usage(`--${backend} needs --project NAME`);
+    if (backend === 'postgres' && v['lease-ttl'] !== undefined) return usage('--lease-ttl is for --redis and --etcd (PostgreSQL holds a lock, not a lease)');
+    if (backend === 'postgres' && v.priority !== undefined) return usage('--priority has no effect with --postgres (the lock goes to the first in line)');
+    if (backend !== 'redis' && v.strategy !== 'race') return usage('--strategy is for --redis');
+    let etcdHosts: string[] = [];
+    if (v.etcd !== undefined) {
+      etcdHosts = v.etcd.split(',').map((h) => h.trim());
+      const bad = etcdHosts.find((h) => !/^https?:\/\/[^\s/]+/.test(h));
+      if (bad !== undefined) return usage(`--etcd must be http:// or https:// URLs separated by commas, not "${bad}"`);
+    }
+    if (v.postgres !== undefined && !/^postgres(ql)?:\/\//.test(v.postgres)) return usage('--postgres must be a postgres:// or postgresql:// URL');
     if (v.strategy !== 'race' && v.strategy !== 'priority') return usage(`--strategy must be race or priority, not "${v.strategy}"`);
     const onExit = v['on-exit'];
     if (onExit !== 'stepdown' && onExit !== 'restart' && onExit !== 'exit') {
@@ -178,7 +207,7 @@ export const runCommand = defineCommand({
     const keys = await curveOrUsageError(v['curve-dir'], v['curve-name']);
     if ('error' in keys) return usage(keys.error);
     const { curve } = keys;
-    if (curve !== undefined && v.redis !== undefined) return usage('--curve-dir is for the ZeroMQ backend (use rediss:// for Redis)');
+    if (curve !== undefined && backend !== 'endpoint') return usage('--curve-dir is for the ZeroMQ backend (use TLS URLs for the others)');
     const io = context.io;
     const lines = {
       out: (line: string) => io.stdout(`${line}\n`),
@@ -198,11 +227,18 @@ export const runCommand = defineCommand({
           json: v.json,
           health,
         },
-        (hooks) =>
-          v.endpoint !== undefined
-            ? zmqBackend(
+        (callbacks) => {
+          const common = {
+            project: v.project as string,
+            instanceId: v.id,
+            observeOnly: v['observe-only'],
+            workdir: v.workdir,
+          };
+          switch (backend) {
+            case 'endpoint':
+              return zmqBackend(
                 {
-                  endpoint: v.endpoint.address,
+                  endpoint: (v.endpoint as { address: string }).address,
                   role: 'auto',
                   enabled: !v['observe-only'],
                   heartbeatInterval: v.interval,
@@ -216,22 +252,32 @@ export const runCommand = defineCommand({
                   ...(curve !== undefined ? { curve } : {}),
                   metadata,
                 },
-                hooks,
-              )
-            : redisBackend(
+                callbacks,
+              );
+            case 'redis':
+              return redisBackend(
                 {
+                  ...common,
                   redisUrl: v.redis as string,
-                  project: v.project as string,
-                  nodeId: v.id,
                   priority: v.priority,
                   strategy: v.strategy as 'race' | 'priority',
                   leaseTTL: v['lease-ttl'],
-                  observeOnly: v['observe-only'],
-                  workdir: v.workdir,
                   metadata,
                 },
-                hooks,
-              ),
+                callbacks,
+              );
+            case 'etcd':
+              return etcdBackend(
+                { ...common, hosts: etcdHosts, priority: v.priority, leaseTTL: v['lease-ttl'], demoteTimeout: leaveBudget(v['stop-timeout']) },
+                callbacks,
+              );
+            case 'postgres':
+              return postgresBackend(
+                { ...common, connectionString: v.postgres as string, demoteTimeout: leaveBudget(v['stop-timeout']) },
+                callbacks,
+              );
+          }
+        },
         lines,
       );
     } catch (error) {

@@ -1,69 +1,59 @@
 /**
- * The two election backends of `failover-watch run`, behind one small interface: the ZeroMQ
- * Watcher (one host) and the Redis lease election (across hosts).
+ * The election backends of `failover-watch run`: each builds an `Election` (the contract of
+ * `election/contract.ts`) with the supervisor's own `onPromote`/`onDemote` and hands it over as
+ * it is. The supervisor speaks the contract to all of them: no callback is renamed, no field
+ * refilled. A backend only adds what the unit record and the `started` event need (where the
+ * cluster lives, its settings) and how long a demotion may take.
+ *
+ * ZeroMQ (one host) is loaded statically; Redis, etcd and PostgreSQL by dynamic import, so that
+ * their packages (ioredis, etcd3, pg) are needed only when used.
  *
  * @module
  */
 import { FailoverError } from '../../errors.js';
 import { defaultWorkdir, type WatcherOptions } from '../../options.js';
-import { Watcher, type RoleChange } from '../../watcher.js';
-import type { Health } from '../../health.js';
-import type { MetricsSource } from '../../metrics.js';
+import { Watcher } from '../../watcher.js';
+import type { Election, ElectionDemoteContext, ElectionPromoteContext } from '../../election/contract.js';
 
-/** What the supervisor asks of the election. */
-export interface SupervisorHooks {
-  /** Start the command; the role is primary once this resolves. `signal` aborts when the role is lost. */
-  onPromote(epoch: number, reason: string, signal: AbortSignal): Promise<void>;
-  /** Stop the command; the successor starts after this resolves (within the backend's budget). */
-  onDemote(epoch: number, reason: string): Promise<void>;
-  onRoleChanged(change: { from: string; to: string; epoch: number; at: number; instanceId: string; reason: string }): void;
-  onPrimaryLost(event: { instanceId: string | undefined; cause: string; willPromote: boolean; reason: string; at: number }): void;
-  onPromotionFailed(event: { error: string; retryInMs: number; at: number }): void;
-  /** The primary's filesystem socket file is no longer the one it bound (ZeroMQ backend only). */
-  onEndpointStolen(event: { path: string; found: string; detail: string; at: number }): void;
+/** The supervisor's callbacks: the contract's, passed to the election unchanged. */
+export interface SupervisorCallbacks {
+  /** Starts the command; resolves once it runs. Rejects when the role was lost meanwhile. */
+  onPromote(context: ElectionPromoteContext): Promise<void>;
+  /** Stops the command; the successor starts after this resolves (within the backend's budget). */
+  onDemote(context: ElectionDemoteContext): Promise<void>;
 }
 
-/** One election, ZeroMQ or Redis. */
+/** The ZeroMQ backend's own notice the supervisor reports (an error the operator must see). */
+export interface EndpointStolenEvent {
+  readonly path: string;
+  readonly found: string;
+  readonly detail: string;
+  readonly at: number;
+}
+
+/** One election and what the supervisor needs around it. */
 export interface SupervisorBackend {
-  readonly kind: 'zmq' | 'redis';
-  readonly instanceId: string;
-  readonly role: string;
+  readonly kind: 'zmq' | 'redis' | 'etcd' | 'postgres';
+  /** The election itself: the supervisor listens to it and drives it through the contract. */
+  readonly election: Election;
   /** Settings for the `started` event. */
   readonly settings: Record<string, unknown>;
   /** The cluster's directory on this host, where the unit record lives (see unit-record.ts). */
   readonly workdir: string;
-  /** Names the cluster in the unit record: the ZeroMQ endpoint, or the Redis server and project. */
+  /** Names the cluster in the unit record (no credentials). */
   readonly cluster: string;
-  /** How long onDemote may take to stop the command before the backend moves on. */
+  /** How long onDemote may take to stop the command before the backend moves on; undefined: `--stop-timeout`. */
   readonly stopBudget: number | undefined;
-  start(): Promise<void>;
-  shutdown(): Promise<void>;
-  /** Hands the role over; false when the backend cannot. */
-  stepDown(): boolean;
-  status(): unknown;
-  /** What /healthz answers: the election's own health(). */
-  health(): Health;
-  /** Calls `fn` with the election once it exists (for /metrics): at once, or once start() made it. */
-  onElection(fn: (election: MetricsSource) => void): void;
+  /** ZeroMQ only: subscribes to `endpointStolen`. */
+  onEndpointStolen?(fn: (event: EndpointStolenEvent) => void): void;
 }
 
-export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): SupervisorBackend {
-  const watcher = new Watcher({
-    ...options,
-    onPromote: ({ epoch, reason, signal }) => hooks.onPromote(epoch, reason, signal),
-    onDemote: ({ epoch, reason }) => hooks.onDemote(epoch, reason),
-  });
-  watcher.on('roleChanged', (c: RoleChange) => hooks.onRoleChanged(c));
-  watcher.on('primaryLost', (e) => hooks.onPrimaryLost(e));
-  watcher.on('promotionFailed', (e) => hooks.onPromotionFailed(e));
-  watcher.on('endpointStolen', (e) => hooks.onEndpointStolen(e));
+export function zmqBackend(options: WatcherOptions, callbacks: SupervisorCallbacks): SupervisorBackend {
+  const watcher = new Watcher({ ...options, onPromote: callbacks.onPromote, onDemote: callbacks.onDemote });
   const o = watcher.options;
   return {
     kind: 'zmq',
-    instanceId: o.instanceId,
-    get role() {
-      return watcher.role;
-    },
+    election: watcher,
     settings: {
       backend: 'zmq',
       endpoint: o.endpoint.address,
@@ -78,30 +68,51 @@ export function zmqBackend(options: WatcherOptions, hooks: SupervisorHooks): Sup
     workdir: o.workdir,
     cluster: `zmq ${o.endpoint.address}`,
     stopBudget: undefined,
-    start: () => watcher.start(),
-    shutdown: () => watcher.shutdown(),
-    stepDown: () => {
-      watcher.stepDown();
-      return true;
-    },
-    status: () => watcher.status(),
-    health: () => watcher.health(),
-    onElection: (fn) => fn(watcher),
+    onEndpointStolen: (fn) => void watcher.on('endpointStolen', fn),
   };
 }
 
-export interface RedisBackendOptions {
-  readonly redisUrl: string;
+/** Loads a backend's entry point; names the missing package when its optional peer is not installed. */
+async function load<T>(importer: () => Promise<T>, flag: string, pkg: string): Promise<T> {
+  try {
+    return await importer();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' || !String((error as Error).message).includes(pkg)) throw error;
+    throw new FailoverError('ERR_FAILOVER_UNSUPPORTED', `${flag} needs the ${pkg} package: npm install ${pkg}`, { cause: error });
+  }
+}
+
+/** What every cross-host backend takes from the command line. */
+interface CommonBackendOptions {
   readonly project: string;
-  readonly nodeId: string | undefined;
+  /** This node's id; default: the hostname. */
+  readonly instanceId: string | undefined;
   readonly priority: number | undefined;
-  readonly strategy: 'race' | 'priority';
   readonly leaseTTL: number | undefined;
+  /** `--observe-only`: the node joins with failover disabled. */
   readonly observeOnly: boolean;
-  /** Where the unit record lives; default: per user, Redis server and project under the temp dir. */
+  /** Where the unit record lives; default: per user, server and project under the temp dir. */
   readonly workdir: string | undefined;
   /** Application metadata the node announces (`--metadata`); validated by the caller. */
   readonly metadata?: Readonly<Record<string, string>> | undefined;
+}
+
+export interface RedisBackendOptions extends CommonBackendOptions {
+  readonly redisUrl: string;
+  readonly strategy: 'race' | 'priority';
+}
+
+/** `HOST:PORT[/DB]` of a URL, without credentials; the text without credentials when it does not parse. */
+function serverOf(url: string, defaultPort: string, withDb: boolean): string {
+  try {
+    const u = new URL(url);
+    const db = u.pathname.replace(/^\//, '') || (withDb ? '0' : '');
+    return `${u.hostname}:${u.port || defaultPort}${db === '' ? '' : `/${db}`}`;
+  } catch {
+    // Validated before; keep the text (without credentials).
+    return url.replace(/\/\/[^@/]*@/, '//');
+  }
 }
 
 /**
@@ -110,83 +121,129 @@ export interface RedisBackendOptions {
  * spell the server the same way.
  */
 export function redisCluster(redisUrl: string, project: string): { cluster: string; workdir: string } {
-  let server = redisUrl;
-  try {
-    const url = new URL(redisUrl);
-    const db = url.pathname.replace(/^\//, '') || '0';
-    server = `${url.hostname}:${url.port || '6379'}/${db}`;
-  } catch {
-    // Validated before; keep the text (without credentials, below).
-    server = redisUrl.replace(/\/\/[^@/]*@/, '//');
-  }
+  const server = serverOf(redisUrl, '6379', true);
   return { cluster: `redis ${server} ${project}`, workdir: defaultWorkdir(`redis-${server}-${project}`) };
 }
 
 /** The Redis backend; loads ioredis only when used. */
-export async function redisBackend(options: RedisBackendOptions, hooks: SupervisorHooks): Promise<SupervisorBackend> {
-  const redis = await import('../../redis.js');
-  let cluster: import('../../redis.js').Cluster | undefined;
-  const electionWaiters: Array<(election: MetricsSource) => void> = [];
-  let starting: Promise<import('../../redis.js').Cluster> | undefined;
-  const leaving = new AbortController();
-  const config: import('../../redis.js').ClusterConfig = {
+export async function redisBackend(options: RedisBackendOptions, callbacks: SupervisorCallbacks): Promise<SupervisorBackend> {
+  const { Cluster } = await load(() => import('../../redis.js'), '--redis', 'ioredis');
+  const instanceId = options.instanceId ?? (await import('node:os')).hostname();
+  const cluster = new Cluster({
     project: options.project,
     redisUrl: options.redisUrl,
     strategy: options.strategy,
-    ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
-    ...(options.priority !== undefined ? { nodePriority: options.priority } : {}),
+    instanceId,
+    enabled: !options.observeOnly,
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
     ...(options.leaseTTL !== undefined ? { leaseTTL: options.leaseTTL } : {}),
     ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
-    onStart: (ctx) => hooks.onPromote(ctx.revision, ctx.reason, ctx.signal),
-    onStop: (ctx) => hooks.onDemote(ctx.revision, 'lost'),
-  };
-  if (options.observeOnly) {
-    throw new FailoverError('ERR_FAILOVER_INVALID_OPTION', '--observe-only is not available with --redis: a Redis node that cannot lead would only watch the lease');
-  }
-  const nodeId = options.nodeId ?? (await import('node:os')).hostname();
+    onPromote: callbacks.onPromote,
+    onDemote: callbacks.onDemote,
+  });
   const where = redisCluster(options.redisUrl, options.project);
+  const workdir = options.workdir ?? where.workdir;
   return {
     kind: 'redis',
-    instanceId: nodeId,
-    workdir: options.workdir ?? where.workdir,
+    election: cluster,
+    workdir,
     cluster: where.cluster,
-    get role() {
-      return cluster?.role ?? 'starting';
-    },
     settings: {
       backend: 'redis',
       project: options.project,
       strategy: options.strategy,
-      priority: options.priority ?? 1,
-      leaseTTL: options.leaseTTL ?? 3000,
-      workdir: options.workdir ?? where.workdir,
+      priority: cluster.options.nodePriority,
+      leaseTTL: cluster.options.leaseTTL,
+      enabled: !options.observeOnly,
+      workdir,
       metadata: options.metadata ?? {},
     },
-    // go-failover abandons an onStop that takes longer than 1 s: stop the command within that.
+    // The Redis election abandons an onDemote that takes longer than 1 s: stop the command within that.
     stopBudget: 900,
-    async start() {
-      starting = redis.run({ ...config, signal: leaving.signal });
-      cluster = await starting;
-      for (const fn of electionWaiters.splice(0)) fn(cluster);
-      cluster.on('roleChanged', (c) =>
-        hooks.onRoleChanged({ from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: nodeId, reason: c.reason }),
-      );
+  };
+}
+
+export interface EtcdBackendOptions extends CommonBackendOptions {
+  /** The etcd endpoints (http:// or https://). */
+  readonly hosts: readonly string[];
+  /** How long onDemote may take (the supervisor's leave budget). */
+  readonly demoteTimeout: number;
+}
+
+/** The etcd election as the unit record names it, and its default directory on this host. */
+export function etcdCluster(hosts: readonly string[], project: string): { cluster: string; workdir: string } {
+  const servers = hosts.map((h) => serverOf(h, '2379', false)).join(',');
+  return { cluster: `etcd ${servers} ${project}`, workdir: defaultWorkdir(`etcd-${servers}-${project}`) };
+}
+
+/** The etcd backend; loads etcd3 only when used. */
+export async function etcdBackend(options: EtcdBackendOptions, callbacks: SupervisorCallbacks): Promise<SupervisorBackend> {
+  const { EtcdElection } = await load(() => import('../../etcd.js'), '--etcd', 'etcd3');
+  const instanceId = options.instanceId ?? (await import('node:os')).hostname();
+  const election = new EtcdElection({
+    project: options.project,
+    hosts: options.hosts,
+    instanceId,
+    enabled: !options.observeOnly,
+    demoteTimeout: options.demoteTimeout,
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
+    ...(options.leaseTTL !== undefined ? { leaseTTL: options.leaseTTL } : {}),
+    onPromote: callbacks.onPromote,
+    onDemote: callbacks.onDemote,
+  });
+  const where = etcdCluster(options.hosts, options.project);
+  const workdir = options.workdir ?? where.workdir;
+  return {
+    kind: 'etcd',
+    election,
+    workdir,
+    cluster: where.cluster,
+    settings: {
+      backend: 'etcd',
+      project: options.project,
+      priority: options.priority ?? 1,
+      leaseTTL: options.leaseTTL ?? 3000,
+      enabled: !options.observeOnly,
+      workdir,
     },
-    async shutdown() {
-      // Also while run() is still connecting: its signal ends it, and the election with it.
-      leaving.abort();
-      await starting?.catch(() => undefined);
-      await cluster?.close().catch(() => undefined);
-    },
-    stepDown: () => {
-      cluster?.stepDown();
-      return true;
-    },
-    status: () => cluster?.status(),
-    health: () => cluster?.health() ?? { ok: false, status: 503, reason: 'starting' },
-    onElection: (fn) => {
-      if (cluster !== undefined) fn(cluster);
-      else electionWaiters.push(fn);
-    },
+    stopBudget: undefined,
+  };
+}
+
+export interface PostgresBackendOptions extends Omit<CommonBackendOptions, 'leaseTTL' | 'priority'> {
+  /** postgres:// or postgresql:// URL. */
+  readonly connectionString: string;
+  /** How long onDemote may take (the supervisor's leave budget). */
+  readonly demoteTimeout: number;
+}
+
+/** The PostgreSQL election as the unit record names it, and its default directory on this host. */
+export function postgresCluster(connectionString: string, project: string): { cluster: string; workdir: string } {
+  const server = serverOf(connectionString, '5432', false);
+  return { cluster: `postgres ${server} ${project}`, workdir: defaultWorkdir(`postgres-${server}-${project}`) };
+}
+
+/** The PostgreSQL backend; loads pg only when used. */
+export async function postgresBackend(options: PostgresBackendOptions, callbacks: SupervisorCallbacks): Promise<SupervisorBackend> {
+  const { PostgresElection } = await load(() => import('../../postgres.js'), '--postgres', 'pg');
+  const instanceId = options.instanceId ?? (await import('node:os')).hostname();
+  const election = new PostgresElection({
+    project: options.project,
+    connectionString: options.connectionString,
+    instanceId,
+    enabled: !options.observeOnly,
+    demoteTimeout: options.demoteTimeout,
+    onPromote: callbacks.onPromote,
+    onDemote: callbacks.onDemote,
+  });
+  const where = postgresCluster(options.connectionString, options.project);
+  const workdir = options.workdir ?? where.workdir;
+  return {
+    kind: 'postgres',
+    election,
+    workdir,
+    cluster: where.cluster,
+    settings: { backend: 'postgres', project: options.project, enabled: !options.observeOnly, workdir },
+    stopBudget: undefined,
   };
 }

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { SupervisorBackend, SupervisorHooks } from './backends.js';
+import type { SupervisorBackend, SupervisorCallbacks } from './backends.js';
+import type { Election } from '../../election/contract.js';
 import { runHook, SupervisedChild, type ChildExit } from './child.js';
 import { Guardian } from './guardian.js';
 import { startHealthServer, type HealthServer, type SupervisorMetrics } from './health-server.js';
@@ -66,11 +67,13 @@ const LOST_OUTLOOK: Readonly<Record<string, string>> = {
 
 /**
  * Runs until SIGINT/SIGTERM (exit 0), or until the command exits with `--on-exit exit` (its
- * exit code). `makeBackend` builds the election with the supervisor's hooks.
+ * exit code). `makeBackend` builds the election with the supervisor's callbacks (the contract's
+ * `onPromote`/`onDemote`, passed on unchanged); the supervisor then drives and listens to it
+ * through the `Election` contract alone, whatever the backend.
  */
 export async function runSupervisor(
   options: SupervisorOptions,
-  makeBackend: (hooks: SupervisorHooks) => SupervisorBackend | Promise<SupervisorBackend>,
+  makeBackend: (callbacks: SupervisorCallbacks) => SupervisorBackend | Promise<SupervisorBackend>,
   io: SupervisorIo,
 ): Promise<number> {
   const emit = (event: string, fields: Record<string, unknown>): void => {
@@ -101,7 +104,7 @@ export async function runSupervisor(
     ...io.env,
     FAILOVER_ROLE: role,
     FAILOVER_EPOCH: String(epoch),
-    FAILOVER_INSTANCE_ID: backend?.instanceId ?? '',
+    FAILOVER_INSTANCE_ID: backend?.election.instanceId ?? '',
     FAILOVER_REASON: reason,
   });
 
@@ -153,24 +156,20 @@ export async function runSupervisor(
   const onChildExit = (which: SupervisedChild, exit: ChildExit, epoch: number): void => {
     const onItsOwn = !which.stopping;
     emit('childExited', { pid: which.pid, code: exit.code, signal: exit.signal, onItsOwn, lingering: exit.lingering, at: wall() });
-    if (!onItsOwn || child !== which || backend?.role !== 'primary') return;
+    if (!onItsOwn || child !== which || backend?.election.role !== 'primary') return;
     say(`${options.command} exited on its own (${exit.code ?? exit.signal}); --on-exit ${options.onExit}`);
     if (options.onExit === 'stepdown') {
       child = undefined;
-      if (!backend.stepDown()) {
-        say('this backend cannot hand over without leaving; leaving the election');
-        exitCode = exit.code ?? 1;
-        finish();
-      }
+      backend.election.stepDown();
     } else if (options.onExit === 'restart') {
       metrics.childRestarts++;
       const delay = restartDelay;
       restartDelay = Math.min(restartDelay * 2, 5000);
       setTimeout(() => {
-        if (backend?.role === 'primary' && child === which) {
+        if (backend?.election.role === 'primary' && child === which) {
           startChild(epoch, 'restart').catch((error: unknown) => {
             say(`cannot restart ${options.command}: ${String(error)}; stepping down`);
-            backend?.stepDown();
+            backend?.election.stepDown();
           });
         }
       }, delay).unref();
@@ -180,8 +179,8 @@ export async function runSupervisor(
     }
   };
 
-  const hooks: SupervisorHooks = {
-    async onPromote(epoch, reason, signal) {
+  const callbacks: SupervisorCallbacks = {
+    async onPromote({ epoch, reason, signal }) {
       await hook('onPromote', options.onPromoteHook, env('primary', epoch, reason));
       // The role may be gone, or the supervisor leaving, by the time the hook is done: then the
       // command must not run (a successor may already run its own).
@@ -196,7 +195,7 @@ export async function runSupervisor(
         throw new Error('the primary role was lost while the command started; stopped it');
       }
     },
-    async onDemote(epoch, reason) {
+    async onDemote({ epoch, reason }) {
       const running = child;
       child = undefined;
       if (running !== undefined) {
@@ -206,33 +205,35 @@ export async function runSupervisor(
       }
       await hook('onDemote', options.onDemoteHook, env('secondary', epoch, reason));
     },
-    onRoleChanged(c) {
-      emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
-      say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
-    },
-    onPrimaryLost(e) {
-      emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason, at: e.at });
-      say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${LOST_OUTLOOK[e.reason] ?? ''}`);
-    },
-    onPromotionFailed(e) {
-      emit('promotionFailed', { error: e.error, retryInMs: e.retryInMs, at: e.at });
-      say(`could not take over: ${e.error}; retrying in ${e.retryInMs} ms`);
-    },
-    onEndpointStolen(e) {
-      emit('endpointStolen', { path: e.path, found: e.found, detail: e.detail, at: e.at });
-      // Always on stderr, with --json too: an error the operator must see.
-      io.err(`failover-watch: error: the endpoint's socket file was taken (${e.detail}); nodes connecting now do not reach this primary (/healthz answers 503)`);
-    },
   };
 
-  backend = await makeBackend(hooks);
+  backend = await makeBackend(callbacks);
   const b = backend;
+  const election = b.election;
+  // The contract's events, the same for every backend.
+  election.on('roleChanged', (c) => {
+    emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
+    say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
+  });
+  election.on('primaryLost', (e) => {
+    emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason, at: e.at });
+    say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${LOST_OUTLOOK[e.reason] ?? ''}`);
+  });
+  election.on('promotionFailed', (e) => {
+    emit('promotionFailed', { error: e.error, retryInMs: e.retryInMs, at: e.at });
+    say(`could not take over: ${e.error}; retrying in ${e.retryInMs} ms`);
+  });
+  b.onEndpointStolen?.((e) => {
+    emit('endpointStolen', { path: e.path, found: e.found, detail: e.detail, at: e.at });
+    // Always on stderr, with --json too: an error the operator must see.
+    io.err(`failover-watch: error: the endpoint's socket file was taken (${e.detail}); nodes connecting now do not reach this primary (/healthz answers 503)`);
+  });
   records = new UnitRecordFile(b.workdir, b.cluster);
   await guardian.start();
   let health: HealthServer | undefined;
   let failed = false;
   emit('started', {
-    instanceId: b.instanceId,
+    instanceId: election.instanceId,
     pid: process.pid,
     ...b.settings,
     command: [options.command, ...options.args],
@@ -248,10 +249,11 @@ export async function runSupervisor(
   if (io.signal.aborted) finish();
   try {
     if (options.health !== undefined) {
-      health = await startHealthServer(options.health.host, options.health.port, b, metrics, (text) => io.err(`failover-watch: warning: ${text}`));
+      const source = { status: () => election.status(), health: () => election.health(), onElection: (fn: (e: Election) => void) => fn(election) };
+      health = await startHealthServer(options.health.host, options.health.port, source, metrics, (text) => io.err(`failover-watch: warning: ${text}`));
       emit('healthListening', { host: options.health.host, port: health.port, at: wall() });
     }
-    await Promise.race([b.start(), finished]);
+    await Promise.race([election.start(), finished]);
     await finished;
   } catch (error) {
     failed = true;
@@ -260,7 +262,7 @@ export async function runSupervisor(
     leaving = true;
     io.signal.removeEventListener('abort', onSignal);
     // A graceful handover: onDemote stops the command, then the others are told at once.
-    await b.shutdown();
+    await election.shutdown().catch((error: unknown) => say(`leaving: ${error instanceof Error ? error.message : String(error)}`));
     if (child !== undefined) await child.stop(options.stopTimeout);
     await health?.close();
     await guardian.close();
