@@ -239,7 +239,11 @@ describe('failover-watch run over ZeroMQ', () => {
       [['run', '--endpoint', 'ipc://@x', '--interval', '500', '--timeout', '400', '--', 'true'], /--timeout/],
       [['run', '--endpoint', 'ftp://x', '--', 'true'], /endpoint/],
       [['run', '--endpoint', 'ipc://@x'], /COMMAND|operand|command/i],
-      [['run', '--redis', 'redis://127.0.0.1:1', '--project', 'p', '--observe-only', '--', 'true'], /--observe-only is not available with --redis/],
+      [['run', '--etcd', 'http://127.0.0.1:1', '--', 'true'], /--etcd needs --project/],
+      [['run', '--etcd', 'ftp://x', '--project', 'p', '--', 'true'], /--etcd must be http/],
+      [['run', '--postgres', 'mysql://x', '--project', 'p', '--', 'true'], /--postgres must be a postgres/],
+      [['run', '--postgres', 'postgres://x/y', '--project', 'p', '--lease-ttl', '1000', '--', 'true'], /--lease-ttl is for --redis and --etcd/],
+      [['run', '--redis', 'redis://127.0.0.1:1', '--postgres', 'postgres://x/y', '--', 'true'], /exactly one backend/],
     ];
     for (const [args, message] of cases) {
       const p = cli(args);
