@@ -75,6 +75,6 @@ describe('failover-watch run --etcd', () => {
     const etcd = await startEtcd(1);
     cleanups.push(() => etcd.stop());
     // The dead supervisor's lease expires: --lease-ttl plus the watch, with slack for load.
-    await killTakeover(['--etcd', etcd.hosts.join(','), '--project', `clietcd${process.pid}`, '--lease-ttl', '1000'], 10_000);
+    await killTakeover(['--etcd', etcd.hosts.join(','), '--project', `clietcd${process.pid}`, '--lease-ttl', '2000'], 10_000);
   }, 90_000);
 });

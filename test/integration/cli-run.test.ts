@@ -229,6 +229,26 @@ describe('failover-watch run over ZeroMQ', () => {
     expect(existsSync(join(work.path, 'h.log'))).toBe(false);
   }, 30_000);
 
+  it('checks the --etcd and --postgres options like --redis', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['run', '--etcd', 'http://127.0.0.1:1', '--', 'true'], /--etcd needs --project/],
+      [['run', '--etcd', 'ftp://x', '--project', 'p', '--', 'true'], /--etcd must be http/],
+      [['run', '--postgres', 'mysql://x', '--project', 'p', '--', 'true'], /--postgres must be a postgres/],
+      [['run', '--postgres', 'postgres://x/y', '--project', 'p', '--lease-ttl', '1000', '--', 'true'], /--lease-ttl is for --redis and --etcd/],
+      [['run', '--redis', 'redis://127.0.0.1:1', '--postgres', 'postgres://x/y', '--', 'true'], /exactly one backend/],
+      [['run', '--etcd', 'http://127.0.0.1:1', '--project', 'p', '--lease-ttl', '1500', '--', 'true'], /--lease-ttl with --etcd must be whole seconds/],
+    ];
+    const runs = cases.map(([args]) => cli(args));
+    for (const [i, [args, message]] of cases.entries()) {
+      const p = runs[i]!;
+      const { code } = await p.exited;
+      expect(code, args.join(' ')).toBe(2);
+      const lines = p.stderr.trim().split('\n');
+      expect(lines, args.join(' ')).toHaveLength(1);
+      expect(lines[0]).toMatch(message);
+    }
+  }, 30_000);
+
   it('reports each documented usage error on one line with exit code 2', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['run', '--', 'true'], /exactly one backend/],
@@ -239,11 +259,6 @@ describe('failover-watch run over ZeroMQ', () => {
       [['run', '--endpoint', 'ipc://@x', '--interval', '500', '--timeout', '400', '--', 'true'], /--timeout/],
       [['run', '--endpoint', 'ftp://x', '--', 'true'], /endpoint/],
       [['run', '--endpoint', 'ipc://@x'], /COMMAND|operand|command/i],
-      [['run', '--etcd', 'http://127.0.0.1:1', '--', 'true'], /--etcd needs --project/],
-      [['run', '--etcd', 'ftp://x', '--project', 'p', '--', 'true'], /--etcd must be http/],
-      [['run', '--postgres', 'mysql://x', '--project', 'p', '--', 'true'], /--postgres must be a postgres/],
-      [['run', '--postgres', 'postgres://x/y', '--project', 'p', '--lease-ttl', '1000', '--', 'true'], /--lease-ttl is for --redis and --etcd/],
-      [['run', '--redis', 'redis://127.0.0.1:1', '--postgres', 'postgres://x/y', '--', 'true'], /exactly one backend/],
     ];
     for (const [args, message] of cases) {
       const p = cli(args);

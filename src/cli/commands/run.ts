@@ -179,6 +179,10 @@ export const runCommand = defineCommand({
     if (backend === 'postgres' && v['lease-ttl'] !== undefined) return usage('--lease-ttl is for --redis and --etcd (PostgreSQL holds a lock, not a lease)');
     if (backend === 'postgres' && v.priority !== undefined) return usage('--priority has no effect with --postgres (the lock goes to the first in line)');
     if (backend !== 'redis' && v.strategy !== 'race') return usage('--strategy is for --redis');
+    const ttl = v['lease-ttl'];
+    if (backend === 'etcd' && ttl !== undefined && (ttl < 2000 || ttl % 1000 !== 0)) {
+      return usage(`--lease-ttl with --etcd must be whole seconds, at least 2000 (etcd leases count seconds), not ${ttl}`);
+    }
     let etcdHosts: string[] = [];
     if (v.etcd !== undefined) {
       etcdHosts = v.etcd.split(',').map((h) => h.trim());

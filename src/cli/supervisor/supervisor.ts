@@ -213,7 +213,8 @@ export async function runSupervisor(
   // The contract's events, the same for every backend.
   election.on('roleChanged', (c) => {
     emit('roleChanged', { from: c.from, to: c.to, epoch: c.epoch, at: c.at, instanceId: c.instanceId, reason: c.reason });
-    say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
+    // A start that failed ends starting -> stopped: the error line says why.
+    if (c.from !== 'starting' || c.to !== 'stopped') say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
   });
   election.on('primaryLost', (e) => {
     emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason, at: e.at });
@@ -262,7 +263,9 @@ export async function runSupervisor(
     leaving = true;
     io.signal.removeEventListener('abort', onSignal);
     // A graceful handover: onDemote stops the command, then the others are told at once.
-    await election.shutdown().catch((error: unknown) => say(`leaving: ${error instanceof Error ? error.message : String(error)}`));
+    await election.shutdown().catch((error: unknown) => {
+      if (!failed) say(`leaving: ${error instanceof Error ? error.message : String(error)}`);
+    });
     if (child !== undefined) await child.stop(options.stopTimeout);
     await health?.close();
     await guardian.close();
