@@ -57,6 +57,11 @@ describe('run() rejects an invalid config before connecting', () => {
     ['onStart not a function', { onStart: 'go' }, 'onStart'],
     ['logger without methods', { logger: {} }, 'logger'],
     ['unknown option', { leaseTtl: 1000 }, 'leaseTtl'],
+    ['instanceId and its alias nodeId', { instanceId: 'a', nodeId: 'a' }, 'instanceId'],
+    ['priority and its alias nodePriority', { priority: 1, nodePriority: 1 }, 'priority'],
+    ['onPromote and its alias onStart', { onPromote: () => undefined, onStart: () => undefined }, 'onPromote'],
+    ['onDemote and its alias onStop', { onDemote: () => undefined, onStop: () => undefined }, 'onDemote'],
+    ['enabled not a boolean', { enabled: 'yes' }, 'enabled'],
   ];
   it.each(cases)('%s', async (_name, patch, option) => {
     const started = performance.now();

@@ -394,6 +394,31 @@ describe('voluntary exits', () => {
   });
 });
 
+describe('setEnabled', () => {
+  it('a disabled leader hands over (disabled); it then only observes', () => {
+    const sim = new Sim();
+    sim.lead();
+    sim.feed({ type: 'startSettled', term: 1, ok: true });
+    const off = sim.feed({ type: 'setEnabled', enabled: false });
+    expect(ofType(off, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1, reason: 'disabled' }]);
+    const done = sim.feed({ type: 'stopSettled', term: 1 });
+    expect(roleChanges(done)).toEqual(['primary->secondary:disabled@1']);
+    expect(ofType(done, 'release')).toEqual([{ type: 'release', reason: 'disabled', deregister: false, awaited: false }]);
+    for (let t = 100; t <= 3000; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined) sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
+    }
+    expect(ofType(sim.log, 'op').filter((o) => o.kind === 'acquire')).toHaveLength(1); // only the first
+    sim.feed({ type: 'setEnabled', enabled: true });
+    const kind = (): string | undefined => (sim.op as { kind: string } | undefined)?.kind;
+    for (let t = 3100; t <= 3500 && kind() !== 'acquire'; t += 100) {
+      sim.advanceTo(t);
+      if (sim.op !== undefined && kind() !== 'acquire') sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
+    }
+    expect((sim.op as { kind: string } | undefined)?.kind).toBe('acquire');
+  });
+});
+
 describe('stepDown', () => {
   const observed: OpReply = { kind: 'observe', leader: { nodeId: 'other', revision: 2, priority: 1 }, duplicate: false };
 
