@@ -31,6 +31,7 @@ import type {
 import { etcdStep, initialEtcdState, type CampaignKey, type EtcdEffect, type EtcdInput, type EtcdMachineState } from './core/etcd-machine.js';
 import { FailoverError, InvalidOptionError } from './errors.js';
 import { Notifier } from './runtime/notifier.js';
+import { callSettled, TermSignals } from './election/driver.js';
 import { StepLoop } from './runtime/step-loop.js';
 import { systemClock, type Clock } from './runtime/clock.js';
 
@@ -164,7 +165,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
   readonly #client: Etcd3;
   readonly #loop: StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>;
   readonly #leases = new Map<string, Lease>();
-  readonly #aborts = new Map<number, AbortController>();
+  readonly #signals = new TermSignals();
   #watcher: Watcher | undefined;
   #started: Promise<void> | undefined;
   #resolveStarted: () => void = () => {};
@@ -556,41 +557,25 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         return;
       }
       case 'callPromote': {
-        const controller = new AbortController();
-        this.#aborts.set(effect.term, controller);
         const { term, epoch, reason } = effect;
-        this.#loop.whenIdle(() => {
-          let result: unknown;
-          try {
-            result = this.#o.onPromote?.({ epoch, reason, signal: controller.signal });
-          } catch (error) {
-            this.#loop.dispatch({ type: 'promoteSettled', term, ok: false, detail: message(error) });
-            return;
-          }
-          Promise.resolve(result).then(
-            () => this.#loop.dispatch({ type: 'promoteSettled', term, ok: true }),
-            (error: unknown) => this.#loop.dispatch({ type: 'promoteSettled', term, ok: false, detail: message(error) }),
-          );
-        });
+        const signal = this.#signals.open(term);
+        this.#loop.whenIdle(() =>
+          callSettled(this.#o.onPromote, { epoch, reason, signal }, 'onPromote', (error) =>
+            this.#loop.dispatch(
+              error === undefined ? { type: 'promoteSettled', term, ok: true } : { type: 'promoteSettled', term, ok: false, detail: message(error) },
+            ),
+          ),
+        );
         return;
       }
       case 'abortPromote':
-        this.#aborts.get(effect.term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `role lost (${effect.reason})`));
-        this.#aborts.delete(effect.term);
+        this.#signals.abort(effect.term, new FailoverError('ERR_FAILOVER_LIFECYCLE', `role lost (${effect.reason})`));
         return;
       case 'callDemote': {
         const { term, epoch, reason } = effect;
-        this.#loop.whenIdle(() => {
-          let result: unknown;
-          try {
-            result = this.#o.onDemote?.({ epoch, reason });
-          } catch {
-            result = undefined;
-          }
-          Promise.resolve(result)
-            .catch(() => undefined)
-            .finally(() => this.#loop.dispatch({ type: 'demoteSettled', term }));
-        });
+        this.#loop.whenIdle(() =>
+          callSettled(this.#o.onDemote, { epoch, reason }, 'onDemote', () => this.#loop.dispatch({ type: 'demoteSettled', term })),
+        );
         return;
       }
       case 'roleChanged': {
@@ -676,8 +661,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     this.#finished = true;
     this.#closing.abort();
     this.#loop.stop();
-    for (const c of this.#aborts.values()) c.abort();
-    this.#aborts.clear();
+    this.#signals.abortAll();
     this.#client.close();
     // The last role change (to `stopped`) reaches roleChanged listeners before shutdown() resolves.
     this.#flush();

@@ -89,6 +89,7 @@ import type {
   ElectionStatusCore,
 } from './election/contract.js';
 import type { ClusterStats, NodeInfo } from './redis/stats.js';
+import { callSettled, Deliveries, TermSignals } from './election/driver.js';
 
 export { formatStats } from './redis/stats.js';
 export type { ClusterStats, NodeInfo } from './redis/stats.js';
@@ -420,13 +421,13 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Elec
   readonly #logger: Logger;
   readonly #store: LeaseStore;
   readonly #loop: StepLoop<LeaseMachineState, LeaseInput, LeaseEffect>;
-  #aborts = new Map<number, AbortController>();
+  /** onPromote's signal, per term. */
+  readonly #signals = new TermSignals();
+  readonly #deliveries = new Deliveries();
   #started = deferred<void>();
   #closed = deferred<void>();
   #closeResult: Promise<void> | undefined;
   #releaseError: FailoverError | undefined;
-  #pending: Array<() => void> = [];
-  #flushScheduled = false;
   #connectionDown = false;
   #finished = false;
   /** Removes the config signal's abort listener (set once run() started). */
@@ -800,44 +801,25 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Elec
         return;
       }
       case 'callStart': {
-        const controller = new AbortController();
-        this.#aborts.set(effect.term, controller);
         const { term, revision, reason } = effect;
-        const onPromote = this.options.onPromote;
-        queueMicrotask(() => {
-          let result: unknown;
-          try {
-            result = onPromote?.({ epoch: revision, reason, signal: controller.signal });
-          } catch (error) {
-            this.#startSettled(term, error);
-            return;
-          }
-          Promise.resolve(result).then(
-            () => this.#startSettled(term, undefined),
-            (error: unknown) => this.#startSettled(term, error ?? new Error('onPromote rejected')),
-          );
-        });
+        const signal = this.#signals.open(term);
+        queueMicrotask(() =>
+          callSettled(this.options.onPromote, { epoch: revision, reason, signal }, 'onPromote', (error) => this.#startSettled(term, error)),
+        );
         return;
       }
       case 'abortStart':
-        this.#aborts
-          .get(effect.term)
-          ?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${effect.reason})`));
+        // Only the signal: the term's callbacks still settle (see #notify for the term's end).
+        this.#signals.abort(effect.term, new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${effect.reason})`));
         return;
       case 'callStop': {
         const { term, revision, reason } = effect;
-        const onDemote = this.options.onDemote;
-        queueMicrotask(() => {
-          let result: unknown;
-          try {
-            result = onDemote?.({ epoch: revision, reason });
-          } catch (error) {
-            this.#logger.error(`onDemote threw: ${String(error)}`);
-          }
-          Promise.resolve(result)
-            .catch((error: unknown) => this.#logger.error(`onDemote rejected: ${String(error)}`))
-            .finally(() => this.#dispatch({ type: 'stopSettled', term }));
-        });
+        queueMicrotask(() =>
+          callSettled(this.options.onDemote, { epoch: revision, reason }, 'onDemote', (error) => {
+            if (error !== undefined) this.#logger.error(`onDemote failed: ${String(error)}`);
+            this.#dispatch({ type: 'stopSettled', term });
+          }),
+        );
         return;
       }
       case 'notify':
@@ -930,10 +912,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Elec
   #notify(n: LeaseNotification): void {
     if (n.from === 'primary') {
       // The term ended: its signal aborts, also when onPromote already resolved (the contract).
-      for (const controller of this.#aborts.values()) {
-        controller.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${n.reason})`));
-      }
-      this.#aborts.clear();
+      this.#signals.abortAll(new FailoverError('ERR_FAILOVER_LIFECYCLE', `leadership lost (${n.reason})`));
     }
     const change: RoleChange = {
       from: n.from,
@@ -963,15 +942,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Elec
 
   /** Delivers notifications after the step, in order, never inside the machine's step. */
   #later(deliver: () => void): void {
-    this.#pending.push(deliver);
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      const batch = this.#pending;
-      this.#pending = [];
-      for (const d of batch) d();
-    });
+    this.#deliveries.push(deliver);
   }
 
   protected override onListenerError(event: string, error: unknown): void {
@@ -985,8 +956,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Elec
     this.#loop.stop();
     if (this.#startTimer !== undefined) this.#clock.clearTimer(this.#startTimer);
     this.#startTimer = undefined;
-    for (const controller of this.#aborts.values()) controller.abort();
-    this.#aborts.clear();
+    this.#signals.abortAll();
     this.endChangeStreams();
     this.#started.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the cluster was closed before its first role settled'));
     this.#closed.resolve();

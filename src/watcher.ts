@@ -46,6 +46,7 @@ import {
   type RejectReason,
   type Topic,
 } from './protocol/messages.js';
+import { callSettled, TermSignals } from './election/driver.js';
 import { Notifier } from './runtime/notifier.js';
 import { systemClock, type Clock, type TimerHandle } from './runtime/clock.js';
 import { prefixed, silentLogger, type Logger } from './runtime/logger.js';
@@ -382,7 +383,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   #exclusiveRunning = 0;
   /** Operations waiting for the ones before them. */
   #opsWaiting = 0;
-  #aborts = new Map<number, AbortController>();
+  /** onPromote's signal, per term. */
+  readonly #signals = new TermSignals();
   #started: Deferred<void> | undefined;
   #stopped: Deferred<void> | undefined;
   #forceTimer: TimerHandle | undefined;
@@ -1055,48 +1057,29 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
         return;
       }
       case 'callPromote': {
-        const controller = new AbortController();
-        this.#aborts.set(effect.term, controller);
         const { term, epoch, reason } = effect;
+        const signal = this.#signals.open(term);
         const onPromote = this.options.onPromote;
         // Called in this tick, as soon as the step loop is idle (not a microtask later: that
         // would cost the takeover a turn): the state is already the promoting one, the
         // announcement and first heartbeat are sent, and whatever onPromote does to this
         // watcher (stepDown, shutdown, setEnabled) takes effect at once, aborting `signal`.
-        this.#loop.whenIdle(() => {
-          let result: unknown;
-          try {
-            result = onPromote?.({ epoch, reason, signal: controller.signal });
-          } catch (error) {
-            this.#promoteSettled(term, error ?? new Error('onPromote threw'));
-            return;
-          }
-          Promise.resolve(result).then(
-            () => this.#promoteSettled(term, undefined),
-            (error: unknown) => this.#promoteSettled(term, error ?? new Error('onPromote rejected')),
-          );
-        });
+        this.#loop.whenIdle(() => callSettled(onPromote, { epoch, reason, signal }, 'onPromote', (error) => this.#promoteSettled(term, error)));
         return;
       }
       case 'abortPromote':
-        this.#aborts.get(effect.term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the primary role was lost'));
+        this.#signals.abort(effect.term, new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the primary role was lost'));
         return;
       case 'callDemote': {
         const { term, epoch, reason } = effect;
-        this.#aborts.get(term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', `the primary role ended (${reason})`));
-        this.#aborts.delete(term);
+        this.#signals.abort(term, new FailoverError('ERR_FAILOVER_LIFECYCLE', `the primary role ended (${reason})`));
         const onDemote = this.options.onDemote;
-        queueMicrotask(() => {
-          let result: unknown;
-          try {
-            result = onDemote?.({ epoch, reason });
-          } catch (error) {
-            this.#logger.error(`onDemote threw: ${String(error)}`);
-          }
-          Promise.resolve(result)
-            .catch((error: unknown) => this.#logger.error(`onDemote rejected: ${String(error)}`))
-            .finally(() => this.#dispatch({ type: 'demoteSettled', term }));
-        });
+        queueMicrotask(() =>
+          callSettled(onDemote, { epoch, reason }, 'onDemote', (error) => {
+            if (error !== undefined) this.#logger.error(`onDemote failed: ${String(error)}`);
+            this.#dispatch({ type: 'demoteSettled', term });
+          }),
+        );
         return;
       }
       case 'startLivenessProbe':
@@ -1158,8 +1141,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     // A resolved onPromote's signal stays live for the whole term: it aborts when the term ends
     // (callDemote), as the election contract has it.
     if (error !== undefined) {
-      this.#aborts.get(term)?.abort(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'onPromote failed'));
-      this.#aborts.delete(term);
+      this.#signals.abort(term, new FailoverError('ERR_FAILOVER_LIFECYCLE', 'onPromote failed'));
     }
     if (error !== undefined) this.#logger.warn(`onPromote failed: ${error instanceof Error ? error.message : String(error)}`);
     this.#dispatch({
@@ -1186,8 +1168,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     this.#loop.stop();
     if (this.#forceTimer !== undefined) this.#clock.clearTimer(this.#forceTimer);
     this.#forceTimer = undefined;
-    for (const controller of this.#aborts.values()) controller.abort();
-    this.#aborts.clear();
+    this.#signals.abortAll();
     this.endChangeStreams();
     this.#started?.reject(new FailoverError('ERR_FAILOVER_LIFECYCLE', 'the watcher was shut down before it started'));
     this.#resolveStopped();
