@@ -18,8 +18,10 @@
  *   *send time* of its last successful acquire or refresh: the lease it holds in Redis lives at
  *   least `leaseTTL` from that instant, so with `maxDrift < leaseTTL` it stops acting before the
  *   lease can expire and another node take it (up to clock-rate differences, see docs/REDIS.md);
- * - `onStop` is called once for every `onStart`, only after that `onStart` settled, and is
- *   abandoned (with a warning) after `stopTimeout`;
+ * - `onStop` (the contract's `onDemote`) is called once for every `onStart` (`onPromote`) that
+ *   did not fail, only after it settled, with the reason the term ended, and is abandoned (with
+ *   a warning) after `stopTimeout`; a failed `onStart` hands the lease back at once, without it;
+ * - a disabled node (`setEnabled`) never acquires; a disabled leader hands over like a step-down;
  * - a node never starts a new term while a callback of its previous term is outstanding;
  * - a voluntary exit (close, step-down, preemption, `onStart` rejection) keeps the lease until
  *   `onStop` finished (bounded by `handoverTimeout`), then releases it so a standby takes over at
