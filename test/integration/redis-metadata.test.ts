@@ -79,29 +79,29 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     const seen = await toA;
     expect(seen.metadata).toEqual({ port: '7001', zone: 'x' });
     expect(a.isLeader).toBe(true);
-    expect(b.status().leaderMetadata).toEqual({ port: '7001', zone: 'x' });
-    expect(b.status().metadata).toEqual({ port: '7002' });
-    expect(b.status().metadataDropped).toBe(0);
+    expect(b.status().redis.leaderMetadata).toEqual({ port: '7001', zone: 'x' });
+    expect(b.status().redis.metadata).toEqual({ port: '7002' });
+    expect(b.status().redis.metadataDropped).toBe(0);
 
     const nodes = await b.liveNodes();
-    expect(nodes.map((n) => [n.nodeId, n.isLeader, n.metadata])).toEqual([
+    expect(nodes.map((n) => [n.instanceId, n.role === 'primary', n.metadata])).toEqual([
       ['a', true, { port: '7001', zone: 'x' }],
       ['b', false, { port: '7002' }],
     ]);
 
     // A third node follows a; when a leaves, it gets b's metadata with b's primaryChanged.
     const c = await start({ project, nodeId: 'c', nodePriority: 3 });
-    await waitFor('c reads a metadata', () => c.status().leaderMetadata?.port === '7001');
+    await waitFor('c reads a metadata', () => c.status().redis.leaderMetadata?.port === '7001');
     const toB = next<PrimaryChangedEvent>(c, 'primaryChanged', (e) => e.instanceId === 'b');
     await a.close();
     const takeover = await toB;
     expect(takeover.metadata).toEqual({ port: '7002' });
-    expect(c.status().leaderMetadata).toEqual({ port: '7002' });
+    expect(c.status().redis.leaderMetadata).toEqual({ port: '7002' });
     // The new leader no longer reports a followed leader's metadata; a left with its own.
     await waitFor('b leads', () => b.isLeader);
-    expect(b.status().leaderMetadata).toBeUndefined();
+    expect(b.status().redis.leaderMetadata).toBeUndefined();
     const after = await c.liveNodes();
-    expect(after.map((n) => [n.nodeId, n.metadata])).toEqual([
+    expect(after.map((n) => [n.instanceId, n.metadata])).toEqual([
       ['b', { port: '7002' }],
       ['c', {}],
     ]);
@@ -111,7 +111,7 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     const project = uniqueProject('fw-meta');
     const a = await start({ project, nodeId: 'a', nodePriority: 1, metadata: { port: '7001' } });
     const b = await start({ project, nodeId: 'b', nodePriority: 2 });
-    await waitFor('b reads a metadata', () => b.status().leaderMetadata?.port === '7001');
+    await waitFor('b reads a metadata', () => b.status().redis.leaderMetadata?.port === '7001');
     const roles: RoleChange[] = [];
     a.on('roleChanged', (c) => roles.push(c));
     b.on('roleChanged', (c) => roles.push(c));
@@ -120,8 +120,8 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     a.setMetadata({ port: '8001', build: '42' });
     const event = await changed;
     expect(event).toMatchObject({ instanceId: 'a', epoch: a.revision, metadata: { port: '8001', build: '42' } });
-    expect(b.status().leaderMetadata).toEqual({ port: '8001', build: '42' });
-    expect(a.status().metadata).toEqual({ port: '8001', build: '42' });
+    expect(b.status().redis.leaderMetadata).toEqual({ port: '8001', build: '42' });
+    expect(a.status().redis.metadata).toEqual({ port: '8001', build: '42' });
 
     // Removing every key is an update too.
     const cleared = next<{ metadata: Record<string, string> }>(b, 'primaryMetadataChanged', () => true);
@@ -139,7 +139,7 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     })();
     expect(error).toBeInstanceOf(InvalidOptionError);
     expect((error as InvalidOptionError).option).toBe('metadata.port');
-    expect(a.status().metadata).toEqual({});
+    expect(a.status().redis.metadata).toEqual({});
     expect(roles).toEqual([]);
   });
 
@@ -149,7 +149,7 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     const channel = `{${project}}:leadership`;
     const a = await start({ project, nodeId: 'a', nodePriority: 1, metadata: { port: '7001' } });
     const b = await start({ project, nodeId: 'b', nodePriority: 2 });
-    await waitFor('b reads a metadata', () => b.status().leaderMetadata?.port === '7001');
+    await waitFor('b reads a metadata', () => b.status().redis.leaderMetadata?.port === '7001');
     const roles: RoleChange[] = [];
     const updates: Array<Record<string, string>> = [];
     a.on('roleChanged', (c) => roles.push(c));
@@ -176,11 +176,11 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     for (const [i, value] of bad.entries()) {
       await raw.hset(key, 'a', value);
       await raw.publish(channel, notice);
-      await waitFor(`drop #${i + 1}`, () => b.status().metadataDropped === i + 1);
+      await waitFor(`drop #${i + 1}`, () => b.status().redis.metadataDropped === i + 1);
       // The last good metadata stands: a dropped read is no news.
-      expect(b.status().leaderMetadata).toEqual({ port: '7001' });
+      expect(b.status().redis.leaderMetadata).toEqual({ port: '7001' });
       const live = await b.liveNodes();
-      expect(live.find((n) => n.nodeId === 'a')?.metadata).toBeUndefined();
+      expect(live.find((n) => n.instanceId === 'a')?.metadata).toBeUndefined();
     }
     // Garbage notices on the channel are ignored.
     for (const message of ['garbage', '{"type":"metadata","nodeId":5}', '{"type":"metadata"}', 'y'.repeat(200_000), '{"type":"elected","nodeId":"zz","revision":-1}']) {
@@ -191,7 +191,7 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     a.setMetadata({ port: '9001' });
     expect((await good).metadata).toEqual({ port: '9001' });
     expect(updates).toEqual([{ port: '9001' }]);
-    expect(b.status().metadataDropped).toBe(bad.length);
+    expect(b.status().redis.metadataDropped).toBe(bad.length);
     expect(roles).toEqual([]);
     expect(a.isLeader).toBe(true);
     expect(b.role).toBe('secondary');
@@ -203,9 +203,9 @@ describe.skipIf(skip !== undefined)('Redis metadata', () => {
     const a = await start({ project, nodeId: 'a', nodePriority: 1 });
     await rawClient().hset(`{${project}}:metadata`, 'a', '{"port":["7001"]}');
     const b = await start({ project, nodeId: 'b', nodePriority: 2 });
-    await waitFor('b drops it', () => b.status().metadataDropped === 1);
-    expect(b.status().leaderMetadata).toEqual({});
-    expect(b.status().leader?.nodeId).toBe('a');
+    await waitFor('b drops it', () => b.status().redis.metadataDropped === 1);
+    expect(b.status().redis.leaderMetadata).toEqual({});
+    expect(b.status().redis.leader?.nodeId).toBe('a');
     expect(a.isLeader).toBe(true);
   });
 });
@@ -246,7 +246,7 @@ describe.skipIf(skip !== undefined)('Redis metadata with the ACL of SECURITY.md'
     cleanups.push(() => a.close().catch(() => undefined));
     const b = await run({ ...fast, project, nodeId: 'b', nodePriority: 2, redisUrl: url, logger });
     cleanups.push(() => b.close().catch(() => undefined));
-    await waitFor('b reads a metadata', () => b.status().leaderMetadata?.port === '7001');
+    await waitFor('b reads a metadata', () => b.status().redis.leaderMetadata?.port === '7001');
     const changed = next<{ metadata: Record<string, string> }>(b, 'primaryMetadataChanged', () => true);
     a.setMetadata({ port: '7002' });
     expect((await changed).metadata).toEqual({ port: '7002' });

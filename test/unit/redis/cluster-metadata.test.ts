@@ -59,22 +59,22 @@ describe('Cluster metadata on a fake clock', () => {
     const [a] = await start('a', { port: '7001' });
     const [b, bStore] = await start('b', {});
     expect(a.isLeader).toBe(true);
-    expect(b.status().leaderMetadata).toEqual({ port: '7001' });
+    expect(b.status().redis.leaderMetadata).toEqual({ port: '7001' });
     const updates: Metadata[] = [];
     b.on('primaryMetadataChanged', (e) => void updates.push(e.metadata));
 
     bStore.failReads = true;
     a.setMetadata({ port: '7002' });
     await flush();
-    expect(b.status().leaderMetadata).toEqual({ port: '7001' });
-    expect(b.status().metadataDropped).toBe(0);
+    expect(b.status().redis.leaderMetadata).toEqual({ port: '7001' });
+    expect(b.status().redis.metadataDropped).toBe(0);
 
     bStore.failReads = false;
     hash.set('a', '{"port":7003}');
     bStore.handlers?.onMetadataNotice?.('a');
     await flush();
-    expect(b.status().leaderMetadata).toEqual({ port: '7001' });
-    expect(b.status().metadataDropped).toBe(1);
+    expect(b.status().redis.leaderMetadata).toEqual({ port: '7001' });
+    expect(b.status().redis.metadataDropped).toBe(1);
     expect(updates).toEqual([]);
 
     a.setMetadata({ port: '7004' });
