@@ -207,6 +207,9 @@ export const runCommand = defineCommand({
     const parsedMetadata = metadataOrUsageError(v.metadata);
     if ('error' in parsedMetadata) return usage(parsedMetadata.error);
     const { metadata } = parsedMetadata;
+    if ((backend === 'etcd' || backend === 'postgres') && v.metadata !== undefined && v.metadata.length > 0) {
+      return usage(`--metadata is for --endpoint and --redis (the ${backend} election does not carry metadata yet)`);
+    }
 
     const keys = await curveOrUsageError(v['curve-dir'], v['curve-name']);
     if ('error' in keys) return usage(keys.error);
