@@ -510,7 +510,10 @@ function onLine(b: Builder, line: readonly CampaignKey[]): void {
     }
     return;
   }
-  if (!s.settled && (s.session !== undefined) && !(mine && s.enabled)) settle(b);
+  // Settle as a secondary only on a line that can say so: one with our own key in it (a line read
+  // before our campaign's put landed would make a lone first node report `secondary` from
+  // start()), or any line once we campaign no more (disabled).
+  if (!s.settled && s.session !== undefined && (ownIndex >= 0 || !s.enabled) && !(mine && s.enabled)) settle(b);
   if (!mine || !s.enabled || s.stopping || s.exit !== undefined || s.callbacks !== 'none' || s.phase !== 'candidate') return;
   if (betterExists(s, line)) {
     // First in line but not the best live priority: yield the place rather than lead.

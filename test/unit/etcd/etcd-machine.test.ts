@@ -69,6 +69,21 @@ describe('etcd machine', () => {
     expect(sim.effects.some((e) => e.type === 'started')).toBe(true);
   });
 
+  it('a line read before its own key does not settle it', () => {
+    // A watch event (or a read) can answer between the lease grant and the campaign's put: the
+    // empty line it returns must not make a lone first node settle as a secondary.
+    const sim = new Sim();
+    sim.feed({ type: 'start' });
+    sim.feed({ type: 'granted', id: sim.last('grant').id, leaseId: '10', sentAt: sim.now });
+    sim.rank([]);
+    expect(sim.effects.some((e) => e.type === 'started')).toBe(false);
+    expect(sim.state.role).toBe('starting');
+    sim.feed({ type: 'campaigned', id: sim.last('campaign').id, key: 'p/e/a', createRevision: 7 });
+    sim.rank([{ key: 'p/e/a', createRevision: 7, nodeId: 'a', priority: 1, leaseId: '10' }]);
+    expect(sim.state.role).toBe('primary');
+    expect(sim.last('callPromote').reason).toBe('startup');
+  });
+
   it('follows the first key and takes over when it goes', () => {
     const sim = new Sim();
     sim.join(9, [key('b', 5)]);
