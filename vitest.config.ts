@@ -17,6 +17,8 @@ export default defineConfig({
     ],
   },
   test: {
+    // A JavaScript build of src/ for the CLI processes the tests spawn (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
     // examples/*.test.ts are the users' side of the test kit (docs/TESTING.md): run with the suite.
     include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
     // Integration tests spawn real processes and sockets; a 2-core machine needs headroom.

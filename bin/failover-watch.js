@@ -3,10 +3,17 @@
 // through tsx, so no build step is needed after npm install and a stale dist/ is never used; the
 // published package (no src/) runs the compiled dist/.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const source = new URL('../src/cli/main.ts', import.meta.url);
+// In a checkout, FAILOVER_WATCH_DIST may name a fresh JavaScript build of src/ to run instead
+// (the test suite builds one at its start: a node process then starts in a third of tsx's CPU).
+const built = existsSync(source) ? process.env.FAILOVER_WATCH_DIST : undefined;
 let cli;
-if (existsSync(source)) {
+if (built !== undefined && built !== '') {
+  cli = await import(pathToFileURL(join(built, 'cli', 'main.js')).href);
+} else if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
   cli = await import(source.href);
