@@ -6,6 +6,7 @@
  * difference between a suite that fits in its time and one that does not. The code is the same:
  * the type check is `tsc --noEmit`, and tests that need the TypeScript entry set their own env.
  */
+import { chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buildPublishedCli } from '../harness/published-cli.js';
 
@@ -13,6 +14,8 @@ export default async function setup(): Promise<() => void> {
   // FW_TEST_TSX=1: spawn the CLI through tsx from src/, as a checkout runs it without the suite.
   if (process.env.FW_TEST_TSX === '1') return () => undefined;
   const cli = await buildPublishedCli();
+  // Readable by the two-user tests' accounts, which inherit the variable (mkdtemp makes it 0700).
+  chmodSync(dirname(dirname(cli.bin)), 0o755);
   process.env.FAILOVER_WATCH_DIST = join(dirname(dirname(cli.bin)), 'dist');
   return () => cli.cleanup();
 }
