@@ -784,7 +784,7 @@ export class Cluster extends Notifier<ClusterEvents, RoleChange> implements Elec
       }
       case 'release': {
         const awaited = effect.awaited && effect.mayHold === true;
-        this.#store.release(effect.reason, effect.deregister).then(
+        this.#store.release(effect.reason, effect.deregister, effect.revision).then(
           (released) => this.#dispatch({ type: 'releaseResult', released, ok: true }),
           (error: unknown) => {
             const detail = error instanceof Error ? error.message : String(error);

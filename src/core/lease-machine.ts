@@ -292,6 +292,14 @@ export type LeaseEffect =
       readonly awaited: boolean;
       /** Whether the lease may be ours (leader, or an acquire in flight): a failure then matters. */
       readonly mayHold?: boolean;
+      /**
+       * The revision of the term given up: the store releases the lease only while it still holds
+       * that term. Absent when closing (any lease of this node goes: it never leads again).
+       * Without it, a release for an ended term that ran late (after Redis was paused) deleted
+       * the next term this node had taken and announced meanwhile, and a standby took over while
+       * this node was still primary.
+       */
+      readonly revision?: number;
     }
   | { readonly type: 'callStart'; readonly term: number; readonly revision: number; readonly reason: LeaseRoleChangeReason }
   | { readonly type: 'abortStart'; readonly term: number; readonly reason: LeaseRoleChangeReason }
@@ -669,7 +677,7 @@ function onAcquired(b: Builder, op: PendingOp, revision: number, from: AcquiredF
   if (b.now >= op.sentAt + s.config.maxDrift) {
     // The answer came so late that the lease may be about to expire: do not act on it.
     b.log('warn', `the lease was granted ${Math.round(b.now - op.sentAt)} ms after asking (maxDrift ${s.config.maxDrift} ms); giving it back`);
-    b.emit({ type: 'release', reason: 'drift', deregister: false, awaited: false });
+    b.emit({ type: 'release', reason: 'drift', deregister: false, awaited: false, revision });
     onFollowing(b, undefined);
     return;
   }
@@ -736,8 +744,9 @@ function loseLeadership(b: Builder, reason: 'drift' | 'lease-lost', release: boo
   const exit = s.exit;
   b.set({ phase: 'follower', leaseOkSentAt: undefined, leader: undefined, exit: undefined });
   // Best effort: when Redis is merely slow, giving the lease back lets a standby in sooner. The
-  // script only deletes a lease that is still ours, and runs after anything sent before it.
-  if (release) b.emit({ type: 'release', reason, deregister: false, awaited: false });
+  // script only deletes a lease that is still this term's (fenced by its revision: the release
+  // may run late, after this node took the lease again), and runs after anything sent before it.
+  if (release) b.emit({ type: 'release', reason, deregister: false, awaited: false, revision: s.termRevision });
   endTerm(b, reason);
   b.changeRole('secondary', reason);
   if (exit?.reason === 'shutdown') {
@@ -832,7 +841,7 @@ function finishExit(b: Builder): void {
   b.set({ phase: 'follower', leaseOkSentAt: undefined, leader: undefined });
   if (exit.reason === 'start-failed' || exit.reason === 'stepdown') b.set({ holdOffUntil: b.now + s.config.failureHoldOff });
   b.changeRole('secondary', exit.reason);
-  b.emit({ type: 'release', reason: exit.reason, deregister: false, awaited: false });
+  b.emit({ type: 'release', reason: exit.reason, deregister: false, awaited: false, revision: s.termRevision });
 }
 
 function onReleaseResult(b: Builder, released: boolean, ok: boolean, detail: string | undefined): void {

@@ -16,7 +16,8 @@
  *
  * KEYS (see `lease-keys.ts`): 1 leader, 2 revision, 3 last, 4 nodes, 5 node-info, 6 events.
  * ARGV: 1 nodeId, 2 session, 3 priority, 4 eligible ('1'|'0'), 5 ttl ms, 6 strategy,
- * 7 channel, 8 events limit, 9 highest revision known to the caller, 10 reason, 11 deregister.
+ * 7 channel, 8 events limit, 9 highest revision known to the caller, 10 reason, 11 deregister,
+ * 12 the revision of the term a release gives up ('' = any lease of this session).
  *
  * @module
  */
@@ -42,6 +43,7 @@ local eventsLimit = tonumber(ARGV[8])
 local known = tonumber(ARGV[9]) or 0
 local reason = ARGV[10]
 local deregister = ARGV[11] == '1'
+local fence = ARGV[12] or ''
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -196,7 +198,10 @@ return {'observed', dup, v[1], v[2], v[3]}
 `;
 
 /**
- * Delete the lease when it is still ours, record the event and notify the others; with
+ * Delete the lease when it is still ours and, when the caller names the term it gives up
+ * (ARGV[12]), still that term: a release sent for an ended term must not delete a later term of
+ * the same session (a node that took the lease again meanwhile and announced it). Record the
+ * event and notify the others; with
  * deregister, also remove this node's registration; after a step-down or a failed start, mark
  * the registration ineligible (the node holds off) before the notice goes out, so that the
  * standbys' immediate acquire does not defer to it. Replies 1 when a lease was released.
@@ -204,8 +209,9 @@ return {'observed', dup, v[1], v[2], v[3]}
 const RELEASE = `${PRELUDE}
 local released = 0
 local rev = '0'
-if redis.call('HGET', leaderKey, 'session') == session then
-  rev = redis.call('HGET', leaderKey, 'rev') or '0'
+local held = redis.call('HMGET', leaderKey, 'session', 'rev')
+if held[1] == session and (fence == '' or held[2] == fence) then
+  rev = held[2] or '0'
   redis.call('DEL', leaderKey)
   redis.call('HSET', lastKey, 'node', nodeId, 'state', 'released', 'rev', rev)
   event(nodeId, 'released', rev, reason)

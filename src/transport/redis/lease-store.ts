@@ -73,8 +73,12 @@ export interface LeaseStore {
   acquire(args: OpArgs): Promise<OpReply>;
   refresh(args: OpArgs): Promise<OpReply>;
   observe(args: OpArgs): Promise<OpReply>;
-  /** Releases the lease if still ours; with `deregister`, removes this node's registration. */
-  release(reason: ReleaseReason, deregister: boolean): Promise<boolean>;
+  /**
+   * Releases the lease if still ours and, when `revision` is given, still the term with that
+   * revision (a release for an ended term leaves a later term of this node alone); with
+   * `deregister`, removes this node's registration. Runs after every operation sent before it.
+   */
+  release(reason: ReleaseReason, deregister: boolean, revision?: number): Promise<boolean>;
   liveNodes(): Promise<LiveNode[]>;
   /** The newest `limit` events, newest first. */
   events(limit: number): Promise<LeadershipEvent[]>;

@@ -213,13 +213,13 @@ export class MemoryLeaseStore implements LeaseStore {
     });
   }
 
-  release(reason: ReleaseReason, deregister: boolean): Promise<boolean> {
+  release(reason: ReleaseReason, deregister: boolean, revision?: number): Promise<boolean> {
     return this.#exec(() => {
       const s = this.#server;
       const c = this.#c;
       const lease = s.current();
       let released = false;
-      if (lease !== undefined && lease.session === c.session) {
+      if (lease !== undefined && lease.session === c.session && (revision === undefined || lease.rev === revision)) {
         s.lease = undefined;
         s.last = { node: c.nodeId, state: 'released', rev: lease.rev };
         s.event(c.nodeId, 'released', lease.rev, reason, c.eventsLimit);

@@ -171,8 +171,12 @@ export class RedisLeaseStore implements LeaseStore {
     return { kind: 'observe', leader: leaderView(r[2], r[3], r[4]), duplicate: r[1] === 1 };
   }
 
-  async release(reason: ReleaseReason, deregister: boolean): Promise<boolean> {
-    const r = await this.#run(LEASE_SCRIPTS.release, { eligible: false, knownRevision: 0 }, 'release', reason, deregister);
+  async release(reason: ReleaseReason, deregister: boolean, revision?: number): Promise<boolean> {
+    // Always EVAL, never EVALSHA: EVALSHA of a script the server has not cached yet answers
+    // NOSCRIPT, and the EVAL sent then would run after every operation sent meanwhile (an
+    // acquire that took the lease again included), and delete that later term.
+    const fence = revision === undefined ? '' : String(revision);
+    const r = await this.#run(LEASE_SCRIPTS.release, { eligible: false, knownRevision: 0 }, 'release', reason, deregister, fence, true);
     // A node that leaves takes its metadata with it (best effort: readers only look up live nodes).
     if (deregister) await this.#client.hdel(this.#config.keys.metadata, this.#config.nodeId).catch(() => undefined);
     return r === 1;
@@ -278,6 +282,8 @@ export class RedisLeaseStore implements LeaseStore {
     what: string,
     reason = '',
     deregister = false,
+    fence = '',
+    inOrder = false,
   ): Promise<unknown> {
     const c = this.#config;
     const argv: (string | number)[] = [
@@ -292,8 +298,11 @@ export class RedisLeaseStore implements LeaseStore {
       args.knownRevision,
       reason,
       deregister ? '1' : '0',
+      fence,
     ];
     try {
+      // In order: one command, run where it was sent among this connection's commands.
+      if (inOrder) return await this.#client.eval(script.lua, this.#keys.length, ...this.#keys, ...argv);
       try {
         return await this.#client.evalsha(script.sha, this.#keys.length, ...this.#keys, ...argv);
       } catch (error) {

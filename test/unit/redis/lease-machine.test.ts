@@ -155,7 +155,7 @@ describe('a grant that answers too late', () => {
     sim.advanceTo(500);
     const effects = sim.reply(acquired(2));
     expect(ofType(effects, 'callStart')).toEqual([]);
-    expect(ofType(effects, 'release')).toEqual([{ type: 'release', reason: 'drift', deregister: false, awaited: false }]);
+    expect(ofType(effects, 'release')).toEqual([{ type: 'release', reason: 'drift', deregister: false, awaited: false, revision: 2 }]);
     expect(sim.state.role).toBe('secondary');
     expect(sim.state.knownRevision).toBe(2);
   });
@@ -223,7 +223,7 @@ describe('a leader', () => {
     expect(roleChanges(effects)).toEqual(['primary->secondary:drift@1']);
     expect(ofType(effects, 'abortStart')).toEqual([{ type: 'abortStart', term: 1, reason: 'drift' }]);
     // Best effort: hand the lease back in case Redis is merely slow.
-    expect(ofType(effects, 'release')).toEqual([{ type: 'release', reason: 'drift', deregister: false, awaited: false }]);
+    expect(ofType(effects, 'release')).toEqual([{ type: 'release', reason: 'drift', deregister: false, awaited: false, revision: 1 }]);
     expect(sim.state.counters.driftStepDowns).toBe(1);
   });
 
@@ -296,7 +296,7 @@ describe('onStart and onStop', () => {
     // The node never took the role (the contract's onPromote): no onStop for this term.
     expect(ofType(stopped, 'callStop')).toHaveLength(0);
     expect(roleChanges(stopped)).toEqual(['primary->secondary:start-failed@1']);
-    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'start-failed', deregister: false, awaited: false }]);
+    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'start-failed', deregister: false, awaited: false, revision: 1 }]);
     sim.advanceTo(1000);
     expect(ofType(sim.log, 'op').filter((o) => o.kind === 'acquire')).toHaveLength(1); // only the first
     expect(ofType(sim.log, 'op').at(-1)).toMatchObject({ kind: 'observe', eligible: false });
@@ -437,7 +437,7 @@ describe('stepDown', () => {
     sim.now = 30;
     const stopped = sim.feed({ type: 'stopSettled', term: 1 });
     expect(roleChanges(stopped)).toEqual(['primary->secondary:stepdown@1']);
-    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'stepdown', deregister: false, awaited: false }]);
+    expect(ofType(stopped, 'release')).toEqual([{ type: 'release', reason: 'stepdown', deregister: false, awaited: false, revision: 1 }]);
     expect(sim.state).toMatchObject({ phase: 'follower', holdOffUntil: 30 + CONFIG.failureHoldOff, exit: undefined });
     expect(sim.state.counters.stepDowns).toBe(1);
 
