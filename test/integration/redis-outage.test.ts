@@ -107,6 +107,42 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
     expect(overlappingLeaders(all, resumedAt), JSON.stringify(changes)).toEqual([]);
   });
 
+  it('paused shorter than the lease: no two leaders on SIGCONT', async () => {
+    // The chaos run's split brain (chaos/README.md): the leader steps down on drift while Redis
+    // is stopped and sends its release, then an acquire; Redis comes back before the lease
+    // expired. The release script had never run on this fresh server: its EVALSHA answered
+    // NOSCRIPT and the EVAL that followed ran after the acquire, which had taken the lease again
+    // ('reacquired'), deleted that term, and the standby took over while the leader still led.
+    const { all, leader } = await startTwo();
+    const s = server as RedisServer;
+    s.pause();
+    await leader.next((e) => e.type === 'roleChanged' && e.from === 'primary', MAX_DRIFT + 3000, 'drift step-down');
+    type Counts = { operations: number; operationFailures: number };
+    const counts = async () => (await leader.ask('status')).status as Counts;
+    const until = async (pred: (c: Counts) => boolean): Promise<Counts> => {
+      const deadline = wall() + 2000;
+      for (;;) {
+        const c = await counts();
+        if (pred(c) || wall() > deadline) return c;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    // Resume once the leader has sent its acquire: the operation in flight at the step-down
+    // times out (commandTimeout = maxDrift), then the next tick acquires. Both waits bounded.
+    const atDrift = await counts();
+    const failed = await until((c) => c.operationFailures > atDrift.operationFailures);
+    await until((c) => c.operations > failed.operations);
+    const resumedAt = wall();
+    s.resume();
+    await Promise.any(all.map((n) => n.next(isPrimary, 5000, 'a leader after SIGCONT')));
+    // Observe past the next refreshes and a lease: a deleted term would have shown as a second
+    // leader (the standby's handover) before the first one learned it lost the lease.
+    await primariesDuring(all, LEASE_TTL);
+    const changes = all.map((n) => ({ id: n.id, roles: n.events.filter((e) => e.type === 'roleChanged' && e.at >= resumedAt).map((e) => `${String(e.to)}:${String(e.reason)}@${Math.round(e.at - resumedAt)}`) }));
+    expect(overlappingLeaders(all, resumedAt), JSON.stringify(changes)).toEqual([]);
+    expect(nodes?.primaries(), JSON.stringify(changes)).toHaveLength(1);
+  });
+
   it('Redis killed: the leader steps down within maxDrift, nobody leads; restarted empty, the election resumes with a higher revision', async () => {
     const { all, leader } = await startTwo();
     const before = Number(leader.events.find(isPrimary)?.epoch);
