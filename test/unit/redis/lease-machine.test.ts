@@ -403,7 +403,7 @@ describe('setEnabled', () => {
     expect(ofType(off, 'callStop')).toEqual([{ type: 'callStop', term: 1, revision: 1, reason: 'disabled' }]);
     const done = sim.feed({ type: 'stopSettled', term: 1 });
     expect(roleChanges(done)).toEqual(['primary->secondary:disabled@1']);
-    expect(ofType(done, 'release')).toEqual([{ type: 'release', reason: 'disabled', deregister: false, awaited: false }]);
+    expect(ofType(done, 'release')).toEqual([{ type: 'release', reason: 'disabled', deregister: false, awaited: false, revision: 1 }]);
     for (let t = 100; t <= 3000; t += 100) {
       sim.advanceTo(t);
       if (sim.op !== undefined) sim.reply({ kind: 'observe', leader: undefined, duplicate: false });
