@@ -34,7 +34,7 @@ export interface RunArgs {
 export const USAGE = `usage: npm run chaos -- [options]
   --backend <b>            zmq (default), etcd, postgres or redis: the lease backends run
                            against a private server (chaos/lease-injector.ts), 4 nodes by default
-  --server-faults          lease backends: pause the server even where not done by default (redis)
+  --server-faults          lease backends: pause the server (now the default for every backend)
   --duration <s>           seconds of fault injection (default 60)
   --seed <n>               PRNG seed, to replay a run's choices (default: random, printed)
   --nodes <n>              processes, at least 5 (zmq) or 4 (default 5 or 4)

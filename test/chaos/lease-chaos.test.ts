@@ -8,8 +8,8 @@
  *
  * The long run on demand: `FW_CHAOS_LEASE_SECONDS=600 npx vitest run test/chaos/lease-chaos.test.ts`
  * (seconds of faults per backend; `FW_CHAOS_LEASE_BACKENDS=etcd,postgres` picks backends;
- * `FW_CHAOS_LEASE_SERVER_FAULTS=1` pauses the Redis server too, which the default run does not
- * yet: see chaos/README.md). The seed is random and printed; CHAOS_SEED replays a run's choices.
+ * every backend's server is paused too; `FW_CHAOS_LEASE_SERVER_FAULTS=1` forces it, and is
+ * kept for scripts that set it). The seed is random and printed; CHAOS_SEED replays a run's choices.
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
