@@ -27,7 +27,9 @@
  *   `onStop` finished (bounded by `handoverTimeout`), then releases it so a standby takes over at
  *   once; after a step-down or a rejected `onStart` the node stays out of elections for
  *   `failureHoldOff`;
- * - at most one lease operation is in flight at a time (their replies are matched by id).
+ * - at most one lease operation is in flight at a time (their replies are matched by id);
+ * - a release names the revision of the term it gives up (except when closing), so one that runs
+ *   late, after Redis was paused, cannot end a later term of this node.
  *
  * @module
  */
