@@ -23,6 +23,8 @@ import type {
   ElectionCallbacks,
   ElectionEvents,
   ElectionNode,
+  ElectionPrimaryChangedEvent,
+  ElectionPrimaryMetadataChangedEvent,
   ElectionRole,
   ElectionRoleChange,
   ElectionStatusCore,
@@ -34,6 +36,8 @@ import { Notifier } from './runtime/notifier.js';
 import { callSettled, TermSignals } from './election/driver.js';
 import { StepLoop } from './runtime/step-loop.js';
 import { systemClock, type Clock } from './runtime/clock.js';
+import { resolveMetadata } from './metadata-option.js';
+import { checkMetadata, NO_METADATA, sameMetadata, type Metadata } from './protocol/metadata.js';
 
 /** Options of {@link EtcdElection}. Only `project` is required. */
 export interface EtcdElectionOptions extends ElectionCallbacks {
@@ -72,6 +76,13 @@ export interface EtcdElectionOptions extends ElectionCallbacks {
    * `events()`); 0 records none. @default 100
    */
   readonly eventHistory?: number;
+  /**
+   * Application metadata this node announces, stored in its campaign key's value: followers get
+   * the leader's with `primaryChanged` and `primaryMetadataChanged`; `setMetadata()` replaces it.
+   * Limits as the Watcher's option (docs/ETCD.md).
+   * @example metadata: { port: '7001' }
+   */
+  readonly metadata?: Readonly<Record<string, string>>;
   /** etcd user and password (RBAC). */
   readonly auth?: { readonly username: string; readonly password: string };
   /** @internal */
@@ -102,12 +113,25 @@ export interface EtcdElectionStatus extends ElectionStatusCore {
     readonly leaseTTL: number;
     readonly maxDrift: number;
     readonly counters: EtcdMachineState['counters'];
+    /** This node's own metadata. */
+    readonly metadata: Readonly<Record<string, string>>;
+    /** The followed leader's metadata as last read; undefined while leading or following nobody. */
+    readonly leaderMetadata: Readonly<Record<string, string>> | undefined;
+    /** Campaign keys read with metadata that broke the rules (dropped, counted once per write). */
+    readonly metadataDropped: number;
   };
+}
+
+/** The contract's events and `primaryMetadataChanged`. */
+export interface EtcdElectionEvents extends ElectionEvents {
+  /** The leader this node follows re-put its key with other metadata. */
+  primaryMetadataChanged: (event: ElectionPrimaryMetadataChangedEvent) => void;
 }
 
 interface Member {
   readonly nodeId: string;
   readonly priority: number;
+  readonly metadata?: unknown;
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -137,28 +161,42 @@ export function campaignPrefix(prefix: string, project: string): string {
 /**
  * The campaign keys read under {@link campaignPrefix}, sorted by create revision, as the line:
  * the first leads (its create revision is the epoch). Values that are not a campaign are skipped.
+ * A key whose `metadata` breaks the rules of `protocol/metadata.ts` stays in the line with
+ * `metadataInvalid` set and no metadata: only its metadata is dropped.
  */
-export function campaignLine(kvs: ReadonlyArray<{ key: Buffer; value: Buffer; create_revision: string; lease: string }>): CampaignKey[] {
+export function campaignLine(
+  kvs: ReadonlyArray<{ key: Buffer; value: Buffer; create_revision: string; mod_revision?: string; lease: string }>,
+): CampaignKey[] {
   const line: CampaignKey[] = [];
   for (const kv of kvs) {
     let member: Member;
     try {
       const parsed = JSON.parse(kv.value.toString('utf8')) as Partial<Member>;
       if (typeof parsed.nodeId !== 'string' || typeof parsed.priority !== 'number') continue;
-      member = { nodeId: parsed.nodeId, priority: parsed.priority };
+      member = { nodeId: parsed.nodeId, priority: parsed.priority, metadata: parsed.metadata };
     } catch {
       continue; // garbage under the prefix: not a candidate
     }
-    line.push({ key: kv.key.toString('utf8'), createRevision: Number(kv.create_revision), nodeId: member.nodeId, priority: member.priority, leaseId: String(kv.lease) });
+    const checked = member.metadata === undefined ? undefined : checkMetadata(member.metadata);
+    line.push({
+      key: kv.key.toString('utf8'),
+      createRevision: Number(kv.create_revision),
+      nodeId: member.nodeId,
+      priority: member.priority,
+      leaseId: String(kv.lease),
+      metadata: checked === undefined ? NO_METADATA : checked.ok ? checked.metadata : undefined,
+      ...(checked !== undefined && !checked.ok ? { metadataInvalid: true } : {}),
+      ...(kv.mod_revision === undefined ? {} : { modRevision: Number(kv.mod_revision) }),
+    });
   }
   return line;
 }
 
 /** An election on etcd; implements the contract. */
-export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> implements Election<EtcdElectionStatus> {
+export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChange> implements Election<EtcdElectionStatus, EtcdElectionEvents> {
   readonly backend: BackendKind = 'etcd';
   readonly instanceId: string;
-  readonly #o: Required<Omit<EtcdElectionOptions, 'auth' | 'onPromote' | 'onDemote' | 'clock'>> & EtcdElectionOptions;
+  readonly #o: Required<Omit<EtcdElectionOptions, 'auth' | 'onPromote' | 'onDemote' | 'clock' | 'metadata'>> & EtcdElectionOptions;
   readonly #clock: Clock;
   readonly #dir: string;
   readonly #eventsDir: string;
@@ -176,6 +214,17 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
   #pending: Array<() => void> = [];
   #flushScheduled = false;
   readonly #closing = new AbortController();
+  /** This node's metadata (the option, then `setMetadata()`). */
+  #metadata: Metadata = NO_METADATA;
+  /** The leader followed, with its metadata as last read. */
+  #followed: { readonly instanceId: string; readonly epoch: number; readonly metadata: Metadata } | undefined;
+  /** Malformed metadata counted: key -> mod revision, so one bad write counts once. */
+  readonly #invalidSeen = new Map<string, number | undefined>();
+  #metadataDropped = 0;
+  /** The latest line read (with metadata). */
+  #lastLine: readonly CampaignKey[] = [];
+  /** Metadata re-puts, one after another. */
+  #metadataWrites: Promise<void> = Promise.resolve();
 
   constructor(options: EtcdElectionOptions) {
     super();
@@ -194,6 +243,7 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     check(Array.isArray(hosts) && hosts.length > 0 && hosts.every((h) => /^https?:\/\//.test(h)), 'hosts', 'a non-empty list of http(s):// URLs', hosts);
     const prefix = options.prefix ?? '/failover-watch';
     const eventHistory = options.eventHistory ?? 100;
+    this.#metadata = resolveMetadata(options.metadata);
     check(Number.isInteger(eventHistory) && eventHistory >= 0 && eventHistory <= 100_000, 'eventHistory', 'an integer from 0 to 100000', eventHistory);
     this.#o = {
       ...options,
@@ -248,6 +298,11 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       run: (effect) => this.#run(effect),
       tick: { type: 'tick' },
     });
+  }
+
+  /** The contract's view of the event names (`primaryMetadataChanged` is this backend's own). */
+  override eventNames(): Array<keyof ElectionEvents> {
+    return super.eventNames() as Array<keyof ElectionEvents>;
   }
 
   get role(): ElectionRole {
@@ -326,8 +381,26 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         leaseTTL: this.#o.leaseTTL,
         maxDrift: this.#o.maxDrift,
         counters: s.counters,
+        metadata: this.#metadata,
+        leaderMetadata: s.role === 'secondary' ? this.#followed?.metadata : undefined,
+        metadataDropped: this.#metadataDropped,
       },
     };
+  }
+
+  /**
+   * Replaces this node's metadata (validated like the option: throws `InvalidOptionError` naming
+   * the key). Re-puts the node's campaign key under the same lease, only if it is still the key
+   * of the same create revision: the epoch and the node's place in line do not change.
+   */
+  setMetadata(metadata: Readonly<Record<string, string>>): void {
+    this.#metadata = resolveMetadata(metadata);
+    this.#writeMetadata();
+  }
+
+  /** This node's own metadata. */
+  get metadata(): Readonly<Record<string, string>> {
+    return this.#metadata;
   }
 
   health(): Health {
@@ -357,9 +430,10 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       lastSeenAt: now,
       self: k.key === ownKey,
       eligible: true,
+      metadata: k.metadata ?? NO_METADATA,
     }));
     if (!nodes.some((n) => n.self)) {
-      nodes.push({ instanceId: this.instanceId, role: 'secondary', priority: this.#o.priority, epoch: undefined, lastSeenAt: now, self: true, eligible: false });
+      nodes.push({ instanceId: this.instanceId, role: 'secondary', priority: this.#o.priority, epoch: undefined, lastSeenAt: now, self: true, eligible: false, metadata: this.#metadata });
     }
     return nodes;
   }
@@ -465,7 +539,65 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
 
   async #range(): Promise<CampaignKey[]> {
     const res = await this.#bounded(this.#client.getAll().prefix(this.#dir).sort('Create', 'Ascend').exec());
-    return campaignLine(res.kvs);
+    const line = campaignLine(res.kvs);
+    this.#countInvalid(line);
+    return line;
+  }
+
+  /** Counts each write of malformed metadata once (a key read again unchanged is not news). */
+  #countInvalid(line: readonly CampaignKey[]): void {
+    const present = new Set<string>();
+    for (const k of line) {
+      present.add(k.key);
+      if (k.metadataInvalid !== true) {
+        this.#invalidSeen.delete(k.key);
+        continue;
+      }
+      if (this.#invalidSeen.has(k.key) && this.#invalidSeen.get(k.key) === k.modRevision) continue;
+      this.#invalidSeen.set(k.key, k.modRevision);
+      this.#metadataDropped++;
+    }
+    for (const key of [...this.#invalidSeen.keys()]) if (!present.has(key)) this.#invalidSeen.delete(key);
+  }
+
+  /**
+   * Takes a freshly read line: the followed leader's metadata, as re-put in the same term. A key
+   * whose metadata was dropped keeps the last good read (as over ZeroMQ and Redis).
+   */
+  #takeLine(line: readonly CampaignKey[]): void {
+    this.#lastLine = line;
+    const followed = this.#followed;
+    if (followed === undefined) return;
+    const first = line[0];
+    if (first === undefined || first.nodeId !== followed.instanceId || first.createRevision !== followed.epoch) return;
+    if (first.metadata === undefined || sameMetadata(first.metadata, followed.metadata)) return;
+    const metadata = first.metadata;
+    this.#followed = { ...followed, metadata };
+    const event: ElectionPrimaryMetadataChangedEvent = { instanceId: followed.instanceId, epoch: followed.epoch, metadata, at: this.#clock.wallNow() };
+    this.#later(() => this.emitSafely('primaryMetadataChanged', event));
+  }
+
+  /** The campaign key's value: who campaigns, with what priority and metadata. */
+  #campaignValue(metadata: Metadata): string {
+    return JSON.stringify({ nodeId: this.instanceId, priority: this.#o.priority, pid: process.pid, host: hostname(), metadata });
+  }
+
+  /**
+   * Re-puts the own campaign key with the current metadata, after any write before it: a put on
+   * the existing key (same lease) guarded by its create revision, so a key that is gone (resigned,
+   * expired) is never created again here. Best effort: a failure is retried by the next write or
+   * campaign; without a key the next campaign writes the metadata.
+   */
+  #writeMetadata(): void {
+    this.#metadataWrites = this.#metadataWrites.then(async () => {
+      const own = this.#loop.state.ownKey;
+      const leaseId = this.#loop.state.session?.leaseId;
+      if (own === undefined || leaseId === undefined || this.#finished) return;
+      const value = this.#campaignValue(this.#metadata);
+      await this.#bounded(
+        this.#client.if(own.key, 'Create', '==', own.createRevision).then(this.#client.put(own.key).value(value).lease(leaseId)).commit(),
+      ).catch(() => undefined);
+    });
   }
 
   async #watch(): Promise<void> {
@@ -487,9 +619,12 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
     }
   }
 
-  #op(id: number, kind: Extract<EtcdInput, { type: 'opFailed' }>['kind'], work: () => Promise<EtcdInput>): void {
+  #op(id: number, kind: Extract<EtcdInput, { type: 'opFailed' }>['kind'], work: () => Promise<EtcdInput>, after?: () => void): void {
     work().then(
-      (input) => this.#loop.dispatch(input),
+      (input) => {
+        this.#loop.dispatch(input);
+        after?.();
+      },
       (error: unknown) => {
         const detail = message(error);
         const leaseGone = /lease not found|requested lease not found/i.test(detail);
@@ -524,7 +659,9 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       case 'campaign': {
         const lease = this.#leases.get(effect.leaseId);
         const key = `${this.#dir}${BigInt(effect.leaseId).toString(16)}`;
-        const value = JSON.stringify({ nodeId: this.instanceId, priority: this.#o.priority, pid: process.pid, host: hostname() });
+        const written = this.#metadata;
+        const value = this.#campaignValue(written);
+        let stale = false;
         this.#op(effect.id, 'campaign', async () => {
           if (lease === undefined) throw new Error('lease not found');
           const res = await this.#bounded(
@@ -535,13 +672,21 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
             const kv = res.responses[0]?.response_range?.kvs[0];
             if (kv === undefined) throw new Error('campaign key vanished');
             createRevision = Number(kv.create_revision);
+            stale = kv.value.toString('utf8') !== value;
           }
           return { type: 'campaigned', id: effect.id, key, createRevision };
+        }, () => {
+          // setMetadata() while the campaign was in flight had no key to re-put.
+          if (stale || written !== this.#metadata) this.#writeMetadata();
         });
         return;
       }
       case 'rank':
-        this.#op(effect.id, 'rank', async () => ({ type: 'ranked', id: effect.id, line: await this.#range() }));
+        this.#op(effect.id, 'rank', async () => {
+          const line = await this.#range();
+          this.#takeLine(line);
+          return { type: 'ranked', id: effect.id, line };
+        });
         return;
       case 'resign':
         this.#op(effect.id, 'resign', async () => {
@@ -580,6 +725,8 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
       }
       case 'roleChanged': {
         const change: ElectionRoleChange = { from: effect.from, to: effect.to, epoch: effect.epoch, reason: effect.reason, at: this.#loop.decidedAt, instanceId: this.instanceId };
+        // A leader (or a stopped node) follows nobody.
+        if (effect.to !== 'secondary') this.#followed = undefined;
         this.pushChange(change);
         this.#later(() => this.emitSafely('roleChanged', change));
         if (effect.to === 'primary') this.#record({ instanceId: this.instanceId, action: 'elected', epoch: effect.epoch, reason: effect.reason, at: change.at });
@@ -587,7 +734,12 @@ export class EtcdElection extends Notifier<ElectionEvents, ElectionRoleChange> i
         return;
       }
       case 'primaryChanged': {
-        const event = { instanceId: effect.instanceId, epoch: effect.epoch, priority: effect.priority, at: this.#loop.decidedAt };
+        // The line this decision was taken on: its first key carries the leader's metadata.
+        const first = this.#lastLine[0];
+        const known = first !== undefined && first.nodeId === effect.instanceId && first.createRevision === effect.epoch ? first.metadata : undefined;
+        const metadata = known ?? NO_METADATA;
+        this.#followed = { instanceId: effect.instanceId, epoch: effect.epoch, metadata };
+        const event: ElectionPrimaryChangedEvent = { instanceId: effect.instanceId, epoch: effect.epoch, priority: effect.priority, at: this.#loop.decidedAt, metadata };
         this.#later(() => this.emitSafely('primaryChanged', event));
         return;
       }

@@ -50,6 +50,15 @@ export interface CampaignKey {
   readonly nodeId: string;
   readonly priority: number;
   readonly leaseId: string;
+  /**
+   * The application metadata stored with the key (the driver's: the machine never reads it);
+   * undefined when none, or when what was stored broke the rules (`metadataInvalid`).
+   */
+  readonly metadata?: Readonly<Record<string, string>> | undefined;
+  /** The key held metadata that broke the rules: dropped, the key stays a candidate. */
+  readonly metadataInvalid?: boolean | undefined;
+  /** The key's mod revision, when read (a re-put of the same key raises it). */
+  readonly modRevision?: number | undefined;
 }
 
 export interface EtcdMachineConfig {
