@@ -31,6 +31,8 @@ import type {
   Election,
   ElectionEvents,
   ElectionNode,
+  ElectionPrimaryChangedEvent,
+  ElectionPrimaryMetadataChangedEvent,
   ElectionRole,
   ElectionRoleChange,
   ElectionStatusCore,
@@ -41,6 +43,8 @@ import { Notifier } from '../runtime/notifier.js';
 import { prefixed, silentLogger, type Logger } from '../runtime/logger.js';
 import { resolvePostgresOptions, type PostgresElectionOptions, type ResolvedPostgresOptions } from './options.js';
 import { lockKey, postgresSql, setupKey, type PostgresSql } from './sql.js';
+import { resolveMetadata } from '../metadata-option.js';
+import { checkMetadata, NO_METADATA, sameMetadata, type Metadata } from '../protocol/metadata.js';
 
 /** Finer than the role. */
 export type PostgresPhase =
@@ -88,11 +92,37 @@ export interface PostgresElectionStatus extends ElectionStatusCore {
     /** Times this node got the lock and gave it back unused to a queued node of better priority. */
     readonly yields: number;
     readonly priority: number;
+    /** This node's own metadata. */
+    readonly metadata: Readonly<Record<string, string>>;
+    /** The followed leader's metadata as last read; undefined while leading or following nobody. */
+    readonly leaderMetadata: Readonly<Record<string, string>> | undefined;
+    /** Stored metadata that broke the rules when read (dropped, never thrown). */
+    readonly metadataDropped: number;
   };
 }
 
-/** The election's events: the contract's. */
-export type PostgresElectionEvents = ElectionEvents;
+/** The election's events: the contract's and `primaryMetadataChanged`. */
+export interface PostgresElectionEvents extends ElectionEvents {
+  /** The leader this node follows stored other metadata. */
+  primaryMetadataChanged: (event: ElectionPrimaryMetadataChangedEvent) => void;
+}
+
+/**
+ * Reads a stored metadata column: NULL is none, anything that is not JSON of a map within the
+ * limits of `protocol/metadata.ts` is `'invalid'` (dropped by the caller, counted).
+ */
+export function parseStoredMetadata(text: unknown): Metadata | 'invalid' {
+  if (text === null || text === undefined) return NO_METADATA;
+  if (typeof text !== 'string') return 'invalid';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return 'invalid';
+  }
+  const checked = checkMetadata(parsed);
+  return checked.ok ? checked.metadata : 'invalid';
+}
 
 /** Dependencies a test may replace. @internal */
 export interface PostgresElectionDeps {
@@ -157,6 +187,12 @@ export class PostgresElection
 {
   readonly backend = 'postgres' as const;
   readonly options: ResolvedPostgresOptions;
+
+  /** The contract's view of the event names (`primaryMetadataChanged` is this backend's own). */
+  override eventNames(): Array<keyof ElectionEvents> {
+    return super.eventNames() as Array<keyof ElectionEvents>;
+  }
+
   readonly #sql: PostgresSql;
   readonly #key: string;
   readonly #logger: Logger;
@@ -197,6 +233,13 @@ export class PostgresElection
   #connects = 0;
   #noticesDropped = 0;
   #yields = 0;
+  /** This node's metadata (the option, then `setMetadata()`). */
+  #metadata: Metadata;
+  /** The followed leader's metadata as last read in its term (undefined before the first read). */
+  #leaderMetadata: Metadata | undefined;
+  #metadataDropped = 0;
+  /** Metadata reads and the notifications after them, in order. */
+  #metadataReads: Promise<void> = Promise.resolve();
 
   /** Validates the options (throws `InvalidOptionError`); connects nothing. */
   constructor(options: PostgresElectionOptions, deps: PostgresElectionDeps = {}) {
@@ -206,6 +249,7 @@ export class PostgresElection
     this.#key = lockKey(this.options.project);
     this.#logger = prefixed(this.options.logger ?? silentLogger, this.options.instanceId);
     this.#enabled = this.options.enabled;
+    this.#metadata = this.options.metadata;
     this.#createClient = deps.createClient ?? ((config) => new pg.Client(config));
     // A start() that rejects must not leave an unhandled rejection behind.
     this.#firstSettled.promise.catch(() => undefined);
@@ -325,8 +369,29 @@ export class PostgresElection
         noticesDropped: this.#noticesDropped,
         yields: this.#yields,
         priority: this.options.priority,
+        metadata: this.#metadata,
+        leaderMetadata: this.#role === 'secondary' && this.#leader !== undefined ? this.#leaderMetadata : undefined,
+        metadataDropped: this.#metadataDropped,
       },
     };
+  }
+
+  /**
+   * Replaces this node's metadata (validated like the option: throws `InvalidOptionError` naming
+   * the key): writes it into the presence row, then NOTIFYs the others, who read it again.
+   */
+  setMetadata(metadata: Readonly<Record<string, string>>): void {
+    this.#metadata = resolveMetadata(metadata);
+    void this.#presence().then(async () => {
+      const client = this.#ctlClient;
+      if (client === undefined || this.#closing) return;
+      await client.query(this.#sql.metadataNotice, [this.options.project, this.instanceId]);
+    }).catch((error: unknown) => this.#logger.debug(`metadata notice: ${message(error)}`));
+  }
+
+  /** This node's own metadata. */
+  get metadata(): Readonly<Record<string, string>> {
+    return this.#metadata;
   }
 
   health(): Health {
@@ -356,7 +421,7 @@ export class PostgresElection
     if (client === undefined) throw new FailoverError('ERR_FAILOVER_LIFECYCLE', 'not connected to PostgreSQL');
     // Own row first, so that a node just started lists itself.
     await this.#presence();
-    const nodes = await client.query<{ node_id: string; eligible: boolean; priority: number; last_seen: number }>(this.#sql.liveNodes, [
+    const nodes = await client.query<{ node_id: string; eligible: boolean; priority: number; metadata: string | null; last_seen: number }>(this.#sql.liveNodes, [
       this.options.project,
       this.options.presenceInterval * 3,
     ]);
@@ -372,6 +437,7 @@ export class PostgresElection
       lastSeenAt: Number(n.last_seen),
       self: n.node_id === this.instanceId,
       eligible: n.eligible,
+      metadata: n.node_id === this.instanceId ? this.#metadata : ((m) => (m === 'invalid' ? NO_METADATA : m))(parseStoredMetadata(n.metadata)),
     }));
   }
 
@@ -497,7 +563,7 @@ export class PostgresElection
       try {
         await this.#ensureSchema(client);
         // Tell the others which backend queues for this node, and at what priority.
-        await client.query(this.#sql.queued, [this.options.project, this.instanceId, process.pid, hostname(), this.options.priority]);
+        await client.query(this.#sql.queued, [this.options.project, this.instanceId, process.pid, hostname(), this.options.priority, JSON.stringify(this.#metadata)]);
         let locked = (await client.query<{ locked: boolean }>(this.#sql.tryLock, [this.#key])).rows[0]?.locked === true;
         this.#connection = 'ok';
         // Each yield hands the lock to a node queued ahead in priority; bounded, then lead anyway.
@@ -839,7 +905,15 @@ export class PostgresElection
     const client = this.#ctlClient;
     if (client === undefined || this.#closing) return;
     try {
-      await client.query(this.#sql.presence, [this.options.project, this.instanceId, this.#enabled, process.pid, hostname(), this.options.priority]);
+      await client.query(this.#sql.presence, [
+        this.options.project,
+        this.instanceId,
+        this.#enabled,
+        process.pid,
+        hostname(),
+        this.options.priority,
+        JSON.stringify(this.#metadata),
+      ]);
       if (this.#role === 'primary' && this.options.eventHistory > 0 && Math.random() < 0.1) {
         await client.query(this.#sql.trimEvents, [this.options.project, this.options.eventHistory]);
       }
@@ -854,6 +928,16 @@ export class PostgresElection
       notice = JSON.parse(n.payload ?? '') as typeof notice;
     } catch {
       this.#noticesDropped++;
+      return;
+    }
+    if (
+      typeof notice === 'object' &&
+      notice !== null &&
+      notice.action === 'metadata' &&
+      typeof notice.project === 'string' &&
+      typeof notice.node === 'string'
+    ) {
+      if (notice.project === this.options.project) this.#metadataNotice(notice.node);
       return;
     }
     if (
@@ -880,9 +964,50 @@ export class PostgresElection
     if (this.#leader !== undefined && this.#leader.instanceId === instanceId && this.#leader.epoch >= epoch) return;
     if (this.#leader !== undefined && this.#leader.epoch > epoch) return;
     this.#leader = { instanceId, epoch };
+    this.#leaderMetadata = undefined;
     this.#suspected = false;
-    const event = { instanceId, epoch, priority, at: Date.now() };
-    setImmediate(() => this.emitSafely('primaryChanged', event));
+    const at = Date.now();
+    // The leader's metadata is in its presence row (written before it queued for the lock).
+    this.#afterMetadataRead(instanceId, (metadata) => {
+      const event: ElectionPrimaryChangedEvent = { instanceId, epoch, priority, at, metadata };
+      this.emitSafely('primaryChanged', event);
+    });
+  }
+
+  /** A node stored other metadata: news when it is the leader followed. */
+  #metadataNotice(node: string): void {
+    const leader = this.#leader;
+    if (leader === undefined || leader.instanceId !== node || node === this.instanceId) return;
+    const previous = this.#leaderMetadata;
+    this.#afterMetadataRead(node, (metadata) => {
+      if (this.#leader !== leader || previous === undefined || sameMetadata(previous, metadata)) return;
+      const event: ElectionPrimaryMetadataChangedEvent = { instanceId: leader.instanceId, epoch: leader.epoch, metadata, at: Date.now() };
+      this.emitSafely('primaryMetadataChanged', event);
+    });
+  }
+
+  /**
+   * Reads `node`'s stored metadata (bounded by connectTimeout), keeps it as the leader's, then
+   * calls `then` with it; reads and notifications run one after another, in order. Malformed
+   * metadata is dropped and counted: the last good read of the term stands (`{}` before one).
+   */
+  #afterMetadataRead(node: string, then: (metadata: Metadata) => void): void {
+    this.#metadataReads = this.#metadataReads.then(async () => {
+      let stored: Metadata | 'invalid' | undefined;
+      const client = this.#ctlClient;
+      if (client !== undefined && !this.#closing) {
+        try {
+          const row = (await this.#withDeadline(client.query<{ metadata: string | null }>(this.#sql.nodeMetadata, [this.options.project, node]), this.options.connectTimeout)).rows[0];
+          stored = row === undefined ? NO_METADATA : parseStoredMetadata(row.metadata);
+        } catch (error) {
+          this.#logger.debug(`reading ${node}'s metadata: ${message(error)}`);
+        }
+      }
+      if (stored === 'invalid') this.#metadataDropped++;
+      const metadata = stored === undefined || stored === 'invalid' ? (this.#leaderMetadata ?? NO_METADATA) : stored;
+      if (this.#leader?.instanceId === node) this.#leaderMetadata = metadata;
+      then(metadata);
+    });
   }
 
   #released(instanceId: string, epoch: number, reason: string): void {
@@ -900,7 +1025,11 @@ export class PostgresElection
       at: Date.now(),
     };
     this.#logger.debug(`${instanceId} released epoch ${epoch} (${reason})`);
-    setImmediate(() => this.emitSafely('primaryLost', event));
+    // After any primaryChanged still waiting for its metadata read.
+    this.#metadataReads = this.#metadataReads.then(() => new Promise<void>((resolve) => setImmediate(() => {
+      this.emitSafely('primaryLost', event);
+      resolve();
+    })));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -929,6 +1058,8 @@ export class PostgresElection
       this.#ctlSleep.resolve();
     }
     await this.#control;
+    // Reads still queued fail fast on the ended connection; their notifications go out before `stopped`.
+    await this.#metadataReads.catch(() => undefined);
     if (this.#sleepTimer !== undefined) clearTimeout(this.#sleepTimer);
     this.#phase = 'stopped';
     this.#change(this.#role, 'stopped', this.#epoch, 'shutdown');

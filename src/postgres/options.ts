@@ -7,6 +7,7 @@
 import type { ClientConfig } from 'pg';
 import type { ElectionCallbacks } from '../election/contract.js';
 import { InvalidOptionError } from '../errors.js';
+import { resolveMetadata } from '../metadata-option.js';
 import type { Logger } from '../runtime/logger.js';
 
 /** The defaults; docs/POSTGRES.md explains each bound. */
@@ -116,6 +117,13 @@ export interface PostgresElectionOptions extends ElectionCallbacks {
    * @default 1
    */
   readonly priority?: number;
+  /**
+   * Application metadata this node announces, stored in its presence row (`metadata` column):
+   * followers get the leader's with `primaryChanged` and `primaryMetadataChanged`;
+   * `setMetadata()` replaces it. Limits as the Watcher's option (docs/POSTGRES.md).
+   * @example metadata: { port: '7001' }
+   */
+  readonly metadata?: Readonly<Record<string, string>>;
   /** Whether this node may become primary from the start. @default true */
   readonly enabled?: boolean;
   /** Receives the election's log lines. @default silent */
@@ -144,6 +152,8 @@ export interface ResolvedPostgresOptions extends ElectionCallbacks {
   readonly eventHistory: number;
   readonly notificationBuffer: number;
   readonly priority: number;
+  /** The metadata given at construction (`setMetadata()` replaces the election's own copy). */
+  readonly metadata: Readonly<Record<string, string>>;
   readonly enabled: boolean;
   readonly logger: Logger | undefined;
 }
@@ -229,6 +239,7 @@ export function resolvePostgresOptions(options: PostgresElectionOptions, default
     eventHistory,
     notificationBuffer,
     priority,
+    metadata: resolveMetadata(options.metadata),
     enabled,
     logger: options.logger,
     onPromote: options.onPromote,

@@ -43,6 +43,10 @@ export interface PostgresSql {
   readonly betterWaiter: string;
   readonly forget: string;
   readonly leader: string;
+  /** A node's stored metadata (JSON text, or NULL). */
+  readonly nodeMetadata: string;
+  /** Tells the others that a node's metadata changed (after its presence row was written). */
+  readonly metadataNotice: string;
   readonly liveNodes: string;
   readonly events_: string;
   readonly trimEvents: string;
@@ -62,7 +66,8 @@ export function postgresSql(prefix: string): PostgresSql {
     events,
     channel,
     missingTables: `SELECT to_regclass('${election}') IS NULL OR to_regclass('${nodes}') IS NULL OR to_regclass('${events}') IS NULL
-      OR NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${nodes}') AND attname = 'lock_pid' AND NOT attisdropped) AS missing`,
+      OR NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${nodes}') AND attname = 'lock_pid' AND NOT attisdropped)
+      OR NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${nodes}') AND attname = 'metadata' AND NOT attisdropped) AS missing`,
     createTables: (setup) =>
       [
         'BEGIN',
@@ -71,6 +76,8 @@ export function postgresSql(prefix: string): PostgresSql {
         `CREATE TABLE IF NOT EXISTS ${nodes} (project text NOT NULL, node_id text NOT NULL, last_seen timestamptz NOT NULL, eligible boolean NOT NULL, pid integer, host text, PRIMARY KEY (project, node_id))`,
         // Columns added after the first release: priority and the backend pid of the lock connection.
         `ALTER TABLE ${nodes} ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 1, ADD COLUMN IF NOT EXISTS lock_pid integer`,
+        // The application metadata of the node, as JSON text (checked by every reader).
+        `ALTER TABLE ${nodes} ADD COLUMN IF NOT EXISTS metadata text`,
         `CREATE TABLE IF NOT EXISTS ${events} (id bigserial PRIMARY KEY, project text NOT NULL, at timestamptz NOT NULL DEFAULT now(), node_id text NOT NULL, action text NOT NULL, epoch bigint NOT NULL, reason text)`,
         'COMMIT',
       ].join(';\n'),
@@ -90,15 +97,15 @@ export function postgresSql(prefix: string): PostgresSql {
       ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) SELECT $1, $2, 'elected', epoch, $3 FROM e)
       SELECT epoch::text AS epoch, ${notice('elected', 'epoch', '$4::int')} FROM e`,
     confirm: `SELECT epoch::text AS epoch, leader FROM ${election} WHERE project = $1`,
-    // $1 project, $2 node, $3 eligible, $4 pid, $5 host, $6 priority.
-    presence: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority) VALUES ($1, $2, now(), $3, $4, $5, $6)
+    // $1 project, $2 node, $3 eligible, $4 pid, $5 host, $6 priority, $7 metadata.
+    presence: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority, metadata) VALUES ($1, $2, now(), $3, $4, $5, $6, $7)
       ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = EXCLUDED.eligible, pid = EXCLUDED.pid, host = EXCLUDED.host,
-        priority = EXCLUDED.priority`,
+        priority = EXCLUDED.priority, metadata = EXCLUDED.metadata`,
     // Run on the lock connection before it queues: which backend queues for whom, at what priority.
-    // $1 project, $2 node, $3 pid, $4 host, $5 priority.
-    queued: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority, lock_pid) VALUES ($1, $2, now(), true, $3, $4, $5, pg_backend_pid())
+    // $1 project, $2 node, $3 pid, $4 host, $5 priority, $6 metadata (stored before the node can lead).
+    queued: `INSERT INTO ${nodes} (project, node_id, last_seen, eligible, pid, host, priority, lock_pid, metadata) VALUES ($1, $2, now(), true, $3, $4, $5, pg_backend_pid(), $6)
       ON CONFLICT (project, node_id) DO UPDATE SET last_seen = now(), eligible = true, pid = EXCLUDED.pid, host = EXCLUDED.host,
-        priority = EXCLUDED.priority, lock_pid = EXCLUDED.lock_pid`,
+        priority = EXCLUDED.priority, lock_pid = EXCLUDED.lock_pid, metadata = EXCLUDED.metadata`,
     // A node of strictly better priority queued for the lock right now: $1 project, $2 key, $3 own
     // priority, $4 own node, $5 freshness in ms (a row left by a dead node cannot claim a reused pid).
     betterWaiter: `SELECT n.node_id, n.priority FROM pg_locks l JOIN ${nodes} n ON n.project = $1 AND n.lock_pid = l.pid
@@ -110,10 +117,15 @@ export function postgresSql(prefix: string): PostgresSql {
     leader: `SELECT e.epoch::text AS epoch, e.leader,
         EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
           AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint) AS held,
-        (SELECT n.priority FROM ${nodes} n WHERE n.project = e.project AND n.node_id = e.leader) AS priority
+        (SELECT n.priority FROM ${nodes} n WHERE n.project = e.project AND n.node_id = e.leader) AS priority,
+        (SELECT n.metadata FROM ${nodes} n WHERE n.project = e.project AND n.node_id = e.leader) AS metadata
       FROM ${election} e WHERE e.project = $1`,
+    // $1 project, $2 node.
+    nodeMetadata: `SELECT metadata FROM ${nodes} WHERE project = $1 AND node_id = $2`,
+    // $1 project, $2 node.
+    metadataNotice: `SELECT pg_notify('${channel}', json_build_object('action', 'metadata', 'project', $1::text, 'node', $2::text)::text)`,
     // $1 project, $2 freshness in ms.
-    liveNodes: `SELECT node_id, eligible, priority, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen
+    liveNodes: `SELECT node_id, eligible, priority, metadata, (extract(epoch FROM last_seen) * 1000)::float8 AS last_seen
       FROM ${nodes} WHERE project = $1 AND last_seen > now() - make_interval(secs => $2::float8 / 1000) ORDER BY node_id`,
     // $1 project, $2 limit.
     events_: `SELECT node_id, action, epoch::text AS epoch, reason, (extract(epoch FROM at) * 1000)::float8 AS at
