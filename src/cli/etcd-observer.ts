@@ -14,6 +14,7 @@
  */
 import { Etcd3, type Watcher } from 'etcd3';
 import { campaignLine, campaignPrefix } from '../etcd.js';
+import type { Metadata } from '../protocol/metadata.js';
 import type { LeaseSnapshot } from './redis-observer.js';
 
 /** Options of {@link EtcdObserver}. */
@@ -59,12 +60,13 @@ export class EtcdObserver {
       const lease = await this.#bounded(this.#client.leaseClient.leaseTimeToLive({ ID: first.leaseId }));
       ttlMs = Math.max(0, Number(lease.TTL) * 1000);
     }
+    // Metadata in the key's value; null where it breaks the rules (the key stays in line).
+    const metadataOf = (k: (typeof line)[number]): Metadata | null => (k.metadataInvalid === true ? null : (k.metadata ?? {}));
     return {
-      leader: first === undefined ? undefined : { nodeId: first.nodeId, revision: first.createRevision, priority: first.priority, ttlMs, since: null, metadata: {} },
+      leader: first === undefined ? undefined : { nodeId: first.nodeId, revision: first.createRevision, priority: first.priority, ttlMs, since: null, metadata: metadataOf(first) },
       revisionCounter: Number(res.header.revision),
-      liveNodes: line.map((k, i) => ({ nodeId: k.nodeId, priority: k.priority, eligible: true, lastSeen: null, isLeader: i === 0, metadata: {} })),
-      // The etcd backend carries no application metadata.
-      metadataDropped: 0,
+      liveNodes: line.map((k, i) => ({ nodeId: k.nodeId, priority: k.priority, eligible: true, lastSeen: null, isLeader: i === 0, metadata: metadataOf(k) })),
+      metadataDropped: line.filter((k) => k.metadataInvalid === true).length,
       // etcd has no server clock to read: the local time of the answer.
       serverTime: Date.now(),
     };

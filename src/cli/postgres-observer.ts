@@ -20,6 +20,8 @@ import pg from 'pg';
 import type { Client as PgClient } from 'pg';
 import { POSTGRES_DEFAULTS, resolvePostgresOptions } from '../postgres/options.js';
 import { lockKey, postgresSql, type PostgresSql } from '../postgres/sql.js';
+import { parseStoredMetadata } from '../postgres/election.js';
+import type { Metadata } from '../protocol/metadata.js';
 import type { LeaseSnapshot } from './redis-observer.js';
 
 /** Options of {@link PostgresObserver}. */
@@ -79,14 +81,27 @@ export class PostgresObserver {
     );
     const serverTime = Math.round(Number(now.rows[0]?.now));
     if (now.rows[0]?.missing !== false) return { leader: undefined, revisionCounter: 0, liveNodes: [], serverTime, metadataDropped: 0 };
-    const row = (await client.query<{ epoch: string; leader: string; held: boolean; priority: number | null }>(this.sql.leader, [p, this.#key])).rows[0];
-    const nodes = await client.query<{ node_id: string; eligible: boolean; priority: number | null; last_seen: number }>(this.sql.liveNodes, [p, PRESENCE_FRESHNESS]);
+    const row = (
+      await client.query<{ epoch: string; leader: string; held: boolean; priority: number | null; metadata: string | null }>(this.sql.leader, [p, this.#key])
+    ).rows[0];
+    const nodes = await client.query<{ node_id: string; eligible: boolean; priority: number | null; metadata: string | null; last_seen: number }>(
+      this.sql.liveNodes,
+      [p, PRESENCE_FRESHNESS],
+    );
+    // The metadata column of the presence rows; null where it breaks the rules (dropped).
+    const dropped = new Set<string>();
+    const metadataOf = (node: string, text: string | null): Metadata | null => {
+      const m = parseStoredMetadata(text);
+      if (m !== 'invalid') return m;
+      dropped.add(node);
+      return null;
+    };
     const epoch = row === undefined ? 0 : Number(row.epoch);
     let leader: LeaseSnapshot['leader'];
     if (row !== undefined && row.held) {
       const events = await client.query<{ node_id: string; action: string; epoch: string; at: number }>(this.sql.events_, [p, 20]);
       const elected = events.rows.find((e) => e.action === 'elected' && e.node_id === row.leader && Number(e.epoch) === epoch);
-      leader = { nodeId: row.leader, revision: epoch, priority: row.priority ?? null, ttlMs: null, since: elected === undefined ? null : Math.round(Number(elected.at)), metadata: {} };
+      leader = { nodeId: row.leader, revision: epoch, priority: row.priority ?? null, ttlMs: null, since: elected === undefined ? null : Math.round(Number(elected.at)), metadata: metadataOf(row.leader, row.metadata) };
     }
     const liveNodes = nodes.rows.map((n) => ({
       nodeId: n.node_id,
@@ -94,12 +109,11 @@ export class PostgresObserver {
       eligible: n.eligible,
       lastSeen: Math.round(Number(n.last_seen)),
       isLeader: n.node_id === leader?.nodeId,
-      metadata: {},
+      metadata: metadataOf(n.node_id, n.metadata),
     }));
     // Best priority first, as for Redis.
     liveNodes.sort((a, b) => (a.priority ?? Infinity) - (b.priority ?? Infinity) || a.nodeId.localeCompare(b.nodeId));
-    // The PostgreSQL backend carries no application metadata.
-    return { leader, revisionCounter: epoch, liveNodes, serverTime, metadataDropped: 0 };
+    return { leader, revisionCounter: epoch, liveNodes, serverTime, metadataDropped: dropped.size };
   }
 
   /** LISTEN on the election's channel; `onNotice` runs on each notice of this project (and after a reconnect). */

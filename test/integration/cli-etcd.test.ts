@@ -34,8 +34,8 @@ afterAll(async () => {
 
 const project = (what: string): string => `cli-${what}-${process.pid}-${++seq}`;
 
-async function node(p: string, id: string, priority = 1): Promise<EtcdElection> {
-  const e = new EtcdElection({ project: p, instanceId: id, hosts: etcd.hosts, priority });
+async function node(p: string, id: string, priority = 1, metadata?: Record<string, string>): Promise<EtcdElection> {
+  const e = new EtcdElection({ project: p, instanceId: id, hosts: etcd.hosts, priority, ...(metadata === undefined ? {} : { metadata }) });
   elections.push(e);
   await e.start();
   return e;
@@ -63,17 +63,19 @@ function runCli(args: readonly string[]): Promise<{ code: number | null; stdout:
 describe('status --etcd', () => {
   it('exits 0 and names the leader, its epoch and the line', async () => {
     const p = project('status');
-    const a = await node(p, 'alpha');
+    const a = await node(p, 'alpha', 1, { port: '7001', zone: 'a' });
     await node(p, 'beta', 2);
     expect(a.role).toBe('primary');
     const r = await runCli(['status', '--etcd', etcd.hosts[0]!, '--project', p]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^leader alpha of ${p}, revision ${a.epoch}, lease \\d+ ms left; live: alpha \\(priority 1\\) \\*, beta \\(priority 2\\)\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^leader alpha of ${p}, revision ${a.epoch}, lease \\d+ ms left; metadata port=7001 zone=a; live: alpha \\(priority 1\\) \\*, beta \\(priority 2\\)\\n$`),
+    );
   });
 
   it('--json: the Redis status fields, epoch the key revision', async () => {
     const p = project('json');
-    const a = await node(p, 'alpha');
+    const a = await node(p, 'alpha', 1, { port: '7001' });
     const r = await runCli(['status', '--etcd', etcd.hosts.join(','), '--project', p, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -82,7 +84,32 @@ describe('status --etcd', () => {
     expect(j.leaseTtlMs).toBeGreaterThanOrEqual(0);
     expect(j.leaseTtlMs).toBeLessThanOrEqual(6000); // the default leaseTTL;
     expect(j.lastRevision).toBeGreaterThanOrEqual(a.epoch);
-    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: null, isLeader: true, metadata: {} }]);
+    expect(j).toMatchObject({ metadata: { port: '7001' }, metadataDropped: 0 });
+    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: null, isLeader: true, metadata: { port: '7001' } }]);
+  });
+
+  it('watch shows metadata changes; status drops bad ones', async () => {
+    const p = project('meta');
+    const a = await node(p, 'alpha', 1, { port: '1' });
+    const watch = cli.spawn(['watch', '--etcd', etcd.hosts[0]!, '--project', p, '--json']);
+    const first = await watch.waitFor((e) => e.event === 'primaryChanged', PROCESS_TIMEOUT, 'primaryChanged alpha');
+    expect(first).toMatchObject({ instanceId: 'alpha', metadata: { port: '1' } });
+    a.setMetadata({ port: '2' });
+    const changed = await watch.waitFor((e) => e.event === 'primaryMetadataChanged', 5000, 'the change');
+    expect(changed).toMatchObject({ instanceId: 'alpha', epoch: a.epoch, metadata: { port: '2' } });
+    // Written by hand into the key (same lease), breaking the rules: null and counted.
+    const { Etcd3 } = await import('etcd3');
+    const raw = new Etcd3({ hosts: etcd.hosts });
+    try {
+      const { key, leaseId } = a.status().etcd;
+      await raw.put(key!).value(JSON.stringify({ nodeId: 'alpha', priority: 1, metadata: { port: 2 } })).lease(leaseId!).exec();
+    } finally {
+      raw.close();
+    }
+    const st = await runCli(['status', '--etcd', etcd.hosts[0]!, '--project', p, '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ instanceId: 'alpha', metadata: null, metadataDropped: 1 });
+    expect(a.role).toBe('primary');
   });
 
   it('exits 1 when nobody leads, before and after a leader', async () => {

@@ -36,8 +36,14 @@ afterAll(async () => {
 
 const project = (what: string): string => `cli-${what}-${++seq}`;
 
-async function node(p: string, id: string, tablePrefix?: string): Promise<PostgresElection> {
-  const e = new PostgresElection({ project: p, instanceId: id, connectionString: server.url, ...(tablePrefix === undefined ? {} : { tablePrefix }) });
+async function node(p: string, id: string, tablePrefix?: string, metadata?: Record<string, string>): Promise<PostgresElection> {
+  const e = new PostgresElection({
+    project: p,
+    instanceId: id,
+    connectionString: server.url,
+    ...(tablePrefix === undefined ? {} : { tablePrefix }),
+    ...(metadata === undefined ? {} : { metadata }),
+  });
   elections.push(e);
   await e.start();
   return e;
@@ -83,24 +89,54 @@ async function childLeader(p: string, id: string): Promise<ChildProcess> {
 describe.skipIf(skip !== undefined)('status --postgres', () => {
   it('exits 0 and names the leader, its epoch and the live nodes', async () => {
     const p = project('status');
-    const a = await node(p, 'alpha');
+    const a = await node(p, 'alpha', undefined, { port: '7001', zone: 'a' });
     await node(p, 'beta');
     expect(a.role).toBe('primary');
     const r = await runCli(['status', '--postgres', server.url, '--project', p]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^leader alpha of ${p}, revision ${a.epoch} since \\S+Z; live: alpha \\(priority 1\\) \\*, beta \\(priority 1\\)\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^leader alpha of ${p}, revision ${a.epoch} since \\S+Z; metadata port=7001 zone=a; live: alpha \\(priority 1\\) \\*, beta \\(priority 1\\)\\n$`),
+    );
   });
 
   it('--json: the Redis status fields, no lease', async () => {
     const p = project('json');
-    const a = await node(p, 'alpha');
+    const a = await node(p, 'alpha', undefined, { port: '7001' });
     const r = await runCli(['status', '--postgres', server.url, '--project', p, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(j).toMatchObject({ ok: true, backend: 'postgres', project: p, instanceId: 'alpha', epoch: a.epoch, revision: a.epoch, priority: 1, leaseTtlMs: null, lastRevision: a.epoch });
     expect(j.endpoint).toBe(`postgres://***@127.0.0.1:${server.port}/postgres ${p}`);
     expect(typeof j.since).toBe('number');
-    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true, metadata: {} }]);
+    expect(j).toMatchObject({ metadata: { port: '7001' }, metadataDropped: 0 });
+    expect(j.liveNodes).toEqual([{ nodeId: 'alpha', priority: 1, eligible: true, lastSeen: expect.any(Number), isLeader: true, metadata: { port: '7001' } }]);
+  });
+
+  it('watch shows metadata changes; status drops bad ones', async () => {
+    const p = project('meta');
+    // Presence written once a minute: the bad row below is not rewritten before status reads it.
+    const a = new PostgresElection({ project: p, instanceId: 'alpha', connectionString: server.url, presenceInterval: 60_000, metadata: { port: '1' } });
+    elections.push(a);
+    await a.start();
+    const watch = cli.spawn(['watch', '--postgres', server.url, '--project', p, '--json']);
+    const first = await watch.waitFor((e) => e.event === 'primaryChanged', PROCESS_TIMEOUT, 'primaryChanged alpha');
+    expect(first).toMatchObject({ instanceId: 'alpha', metadata: { port: '1' } });
+    a.setMetadata({ port: '2' });
+    const changed = await watch.waitFor((e) => e.event === 'primaryMetadataChanged', 5000, 'the change');
+    expect(changed).toMatchObject({ instanceId: 'alpha', epoch: a.epoch, metadata: { port: '2' } });
+    // Written by hand into the presence row, breaking the rules: null and counted.
+    const { default: pg } = await import('pg');
+    const raw = new pg.Client({ connectionString: server.url });
+    await raw.connect();
+    try {
+      await raw.query(`UPDATE failover_watch_nodes SET metadata = '{"port":2}' WHERE project = $1 AND node_id = 'alpha'`, [p]);
+    } finally {
+      await raw.end();
+    }
+    const st = await runCli(['status', '--postgres', server.url, '--project', p, '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ instanceId: 'alpha', metadata: null, metadataDropped: 1 });
+    expect(a.role).toBe('primary');
   });
 
   it('exits 1 when nobody leads, tables or not', async () => {

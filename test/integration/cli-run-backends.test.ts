@@ -42,9 +42,10 @@ async function killTakeover(backendArgs: string[], takeoverMs: number): Promise<
   const work = tempWorkdir();
   cleanups.push(work.cleanup);
   const node = (id: string): CliProcess =>
-    cli(['run', ...backendArgs, '--id', id, '--workdir', work.path, '--json', '--', ...childCommand(work.path)]);
+    cli(['run', ...backendArgs, '--id', id, '--workdir', work.path, '--json', '--metadata', `node=${id}`, '--', ...childCommand(work.path)]);
   const a = node('a');
   await a.waitFor(isPrimary, 20_000, 'a primary');
+  expect(a.events[0]).toMatchObject({ event: 'started', metadata: { node: 'a' } });
   const started = await a.waitFor((e) => e.event === 'childStarted', 5000, 'a starts the command');
   const b = node('b');
   await b.waitFor(isSecondary, 20_000, 'b secondary');

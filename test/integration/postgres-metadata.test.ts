@@ -82,7 +82,8 @@ describe.skipIf(skip !== undefined)('PostgresElection metadata', () => {
 
   it('malformed stored metadata is dropped and counted', async () => {
     const p = project();
-    const a = node(p, 'a', { metadata: { port: '7001' } });
+    // Presence written once a minute: the bad row below is not rewritten before b reads it.
+    const a = node(p, 'a', { metadata: { port: '7001' }, presenceInterval: 60_000 });
     await a.start();
     const b = node(p, 'b');
     const changed = next<ElectionPrimaryChangedEvent>(b, 'primaryChanged', 5000);

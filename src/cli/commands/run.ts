@@ -207,9 +207,6 @@ export const runCommand = defineCommand({
     const parsedMetadata = metadataOrUsageError(v.metadata);
     if ('error' in parsedMetadata) return usage(parsedMetadata.error);
     const { metadata } = parsedMetadata;
-    if ((backend === 'etcd' || backend === 'postgres') && v.metadata !== undefined && v.metadata.length > 0) {
-      return usage(`--metadata is for --endpoint and --redis (the ${backend} election does not carry metadata yet)`);
-    }
 
     const keys = await curveOrUsageError(v['curve-dir'], v['curve-name']);
     if ('error' in keys) return usage(keys.error);
@@ -275,12 +272,12 @@ export const runCommand = defineCommand({
               );
             case 'etcd':
               return etcdBackend(
-                { ...common, hosts: etcdHosts, priority: v.priority, leaseTTL: v['lease-ttl'], demoteTimeout: leaveBudget(v['stop-timeout']) },
+                { ...common, hosts: etcdHosts, priority: v.priority, leaseTTL: v['lease-ttl'], demoteTimeout: leaveBudget(v['stop-timeout']), metadata },
                 callbacks,
               );
             case 'postgres':
               return postgresBackend(
-                { ...common, connectionString: v.postgres as string, demoteTimeout: leaveBudget(v['stop-timeout']) },
+                { ...common, connectionString: v.postgres as string, demoteTimeout: leaveBudget(v['stop-timeout']), metadata },
                 callbacks,
               );
           }

@@ -188,6 +188,7 @@ export async function etcdBackend(options: EtcdBackendOptions, callbacks: Superv
     demoteTimeout: options.demoteTimeout,
     ...(options.priority !== undefined ? { priority: options.priority } : {}),
     ...(options.leaseTTL !== undefined ? { leaseTTL: options.leaseTTL } : {}),
+    ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
     onPromote: callbacks.onPromote,
     onDemote: callbacks.onDemote,
   });
@@ -205,6 +206,7 @@ export async function etcdBackend(options: EtcdBackendOptions, callbacks: Superv
       leaseTTL: options.leaseTTL ?? 3000,
       enabled: !options.observeOnly,
       workdir,
+      metadata: options.metadata ?? {},
     },
     stopBudget: undefined,
   };
@@ -233,6 +235,7 @@ export async function postgresBackend(options: PostgresBackendOptions, callbacks
     instanceId,
     enabled: !options.observeOnly,
     demoteTimeout: options.demoteTimeout,
+    ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
     onPromote: callbacks.onPromote,
     onDemote: callbacks.onDemote,
   });
@@ -243,7 +246,7 @@ export async function postgresBackend(options: PostgresBackendOptions, callbacks
     election,
     workdir,
     cluster: where.cluster,
-    settings: { backend: 'postgres', project: options.project, enabled: !options.observeOnly, workdir },
+    settings: { backend: 'postgres', project: options.project, enabled: !options.observeOnly, workdir, metadata: options.metadata ?? {} },
     stopBudget: undefined,
   };
 }
