@@ -14,7 +14,8 @@ export const METADATA_OPTION = {
     type: 'list',
     value: 'KEY=VALUE',
     description:
-      `Application metadata this node announces while primary (ZeroMQ heartbeats, Redis ${'`{project}:metadata`'}); followers, ` +
+      `Application metadata this node announces while primary (ZeroMQ heartbeats, Redis ${'`{project}:metadata`'}, ` +
+      `the etcd campaign key, the PostgreSQL presence row); followers, ` +
       `status and watch show it. KEY: ${METADATA_KEY_RULE}; VALUE: up to 256 bytes; at most 16 keys.`,
     example: 'port=7001',
   },
