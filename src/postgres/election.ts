@@ -876,6 +876,8 @@ export class PostgresElection
     ).rows[0];
     if (row === undefined || !row.held) return;
     this.#follow(row.leader, Number(row.epoch), row.priority ?? undefined);
+    // A reconnect may have missed a metadata notice of the same leader: read it again.
+    this.#metadataNotice(row.leader);
   }
 
   #presenceRun: Promise<void> | undefined;
