@@ -40,12 +40,13 @@ function next<K extends 'primaryChanged' | 'primaryMetadataChanged'>(
 }
 
 describe('etcd metadata', () => {
-  it('invalid metadata throws naming the key', () => {
+  it('invalid metadata throws naming the key', async () => {
     expect(() => node('pbad', 'a', { metadata: { 'no space': 'x' } })).toThrow(InvalidOptionError);
     expect(() => node('pbad', 'a', { metadata: { port: 7 as unknown as string } })).toThrow(/metadata\.port/);
     const a = node('pbad', 'a', { metadata: { port: '1' } });
     expect(() => a.setMetadata({ ['x'.repeat(65)]: 'v' })).toThrow(InvalidOptionError);
     expect(a.metadata).toEqual({ port: '1' });
+    await a.shutdown();
   });
 
   it('follower gets the leader metadata everywhere', async () => {

@@ -39,11 +39,12 @@ describe.skipIf(skip !== undefined)('PostgresElection metadata', () => {
     await server?.destroy();
   });
 
-  it('invalid metadata throws naming the key', () => {
+  it('invalid metadata throws naming the key', async () => {
     expect(() => node('x', 'a', { metadata: { port: 7 as unknown as string } })).toThrow(/metadata\.port/);
     const a = node('x', 'a', { metadata: { port: '1' } });
     expect(() => a.setMetadata({ 'bad key': 'v' })).toThrow(InvalidOptionError);
     expect(a.metadata).toEqual({ port: '1' });
+    await a.shutdown();
   });
 
   it('follower gets the leader metadata everywhere', async () => {
