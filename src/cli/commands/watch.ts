@@ -42,7 +42,7 @@ export const watchOptions = defineOptions({
     description:
       'One JSON object per line and event: {"event":"heartbeat"|"promoted"|"primaryChanged"|"primaryMetadataChanged"|"shutdown"|"gap"|"endpointStolen"|"dropped", ' +
       '"instanceId","epoch","seq","pid","host","at",...} with "at" the local receive time in ms since the Unix epoch; primaryChanged and primaryMetadataChanged carry the primary\'s "metadata". ' +
-      'With --redis, --etcd, --postgres: {"event":"primaryChanged"|"primaryMetadataChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs" (null for PostgreSQL),"metadata" ({} where the backend carries none),"at"}.',
+      'With --redis, --etcd, --postgres: {"event":"primaryChanged"|"primaryMetadataChanged"|"primaryLost","instanceId","epoch" (the revision),"previous","ttlMs" (null for PostgreSQL),"metadata" (the leader\'s, {} when none; a value that breaks the rules keeps the last good),"at"}.',
   },
   timeout: {
     type: 'integer',
