@@ -238,6 +238,8 @@ export class PostgresElection
   /** The followed leader's metadata as last read in its term (undefined before the first read). */
   #leaderMetadata: Metadata | undefined;
   #metadataDropped = 0;
+  /** A setMetadata() whose notice did not go out (no control connection): sent on the next connect. */
+  #metadataUntold = false;
   /** Metadata reads and the notifications after them, in order. */
   #metadataReads: Promise<void> = Promise.resolve();
 
@@ -382,11 +384,21 @@ export class PostgresElection
    */
   setMetadata(metadata: Readonly<Record<string, string>>): void {
     this.#metadata = resolveMetadata(metadata);
-    void this.#presence().then(async () => {
-      const client = this.#ctlClient;
-      if (client === undefined || this.#closing) return;
+    this.#metadataUntold = true;
+    void this.#presence().then(() => this.#tellMetadata());
+  }
+
+  /** NOTIFYs the others that this node's metadata changed (its presence row holds it); never rejects. */
+  async #tellMetadata(): Promise<void> {
+    const client = this.#ctlClient;
+    if (client === undefined || this.#closing) return;
+    try {
+      this.#metadataUntold = false;
       await client.query(this.#sql.metadataNotice, [this.options.project, this.instanceId]);
-    }).catch((error: unknown) => this.#logger.debug(`metadata notice: ${message(error)}`));
+    } catch (error) {
+      this.#metadataUntold = true;
+      this.#logger.debug(`metadata notice: ${message(error)}`);
+    }
   }
 
   /** This node's own metadata. */
@@ -844,6 +856,8 @@ export class PostgresElection
         this.#ctlClient = client;
         await this.#readLeader(client);
         await this.#presence();
+        // A setMetadata() while this connection was down (or not yet up) wrote and told nobody.
+        if (this.#metadataUntold) await this.#tellMetadata();
         this.#ctlReady.resolve();
         this.#ctlTimer = setInterval(() => void this.#presence(), this.options.presenceInterval);
         await gone.promise;

@@ -81,6 +81,24 @@ describe.skipIf(skip !== undefined)('PostgresElection metadata', () => {
     await Promise.all([a.shutdown(), b.shutdown()]);
   });
 
+  it('a change made while disconnected is told on reconnect', async () => {
+    const p = project();
+    const a = node(p, 'a', { metadata: { port: '7001' } });
+    await a.start();
+    const b = node(p, 'b');
+    const changed = next<ElectionPrimaryChangedEvent>(b, 'primaryChanged', 5000);
+    await b.start();
+    await changed;
+    // a's control connection (presence rows, NOTIFY) is cut; its lock connection stays.
+    const cut = await raw.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'failover-watch ctl a'`);
+    expect(cut.rowCount).toBe(1);
+    const meta = next<ElectionPrimaryMetadataChangedEvent>(b, 'primaryMetadataChanged', 5000);
+    a.setMetadata({ port: '8001' });
+    expect((await meta).metadata).toEqual({ port: '8001' });
+    expect(a.role).toBe('primary');
+    await Promise.all([a.shutdown(), b.shutdown()]);
+  });
+
   it('malformed stored metadata is dropped and counted', async () => {
     const p = project();
     // Presence written once a minute: the bad row below is not rewritten before b reads it.
