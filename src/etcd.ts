@@ -225,6 +225,8 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
   #lastLine: readonly CampaignKey[] = [];
   /** Metadata re-puts, one after another. */
   #metadataWrites: Promise<void> = Promise.resolve();
+  /** The last re-put failed: tried again after the next confirmed keepalive. */
+  #metadataStale = false;
 
   constructor(options: EtcdElectionOptions) {
     super();
@@ -585,10 +587,11 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
   /**
    * Re-puts the own campaign key with the current metadata, after any write before it: a put on
    * the existing key (same lease) guarded by its create revision, so a key that is gone (resigned,
-   * expired) is never created again here. Best effort: a failure is retried by the next write or
-   * campaign; without a key the next campaign writes the metadata.
+   * expired) is never created again here. A failed put is tried again after the next confirmed
+   * keepalive; without a key the next campaign writes the metadata.
    */
   #writeMetadata(): void {
+    this.#metadataStale = false;
     this.#metadataWrites = this.#metadataWrites.then(async () => {
       const own = this.#loop.state.ownKey;
       const leaseId = this.#loop.state.session?.leaseId;
@@ -596,7 +599,9 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
       const value = this.#campaignValue(this.#metadata);
       await this.#bounded(
         this.#client.if(own.key, 'Create', '==', own.createRevision).then(this.#client.put(own.key).value(value).lease(leaseId)).commit(),
-      ).catch(() => undefined);
+      ).catch(() => {
+        this.#metadataStale = true;
+      });
     });
   }
 
@@ -653,6 +658,9 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
           if (lease === undefined) throw new Error('lease not found');
           const res = await this.#bounded(this.#keepAliveAnyMember(lease));
           return { type: 'keptAlive', id: effect.id, sentAt, alive: Number(res.TTL) > 0 };
+        }, () => {
+          // etcd answers again: a metadata re-put that failed meanwhile is tried again.
+          if (this.#metadataStale) this.#writeMetadata();
         });
         return;
       }
