@@ -994,8 +994,7 @@ export class PostgresElection
   #metadataNotice(node: string): void {
     const leader = this.#leader;
     if (leader === undefined || leader.instanceId !== node || node === this.instanceId) return;
-    const previous = this.#leaderMetadata;
-    this.#afterMetadataRead(node, (metadata) => {
+    this.#afterMetadataRead(node, (metadata, previous) => {
       if (this.#leader !== leader || previous === undefined || sameMetadata(previous, metadata)) return;
       const event: ElectionPrimaryMetadataChangedEvent = { instanceId: leader.instanceId, epoch: leader.epoch, metadata, at: Date.now() };
       this.emitSafely('primaryMetadataChanged', event);
@@ -1004,10 +1003,11 @@ export class PostgresElection
 
   /**
    * Reads `node`'s stored metadata (bounded by connectTimeout), keeps it as the leader's, then
-   * calls `then` with it; reads and notifications run one after another, in order. Malformed
-   * metadata is dropped and counted: the last good read of the term stands (`{}` before one).
+   * calls `then` with it and the leader's metadata before this read (what the application was
+   * last told); reads and notifications run one after another, in order. Malformed metadata is
+   * dropped and counted: the last good read of the term stands (`{}` before one).
    */
-  #afterMetadataRead(node: string, then: (metadata: Metadata) => void): void {
+  #afterMetadataRead(node: string, then: (metadata: Metadata, previous: Metadata | undefined) => void): void {
     this.#metadataReads = this.#metadataReads.then(async () => {
       let stored: Metadata | 'invalid' | undefined;
       const client = this.#ctlClient;
@@ -1020,9 +1020,10 @@ export class PostgresElection
         }
       }
       if (stored === 'invalid') this.#metadataDropped++;
-      const metadata = stored === undefined || stored === 'invalid' ? (this.#leaderMetadata ?? NO_METADATA) : stored;
+      const previous = this.#leaderMetadata;
+      const metadata = stored === undefined || stored === 'invalid' ? (previous ?? NO_METADATA) : stored;
       if (this.#leader?.instanceId === node) this.#leaderMetadata = metadata;
-      then(metadata);
+      then(metadata, previous);
     });
   }
 

@@ -83,14 +83,14 @@ describe.skipIf(skip !== undefined)('PostgresElection metadata', () => {
 
   it('a change made while disconnected is told on reconnect', async () => {
     const p = project();
-    const a = node(p, 'a', { metadata: { port: '7001' } });
+    const a = node(p, 'cut-a', { metadata: { port: '7001' } });
     await a.start();
-    const b = node(p, 'b');
+    const b = node(p, 'cut-b');
     const changed = next<ElectionPrimaryChangedEvent>(b, 'primaryChanged', 5000);
     await b.start();
     await changed;
     // a's control connection (presence rows, NOTIFY) is cut; its lock connection stays.
-    const cut = await raw.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'failover-watch ctl a'`);
+    const cut = await raw.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'failover-watch ctl cut-a'`);
     expect(cut.rowCount).toBe(1);
     const meta = next<ElectionPrimaryMetadataChangedEvent>(b, 'primaryMetadataChanged', 5000);
     a.setMetadata({ port: '8001' });
