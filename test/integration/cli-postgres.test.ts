@@ -251,7 +251,8 @@ describe.skipIf(skip !== undefined)('watch --postgres', () => {
     // session is opened again at its next read.
     const again = await watch.waitFor((e) => e.event === 'primaryChanged' && (e.epoch as number) > 1, 20_000, 'primaryChanged in a new term');
     expect(again).toMatchObject({ instanceId: 'alpha', epoch: 2 });
-    expect(watch.stderr).toContain('PostgreSQL read failed');
+    // Whether a read failed meanwhile depends on whether a 250 ms poll fell in the restart: a
+    // fast restart falls between two, so the failure message is not asserted.
   });
 });
 
