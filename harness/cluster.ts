@@ -124,7 +124,8 @@ export class WatcherProcess {
   }
 
   send(command: Command): void {
-    if (this.child.connected) this.child.send(command);
+    // With a callback, a send that races the child's exit (EPIPE) is dropped, not thrown.
+    if (this.child.connected) this.child.send(command, () => undefined);
   }
 
   /** Sends a signal to this child only (by its own pid). */

@@ -209,7 +209,7 @@ describe.skipIf(skip !== undefined)('PostgreSQL outages', () => {
       await Promise.all(nodes.splice(0).map((e) => e.shutdown()));
       await replica.destroy();
     }
-  });
+  }, 60_000); // a second initdb and server start: tens of seconds on a busy 2-core host
 
   it('shutdown ends in bound while the server is paused', async () => {
     const p = project();

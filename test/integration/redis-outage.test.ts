@@ -179,10 +179,11 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
       project,
       nodeId,
       redisUrl: s.url,
-      // Slow ticks: a handover within 250 ms can only have come through pub/sub.
+      // Slow ticks: a handover well within one tick comes through pub/sub (a 250 ms bound with
+      // 400 ms ticks missed at 470 ms on a busy host).
       leaseTTL: 3000,
       maxDrift: 1500,
-      tickInterval: 400,
+      tickInterval: 1200,
       startTimeout: READY,
     });
     const all = [nodes.spawn(config('a')), nodes.spawn(config('b'))];
@@ -197,6 +198,6 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
     const closeCalled = await leader.waitFor((e) => e.type === 'closeCalled', 5000);
     const taken = await next;
     expect(taken.reason).toBe('handover');
-    expect(taken.at - closeCalled.at).toBeLessThan(250);
+    expect(taken.at - closeCalled.at).toBeLessThan(600);
   });
 });
