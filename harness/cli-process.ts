@@ -95,3 +95,29 @@ export class CliProcesses {
     await Promise.all(exits);
   }
 }
+
+/** What a CLI run ended with. */
+export interface CliExit {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI to its exit, bounded by `timeout` ms (then SIGKILLed by pid and rejected). */
+export function runCli(args: readonly string[], timeout = 20_000): Promise<CliExit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      reject(new Error(`failover-watch ${args.join(' ')} did not exit within ${timeout} ms; stderr: ${stderr}`));
+    }, timeout);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

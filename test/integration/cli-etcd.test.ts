@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../harness/child-runtime.js';
-import { CliProcesses } from '../../harness/cli-process.js';
+import { CliProcesses, runCli } from '../../harness/cli-process.js';
 import { EtcdElection } from '../../src/etcd.js';
 import { startEtcd, type EtcdCluster } from './etcd-kit.js';
 
@@ -39,25 +39,6 @@ async function node(p: string, id: string, priority = 1, metadata?: Record<strin
   elections.push(e);
   await e.start();
   return e;
-}
-
-/** Runs the CLI to its exit (bounded): exit code, stdout, stderr. */
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/failover-watch.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`failover-watch ${args.join(' ')} did not exit within ${PROCESS_TIMEOUT} ms; stderr: ${stderr}`));
-    }, PROCESS_TIMEOUT);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 describe('status --etcd', () => {
@@ -126,7 +107,11 @@ describe('status --etcd', () => {
 
   it('reads only: the store revision does not move', async () => {
     const p = project('readonly');
-    await node(p, 'alpha');
+    const a = await node(p, 'alpha');
+    // alpha records its 'elected' event in etcd after start() resolves: a put of its own that
+    // must land before the revision is read (bounded: 50 polls).
+    for (let i = 0; i < 50 && (await a.events()).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await a.events()).length).toBeGreaterThan(0);
     const { Etcd3 } = await import('etcd3');
     const client = new Etcd3({ hosts: etcd.hosts });
     try {

@@ -4,10 +4,9 @@
  * metadata a `run` node announces is what `status` prints (text and --json) and what `watch`
  * reports with primaryChanged after a takeover; a bad pair is a usage error naming the key.
  */
-import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../harness/child-runtime.js';
+import { runCli } from '../../harness/cli-process.js';
 import { tempWorkdir, uniqueIpc } from '../../harness/cluster.js';
 import { uniqueProject } from '../../harness/redis-cluster.js';
 import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
@@ -18,25 +17,6 @@ import { cleanups, cli, isPrimary } from './cli-run-process.js';
 const PROCESS_TIMEOUT = 20_000;
 /** The supervised command: runs until signalled. */
 const COMMAND = [process.execPath, '-e', 'setInterval(() => {}, 1000);'];
-
-/** Runs the CLI to its exit (bounded): exit code, stdout, stderr. */
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/failover-watch.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`failover-watch ${args.join(' ')} did not exit within ${PROCESS_TIMEOUT} ms; stderr: ${stderr}`));
-    }, PROCESS_TIMEOUT);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('run --metadata over ZeroMQ', () => {
   it('status and watch show the primary metadata', { timeout: 90_000 }, async () => {

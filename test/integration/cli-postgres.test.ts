@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../harness/child-runtime.js';
-import { CliProcesses } from '../../harness/cli-process.js';
+import { CliProcesses, runCli } from '../../harness/cli-process.js';
 import { PostgresServer, postgresSkipReason } from '../../harness/postgres-server.js';
 import { PostgresElection } from '../../src/postgres.js';
 
@@ -47,25 +47,6 @@ async function node(p: string, id: string, tablePrefix?: string, metadata?: Reco
   elections.push(e);
   await e.start();
   return e;
-}
-
-/** Runs the CLI to its exit (bounded): exit code, stdout, stderr. */
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/failover-watch.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`failover-watch ${args.join(' ')} did not exit within ${PROCESS_TIMEOUT} ms; stderr: ${stderr}`));
-    }, PROCESS_TIMEOUT);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 /** A leader in a child process (harness/postgres-node.ts); resolves once it leads. */

@@ -5,10 +5,8 @@
  * wait is bounded and driven by a process's output or exit, or by an event; only processes this
  * file started are stopped, by pid.
  */
-import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../../harness/child-runtime.js';
-import { CliProcesses } from '../../harness/cli-process.js';
+import { CliProcesses, runCli } from '../../harness/cli-process.js';
 import { uniqueProject } from '../../harness/redis-cluster.js';
 import { RedisServer, redisSkipReason } from '../../harness/redis-server.js';
 import { run, type Cluster, type PrimaryChangedEvent } from '../../src/redis.js';
@@ -41,25 +39,6 @@ async function node(project: string, nodeId: string, nodePriority = 1): Promise<
   const cluster = await run({ project, nodeId, redisUrl: server.url, ...timing, strategy: 'priority', nodePriority });
   clusters.push(cluster);
   return cluster;
-}
-
-/** Runs the CLI to its exit (bounded): exit code, stdout, stderr. */
-function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/failover-watch.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`failover-watch ${args.join(' ')} did not exit within ${PROCESS_TIMEOUT} ms; stderr: ${stderr}`));
-    }, PROCESS_TIMEOUT);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 describe.skipIf(skip !== undefined)('status --redis', () => {
