@@ -207,6 +207,8 @@ export class PostgresElection
   #term: Term | undefined;
   #lockClient: PgClient | undefined;
   #ctlClient: PgClient | undefined;
+  /** The control loop's connection from the moment it connects (set up or not): what shutdown ends. */
+  #ctlConnection: PgClient | undefined;
   #ctlTimer: NodeJS.Timeout | undefined;
   #wake: Deferred<void> = deferred<void>();
   #sleepTimer: NodeJS.Timeout | undefined;
@@ -846,6 +848,7 @@ export class PostgresElection
         await client.end().catch(() => undefined);
         break;
       }
+      this.#ctlConnection = client;
       const gone = deferred<void>();
       client.on('error', () => gone.resolve());
       client.on('end', () => gone.resolve());
@@ -859,8 +862,11 @@ export class PostgresElection
         // A setMetadata() while this connection was down (or not yet up) wrote and told nobody.
         if (this.#metadataUntold) await this.#tellMetadata();
         this.#ctlReady.resolve();
-        this.#ctlTimer = setInterval(() => void this.#presence(), this.options.presenceInterval);
-        await gone.promise;
+        // A shutdown that came while this connection was set up has ended it, or ends it next.
+        if (!this.#closing) {
+          this.#ctlTimer = setInterval(() => void this.#presence(), this.options.presenceInterval);
+          await gone.promise;
+        }
       } catch (error) {
         if ((error as { code?: unknown } | undefined)?.code === '42P01') this.#schemaReady = false;
         this.#logger.debug(`control connection: ${message(error)}`);
@@ -868,6 +874,7 @@ export class PostgresElection
       if (this.#ctlTimer !== undefined) clearInterval(this.#ctlTimer);
       this.#ctlTimer = undefined;
       if (this.#ctlClient === client) this.#ctlClient = undefined;
+      if (this.#ctlConnection === client) this.#ctlConnection = undefined;
       await client.end().catch(() => undefined);
       if (!this.#closing) await this.#sleepCtl();
     }
@@ -1063,11 +1070,15 @@ export class PostgresElection
     this.#dropLockClient();
     this.#kick();
     await this.#campaign;
-    const ctl = this.#ctlClient;
+    // The control connection, set up or still being set up (a schema check, LISTEN): ended here,
+    // so the loop never waits on a connection nobody will close.
+    const ctl = this.#ctlConnection;
     if (ctl !== undefined) {
-      await this.#withDeadline(ctl.query(this.#sql.forget, [this.options.project, this.instanceId]), this.options.connectTimeout).catch(
-        () => undefined,
-      );
+      if (ctl === this.#ctlClient) {
+        await this.#withDeadline(ctl.query(this.#sql.forget, [this.options.project, this.instanceId]), this.options.connectTimeout).catch(
+          () => undefined,
+        );
+      }
       await ctl.end().catch(() => undefined);
     }
     if (this.#ctlSleep !== undefined) {
