@@ -1,6 +1,6 @@
 /**
  * The etcd election's decisions, as a pure state machine: `etcdStep(state, input, env)` returns
- * the next state and the effects the driver (`src/etcd.ts`) runs against etcd. No I/O, no timers.
+ * the next state and the effects the driver (`src/etcd/election.ts`) runs against etcd. No I/O, no timers.
  *
  * The semantics are those of etcd's own concurrency election (`clientv3/concurrency`):
  * - a session is a lease with a TTL that the node keeps alive (`keepAliveInterval`);

@@ -5,7 +5,7 @@
  * no clock, no timers, no randomness of its own. Time (`env.now`, local monotonic ms) and
  * randomness (`env.random`) come in with every input; everything it wants done (run a lease
  * operation, call `onStart`, release the lease, wake up at a time) goes out as effects, and the
- * driver (`src/redis.ts`) feeds each outcome back as another input.
+ * driver (`src/redis/cluster.ts`) feeds each outcome back as another input.
  *
  * What it guarantees, given a lease store whose operations are atomic (see
  * `transport/redis/lease-scripts.ts`):

@@ -30,7 +30,7 @@ export interface StopContext {
   readonly reason: LeaseRoleChangeReason;
 }
 
-/** The raw options this module validates (the public type with full TSDoc is `ClusterConfig` in `src/redis.ts`). */
+/** The raw options this module validates (the public type with full TSDoc is `ClusterConfig` in `src/redis/cluster.ts`). */
 export interface LeaseOptionsInput {
   readonly project?: unknown;
   readonly nodeId?: unknown;
