@@ -1345,8 +1345,16 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
   const candidates: number[] = [];
   switch (s.phase) {
     case 'secondary': {
-      // A regular check every interval also lets a stall be noticed.
-      candidates.push(now + s.config.heartbeatInterval);
+      // A regular check every interval lets a stall be noticed: a check that runs later than
+      // planned means this process did not run, and what arrived meanwhile drains before the
+      // silence is judged. While the primary is heard, one check at (silence deadline - one
+      // interval) is enough: a stall that ends past the deadline began at most one interval
+      // after the last heartbeat, so before that check (with heartbeatTimeout >= 2 intervals),
+      // which then runs at least one interval late. Checks planned one interval after each
+      // heartbeat would wake the process once per beat at rest (a timer moved later still fires
+      // at its first instant, then re-arms).
+      const precheck = s.silenceFrom + s.config.heartbeatTimeout - s.config.heartbeatInterval;
+      candidates.push(s.loss === undefined && now < precheck ? precheck : now + s.config.heartbeatInterval);
       if (s.loss === undefined) {
         // Silence is judged after heartbeatTimeout, and not before a drain ended (a wake-up in
         // the past would make the driver spin).

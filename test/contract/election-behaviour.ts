@@ -131,9 +131,30 @@ export function describeElectionBehaviour(harness: ElectionHarness): void {
     const rec = (n: Election): Recorder => records.get(n)!;
     const primaries = (): Election[] => made.filter((n) => n.role === 'primary');
 
-    /** Starts `a` (which becomes primary) and then the others (secondaries). */
+    /**
+     * Starts `a` (which becomes primary) and then the others (secondaries), each until it follows
+     * `a`: a secondary whose start() resolved may not hear the primary yet (a ZeroMQ subscriber
+     * still connecting), and one that misses a farewell races the stepped-down node at silence.
+     */
     async function startInOrder(...nodes: Election[]): Promise<void> {
-      for (const n of nodes) await n.start();
+      const [first, ...rest] = nodes;
+      if (first === undefined) return;
+      await first.start();
+      for (const n of rest) {
+        const follows = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${n.instanceId} did not follow ${first.instanceId} within ${startBound} ms`)), startBound);
+          const check = (): void => {
+            if (n.status().primary?.instanceId !== first.instanceId) return;
+            clearTimeout(timer);
+            n.off('primaryChanged', check);
+            resolve();
+          };
+          n.on('primaryChanged', check);
+          queueMicrotask(check);
+        });
+        await n.start();
+        await follows;
+      }
     }
 
     it('exactly one of 3 nodes started together is primary', async () => {

@@ -317,6 +317,40 @@ describe('heartbeat machine: detection and promotion', () => {
     expect(bindTimes).toEqual([300, 400, 500, 600, 700, 800]);
   });
 
+  it('a secondary at rest is not woken between beats', () => {
+    // Heartbeats 100 ms apart, each arriving a little late (the primary's timer, the wire): a
+    // check planned one interval after each would wake the process before every beat.
+    const d = follower();
+    const ticks: number[] = [];
+    let seq = 1;
+    for (let t = 0; t <= 2000; t += 100) {
+      const before = d.history.length;
+      d.advanceTo(t + 20);
+      for (const h of d.history.slice(before)) if (h.input.type === 'tick') ticks.push(h.at);
+      d.send(hb('p', 3, seq++));
+    }
+    expect(ticks).toEqual([]);
+    expect(d.state.wakeAt).toBe(2020 + 300 - 100);
+  });
+
+  it('a stall just past the silence deadline still drains', () => {
+    // Last heartbeat at 300; the process stalls from 350 to 620, just past the deadline (600):
+    // the check planned at 500 runs 120 ms late, so the heartbeats queued meanwhile are read
+    // before the silence is judged.
+    const d = follower();
+    heartbeats(d, 'p', 3, 0, 300);
+    d.advanceTo(350);
+    d.stallUntil(620);
+    const fx = d.send({ type: 'tick' });
+    expect(notes(fx).filter((n) => n.type === 'primaryLost')).toEqual([]);
+    expect(d.state.counters.stalls).toBe(1);
+    expect(d.state.drainUntil).toBe(620 + BASE.drainDelay);
+    d.send(hb('p', 3, 9));
+    const after = heartbeats(d, 'p', 3, 700, 1500);
+    expect(notes(after).filter((n) => n.type === 'primaryLost')).toEqual([]);
+    expect(hasBind(after)).toBe(false);
+  });
+
   it('a stalled secondary drains queued messages before judging silence', () => {
     const d = follower();
     heartbeats(d, 'p', 3, 0, 300);
@@ -909,7 +943,8 @@ describe('heartbeat machine: start', () => {
       { type: 'notify', notification: { type: 'roleChanged', from: 'starting', to: 'secondary', epoch: 0, reason: 'startup' } },
       { type: 'started' },
     ]);
-    expect(d.state.wakeAt).toBe(100);
+    // Its first check: one interval before the silence deadline (300 - 100).
+    expect(d.state.wakeAt).toBe(200);
   });
 });
 
