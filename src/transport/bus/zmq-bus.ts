@@ -411,16 +411,18 @@ export class ZmqBus implements Transport {
       });
       await sendQuietly(this.#pub, farewell);
     }
-    // Closing ends the listener and the connections, each after its queue has gone out (within
-    // the socket's linger): every message sent before, the application's included, reaches the
-    // subscribers before their disconnect. (An unbind would leave the connections up.)
+    // Closing ends the listener and the connections (an unbind would leave them up). Only once
+    // the farewell came back to this node's own subscriber (or after farewellTimeout): a close
+    // right after the sends now and then ended a connection before its queue had gone out
+    // (docs/TRANSPORT.md, "Release"), and every message sent before, the application's
+    // included, must reach the subscribers before their disconnect.
     await this.#releaseLock();
-    this.#retire();
     if (seen !== undefined) {
       await seen;
       clearTimeout(timer);
       this.#farewell = undefined;
     }
+    this.#retire();
   }
 
   /** Closes the bound publisher (flushing within its linger) and makes the next one. */

@@ -538,20 +538,20 @@ export class ZmqTransport implements Transport {
       // With sendTimeout 0 the send happens in this call (an XPUB drops rather than blocks).
       void sendOn(pub, farewell);
     }
-    // Close in the same tick as the farewell's send. libzmq's I/O thread writes the queued
-    // farewell to every subscriber before it handles the close, then closes the listener (the
-    // endpoint is free again) and keeps the connections up to `linger` ms to flush. Closing at
-    // once starts the listener's close as early as possible: the successor that reads the
-    // farewell and binds straight away then finds the endpoint free far more often than when
-    // the close waited. The farewell's own copy, through the endpoint and back to this node's
-    // SUB, still confirms it left before release() resolves.
-    pub.close();
+    // Close once the farewell came back through the endpoint to this node's own SUB (or after
+    // farewellTimeout). Closing in the same tick as the send took the endpoint back a fraction
+    // of a millisecond earlier, but now and then lost the tail of what was still queued for a
+    // subscriber, farewell included (libzmq ended that connection's session before it had
+    // written its queue out; docs/TRANSPORT.md, "Release", has the loop that shows it). A
+    // successor that binds on reading the farewell may find the endpoint held that long more
+    // and retries (its first retry after 1 ms).
     await unlocked;
     if (seen !== undefined) {
       await seen;
       clearTimeout(timer);
       this.#farewell = undefined;
     }
+    pub.close();
     await this.#releaseZap();
     this.#prepareSpareLater();
   }
