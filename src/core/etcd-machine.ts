@@ -112,6 +112,11 @@ export interface EtcdMachineState {
   readonly callbacks: 'none' | 'promoting' | 'promoted' | 'demoting';
   readonly exit: Exit | undefined;
   readonly line: readonly CampaignKey[];
+  /**
+   * The epoch of the last term its leader gave up on purpose (the release mark a resign or a
+   * shutdown leaves beside the campaign keys): a leader key that goes without one expired.
+   */
+  readonly released: number | undefined;
   readonly leader: { readonly instanceId: string; readonly epoch: number; readonly priority: number } | undefined;
   readonly primarySuspected: boolean;
   /** The operation awaited per kind; results of any other id are stale. */
@@ -147,7 +152,13 @@ export type EtcdInput =
   | { readonly type: 'granted'; readonly id: number; readonly leaseId: string; readonly sentAt: number }
   | { readonly type: 'keptAlive'; readonly id: number; readonly sentAt: number; readonly alive: boolean }
   | { readonly type: 'campaigned'; readonly id: number; readonly key: string; readonly createRevision: number }
-  | { readonly type: 'ranked'; readonly id: number; readonly line: readonly CampaignKey[] }
+  | {
+      readonly type: 'ranked';
+      readonly id: number;
+      readonly line: readonly CampaignKey[];
+      /** The epoch in the release mark read with the line, if any. */
+      readonly released?: number | undefined;
+    }
   | { readonly type: 'resigned'; readonly id: number }
   | { readonly type: 'opFailed'; readonly id: number; readonly kind: OpKind; readonly detail: string; readonly leaseGone?: boolean }
   /** The watch on the prefix saw a change (or reconnected). */
@@ -164,9 +175,13 @@ export type EtcdEffect =
   | { readonly type: 'keepAlive'; readonly id: number; readonly leaseId: string }
   | { readonly type: 'campaign'; readonly id: number; readonly leaseId: string }
   | { readonly type: 'rank'; readonly id: number }
-  | { readonly type: 'resign'; readonly id: number; readonly key: string }
-  /** Best effort, nobody waits for it: the lease ends with its TTL otherwise. */
-  | { readonly type: 'revoke'; readonly leaseId: string; readonly awaited: boolean }
+  /** Delete the own key; `mark`: it leads, so leave the release mark of its epoch in the same step. */
+  | { readonly type: 'resign'; readonly id: number; readonly key: string; readonly epoch: number; readonly mark: boolean }
+  /**
+   * Best effort, nobody waits for it: the lease ends with its TTL otherwise. `release`: a leading
+   * key to delete with its release mark first (a shutdown).
+   */
+  | { readonly type: 'revoke'; readonly leaseId: string; readonly awaited: boolean; readonly release?: { readonly key: string; readonly epoch: number } }
   | { readonly type: 'callPromote'; readonly term: number; readonly epoch: number; readonly reason: string }
   | { readonly type: 'abortPromote'; readonly term: number; readonly reason: string }
   | { readonly type: 'callDemote'; readonly term: number; readonly epoch: number; readonly reason: string }
@@ -213,6 +228,7 @@ export function initialEtcdState(config: EtcdMachineConfig): EtcdMachineState {
     callbacks: 'none',
     exit: undefined,
     line: [],
+    released: undefined,
     leader: undefined,
     primarySuspected: false,
     pending: {},
@@ -314,6 +330,7 @@ function handle(b: Builder, input: EtcdInput): void {
       if (s.pending.rank !== input.id) return;
       b.done('rank');
       b.ok();
+      if (input.released !== undefined) b.set({ released: Math.max(input.released, s.released ?? 0) });
       onLine(b, input.line);
       return;
     case 'resigned':
@@ -495,7 +512,14 @@ function onLine(b: Builder, line: readonly CampaignKey[]): void {
   const mine = ownIndex === 0;
   if (previous !== undefined && (first === undefined || first.createRevision !== previous.epoch) && previous.instanceId !== s.config.nodeId) {
     const willPromote = mine && s.enabled && !betterExists(s, line);
-    b.emit({ type: 'primaryLost', instanceId: previous.instanceId, epoch: previous.epoch, cause: 'released', willPromote, reason: willPromote ? 'taking-over' : s.enabled ? 'queued' : 'disabled' });
+    b.emit({
+      type: 'primaryLost',
+      instanceId: previous.instanceId,
+      epoch: previous.epoch,
+      cause: b.s.released === previous.epoch ? 'released' : 'expired',
+      willPromote,
+      reason: willPromote ? 'taking-over' : s.enabled ? 'queued' : 'disabled',
+    });
   }
   if (first !== undefined && !mine && (previous === undefined || previous.epoch !== first.createRevision)) {
     b.emit({ type: 'primaryChanged', instanceId: first.nodeId, epoch: first.createRevision, priority: first.priority });
@@ -532,7 +556,17 @@ function onLine(b: Builder, line: readonly CampaignKey[]): void {
     resign(b);
     return;
   }
-  promote(b, own!.createRevision, previous === undefined ? 'startup' : previous.instanceId === s.config.nodeId ? 'reacquired' : 'handover');
+  promote(
+    b,
+    own!.createRevision,
+    previous === undefined
+      ? 'startup'
+      : previous.instanceId === s.config.nodeId
+        ? 'reacquired'
+        : b.s.released === previous.epoch
+          ? 'handover'
+          : 'expired',
+  );
 }
 
 function betterExists(s: EtcdMachineState, line: readonly CampaignKey[]): boolean {
@@ -616,7 +650,8 @@ function resign(b: Builder): void {
   const own = b.s.ownKey;
   if (own === undefined) return;
   b.set({ phase: 'resigning' });
-  b.op('resign', (id) => ({ type: 'resign', id, key: own.key }));
+  const leads = b.s.line[0]?.key === own.key;
+  b.op('resign', (id) => ({ type: 'resign', id, key: own.key, epoch: own.createRevision, mark: leads }));
 }
 
 function afterResign(b: Builder): void {
@@ -695,7 +730,16 @@ function onShutdown(b: Builder): void {
 function close(b: Builder): void {
   const s = b.s;
   b.set({ phase: 'stopping', retryAt: undefined, nextRankAt: undefined });
-  if (s.session !== undefined) b.emit({ type: 'revoke', leaseId: s.session.leaseId, awaited: true });
+  if (s.session !== undefined) {
+    const own = s.ownKey;
+    const leads = own !== undefined && s.line[0]?.key === own.key;
+    b.emit({
+      type: 'revoke',
+      leaseId: s.session.leaseId,
+      awaited: true,
+      ...(leads ? { release: { key: own.key, epoch: own.createRevision } } : {}),
+    });
+  }
   b.set({ session: undefined, ownKey: undefined, pending: {} });
   b.emit({ type: 'close' });
 }

@@ -187,6 +187,26 @@ export function campaignLine(
   return line;
 }
 
+/**
+ * The key, beside the campaign keys under {@link campaignPrefix}, where a leader that gives up its
+ * key on purpose (stepDown, a better priority, shutdown) leaves `{"released": epoch}` in the same
+ * transaction that deletes its key; a leader key that goes without it expired (a crash, a lost
+ * lease). Not a campaign: {@link campaignLine} skips it.
+ */
+export const RELEASE_MARK = '~released';
+
+/** The epoch in the release mark among `kvs` (read under the campaign prefix `dir`), if any. */
+export function releaseMark(kvs: ReadonlyArray<{ key: Buffer; value: Buffer }>, dir: string): number | undefined {
+  const kv = kvs.find((k) => k.key.toString('utf8') === `${dir}${RELEASE_MARK}`);
+  if (kv === undefined) return undefined;
+  try {
+    const epoch = (JSON.parse(kv.value.toString('utf8')) as { released?: unknown }).released;
+    return typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0 ? epoch : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** An election on etcd; implements the contract. */
 export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChange> implements Election<EtcdElectionStatus, EtcdElectionEvents> {
   readonly backend: BackendKind = 'etcd';
@@ -198,6 +218,7 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
   readonly #client: Etcd3;
   readonly #loop: StepLoop<EtcdMachineState, EtcdInput, EtcdEffect>;
   readonly #leases = new Map<string, Lease>();
+  #releaseOnClose: { readonly key: string; readonly epoch: number } | undefined;
   readonly #signals = new TermSignals();
   #watcher: Watcher | undefined;
   #started: Promise<void> | undefined;
@@ -535,10 +556,28 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
   }
 
   async #range(): Promise<CampaignKey[]> {
+    return (await this.#rangeWithMark()).line;
+  }
+
+  /** The line, and the release mark read in the same request. */
+  async #rangeWithMark(): Promise<{ line: CampaignKey[]; released: number | undefined }> {
     const res = await this.#bounded(this.#client.getAll().prefix(this.#dir).sort('Create', 'Ascend').exec());
     const line = campaignLine(res.kvs);
     this.#countInvalid(line);
-    return line;
+    return { line, released: releaseMark(res.kvs, this.#dir) };
+  }
+
+  /**
+   * Deletes a leading key and leaves its release mark, in one transaction, only while the key is
+   * still the one of that epoch (a key already gone, or another's, is left alone).
+   */
+  #releaseLeading(key: string, epoch: number): Promise<unknown> {
+    return this.#bounded(
+      this.#client
+        .if(key, 'Create', '==', epoch)
+        .then(this.#client.delete().key(key), this.#client.put(`${this.#dir}${RELEASE_MARK}`).value(JSON.stringify({ released: epoch, instanceId: this.instanceId })))
+        .commit(),
+    );
   }
 
   /** Counts each write of malformed metadata once (a key read again unchanged is not news). */
@@ -686,19 +725,24 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
       }
       case 'rank':
         this.#op(effect.id, 'rank', async () => {
-          const line = await this.#range();
+          const { line, released } = await this.#rangeWithMark();
           this.#takeLine(line);
-          return { type: 'ranked', id: effect.id, line };
+          return { type: 'ranked', id: effect.id, line, released };
         });
         return;
       case 'resign':
         this.#op(effect.id, 'resign', async () => {
-          await this.#bounded(this.#client.delete().key(effect.key).exec());
+          if (effect.mark) await this.#releaseLeading(effect.key, effect.epoch);
+          else await this.#bounded(this.#client.delete().key(effect.key).exec());
           return { type: 'resigned', id: effect.id };
         });
         return;
       case 'revoke': {
-        if (effect.awaited) return; // #closeAll revokes it and waits
+        if (effect.awaited) {
+          // #closeAll revokes it and waits, after deleting a leading key with its release mark.
+          this.#releaseOnClose = effect.release;
+          return;
+        }
         const lease = this.#leases.get(effect.leaseId);
         this.#leases.delete(effect.leaseId);
         if (lease !== undefined) void this.#revokeAbandoned(lease);
@@ -802,7 +846,11 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
   }
 
   async #closeAll(): Promise<void> {
-    // The awaited revoke was started by the 'revoke' effect just before; give it its bound.
+    // A leader's key goes first, with its release mark (the standbys then know it was no crash);
+    // the revoke ends the lease. Each within its bound.
+    const release = this.#releaseOnClose;
+    this.#releaseOnClose = undefined;
+    if (release !== undefined) await this.#releaseLeading(release.key, release.epoch).catch(() => undefined);
     const revokes = [...this.#leases.values()].map((l) => this.#bounded(l.revoke()).catch(() => undefined));
     this.#leases.clear();
     await Promise.all(revokes);

@@ -71,12 +71,17 @@ describe('etcd election', () => {
     expect(b.role).toBe('secondary');
     expect(b.status().primary?.instanceId).toBe('a');
     const promoted = waitRole(b, 'primary', 5000);
+    const lost: string[] = [];
+    b.on('primaryLost', (e) => void lost.push(e.cause));
     const t0 = performance.now();
     await a.shutdown();
     const change = await promoted;
     const ms = performance.now() - t0;
     expect(change.epoch).toBeGreaterThan(a.epoch);
     expect(ms).toBeLessThan(1000);
+    // a deleted its key with its release mark: a handover, not an expiry.
+    expect(change.reason).toBe('handover');
+    expect(lost).toEqual(['released']);
     await b.shutdown();
   });
 
@@ -88,7 +93,7 @@ describe('etcd election', () => {
     await b.start();
     const promoted = waitRole(b, 'primary', 5000);
     a.stepDown();
-    await promoted;
+    expect((await promoted).reason).toBe('handover');
     expect(a.role).toBe('secondary');
     expect((await b.liveNodes()).map((n) => n.instanceId)).toEqual(['b', 'a']);
     await Promise.all([a.shutdown(), b.shutdown()]);
@@ -243,10 +248,15 @@ describe('etcd election', () => {
       await b.start();
       expect(b.role).toBe('secondary');
       const promoted = waitRole(b, 'primary', 8000);
+      const lost: string[] = [];
+      b.on('primaryLost', (e) => void lost.push(e.cause));
       const t0 = performance.now();
       child.kill('SIGKILL');
-      await promoted;
+      const change = await promoted;
       const ms = performance.now() - t0;
+      // Nobody marked the release: the key went with the lease.
+      expect(change.reason).toBe('expired');
+      expect(lost).toEqual(['expired']);
       if (process.env.FW_PRINT === '1') process.stderr.write(`etcd crash takeover ${Math.round(ms)} ms\n`);
       // TTL 2000 + one keepalive 300; etcd checks expiries every 500 ms on top.
       expect(ms).toBeLessThan(2000 + 300 + 500);

@@ -49,10 +49,10 @@ class Sim {
     const own: CampaignKey = { key: 'p/e/a', createRevision: rev, nodeId: 'a', priority: this.state.config.priority, leaseId: '10' };
     this.rank([...others, own].sort((x, y) => x.createRevision - y.createRevision));
   }
-  rank(line: CampaignKey[]): void {
+  rank(line: CampaignKey[], released?: number): void {
     this.feed({ type: 'changed' });
     const r = this.state.pending.rank;
-    if (r !== undefined) this.feed({ type: 'ranked', id: r, line });
+    if (r !== undefined) this.feed({ type: 'ranked', id: r, line, released });
   }
 }
 
@@ -89,10 +89,42 @@ describe('etcd machine', () => {
     sim.join(9, [key('b', 5)]);
     expect(sim.state.role).toBe('secondary');
     expect(sim.last('primaryChanged')).toMatchObject({ instanceId: 'b', epoch: 5 });
-    sim.rank([key('a', 9)]);
-    expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', willPromote: true });
+    // b's key went with its release mark: b gave the role up.
+    sim.rank([key('a', 9)], 5);
+    expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', willPromote: true, cause: 'released' });
     expect(sim.last('callPromote')).toMatchObject({ epoch: 9, reason: 'handover' });
     expect(sim.state.epoch).toBe(9);
+  });
+
+  it('a leader key gone without its release mark expired', () => {
+    // A crash or a lost lease: etcd deletes the key when the lease ends, and nobody marks it.
+    // A mark of an older term does not count.
+    const sim = new Sim();
+    sim.join(9, [key('b', 5)]);
+    sim.rank([key('a', 9)], 2);
+    expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', epoch: 5, cause: 'expired', willPromote: true });
+    expect(sim.last('callPromote')).toMatchObject({ epoch: 9, reason: 'expired' });
+  });
+
+  it('a leader marks its release; a follower does not', () => {
+    // stepDown and shutdown of the leader leave the mark of its epoch; a follower that leaves
+    // must not overwrite the leader's mark with its own key's revision.
+    const leader = new Sim();
+    leader.join(3);
+    leader.feed({ type: 'promoteSettled', term: 1, ok: true });
+    leader.feed({ type: 'stepDown' });
+    leader.feed({ type: 'demoteSettled', term: 1 });
+    expect(leader.last('resign')).toMatchObject({ key: 'p/e/a', epoch: 3, mark: true });
+    const closing = new Sim();
+    closing.join(3);
+    closing.feed({ type: 'promoteSettled', term: 1, ok: true });
+    closing.feed({ type: 'shutdown' });
+    closing.feed({ type: 'demoteSettled', term: 1 });
+    expect(closing.last('revoke')).toMatchObject({ awaited: true, release: { key: 'p/e/a', epoch: 3 } });
+    const follower = new Sim();
+    follower.join(9, [key('b', 5)]);
+    follower.feed({ type: 'shutdown' });
+    expect(follower.last('revoke').release).toBeUndefined();
   });
 
   it('steps down after maxDrift without a keepalive', () => {
