@@ -84,8 +84,10 @@ export function postgresSql(prefix: string): PostgresSql {
     tryLock: 'SELECT pg_try_advisory_lock($1::bigint) AS locked',
     waitLock: 'SELECT pg_advisory_lock($1::bigint)',
     // $1 project, $2 node, $3 reason, $4 epoch, $5 key.
-    unlock: `WITH ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) VALUES ($1, $2, 'released', $4, $3))
-      SELECT pg_advisory_unlock($5::bigint) AS released, ${notice('released', '$4::bigint')}`,
+    // The main query reads the insert's row: PostgreSQL runs a WITH insert nobody reads after the
+    // main query, so the lock would go first and a successor's 'elected' row could get the lower id.
+    unlock: `WITH ev AS (INSERT INTO ${events} (project, node_id, action, epoch, reason) VALUES ($1, $2, 'released', $4, $3) RETURNING id)
+      SELECT pg_advisory_unlock($5::bigint) AS released, ${notice('released', '$4::bigint')} FROM ev`,
     // Gives the lock back unused (no epoch spent) to a better queued node. $1 key.
     yieldLock: 'SELECT pg_advisory_unlock($1::bigint) AS released',
     // The fencing step, run right after the lock is held: the epoch grows in the same statement

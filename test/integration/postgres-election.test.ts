@@ -205,6 +205,41 @@ describe.skipIf(skip !== undefined)('PostgresElection on a real server', () => {
     await b.shutdown();
   });
 
+  it('a release is recorded before the lock goes', async () => {
+    // The history's order: a successor's 'elected' row must come after the leader's 'released'.
+    // A trigger makes the 'released' insert slow: while it runs, the leader still holds the lock
+    // (the unlock ran first once, and the successor's row could get the lower id).
+    const prefix = `fw_order_${process.pid}_${++n}`;
+    const p = project();
+    const setup = new PostgresElection({ project: `${p}-setup`, instanceId: 'setup', connectionString: server.url, tablePrefix: prefix });
+    await setup.start();
+    await setup.shutdown();
+    await server.query(`CREATE FUNCTION ${prefix}_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.action = 'released' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$`);
+    await server.query(`CREATE TRIGGER ${prefix}_slow BEFORE INSERT ON ${prefix}_events FOR EACH ROW EXECUTE FUNCTION ${prefix}_slow()`);
+    const mk = (id: string) => new PostgresElection({ project: p, instanceId: id, connectionString: server.url, tablePrefix: prefix });
+    const a = mk('a');
+    const b = mk('b');
+    await a.start();
+    await b.start();
+    const promoted = primaryOf(b);
+    const stopping = a.shutdown();
+    // Bounded wait until a's release statement sleeps in the trigger.
+    const sleeping = async () => (await server.query("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'")).length > 0;
+    for (let i = 0; i < 400 && !(await sleeping()); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await sleeping()).toBe(true);
+    // The sleeping session is the one holding the lock.
+    const holders = await server.query<{ n: string }>(
+      "SELECT count(*)::text AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND s.wait_event = 'PgSleep'",
+    );
+    expect(holders[0]!.n).toBe('1');
+    expect(b.role).toBe('secondary');
+    await stopping;
+    await promoted;
+    expect((await b.events(2)).map((e) => `${e.action} ${e.epoch}`)).toEqual(['elected 2', 'released 1']);
+    await b.shutdown();
+  });
+
   it('shutdown ends a connection still checking the schema', async () => {
     // Found in a failover to an empty server: a node shut down while its control connection was
     // still creating the tables waited for that connection for ever. Here the schema step is held
