@@ -285,6 +285,8 @@ export interface MachineState {
   readonly endpointStolen: { readonly found: EndpointTheft; readonly detail: string; readonly since: number } | undefined;
   /** Monotonic time from which silence is measured. */
   readonly silenceFrom: number;
+  /** The last gap between two messages of the followed primary, ms (0 until two were heard). */
+  readonly beatGap: number;
   readonly loss: Loss | undefined;
   readonly attempts: number;
   readonly nextAttemptAt: number | undefined;
@@ -495,6 +497,7 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     welcomeSentAt: undefined,
     welcomeDueAt: undefined,
     silenceFrom: 0,
+    beatGap: 0,
     loss: undefined,
     attempts: 0,
     nextAttemptAt: undefined,
@@ -818,8 +821,11 @@ function onDisconnected(b: Builder): void {
 }
 
 /**
- * How long after a failed promotion a disconnect is taken for the one its own release caused
- * (the close is immediate; its SUB hears of it within milliseconds), ms.
+ * How long after a failed promotion a disconnect is taken for the one its own release caused, ms:
+ * the ZeroMQ transport closes at once when no farewell is due, or once the farewell came back
+ * (within its farewellTimeout, 250 ms by default), and the SUB hears of it within milliseconds.
+ * A disconnect after the window is taken as news: at worst one bind attempt comes before the
+ * backoff ends, and fails.
  */
 const OWN_DISCONNECT_WINDOW = 250;
 
@@ -989,6 +995,7 @@ function follow(b: Builder, m: WireMessage, wallNow: number): void {
     },
     ...(m.members !== undefined ? { lastMembers: m.members } : {}),
     silenceFrom: b.now,
+    beatGap: samePrimary ? b.now - prev.lastSeenAt : 0,
     drainUntil: undefined,
     probeUntil: undefined,
   });
@@ -1346,15 +1353,20 @@ function computeWakeAt(s: MachineState, now: number): number | undefined {
   switch (s.phase) {
     case 'secondary': {
       // A regular check every interval lets a stall be noticed: a check that runs later than
-      // planned means this process did not run, and what arrived meanwhile drains before the
-      // silence is judged. While the primary is heard, one check at (silence deadline - one
-      // interval) is enough: a stall that ends past the deadline began at most one interval
-      // after the last heartbeat, so before that check (with heartbeatTimeout >= 2 intervals),
-      // which then runs at least one interval late. Checks planned one interval after each
-      // heartbeat would wake the process once per beat at rest (a timer moved later still fires
-      // at its first instant, then re-arms).
-      const precheck = s.silenceFrom + s.config.heartbeatTimeout - s.config.heartbeatInterval;
-      candidates.push(s.loss === undefined && now < precheck ? precheck : now + s.config.heartbeatInterval);
+      // planned by more than stallThreshold means this process did not run, and what arrived
+      // meanwhile drains before the silence is judged. Planned one interval after each message,
+      // it woke the process once per beat at rest (a timer moved later still fires at its first
+      // instant, then re-arms). While the primary is heard, one check `lead` before the silence
+      // deadline does the same: a stall that ends past the deadline began before the next
+      // message was due (within `span` of the last), so before that check whenever the deadline
+      // is at least lead + span away; the check then runs at least `lead` late, more than the
+      // threshold. Otherwise (a timeout under about two intervals, a primary beating slower
+      // than this node's interval), the check stays one interval after each step.
+      const lead = Math.max(s.config.heartbeatInterval, s.config.stallThreshold + 1);
+      const span = Math.max(s.config.heartbeatInterval, s.beatGap);
+      const precheck = s.silenceFrom + s.config.heartbeatTimeout - lead;
+      const sparse = s.loss === undefined && s.config.heartbeatTimeout - lead >= span && now < precheck;
+      candidates.push(sparse ? precheck : now + s.config.heartbeatInterval);
       if (s.loss === undefined) {
         // Silence is judged after heartbeatTimeout, and not before a drain ended (a wake-up in
         // the past would make the driver spin).

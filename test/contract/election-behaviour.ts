@@ -152,7 +152,12 @@ export function describeElectionBehaviour(harness: ElectionHarness): void {
           n.on('primaryChanged', check);
           queueMicrotask(check);
         });
-        await n.start();
+        try {
+          await n.start();
+        } catch (error) {
+          follows.catch(() => undefined);
+          throw error;
+        }
         await follows;
       }
     }

@@ -351,6 +351,46 @@ describe('heartbeat machine: detection and promotion', () => {
     expect(hasBind(after)).toBe(false);
   });
 
+  it('a stall past the deadline drains with a short timeout', () => {
+    // heartbeatTimeout 150 with heartbeatInterval 100: no room for one check per silence
+    // window, so the check stays one interval after each step. Last heartbeat at 300; the process
+    // stalls from 360 to 455, just past the deadline (450), with the 400 heartbeat queued.
+    const d = follower({ heartbeatInterval: 100, heartbeatTimeout: 150, stallThreshold: 50, drainDelay: 50 });
+    heartbeats(d, 'p', 3, 0, 300);
+    d.advanceTo(360);
+    d.stallUntil(455);
+    const fx = d.send({ type: 'tick' });
+    expect(notes(fx).filter((n) => n.type === 'primaryLost')).toEqual([]);
+    expect(d.state.counters.stalls).toBe(1);
+    d.send(hb('p', 3, 9));
+    expect(d.state.loss).toBeUndefined();
+  });
+
+  it('a stall past the deadline drains with a 20 ms interval', () => {
+    // heartbeatInterval 20 (stallThreshold 50, the watcher's floor): the check goes 51 ms before
+    // the deadline, so a stall over it runs more than the threshold late. Heartbeat at 0, stall
+    // from 5 to 205 (deadline 200), the 20 ms heartbeat queued.
+    const d = follower({ heartbeatInterval: 20, heartbeatTimeout: 200, stallThreshold: 50, drainDelay: 20 });
+    d.send(hb('p', 3, 1));
+    d.advanceTo(5);
+    d.stallUntil(205);
+    const fx = d.send({ type: 'tick' });
+    expect(notes(fx).filter((n) => n.type === 'primaryLost')).toEqual([]);
+    expect(d.state.counters.stalls).toBe(1);
+    d.send(hb('p', 3, 2));
+    expect(d.state.loss).toBeUndefined();
+  });
+
+  it('a primary beating slower keeps the per-interval check', () => {
+    // The primary beats every 350 ms, this node's interval is 100 (timeout 400): a stall can
+    // begin up to 350 ms after a beat, past a check planned 100 ms before the deadline.
+    const d = follower({ heartbeatInterval: 100, heartbeatTimeout: 400, stallThreshold: 50, drainDelay: 50 });
+    d.send(hb('p', 3, 1));
+    d.advanceTo(350);
+    d.send(hb('p', 3, 2));
+    expect(d.state.wakeAt).toBe(450);
+  });
+
   it('a stalled secondary drains queued messages before judging silence', () => {
     const d = follower();
     heartbeats(d, 'p', 3, 0, 300);
