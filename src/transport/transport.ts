@@ -80,9 +80,10 @@ export interface Transport {
   /** Publishes on the bound endpoint; never blocks (drops at the high-water mark). */
   publish(frames: Frames): Promise<void>;
   /**
-   * Gives the endpoint back: publishes the farewell (if any) and closes the socket at once, so
-   * the endpoint is free as early as possible; queued messages still drain. Resolves once the
-   * farewell has gone through the endpoint (a bounded wait).
+   * Gives the endpoint back: publishes the farewell (if any) after every send already asked for,
+   * and closes the socket once the farewell has gone through the endpoint (a bounded wait; at
+   * once without a farewell), so that what was queued for the subscribers reaches them. Resolves
+   * then. `close()` during a release ends it: nothing stays bound after `close()` resolves.
    */
   release(farewell: Frames | undefined): Promise<void>;
   /** Closes everything; idempotent. */

@@ -68,7 +68,8 @@ export interface ZmqBusOptions {
    */
   readonly bufferSize?: number;
   /**
-   * Longest wait in `release()` for the farewell to come back through the endpoint, ms.
+   * Longest wait in `release()` for the farewell to come back through the endpoint, ms; the
+   * publisher stays bound until then (what was queued for the subscribers goes out first).
    * @default 250
    */
   readonly farewellTimeout?: number;

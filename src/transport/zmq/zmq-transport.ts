@@ -98,6 +98,10 @@ export class ZmqTransport implements Transport {
   #handlers: TransportHandlers | undefined;
   #lock: PathLock | undefined;
   #sending: Promise<void> = Promise.resolve();
+  /** This node's SUB has a connection to the endpoint (the monitor's last word). */
+  #subConnected = false;
+  /** The release under way, which close() ends and waits for. */
+  #releasing: Promise<void> | undefined;
   #sendsPending = 0;
   #farewell: { payload: Buffer; resolve: () => void } | undefined;
   #closed = false;
@@ -152,6 +156,7 @@ export class ZmqTransport implements Transport {
     sub.events.on('connect', () => {
       active();
       connectedAt = performance.now();
+      this.#subConnected = true;
       // Monitor events may arrive after close(): no handler runs then (conformance suite).
       if (!this.#closed) safe(() => handlers.onEvent({ type: 'connected' }));
     });
@@ -180,6 +185,7 @@ export class ZmqTransport implements Transport {
     };
     sub.events.on('disconnect', () => {
       disconnectedAt = performance.now();
+      this.#subConnected = false;
       // Reported on the next turn of the event loop. A holder that leaves publishes its farewell
       // and then closes, so the farewell is in this SUB's queue before libzmq reports the
       // disconnect, and its socket is readable in the same poll; but the two arrive on different
@@ -530,12 +536,16 @@ export class ZmqTransport implements Transport {
     const unlocked = this.#releaseLock();
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    if (farewell !== undefined && this.#sub !== undefined) {
+    // Wait for the farewell's own copy only when this node's SUB can receive it: otherwise the
+    // endpoint would stay held for farewellTimeout for nothing.
+    if (farewell !== undefined && this.#sub !== undefined && this.#subConnected && !this.#closed) {
       seen = new Promise<void>((resolve) => {
         this.#farewell = { payload: farewell[1], resolve };
         timer = setTimeout(resolve, this.#options.farewellTimeout);
       });
       // With sendTimeout 0 the send happens in this call (an XPUB drops rather than blocks).
+      void sendOn(pub, farewell);
+    } else if (farewell !== undefined) {
       void sendOn(pub, farewell);
     }
     // Close once the farewell came back through the endpoint to this node's own SUB (or after
@@ -545,13 +555,18 @@ export class ZmqTransport implements Transport {
     // written its queue out; docs/TRANSPORT.md, "Release", has the loop that shows it). A
     // successor that binds on reading the farewell may find the endpoint held that long more
     // and retries (its first retry after 1 ms).
-    await unlocked;
-    if (seen !== undefined) {
-      await seen;
-      clearTimeout(timer);
-      this.#farewell = undefined;
-    }
-    pub.close();
+    const closing = (async () => {
+      await unlocked;
+      if (seen !== undefined) {
+        await seen;
+        clearTimeout(timer);
+        this.#farewell = undefined;
+      }
+      pub.close();
+    })();
+    this.#releasing = closing;
+    await closing;
+    if (this.#releasing === closing) this.#releasing = undefined;
     await this.#releaseZap();
     this.#prepareSpareLater();
   }
@@ -587,6 +602,12 @@ export class ZmqTransport implements Transport {
     if (this.#spareTimer !== undefined) clearTimeout(this.#spareTimer);
     this.#spareTimer = undefined;
     await this.release(undefined);
+    // A release still waiting for its farewell's copy: end the wait, the publisher closes now.
+    const releasing = this.#releasing;
+    if (releasing !== undefined) {
+      this.#farewell?.resolve();
+      await releasing;
+    }
     this.#spare?.close();
     this.#spare = undefined;
     const sub = this.#sub;
