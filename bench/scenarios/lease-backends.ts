@@ -157,7 +157,7 @@ function crashTarget(backend: Backend): Target {
 /** The reasons a successor may give for each kind of trial. */
 const EXPECTED: Readonly<Record<Backend, Readonly<Record<Kind, readonly string[]>>>> = {
   redis: { crash: ['expired'], graceful: ['handover'] },
-  etcd: { crash: ['vacant', 'handover', 'expired'], graceful: ['vacant', 'handover'] },
+  etcd: { crash: ['expired'], graceful: ['handover'] },
   postgres: { crash: ['vacant'], graceful: ['handover', 'vacant'] },
 };
 

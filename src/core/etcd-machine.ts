@@ -113,10 +113,11 @@ export interface EtcdMachineState {
   readonly exit: Exit | undefined;
   readonly line: readonly CampaignKey[];
   /**
-   * The epoch of the last term its leader gave up on purpose (the release mark a resign or a
-   * shutdown leaves beside the campaign keys): a leader key that goes without one expired.
+   * The epochs of the terms whose leader gave them up on purpose, as last read (the release marks
+   * a resign or a shutdown leaves beside the campaign keys): a leader key that goes without its
+   * mark expired.
    */
-  readonly released: number | undefined;
+  readonly released: readonly number[];
   readonly leader: { readonly instanceId: string; readonly epoch: number; readonly priority: number } | undefined;
   readonly primarySuspected: boolean;
   /** The operation awaited per kind; results of any other id are stale. */
@@ -156,8 +157,8 @@ export type EtcdInput =
       readonly type: 'ranked';
       readonly id: number;
       readonly line: readonly CampaignKey[];
-      /** The epoch in the release mark read with the line, if any. */
-      readonly released?: number | undefined;
+      /** The epochs of the release marks read with the line. */
+      readonly released?: readonly number[] | undefined;
     }
   | { readonly type: 'resigned'; readonly id: number }
   | { readonly type: 'opFailed'; readonly id: number; readonly kind: OpKind; readonly detail: string; readonly leaseGone?: boolean }
@@ -228,7 +229,7 @@ export function initialEtcdState(config: EtcdMachineConfig): EtcdMachineState {
     callbacks: 'none',
     exit: undefined,
     line: [],
-    released: undefined,
+    released: [],
     leader: undefined,
     primarySuspected: false,
     pending: {},
@@ -330,7 +331,7 @@ function handle(b: Builder, input: EtcdInput): void {
       if (s.pending.rank !== input.id) return;
       b.done('rank');
       b.ok();
-      if (input.released !== undefined) b.set({ released: Math.max(input.released, s.released ?? 0) });
+      if (input.released !== undefined) b.set({ released: input.released });
       onLine(b, input.line);
       return;
     case 'resigned':
@@ -516,7 +517,7 @@ function onLine(b: Builder, line: readonly CampaignKey[]): void {
       type: 'primaryLost',
       instanceId: previous.instanceId,
       epoch: previous.epoch,
-      cause: b.s.released === previous.epoch ? 'released' : 'expired',
+      cause: b.s.released.includes(previous.epoch) ? 'released' : 'expired',
       willPromote,
       reason: willPromote ? 'taking-over' : s.enabled ? 'queued' : 'disabled',
     });
@@ -563,7 +564,7 @@ function onLine(b: Builder, line: readonly CampaignKey[]): void {
       ? 'startup'
       : previous.instanceId === s.config.nodeId
         ? 'reacquired'
-        : b.s.released === previous.epoch
+        : b.s.released.includes(previous.epoch)
           ? 'handover'
           : 'expired',
   );

@@ -188,23 +188,31 @@ export function campaignLine(
 }
 
 /**
- * The key, beside the campaign keys under {@link campaignPrefix}, where a leader that gives up its
- * key on purpose (stepDown, a better priority, shutdown) leaves `{"released": epoch}` in the same
- * transaction that deletes its key; a leader key that goes without it expired (a crash, a lost
- * lease). Not a campaign: {@link campaignLine} skips it.
+ * Where, beside the campaign keys under {@link campaignPrefix}, a leader that gives up its key on
+ * purpose (stepDown, a better priority, shutdown) leaves a release mark, `RELEASE_MARK` + the
+ * epoch in 16 digits = `{"released": epoch, "instanceId"}`, in the same transaction that deletes
+ * its key; a leader key that goes without the mark of its epoch expired (a crash, a lost lease).
+ * One key per epoch, so that a quick second release cannot hide the first from a slow reader;
+ * each release deletes the marks more than {@link RELEASE_MARKS_KEPT} revisions older. Not
+ * campaigns: {@link campaignLine} skips them.
  */
-export const RELEASE_MARK = '~released';
+export const RELEASE_MARK = '~released/';
+export const RELEASE_MARKS_KEPT = 1_000_000;
+const markKey = (dir: string, epoch: number): string => `${dir}${RELEASE_MARK}${String(epoch).padStart(16, '0')}`;
 
-/** The epoch in the release mark among `kvs` (read under the campaign prefix `dir`), if any. */
-export function releaseMark(kvs: ReadonlyArray<{ key: Buffer; value: Buffer }>, dir: string): number | undefined {
-  const kv = kvs.find((k) => k.key.toString('utf8') === `${dir}${RELEASE_MARK}`);
-  if (kv === undefined) return undefined;
-  try {
-    const epoch = (JSON.parse(kv.value.toString('utf8')) as { released?: unknown }).released;
-    return typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0 ? epoch : undefined;
-  } catch {
-    return undefined;
+/** The epochs of the release marks among `kvs` (read under the campaign prefix `dir`). */
+export function releaseMarks(kvs: ReadonlyArray<{ key: Buffer; value: Buffer }>, dir: string): number[] {
+  const out: number[] = [];
+  for (const kv of kvs) {
+    if (!kv.key.toString('utf8').startsWith(`${dir}${RELEASE_MARK}`)) continue;
+    try {
+      const epoch = (JSON.parse(kv.value.toString('utf8')) as { released?: unknown }).released;
+      if (typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > 0) out.push(epoch);
+    } catch {
+      // not a mark
+    }
   }
+  return out;
 }
 
 /** An election on etcd; implements the contract. */
@@ -560,11 +568,11 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
   }
 
   /** The line, and the release mark read in the same request. */
-  async #rangeWithMark(): Promise<{ line: CampaignKey[]; released: number | undefined }> {
+  async #rangeWithMark(): Promise<{ line: CampaignKey[]; released: number[] }> {
     const res = await this.#bounded(this.#client.getAll().prefix(this.#dir).sort('Create', 'Ascend').exec());
     const line = campaignLine(res.kvs);
     this.#countInvalid(line);
-    return { line, released: releaseMark(res.kvs, this.#dir) };
+    return { line, released: releaseMarks(res.kvs, this.#dir) };
   }
 
   /**
@@ -575,7 +583,11 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
     return this.#bounded(
       this.#client
         .if(key, 'Create', '==', epoch)
-        .then(this.#client.delete().key(key), this.#client.put(`${this.#dir}${RELEASE_MARK}`).value(JSON.stringify({ released: epoch, instanceId: this.instanceId })))
+        .then(
+          this.#client.delete().key(key),
+          this.#client.put(markKey(this.#dir, epoch)).value(JSON.stringify({ released: epoch, instanceId: this.instanceId })),
+          this.#client.delete().inRange({ start: markKey(this.#dir, 0), end: markKey(this.#dir, Math.max(0, epoch - RELEASE_MARKS_KEPT)) }),
+        )
         .commit(),
     );
   }
@@ -847,13 +859,18 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
 
   async #closeAll(): Promise<void> {
     // A leader's key goes first, with its release mark (the standbys then know it was no crash);
-    // the revoke ends the lease. Each within its bound.
+    // the revoke ends the lease. One bound for both: an etcd that does not answer costs shutdown
+    // maxDrift, not twice that.
     const release = this.#releaseOnClose;
     this.#releaseOnClose = undefined;
-    if (release !== undefined) await this.#releaseLeading(release.key, release.epoch).catch(() => undefined);
-    const revokes = [...this.#leases.values()].map((l) => this.#bounded(l.revoke()).catch(() => undefined));
+    const leases = [...this.#leases.values()];
     this.#leases.clear();
-    await Promise.all(revokes);
+    await this.#bounded(
+      (async () => {
+        if (release !== undefined) await this.#releaseLeading(release.key, release.epoch).catch(() => undefined);
+        await Promise.all(leases.map((l) => l.revoke().catch(() => undefined)));
+      })(),
+    ).catch(() => undefined);
     await this.#watcher?.cancel().catch(() => undefined);
     this.#loop.dispatch({ type: 'closed' });
     this.#finish();

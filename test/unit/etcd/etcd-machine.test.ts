@@ -49,7 +49,7 @@ class Sim {
     const own: CampaignKey = { key: 'p/e/a', createRevision: rev, nodeId: 'a', priority: this.state.config.priority, leaseId: '10' };
     this.rank([...others, own].sort((x, y) => x.createRevision - y.createRevision));
   }
-  rank(line: CampaignKey[], released?: number): void {
+  rank(line: CampaignKey[], released?: number[]): void {
     this.feed({ type: 'changed' });
     const r = this.state.pending.rank;
     if (r !== undefined) this.feed({ type: 'ranked', id: r, line, released });
@@ -90,7 +90,7 @@ describe('etcd machine', () => {
     expect(sim.state.role).toBe('secondary');
     expect(sim.last('primaryChanged')).toMatchObject({ instanceId: 'b', epoch: 5 });
     // b's key went with its release mark: b gave the role up.
-    sim.rank([key('a', 9)], 5);
+    sim.rank([key('a', 9)], [5]);
     expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', willPromote: true, cause: 'released' });
     expect(sim.last('callPromote')).toMatchObject({ epoch: 9, reason: 'handover' });
     expect(sim.state.epoch).toBe(9);
@@ -98,12 +98,22 @@ describe('etcd machine', () => {
 
   it('a leader key gone without its release mark expired', () => {
     // A crash or a lost lease: etcd deletes the key when the lease ends, and nobody marks it.
-    // A mark of an older term does not count.
+    // A mark of another term does not count.
     const sim = new Sim();
     sim.join(9, [key('b', 5)]);
-    sim.rank([key('a', 9)], 2);
+    sim.rank([key('a', 9)], [2, 7]);
     expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', epoch: 5, cause: 'expired', willPromote: true });
     expect(sim.last('callPromote')).toMatchObject({ epoch: 9, reason: 'expired' });
+  });
+
+  it('a quick second release does not hide the first', () => {
+    // b (epoch 5) releases, then c (epoch 6), first in line next, yields at once: a read that
+    // sees both marks still tells b's term was given up.
+    const sim = new Sim();
+    sim.join(9, [key('b', 5), key('c', 6)]);
+    sim.rank([key('a', 9)], [5, 6]);
+    expect(sim.last('primaryLost')).toMatchObject({ instanceId: 'b', cause: 'released' });
+    expect(sim.last('callPromote')).toMatchObject({ reason: 'handover' });
   });
 
   it('a leader marks its release; a follower does not', () => {
