@@ -16,6 +16,7 @@ import { Etcd3, type Watcher } from 'etcd3';
 import { campaignLine, campaignPrefix } from '../etcd.js';
 import type { Metadata } from '../protocol/metadata.js';
 import type { LeaseSnapshot } from './redis-observer.js';
+import { withDeadline } from '../runtime/deadline.js';
 
 /** Options of {@link EtcdObserver}. */
 export interface EtcdObserverOptions {
@@ -97,19 +98,7 @@ export class EtcdObserver {
   }
 
   #bounded<T>(promise: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeout} ms`)), this.#timeout);
-      promise.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
+    return withDeadline(promise, this.#timeout);
   }
 }
 

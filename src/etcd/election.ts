@@ -31,6 +31,7 @@ import { Notifier } from '../runtime/notifier.js';
 import { callSettled, TermSignals } from '../election/driver.js';
 import { StepLoop } from '../runtime/step-loop.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
+import { withDeadline } from '../runtime/deadline.js';
 import { resolveMetadata } from '../metadata-option.js';
 import { checkMetadata, NO_METADATA, sameMetadata, type Metadata } from '../protocol/metadata.js';
 
@@ -494,20 +495,7 @@ export class EtcdElection extends Notifier<EtcdElectionEvents, ElectionRoleChang
 
   /** Bounds a call by maxDrift: without quorum etcd calls hang. */
   #bounded<T>(promise: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer within ${this.#o.maxDrift} ms`)), this.#o.maxDrift);
-      timer.unref();
-      promise.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
+    return withDeadline(promise, this.#o.maxDrift, { unref: true });
   }
 
   /**

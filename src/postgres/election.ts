@@ -45,6 +45,7 @@ import { resolvePostgresOptions, type PostgresElectionOptions, type ResolvedPost
 import { lockKey, postgresSql, setupKey, type PostgresSql } from './sql.js';
 import { resolveMetadata } from '../metadata-option.js';
 import { checkMetadata, NO_METADATA, sameMetadata, type Metadata } from '../protocol/metadata.js';
+import { withDeadline } from '../runtime/deadline.js';
 
 /** Finer than the role. */
 export type PostgresPhase =
@@ -771,7 +772,7 @@ export class PostgresElection
       if (promoted) await this.#callDemote(term.epoch, reason);
       if (graceful) {
         try {
-          await this.#withDeadline(
+          await withDeadline(
             term.client.query(this.#sql.unlock, [this.options.project, this.instanceId, reason, term.epoch, this.#key]),
             this.options.connectTimeout,
           );
@@ -804,16 +805,6 @@ export class PostgresElection
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  #withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      }),
-    ]).finally(() => clearTimeout(timer));
   }
 
   #settleSecondary(reason: string): void {
@@ -1020,7 +1011,7 @@ export class PostgresElection
       const client = this.#ctlClient;
       if (client !== undefined && !this.#closing) {
         try {
-          const row = (await this.#withDeadline(client.query<{ metadata: string | null }>(this.#sql.nodeMetadata, [this.options.project, node]), this.options.connectTimeout)).rows[0];
+          const row = (await withDeadline(client.query<{ metadata: string | null }>(this.#sql.nodeMetadata, [this.options.project, node]), this.options.connectTimeout)).rows[0];
           stored = row === undefined ? NO_METADATA : parseStoredMetadata(row.metadata);
         } catch (error) {
           this.#logger.debug(`reading ${node}'s metadata: ${message(error)}`);
@@ -1075,7 +1066,7 @@ export class PostgresElection
     const ctl = this.#ctlConnection;
     if (ctl !== undefined) {
       if (ctl === this.#ctlClient) {
-        await this.#withDeadline(ctl.query(this.#sql.forget, [this.options.project, this.instanceId]), this.options.connectTimeout).catch(
+        await withDeadline(ctl.query(this.#sql.forget, [this.options.project, this.instanceId]), this.options.connectTimeout).catch(
           () => undefined,
         );
       }

@@ -23,6 +23,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Endpoint } from './endpoint.js';
+import { withDeadline } from '../../runtime/deadline.js';
 
 /** The outcome of {@link endpointLocality}; `detail` says why, for the log. */
 export type Locality =
@@ -99,21 +100,13 @@ export async function endpointLocality(
       : { local: false, detail: `${host} is not an address of this host` };
   }
   if (host.toLowerCase() === 'localhost') return { local: true, detail: 'localhost' };
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const addresses = await Promise.race([
-      probe.lookup(host),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
-      }),
-    ]);
+    const addresses = await withDeadline(probe.lookup(host), timeout);
     const local = addresses.find((a) => probe.isLocalAddress(a));
     if (local !== undefined) return { local: true, detail: `${host} resolves to ${local}, an address of this host` };
     if (addresses.length === 0) return { local: 'unknown', detail: `${host} resolves to no address` };
     return { local: false, detail: `${host} resolves to ${addresses.join(', ')}, none of them an address of this host` };
   } catch (error) {
     return { local: 'unknown', detail: `${host} could not be resolved (${error instanceof Error ? error.message : String(error)})` };
-  } finally {
-    clearTimeout(timer);
   }
 }
