@@ -197,12 +197,12 @@ export function campaignLine(
  * each release deletes the marks more than {@link RELEASE_MARKS_KEPT} revisions older. Not
  * campaigns: {@link campaignLine} skips them.
  */
-export const RELEASE_MARK = '~released/';
-export const RELEASE_MARKS_KEPT = 1_000_000;
+const RELEASE_MARK = '~released/';
+const RELEASE_MARKS_KEPT = 1_000_000;
 const markKey = (dir: string, epoch: number): string => `${dir}${RELEASE_MARK}${String(epoch).padStart(16, '0')}`;
 
 /** The epochs of the release marks among `kvs` (read under the campaign prefix `dir`). */
-export function releaseMarks(kvs: ReadonlyArray<{ key: Buffer; value: Buffer }>, dir: string): number[] {
+function releaseMarks(kvs: ReadonlyArray<{ key: Buffer; value: Buffer }>, dir: string): number[] {
   const out: number[] = [];
   for (const kv of kvs) {
     if (!kv.key.toString('utf8').startsWith(`${dir}${RELEASE_MARK}`)) continue;

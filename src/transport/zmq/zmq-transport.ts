@@ -536,16 +536,16 @@ export class ZmqTransport implements Transport {
     const unlocked = this.#releaseLock();
     let seen: Promise<void> | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    // Wait for the farewell's own copy only when this node's SUB can receive it: otherwise the
-    // endpoint would stay held for farewellTimeout for nothing.
-    if (farewell !== undefined && this.#sub !== undefined && this.#subConnected && !this.#closed) {
-      seen = new Promise<void>((resolve) => {
-        this.#farewell = { payload: farewell[1], resolve };
-        timer = setTimeout(resolve, this.#options.farewellTimeout);
-      });
+    if (farewell !== undefined) {
+      // Wait for the farewell's own copy only when this node's SUB can receive it: otherwise the
+      // endpoint would stay held for farewellTimeout for nothing.
+      if (this.#sub !== undefined && this.#subConnected && !this.#closed) {
+        seen = new Promise<void>((resolve) => {
+          this.#farewell = { payload: farewell[1], resolve };
+          timer = setTimeout(resolve, this.#options.farewellTimeout);
+        });
+      }
       // With sendTimeout 0 the send happens in this call (an XPUB drops rather than blocks).
-      void sendOn(pub, farewell);
-    } else if (farewell !== undefined) {
       void sendOn(pub, farewell);
     }
     // Close once the farewell came back through the endpoint to this node's own SUB (or after
