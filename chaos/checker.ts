@@ -398,7 +398,17 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
     }
     const disturbed = disturbedAt > faultAt;
     const base = Math.max(goneAt, disturbedAt);
-    const deadline = base + bound;
+    // Lease mode: a node killed or stopped shortly before may still hold the next place in line
+    // (its etcd key, its Redis claim) until its lease runs out, so a graceful handover can wait
+    // for that lease: not later than the crash bound after that fault.
+    let deadline = base + bound;
+    if (o.wakeBound !== undefined) {
+      for (const f of history.faults) {
+        if ((f.kind === 'kill' || f.kind === 'stop') && f.target !== lost.process && f.at < faultAt && f.doneAt + o.crashBound > deadline) {
+          deadline = f.doneAt + o.crashBound;
+        }
+      }
+    }
     const latency = next === undefined ? undefined : next.start - faultAt;
 
     let outcome: LossRecord['outcome'];
@@ -420,6 +430,7 @@ export function checkHistory(history: History, options: Partial<CheckOptions> = 
               ? `no new primary by the end of the run (${fmt(history.endedAt - faultAt)} later)`
               : `next primary ${next.process} only after ${fmt(next.start - faultAt)}`) +
             `; bound ${bound} ms from ${base === faultAt ? 'the fault' : base === goneAt ? `its exit at +${fmt(goneAt - faultAt)}` : `the last disturbance at +${fmt(base - faultAt)}`}` +
+            (deadline > base + bound ? ` (waiting out a lease of a node killed or stopped before, until +${fmt(deadline - faultAt)})` : '') +
             `; could have taken over: ${eligible.join(', ')}` +
             (stalled.length > 0 ? `; the injector itself stalled up to ${fmt(Math.max(...stalled.map((st) => st.ms)))} meanwhile` : ''),
           loss: record,
