@@ -241,6 +241,8 @@ export class PostgresElection
   /** The followed leader's metadata as last read in its term (undefined before the first read). */
   #leaderMetadata: Metadata | undefined;
   #metadataDropped = 0;
+  /** The last malformed stored metadata read (node and text), counted once. */
+  #lastDropped: string | undefined;
   /** A setMetadata() whose notice did not go out (no control connection): sent on the next connect. */
   #metadataUntold = false;
   /** Metadata reads and the notifications after them, in order. */
@@ -1013,11 +1015,15 @@ export class PostgresElection
         try {
           const row = (await withDeadline(client.query<{ metadata: string | null }>(this.#sql.nodeMetadata, [this.options.project, node]), this.options.connectTimeout)).rows[0];
           stored = row === undefined ? NO_METADATA : parseStoredMetadata(row.metadata);
+          // Each malformed write is counted once: the same row read again (a reconnect's read,
+          // a notice that follows a queued read) is not news.
+          const seen = stored === 'invalid' ? `${node}\u0000${row?.metadata ?? ''}` : undefined;
+          if (seen !== undefined && seen !== this.#lastDropped) this.#metadataDropped++;
+          this.#lastDropped = seen;
         } catch (error) {
           this.#logger.debug(`reading ${node}'s metadata: ${message(error)}`);
         }
       }
-      if (stored === 'invalid') this.#metadataDropped++;
       const previous = this.#leaderMetadata;
       const metadata = stored === undefined || stored === 'invalid' ? (previous ?? NO_METADATA) : stored;
       if (this.#leader?.instanceId === node) this.#leaderMetadata = metadata;
