@@ -451,10 +451,7 @@ function checkDrift(b: Builder): void {
  */
 function loseSession(b: Builder, reason: string, detail: string): void {
   const s = b.s;
-  if (s.session !== undefined) {
-    b.count('leasesLost');
-    b.emit({ type: 'revoke', leaseId: s.session.leaseId, awaited: false });
-  }
+  if (s.session !== undefined) b.count('leasesLost');
   b.set({
     session: undefined,
     ownKey: undefined,
@@ -466,6 +463,8 @@ function loseSession(b: Builder, reason: string, detail: string): void {
   } else if (s.exit !== undefined) {
     b.set({ exit: { ...s.exit, resign: false } });
   }
+  // After the term ended (signal aborted, role changed): a standby can lead once it is revoked.
+  if (s.session !== undefined) b.emit({ type: 'revoke', leaseId: s.session.leaseId, awaited: false });
   if (!b.s.stopping) {
     b.set({ phase: 'granting', retryAt: b.now + Math.min(s.config.retryInterval, 100) });
   }

@@ -745,12 +745,13 @@ function loseLeadership(b: Builder, reason: 'drift' | 'lease-lost', release: boo
   b.count('stepDowns');
   const exit = s.exit;
   b.set({ phase: 'follower', leaseOkSentAt: undefined, leader: undefined, exit: undefined });
+  endTerm(b, reason);
+  b.changeRole('secondary', reason);
   // Best effort: when Redis is merely slow, giving the lease back lets a standby in sooner. The
   // script only deletes a lease that is still this term's (fenced by its revision: the release
   // may run late, after this node took the lease again), and runs after anything sent before it.
+  // Emitted after the role change and the abort: the term has ended before a standby can hear.
   if (release) b.emit({ type: 'release', reason, deregister: false, awaited: false, revision: s.termRevision });
-  endTerm(b, reason);
-  b.changeRole('secondary', reason);
   if (exit?.reason === 'shutdown') {
     // We were closing anyway: carry on with the exit, without a lease to release.
     b.set({ exit: { reason: 'shutdown', deadline: exit.deadline } });

@@ -55,16 +55,24 @@ async function primariesDuring(all: RedisNodeProcess[], ms: number): Promise<Red
   return all.flatMap((n) => n.events.filter((e) => isPrimary(e) && e.at >= from));
 }
 
+/**
+ * When a role changed: the node's own decision instant (`changedAt`, on the host clock), as the
+ * chaos checker reads it. The report's `at` is when the listener ran, after the step's effects
+ * (a release that lets the standby in included) went out: two of those can cross by a
+ * millisecond on a loaded host although the terms did not.
+ */
+const changedAt = (e: RedisNodeEvent): number => (typeof e.changedAt === 'number' ? e.changedAt : e.at);
+
 /** Pairs of nodes whose primary intervals (from their roleChanged reports since `from`) overlap. */
 function overlappingLeaders(all: RedisNodeProcess[], from: number): string[] {
   const intervals = all.flatMap((n) => {
     const out: Array<{ id: string; start: number; end: number }> = [];
     let start: number | undefined;
     for (const e of n.events) {
-      if (e.type !== 'roleChanged' || e.at < from) continue;
-      if (e.to === 'primary') start = e.at;
+      if (e.type !== 'roleChanged' || changedAt(e) < from) continue;
+      if (e.to === 'primary') start = changedAt(e);
       else if (start !== undefined) {
-        out.push({ id: n.id, start, end: e.at });
+        out.push({ id: n.id, start, end: changedAt(e) });
         start = undefined;
       }
     }
@@ -102,7 +110,7 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
     // for it, and check that no two terms overlapped.
     const deadline = wall() + LEASE_TTL + MAX_DRIFT + SLACK;
     while ((nodes?.primaries().length ?? 0) !== 1 && wall() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const changes = all.map((n) => ({ id: n.id, roles: n.events.filter((e) => e.type === 'roleChanged' && e.at >= resumedAt).map((e) => `${String(e.to)}@${Math.round(e.at - resumedAt)}`) }));
+    const changes = all.map((n) => ({ id: n.id, roles: n.events.filter((e) => e.type === 'roleChanged' && changedAt(e) >= resumedAt).map((e) => `${String(e.to)}@${(changedAt(e) - resumedAt).toFixed(2)}`) }));
     expect(nodes?.primaries(), JSON.stringify(changes)).toHaveLength(1);
     expect(overlappingLeaders(all, resumedAt), JSON.stringify(changes)).toEqual([]);
   });
@@ -138,7 +146,7 @@ describe.skipIf(skip !== undefined)('Redis outages', () => {
     // Observe past the next refreshes and a lease: a deleted term would have shown as a second
     // leader (the standby's handover) before the first one learned it lost the lease.
     await primariesDuring(all, LEASE_TTL);
-    const changes = all.map((n) => ({ id: n.id, roles: n.events.filter((e) => e.type === 'roleChanged' && e.at >= resumedAt).map((e) => `${String(e.to)}:${String(e.reason)}@${Math.round(e.at - resumedAt)}`) }));
+    const changes = all.map((n) => ({ id: n.id, roles: n.events.filter((e) => e.type === 'roleChanged' && changedAt(e) >= resumedAt).map((e) => `${String(e.to)}:${String(e.reason)}@${(changedAt(e) - resumedAt).toFixed(2)}`) }));
     expect(overlappingLeaders(all, resumedAt), JSON.stringify(changes)).toEqual([]);
     expect(nodes?.primaries(), JSON.stringify(changes)).toHaveLength(1);
   });

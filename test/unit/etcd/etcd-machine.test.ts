@@ -152,6 +152,18 @@ describe('etcd machine', () => {
     expect(sim.now).toBeLessThan(config.leaseTTL);
   });
 
+  it('ends the term before it revokes the lease', () => {
+    // The revoke lets a standby lead at once: the term must be over first.
+    const sim = new Sim();
+    sim.join(3);
+    sim.feed({ type: 'promoteSettled', term: 1, ok: true });
+    sim.now = 1501;
+    const types = sim.feed({ type: 'tick' }).map((e) => e.type);
+    expect(types.indexOf('abortPromote')).toBeGreaterThanOrEqual(0);
+    expect(types.indexOf('revoke')).toBeGreaterThan(types.indexOf('abortPromote'));
+    expect(types.indexOf('revoke')).toBeGreaterThan(types.indexOf('roleChanged'));
+  });
+
   it('keeps the role while keepalives succeed', () => {
     const sim = new Sim();
     sim.join(3);

@@ -227,6 +227,19 @@ describe('a leader', () => {
     expect(sim.state.counters.driftStepDowns).toBe(1);
   });
 
+  it('ends the term before it gives the lease back', () => {
+    // The release lets a standby lead within a round trip: the signal must abort and the role
+    // change before it is sent, or two terms overlap by however long the effects take to run.
+    const sim = new Sim();
+    sim.lead();
+    sim.advanceTo(100);
+    const effects = sim.advanceTo(600).map((e) => (e.type === 'notify' ? `notify:${e.notification.type}` : e.type));
+    const release = effects.indexOf('release');
+    expect(release).toBeGreaterThan(effects.indexOf('abortStart'));
+    expect(release).toBeGreaterThan(effects.indexOf('notify:roleChanged'));
+    expect(effects.indexOf('abortStart')).toBeGreaterThanOrEqual(0);
+  });
+
   it('steps down at once when a refresh finds the lease held by another node', () => {
     const sim = new Sim();
     sim.lead();
