@@ -402,6 +402,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   /** This watcher is a rehearsal's scratch watcher (see WatcherDeps.rehearsal). */
   readonly #isRehearsal: boolean;
   readonly #locality: LocalityProbe;
+  /** The payload of the last heartbeat this node published, until it comes back (see #onFrames). */
+  #lastBeat: Frames | undefined;
   /** The rehearsals running in the background; shutdown() waits for them. */
   #rehearsing: Promise<void> | undefined;
   #rehearsalsDone = 0;
@@ -801,6 +803,14 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   // -------------------------------------------------------------------------------------------
 
   #onFrames(frames: Buffer[]): void {
+    // The heartbeat this node sent last, read back through the endpoint (a holder's own SUB):
+    // known by its bytes (seq and sentAt make each one unique), not decoded again.
+    const own = this.#lastBeat;
+    if (own !== undefined && frames.length === 2 && frames[1]?.equals(own[1]) === true && frames[0]?.equals(own[0]) === true) {
+      this.#lastBeat = undefined;
+      this.#dispatch({ type: 'ownHeartbeat' });
+      return;
+    }
     const result = decode(frames);
     if (!result.ok) {
       this.#dropped[result.reason]++;
@@ -1046,6 +1056,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       }
       case 'publish': {
         const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members, effect.endpointStolen);
+        if (effect.topic === 'instance.heartbeat') this.#lastBeat = frames;
         void this.#serial(() => this.#transport.publish(frames), false);
         return;
       }

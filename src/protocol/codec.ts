@@ -85,10 +85,11 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
   if (payloadFrame.byteLength > MAX_PAYLOAD_BYTES) {
     return reject('oversize', `payload frame of ${payloadFrame.byteLength} bytes`);
   }
-  const topicText = Buffer.from(topicFrame.buffer, topicFrame.byteOffset, topicFrame.byteLength)
-    .toString('utf8');
-  const topic = TOPICS.find((t) => t === topicText);
-  if (topic === undefined) return reject('topic', `unknown topic ${JSON.stringify(topicText)}`);
+  const topic = topicOf(topicFrame);
+  if (topic === undefined) {
+    const topicText = Buffer.from(topicFrame.buffer, topicFrame.byteOffset, topicFrame.byteLength).toString('utf8');
+    return reject('topic', `unknown topic ${JSON.stringify(topicText)}`);
+  }
 
   let body: unknown;
   try {
@@ -105,7 +106,7 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     return reject('shape', 'payload is not a msgpack map');
   }
   const map = body as Record<string, unknown>;
-  const field = (name: string): unknown => (Object.hasOwn(map, name) ? map[name] : undefined);
+  const field = (name: string): unknown => own(map, name);
 
   const version = field('version');
   if (!isUint(version)) return reject('shape', 'version is not a non-negative integer');
@@ -156,7 +157,9 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     else metadataRejected = `metadata${checked.key === undefined ? '' : ` key ${JSON.stringify(checked.key.slice(0, 64))}`}: expected ${checked.expected}`;
   }
 
-  const message: WireMessage = {
+  // Optional fields are added only when present (no spread: it copies through a slow path, and
+  // this runs on every heartbeat).
+  const message: { -readonly [K in keyof WireMessage]: WireMessage[K] } = {
     topic,
     version,
     instanceId,
@@ -169,11 +172,29 @@ export function decode(frames: readonly Uint8Array[]): DecodeResult {
     priority,
     procStart,
     members,
-    ...(endpointStolen === undefined ? {} : { endpointStolen }),
-    ...(metadata === undefined ? {} : { metadata }),
-    ...(metadataRejected === undefined ? {} : { metadataRejected }),
   };
+  if (endpointStolen !== undefined) message.endpointStolen = endpointStolen;
+  if (metadata !== undefined) message.metadata = metadata;
+  if (metadataRejected !== undefined) message.metadataRejected = metadataRejected;
   return { ok: true, message };
+}
+
+/** `map[name]` when it is the map's own property, else undefined. */
+function own(map: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(map, name) ? map[name] : undefined;
+}
+
+const TOPIC_BYTES: ReadonlyArray<readonly [Topic, Buffer]> = TOPICS.map((t) => [t, Buffer.from(t, 'utf8')]);
+
+/** The topic a frame names, compared byte for byte (no string is made of it); undefined for any other. */
+function topicOf(frame: Uint8Array): Topic | undefined {
+  for (const [topic, bytes] of TOPIC_BYTES) {
+    if (bytes.byteLength !== frame.byteLength) continue;
+    let i = 0;
+    while (i < bytes.byteLength && bytes[i] === frame[i]) i++;
+    if (i === bytes.byteLength) return topic;
+  }
+  return undefined;
 }
 
 function reject(reason: Exclude<DecodeResult, { ok: true }>['reason'], detail: string): DecodeResult {
@@ -185,11 +206,11 @@ function isUint(value: unknown): value is number {
 }
 
 function isMembers(value: unknown): value is ReadonlyArray<readonly [string, number]> {
-  return (
-    Array.isArray(value) &&
-    value.length <= MAX_MEMBERS &&
-    value.every((m) => Array.isArray(m) && m.length === 2 && isId(m[0]) && isUint(m[1]))
-  );
+  if (!Array.isArray(value) || value.length > MAX_MEMBERS) return false;
+  for (const m of value as unknown[]) {
+    if (!Array.isArray(m) || m.length !== 2 || !isId(m[0]) || !isUint(m[1])) return false;
+  }
+  return true;
 }
 
 function isId(value: unknown): value is string {

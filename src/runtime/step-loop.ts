@@ -92,9 +92,16 @@ export class StepLoop<S extends { readonly wakeAt: number | undefined }, I, E> {
     this.#reschedule();
   }
 
+  /**
+   * Keeps one timer armed no later than the machine's `wakeAt`. A `wakeAt` that moves later (a
+   * secondary's silence deadline moves with every heartbeat) keeps the armed timer: when it
+   * fires before the new instant, it is armed again for the rest, with no input. So a message
+   * costs no timer of its own, and the machine still sees its tick at `wakeAt`, never before.
+   */
   #reschedule(): void {
     const at = this.#stopped ? undefined : this.state.wakeAt;
     if (at === this.#timerAt) return;
+    if (at !== undefined && this.#timer !== undefined && this.#timerAt !== undefined && this.#timerAt < at) return;
     if (this.#timer !== undefined) this.#o.clock.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#timerAt = at;
@@ -102,7 +109,9 @@ export class StepLoop<S extends { readonly wakeAt: number | undefined }, I, E> {
     this.#timer = this.#o.clock.setTimer(() => {
       this.#timer = undefined;
       this.#timerAt = undefined;
-      this.dispatch(this.#o.tick);
+      const due = this.state.wakeAt;
+      if (due !== undefined && this.#o.clock.now() < due) this.#reschedule();
+      else this.dispatch(this.#o.tick);
     }, at - this.#o.clock.now());
   }
 }

@@ -17,6 +17,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  fullStep,
   initialState,
   step,
   type Effect,
@@ -300,6 +301,12 @@ class Sim {
   #deliver(node: Incarnation, input: Input): void {
     const before = node.state;
     const { state, effects } = step(before, input, { now: this.now, random: this.#rand });
+    if (input.type === 'message') {
+      // step() takes a shortcut for a secondary's steady heartbeat: it must agree with the full step.
+      const full = fullStep(before, input, { now: this.now, random: () => 0 });
+      expect(state).toEqual(full.state);
+      expect(effects).toEqual(full.effects);
+    }
     node.state = state;
     if (input.type === 'promoteSettled' && before.promoteOutstanding && input.term === before.term) {
       node.settled.add(input.term);
