@@ -12,7 +12,7 @@ import { gracefulHandover } from './graceful-handover.js';
 import { hangFailover } from './hang-failover.js';
 import { hostFloor } from './host-floor.js';
 import { idleCost } from './idle-cost.js';
-import { idleHeartbeat } from './idle-heartbeat.js';
+import { idleHeartbeat, idleHeartbeatFast } from './idle-heartbeat.js';
 import { leaseBackends } from './lease-backends.js';
 import { redisScenario } from './redis.js';
 import { redisCompareScenario } from './redis-compare.js';
@@ -21,4 +21,4 @@ import { scale32 } from './scale-32.js';
 import { silenceFailover } from './silence-failover.js';
 import { uslCompare } from './usl-compare.js';
 
-export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, idleHeartbeat, redisScenario, redisCompareScenario, leaseBackends, crashFailover, crashMemory, hangFailover, followerWelcome, runSigkill, scale32, uslCompare];
+export const SCENARIOS: readonly Scenario[] = [hostFloor, gracefulHandover, silenceFailover, idleCost, idleHeartbeat, idleHeartbeatFast, redisScenario, redisCompareScenario, leaseBackends, crashFailover, crashMemory, hangFailover, followerWelcome, runSigkill, scale32, uslCompare];
