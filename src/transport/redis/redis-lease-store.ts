@@ -135,8 +135,9 @@ export class RedisLeaseStore implements LeaseStore {
     });
     // Subscribed again after a gap: a notice published meanwhile was missed. An operation now
     // reads what it would have said (a lease released, a new leader).
+    // (Not before the command connection is ready: its own 'ready' runs one then.)
     sub.on('ready', () => {
-      if (!this.#closed) handlers.onConnected();
+      if (!this.#closed && this.#client.status === 'ready') handlers.onConnected();
     });
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.#config.keys.channel) return;
