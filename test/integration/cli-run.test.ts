@@ -54,7 +54,12 @@ describe('failover-watch run over ZeroMQ', () => {
     await a.waitFor(isPrimary, 20_000, 'a primary');
     const b = zmqNode(endpoint, 'b', work.path);
     const c = zmqNode(endpoint, 'c', work.path);
-    await Promise.all([b, c].map((n) => n.waitFor((e) => e.event === 'roleChanged' && e.to === 'secondary', 20_000)));
+    // A secondary's role comes from the bind it lost, before its subscription reaches the
+    // primary; a SIGTERM then would be seen as a disconnect. Hearing a's heartbeat
+    // (primaryChanged) is what makes a's farewell reach it.
+    const follows = (e: JsonEvent): boolean => e.event === 'primaryChanged' && e.instanceId === 'a';
+    await Promise.all([b, c].map((n) => n.waitFor(follows, 20_000, 'follows a')));
+    expect(b.events.find(follows)).toMatchObject({ epoch: 1, metadata: {} });
 
     const startedLine = a.events[0] as JsonEvent;
     expect(startedLine).toMatchObject({ event: 'started', instanceId: 'a', backend: 'zmq', endpoint, onExit: 'stepdown' });

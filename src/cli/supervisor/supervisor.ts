@@ -216,6 +216,9 @@ export async function runSupervisor(
     // A start that failed ends starting -> stopped: the error line says why.
     if (c.from !== 'starting' || c.to !== 'stopped') say(`${c.from} -> ${c.to} (${c.reason}, epoch ${c.epoch})`);
   });
+  election.on('primaryChanged', (e) => {
+    emit('primaryChanged', { instanceId: e.instanceId, epoch: e.epoch, metadata: e.metadata ?? null, at: e.at });
+  });
   election.on('primaryLost', (e) => {
     emit('primaryLost', { instanceId: e.instanceId, cause: e.cause, willPromote: e.willPromote, reason: e.reason, at: e.at });
     say(`primary ${e.instanceId ?? '(none heard)'} lost (${e.cause})${LOST_OUTLOOK[e.reason] ?? ''}`);
