@@ -530,6 +530,9 @@ export function step(state: MachineState, input: Input, env: StepEnv): StepResul
   } else if (input.type === 'ownHeartbeat') {
     const quick = ownBeat(state, 'instance.heartbeat', env.now);
     if (quick !== undefined) return quick;
+  } else if (input.type === 'tick') {
+    const quick = steadyTick(state, env.now);
+    if (quick !== undefined) return quick;
   }
   return fullStep(state, input, env);
 }
@@ -665,6 +668,43 @@ function ownBeat(s: MachineState, topic: Topic, now: number): StepResult | undef
   own.lastSelfSeenAt = now;
   own.wakeAt = computeWakeAt(own, now);
   return { state: own, effects: NO_EFFECTS };
+}
+
+/**
+ * A primary at rest whose heartbeat is due, on time: the tick sends it and plans the next one,
+ * in one copy of the state. Anything else a primary's tick may do (a stall, a welcome or a
+ * preemption due, a stolen socket file to report, a stall longer than `heartbeatTimeout` to
+ * verify) takes the full step. The tests compare the two on every tick of a primary.
+ */
+function steadyTick(s: MachineState, now: number): StepResult | undefined {
+  const due = s.nextHeartbeatAt;
+  const planned = s.wakeAt;
+  const last = s.lastSentAt;
+  if (
+    s.phase !== 'primary' ||
+    !s.holdsEndpoint ||
+    due === undefined ||
+    now < due ||
+    (planned !== undefined && now - planned > s.config.stallThreshold) ||
+    last === undefined ||
+    now - last > s.config.heartbeatTimeout ||
+    s.welcomeDueAt !== undefined ||
+    s.preemptAt !== undefined ||
+    s.endpointStolen !== undefined
+  ) {
+    return undefined;
+  }
+  const next = copyState(s);
+  next.seq = s.seq + 1;
+  const effects: Effect[] = [{ type: 'publish', topic: 'instance.heartbeat', epoch: s.epoch, seq: next.seq, members: memberList(s) }];
+  const counters = copyCounters(s.counters);
+  counters.heartbeatsSent++;
+  next.counters = counters;
+  const interval = s.config.heartbeatInterval;
+  next.lastSentAt = now;
+  next.nextHeartbeatAt = due + interval > now ? due + interval : now + interval;
+  next.wakeAt = computeWakeAt(next, now);
+  return { state: next, effects };
 }
 
 /** {@link step} without the shortcut of {@link steadyBeat}; exported for the tests that compare them. */

@@ -1352,4 +1352,42 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
     expect(compared).toBeGreaterThan(20);
     expect(d.state.config.instanceId).toBe('a');
   });
+
+  it("a primary's tick agrees with the full step", () => {
+    // step() takes a shortcut for a primary's tick at rest (steadyTick). Compared at every
+    // wake-up and heartbeat instant, on time and late, through what a primary's tick may meet
+    // besides a heartbeat: a stall, a welcome due, a preemption due, a stolen socket file; and,
+    // with a stall threshold above heartbeatTimeout, a stall the tick must verify.
+    for (const overrides of [{ preempt: true }, { preempt: true, stallThreshold: 5 * BASE.heartbeatTimeout }]) {
+      const d = primaryAtStart(3, overrides);
+      const compare = (now: number): boolean => {
+        const input: Input = { type: 'tick' };
+        const env = { now, random: () => 0.5 };
+        expect(step(d.state, input, env)).toEqual(fullStep(d.state, input, env));
+        return d.state.phase === 'primary';
+      };
+      let compared = 0;
+      for (let i = 0; i < 60; i++) {
+        const at = d.state.wakeAt ?? d.now + 10;
+        const beat = d.state.nextHeartbeatAt ?? at;
+        for (const t of [at, at + 7, at + BASE.stallThreshold + 1, at + BASE.heartbeatTimeout + 1, beat, beat + 1]) {
+          if (t >= d.now && compare(t)) compared++;
+        }
+        if (i === 10 || i === 12) {
+          // Two new subscribers at once, just before a heartbeat: the second one's welcome is
+          // due 10 ms later, and the heartbeat serves it.
+          d.advanceTo(Math.max(d.now, beat - 5));
+          d.send({ type: 'subscribed' });
+          d.send({ type: 'subscribed' });
+          expect(d.state.welcomeDueAt).toBeDefined();
+          if (compare(beat)) compared++;
+        }
+        if (i === 20) d.send({ type: 'presence', joined: true, instanceId: 'b', priority: 0 });
+        if (i === 30) d.send({ type: 'presence', joined: true, instanceId: 'z', priority: 9 }); // a better node: preemption
+        if (i === 40) d.send({ type: 'endpointStolen', found: 'replaced', detail: 'another socket (inode 7)' });
+        d.advanceTo(Math.max(at, d.now));
+      }
+      expect(compared).toBeGreaterThan(150);
+    }
+  });
 });
