@@ -707,7 +707,7 @@ function steadyTick(s: MachineState, now: number): StepResult | undefined {
   return { state: next, effects };
 }
 
-/** {@link step} without the shortcut of {@link steadyBeat}; exported for the tests that compare them. */
+/** {@link step} without its shortcuts ({@link steadyBeat}, {@link ownBeat}, {@link steadyTick}); exported for the tests that compare them. */
 export function fullStep(state: MachineState, input: Input, env: StepEnv): StepResult {
   const b = new Builder(state, env);
   switch (input.type) {

@@ -1356,8 +1356,8 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
   it("a primary's tick agrees with the full step", () => {
     // step() takes a shortcut for a primary's tick at rest (steadyTick). Compared at every
     // wake-up and heartbeat instant, on time and late, through what a primary's tick may meet
-    // besides a heartbeat: a stall, a welcome due, a preemption due, a stolen socket file; and,
-    // with a stall threshold above heartbeatTimeout, a stall the tick must verify.
+    // besides a heartbeat: a stall, a welcome due, a preemption due, a stolen socket file, a
+    // step-down; and, with a stall threshold above heartbeatTimeout, a stall it must verify.
     for (const overrides of [{ preempt: true }, { preempt: true, stallThreshold: 5 * BASE.heartbeatTimeout }]) {
       const d = primaryAtStart(3, overrides);
       const compare = (now: number): boolean => {
@@ -1370,7 +1370,10 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
       for (let i = 0; i < 60; i++) {
         const at = d.state.wakeAt ?? d.now + 10;
         const beat = d.state.nextHeartbeatAt ?? at;
-        for (const t of [at, at + 7, at + BASE.stallThreshold + 1, at + BASE.heartbeatTimeout + 1, beat, beat + 1]) {
+        // Early (a tick before the heartbeat is due: another timer's, or the rehearsal's), on
+        // time, late, stalled, stalled past heartbeatTimeout.
+        const times = [d.now, beat - 1, at, at + 7, at + BASE.stallThreshold + 1, at + BASE.heartbeatTimeout + 1, beat, beat + 1];
+        for (const t of times) {
           if (t >= d.now && compare(t)) compared++;
         }
         if (i === 10 || i === 12) {
@@ -1385,9 +1388,53 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
         if (i === 20) d.send({ type: 'presence', joined: true, instanceId: 'b', priority: 0 });
         if (i === 30) d.send({ type: 'presence', joined: true, instanceId: 'z', priority: 9 }); // a better node: preemption
         if (i === 40) d.send({ type: 'endpointStolen', found: 'replaced', detail: 'another socket (inode 7)' });
+        if (i === 50) d.send({ type: 'stepDown' }); // then the ticks of a node giving the endpoint up
         d.advanceTo(Math.max(at, d.now));
       }
       expect(compared).toBeGreaterThan(150);
     }
+  });
+
+  it('the tick shortcut agrees on arbitrary states', () => {
+    // The same comparison on states no run may reach: a primary's state with the fields the
+    // shortcut reads set at random (phase, holder, due times, a stall, a welcome or preemption
+    // due, a stolen file). Whatever the shortcut decides must be what the full step decides.
+    const base = primaryAtStart(3, { preempt: true }).state;
+    // Weighted towards a primary at rest, so that the shortcut's own path is taken often.
+    const t = fc.integer({ min: 0, max: 3 * BASE.heartbeatTimeout });
+    const often = <T,>(usual: T, other: fc.Arbitrary<T>): fc.Arbitrary<T> =>
+      fc.oneof({ arbitrary: fc.constant(usual), weight: 3 }, { arbitrary: other, weight: 1 });
+    const phases = ['idle', 'binding', 'secondary', 'acquiring', 'claiming', 'promoting', 'primary', 'verifying', 'stopping', 'stopped'] as const;
+    fc.assert(
+      fc.property(
+        fc.record({
+          phase: often<MachineState['phase']>('primary', fc.constantFrom(...phases)),
+          holdsEndpoint: often(true, fc.boolean()),
+          nextHeartbeatAt: fc.option(t, { nil: undefined }),
+          wakeAt: fc.option(t, { nil: undefined }),
+          lastSentAt: fc.option(t, { nil: undefined }),
+          welcomeDueAt: often<number | undefined>(undefined, t),
+          preemptAt: often<number | undefined>(undefined, t),
+          stolen: often(false, fc.boolean()),
+          now: t,
+        }),
+        (r) => {
+          const state: MachineState = {
+            ...base,
+            phase: r.phase,
+            holdsEndpoint: r.holdsEndpoint,
+            nextHeartbeatAt: r.nextHeartbeatAt,
+            wakeAt: r.wakeAt,
+            lastSentAt: r.lastSentAt,
+            welcomeDueAt: r.welcomeDueAt,
+            preemptAt: r.preemptAt,
+            endpointStolen: r.stolen ? { found: 'replaced', detail: 'another socket (inode 7)', since: 0 } : undefined,
+          };
+          const env = { now: r.now, random: () => 0.5 };
+          expect(step(state, { type: 'tick' }, env)).toEqual(fullStep(state, { type: 'tick' }, env));
+        },
+      ),
+      { seed: 17, numRuns: 3000 },
+    );
   });
 });
