@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort, tempWorkdir } from '../harness/cluster.js';
 import { childArgs, ROOT } from '../harness/child-runtime.js';
+import { pause } from './lib/events.js';
 
 const NODE = fileURLToPath(new URL('./lib/idle-node.ts', import.meta.url));
 const FLOOD = fileURLToPath(new URL('../harness/flood-peer.ts', import.meta.url));
@@ -25,7 +26,6 @@ const rssMiB = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m === null ? Number.NaN : Math.round(Number(m[1]) / 1024);
 };
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function child(args: string[]): ChildProcess {
   return spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });

@@ -594,6 +594,13 @@ function copyState(s: MachineState): Writable<MachineState> {
   };
 }
 
+/** `c` with one more `name`, copied as {@link copyState} copies a state. */
+function counted(c: MachineCounters, name: keyof MachineCounters): MachineCounters {
+  const next = copyCounters(c);
+  next[name]++;
+  return next;
+}
+
 /** {@link copyState} for the counters. */
 function copyCounters(c: MachineCounters): Writable<MachineCounters> {
   return {
@@ -648,9 +655,7 @@ function steadyBeat(s: MachineState, m: WireMessage, wallNow: number, now: numbe
   }
   // `next` is this step's own object, not yet seen by anyone: completed in place.
   const next = copyState(s);
-  const counters = copyCounters(s.counters);
-  counters.heartbeatsSeen++;
-  next.counters = counters;
+  next.counters = counted(s.counters, 'heartbeatsSeen');
   next.primary = heardPrimary(m, now, wallNow, m.metadata);
   if (m.members !== undefined) next.lastMembers = m.members;
   next.silenceFrom = now;
@@ -696,13 +701,10 @@ function steadyTick(s: MachineState, now: number): StepResult | undefined {
   }
   const next = copyState(s);
   next.seq = s.seq + 1;
-  const effects: Effect[] = [{ type: 'publish', topic: 'instance.heartbeat', epoch: s.epoch, seq: next.seq, members: memberList(s) }];
-  const counters = copyCounters(s.counters);
-  counters.heartbeatsSent++;
-  next.counters = counters;
-  const interval = s.config.heartbeatInterval;
+  const effects = [beatEffect(s, next.seq)];
+  next.counters = counted(s.counters, 'heartbeatsSent');
   next.lastSentAt = now;
-  next.nextHeartbeatAt = due + interval > now ? due + interval : now + interval;
+  next.nextHeartbeatAt = nextBeatAt(due, now, s.config.heartbeatInterval);
   next.wakeAt = computeWakeAt(next, now);
   return { state: next, effects };
 }
@@ -1041,9 +1043,19 @@ function heartbeatIfDue(b: Builder): void {
 
 /** A heartbeat, with the theft of the socket file when there is one to report. */
 function heartbeatEffect(b: Builder): Effect {
-  const stolen = b.s.endpointStolen;
-  const beat: Effect = { type: 'publish', topic: 'instance.heartbeat', epoch: b.s.epoch, seq: b.nextSeq(), members: memberList(b.s) };
+  return beatEffect(b.s, b.nextSeq());
+}
+
+/** The heartbeat `s` publishes as number `seq`. */
+function beatEffect(s: MachineState, seq: number): Effect {
+  const stolen = s.endpointStolen;
+  const beat: Effect = { type: 'publish', topic: 'instance.heartbeat', epoch: s.epoch, seq, members: memberList(s) };
   return stolen === undefined ? beat : { ...beat, endpointStolen: stolen.found };
+}
+
+/** When the heartbeat after one due at `planned` and sent at `now` is due: a steady cadence, never catching up on beats missed during a stall. */
+function nextBeatAt(planned: number, now: number, interval: number): number {
+  return planned + interval > now ? planned + interval : now + interval;
 }
 
 /**
@@ -1069,10 +1081,7 @@ function onEndpointStolen(b: Builder, found: EndpointTheft, detail: string): voi
 function sendHeartbeat(b: Builder): void {
   b.emit(heartbeatEffect(b));
   b.count('heartbeatsSent');
-  const interval = b.s.config.heartbeatInterval;
-  const planned = b.s.nextHeartbeatAt ?? b.now;
-  // Keep a steady cadence, but never try to catch up on beats missed during a stall.
-  const next = planned + interval > b.now ? planned + interval : b.now + interval;
+  const next = nextBeatAt(b.s.nextHeartbeatAt ?? b.now, b.now, b.s.config.heartbeatInterval);
   // A welcome that was due is served by this heartbeat: every subscriber receives it.
   b.set({ lastSentAt: b.now, nextHeartbeatAt: next, welcomeDueAt: undefined });
 }
