@@ -4,9 +4,10 @@
  * `status` with `ok: REASON` or `unhealthy: REASON`).
  *
  * Healthy means:
- * - ZeroMQ primary: its own heartbeats come back through the endpoint on time (within
- *   `min(2 * heartbeatInterval + 250, heartbeatTimeout)` ms), and its filesystem socket file
- *   was not taken by another process (`endpointStolen`);
+ * - ZeroMQ primary: its heartbeats go through the endpoint on time (`ownHeartbeatAgeMs` within
+ *   `min(2 * heartbeatInterval + 250, heartbeatTimeout)` ms: the last one its own subscriber read
+ *   back, or one sent since on that same connection), and its filesystem socket file was not
+ *   taken by another process (`endpointStolen`);
  * - ZeroMQ secondary: it hears a live primary, or is taking over;
  * - Redis: the last lease operation succeeded, and the node is leader or standby;
  * - `starting` and `stopped` are not healthy.

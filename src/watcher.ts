@@ -22,6 +22,7 @@ import {
   initialState,
   MAX_EPOCH,
   step,
+  ownHeartbeatSeenAt,
   type Effect,
   type EndpointTheft,
   type Input,
@@ -234,7 +235,12 @@ export interface WatcherStatus {
   /** True while this secondary considers the primary lost (silence or shutdown) and none is heard. */
   readonly primarySuspected: boolean;
   readonly suspicion: { readonly cause: PromoteReason; readonly sinceMs: number } | undefined;
-  /** On a primary: ms since its own heartbeat last came back through the endpoint. */
+  /**
+   * On a primary: ms since its freshest heartbeat known to have gone through the endpoint: the
+   * last one its own subscriber read back, or any sent since on that same connection (after the
+   * first comes back, the subscriber stops reading them until its connection changes;
+   * PROTOCOL.md section 2.3).
+   */
   readonly ownHeartbeatAgeMs: number | undefined;
   readonly heartbeatsSent: number;
   readonly heartbeatsSeen: number;
@@ -569,6 +575,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       onEvent: (event) => {
         this.#logger.debug(`endpoint ${event.type}`);
         if (event.type === 'disconnected') this.#dispatch({ type: 'disconnected' });
+        else if (event.type === 'connected') this.#dispatch({ type: 'connected' });
         else if (event.type === 'endpointStolen') this.#dispatch({ type: 'endpointStolen', found: event.found, detail: event.detail });
       },
     }, observer ? undefined : presenceTopic(this.options.instanceId, this.options.priority));
@@ -660,6 +667,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     const total = Object.values(this.#dropped).reduce((a, b) => a + b, 0);
     const transportCounters = this.#transport.counters?.();
     const own = s.holdsEndpoint && s.role === 'primary';
+    const ownSeenAt = ownHeartbeatSeenAt(s);
     return {
       backend: 'zmq',
       instanceId: this.options.instanceId,
@@ -688,8 +696,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
             pid: process.pid,
             host: this.#host,
             seq: s.seq,
-            lastHeartbeatAt: s.lastSelfSeenAt === undefined ? this.#clock.wallNow() : this.#clock.wallNow() - Math.max(0, now - s.lastSelfSeenAt),
-            ageMs: s.lastSelfSeenAt === undefined ? 0 : Math.max(0, now - s.lastSelfSeenAt),
+            lastHeartbeatAt: ownSeenAt === undefined ? this.#clock.wallNow() : this.#clock.wallNow() - Math.max(0, now - ownSeenAt),
+            ageMs: ownSeenAt === undefined ? 0 : Math.max(0, now - ownSeenAt),
             metadata: this.#metadata,
           }
         : p === undefined
@@ -709,7 +717,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       primarySuspected: s.loss !== undefined && !s.holdsEndpoint,
       suspicion:
         s.loss === undefined || s.holdsEndpoint ? undefined : { cause: s.loss.cause, sinceMs: Math.max(0, now - s.loss.since) },
-      ownHeartbeatAgeMs: s.holdsEndpoint && s.lastSelfSeenAt !== undefined ? Math.max(0, now - s.lastSelfSeenAt) : undefined,
+      ownHeartbeatAgeMs: ownSeenAt === undefined ? undefined : Math.max(0, now - ownSeenAt),
       ...s.counters,
       dropped: { total, ...this.#dropped, metadata: this.#metadataDropped },
       notificationsDropped: this.notificationsDropped,
@@ -1093,6 +1101,9 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
         );
         return;
       }
+      case 'hearOwnHeartbeats':
+        this.#transport.hearOwnHeartbeats?.(effect.on);
+        return;
       case 'startLivenessProbe':
       case 'endLivenessProbe':
         this.#transport.probe(`${PROBE_PREFIX}${this.options.instanceId}.${effect.nonce}`, effect.type === 'startLivenessProbe');

@@ -304,6 +304,13 @@ export interface MachineState {
   readonly lastSentAt: number | undefined;
   /** Last time this primary saw its own heartbeat come back through the endpoint. */
   readonly lastSelfSeenAt: number | undefined;
+  /**
+   * While holding the endpoint: its own subscriber's current connection has carried one of its
+   * heartbeats back, so the subscriber stops reading them (`hearOwnHeartbeats` off) until that
+   * connection changes or the node gives the endpoint up (PROTOCOL.md section 2.3). Every
+   * heartbeat sent meanwhile goes through that same connection.
+   */
+  readonly selfHeard: boolean;
   readonly seq: number;
   /** When the driver should call back with a `tick`. */
   readonly wakeAt: number | undefined;
@@ -344,6 +351,8 @@ export type Input =
   | { readonly type: 'fenced'; readonly ok: boolean; readonly detail: string }
   /** The subscribing socket lost its connection to the endpoint's holder. */
   | { readonly type: 'disconnected' }
+  /** The subscribing socket connected to whoever binds the endpoint (again). */
+  | { readonly type: 'connected' }
   /** While holding a filesystem endpoint: its socket file is no longer the one this node bound. */
   | { readonly type: 'endpointStolen'; readonly found: EndpointTheft; readonly detail: string }
   | { readonly type: 'stepDown' }
@@ -432,6 +441,12 @@ export type Effect =
   | { readonly type: 'callDemote'; readonly term: number; readonly epoch: number; readonly reason: DemoteReason }
   /** Ask the endpoint's holder for an immediate heartbeat (subscribe `probe.<nonce>`). */
   | { readonly type: 'startLivenessProbe'; readonly nonce: number }
+  /**
+   * Whether this node's own subscriber reads heartbeats: off once it read its own back on its
+   * current connection (a holder's only source of them there), on again before that connection
+   * can lead anywhere else. The farewell and everything else still arrive while off.
+   */
+  | { readonly type: 'hearOwnHeartbeats'; readonly on: boolean }
   | { readonly type: 'endLivenessProbe'; readonly nonce: number }
   /**
    * Terminate the hung primary: only if `host` is this host and the process with `pid` started
@@ -512,6 +527,7 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     nextHeartbeatAt: undefined,
     lastSentAt: undefined,
     lastSelfSeenAt: undefined,
+    selfHeard: false,
     seq: 0,
     wakeAt: undefined,
     pendingExit: undefined,
@@ -587,6 +603,7 @@ function copyState(s: MachineState): Writable<MachineState> {
     nextHeartbeatAt: s.nextHeartbeatAt,
     lastSentAt: s.lastSentAt,
     lastSelfSeenAt: s.lastSelfSeenAt,
+    selfHeard: s.selfHeard,
     seq: s.seq,
     wakeAt: s.wakeAt,
     pendingExit: s.pendingExit,
@@ -666,9 +683,13 @@ function steadyBeat(s: MachineState, m: WireMessage, wallNow: number, now: numbe
   return { state: next, effects: NO_EFFECTS };
 }
 
-/** A holder reading its own heartbeat back through the endpoint: only the time it was seen changes. */
+/**
+ * A holder reading its own heartbeat back through the endpoint after the first on this
+ * connection (a transport that cannot stop its subscriber reading them): only the time it was
+ * seen changes.
+ */
 function ownBeat(s: MachineState, topic: Topic, now: number): StepResult | undefined {
-  if (!s.holdsEndpoint || topic !== 'instance.heartbeat' || s.phase === 'idle' || s.phase === 'stopped') return undefined;
+  if (!s.holdsEndpoint || !s.selfHeard || topic !== 'instance.heartbeat' || s.phase === 'idle' || s.phase === 'stopped') return undefined;
   const own = copyState(s);
   own.lastSelfSeenAt = now;
   own.wakeAt = computeWakeAt(own, now);
@@ -723,7 +744,7 @@ export function fullStep(state: MachineState, input: Input, env: StepEnv): StepR
       onMessage(b, input.message, input.wallNow);
       break;
     case 'ownHeartbeat':
-      if (b.s.phase !== 'idle' && b.s.phase !== 'stopped' && b.s.holdsEndpoint) b.set({ lastSelfSeenAt: b.now });
+      if (b.s.phase !== 'idle' && b.s.phase !== 'stopped' && b.s.holdsEndpoint) heardSelf(b);
       break;
     case 'bindResult':
       onBindResult(b, input.outcome, input.detail ?? input.outcome);
@@ -744,7 +765,11 @@ export function fullStep(state: MachineState, input: Input, env: StepEnv): StepR
       onSetEnabled(b, input.enabled);
       break;
     case 'disconnected':
+      connectionChanged(b);
       onDisconnected(b);
+      break;
+    case 'connected':
+      connectionChanged(b);
       break;
     case 'endpointStolen':
       onEndpointStolen(b, input.found, input.detail);
@@ -818,6 +843,9 @@ class Builder extends StepBuilder<MachineState, Effect> {
     if (!this.s.holdsEndpoint && this.s.epoch < this.s.knownEpoch) this.set({ epoch: this.s.knownEpoch });
     // Nor does it keep a theft of its socket file: the next holder binds a file of its own.
     if (!this.s.holdsEndpoint && this.s.endpointStolen !== undefined) this.set({ endpointStolen: undefined });
+    // Its subscriber reads every heartbeat again before it can connect to another holder (its
+    // own socket's close, queued before this, ends the connection that carried its own back).
+    if (!this.s.holdsEndpoint && this.s.selfHeard) hearOwnHeartbeats(this, true);
     this.set({ wakeAt: computeWakeAt(this.s, this.now) });
     return { state: this.s, effects: this.effects };
   }
@@ -990,6 +1018,42 @@ function callbacksOutstanding(s: MachineState): boolean {
  * EADDRINUSE means the primary still holds it, and a few quick retries tell a dying process from
  * a transient disconnect. Never a false failover: the bind only succeeds on a free endpoint.
  */
+/**
+ * The holder's own heartbeat came back through the endpoint. The first on a connection is the
+ * proof that the endpoint carries its heartbeats: from then on, its subscriber stops reading
+ * them (a second delivery of each heartbeat, which costs a primary at rest about as much as
+ * the first; bench/README.md, "Cost at rest").
+ */
+function heardSelf(b: Builder): void {
+  b.set({ lastSelfSeenAt: b.now });
+  if (!b.s.selfHeard) hearOwnHeartbeats(b, false);
+}
+
+/**
+ * The subscriber's connection ended or a new one began: whoever it reaches now has not been
+ * heard on it. It reads every heartbeat again, so a holder that finds another node's heartbeat
+ * there (a stolen socket file, a moved address) steps down as before.
+ */
+function connectionChanged(b: Builder): void {
+  if (b.s.selfHeard) hearOwnHeartbeats(b, true);
+}
+
+/**
+ * While holding the endpoint: when this node's freshest heartbeat known to have gone through it
+ * was sent (monotonic ms): the last one its subscriber read back, or, while that connection
+ * stays up and the subscriber no longer reads them, the last one sent since.
+ */
+export function ownHeartbeatSeenAt(s: MachineState): number | undefined {
+  if (!s.holdsEndpoint) return undefined;
+  if (s.selfHeard && s.lastSentAt !== undefined && (s.lastSelfSeenAt === undefined || s.lastSentAt > s.lastSelfSeenAt)) return s.lastSentAt;
+  return s.lastSelfSeenAt;
+}
+
+function hearOwnHeartbeats(b: Builder, on: boolean): void {
+  b.set({ selfHeard: !on });
+  b.emit({ type: 'hearOwnHeartbeats', on });
+}
+
 function onDisconnected(b: Builder): void {
   const s = b.s;
   if (s.phase !== 'secondary' || !s.enabled || s.observer) return;
@@ -1122,7 +1186,7 @@ function onMessage(b: Builder, m: WireMessage, wallNow: number): void {
   const s = b.s;
   if (s.phase === 'idle' || s.phase === 'stopped') return;
   if (m.instanceId === s.config.instanceId) {
-    if (s.holdsEndpoint && m.topic === 'instance.heartbeat') b.set({ lastSelfSeenAt: b.now });
+    if (s.holdsEndpoint && m.topic === 'instance.heartbeat') heardSelf(b);
     return;
   }
   if (m.epoch > s.knownEpoch) {

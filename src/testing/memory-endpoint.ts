@@ -10,8 +10,9 @@
  * - a connection reports the subscriber's presence topics to the holder (joined, and left when it
  *   ends) and then the subscription to the heartbeats (`onSubscribed`, which triggers the
  *   welcome); the subscriber hears `connected`, and `disconnected` when the connection ends;
- * - the holder's messages reach every subscriber connected to it, its own SUB included, in the
- *   order sent, `latency` ms later; a farewell sent by `release()` arrives before the
+ * - the holder's messages reach every subscriber connected to it, its own SUB included (but for
+ *   the heartbeats, while that SUB does not read them: `hearOwnHeartbeats`), in the order sent,
+ *   `latency` ms later; a farewell sent by `release()` arrives before the
  *   disconnect that follows it.
  *
  * And what a test adds: a node's publishes can be dropped (silence), nodes can be cut apart
@@ -43,6 +44,8 @@ export interface MemoryEndpointTiming {
   /** From the endpoint becoming reachable (bound, a partition healed) to a subscriber's connection. */
   readonly reconnectDelay: number;
 }
+
+const HEARTBEAT_TOPIC = Buffer.from('instance.heartbeat');
 
 export class MemoryEndpoint {
   readonly #clock: FakeClock;
@@ -250,6 +253,8 @@ export class MemoryTransport implements Transport, Holder {
   connectedTo: Holder | undefined;
   /** A connection is on its way. @internal */
   connecting = false;
+  /** Whether this SUB reads heartbeats (`hearOwnHeartbeats`). */
+  #hearing = true;
 
   constructor(endpoint: MemoryEndpoint, nodeId: string, clock: NodeClock) {
     this.#endpoint = endpoint;
@@ -270,6 +275,11 @@ export class MemoryTransport implements Transport, Holder {
     if (on) this.topics.add(topic);
     else this.topics.delete(topic);
     this.#endpoint.subscription(this, topic, on);
+  }
+
+  /** As a ZeroMQ SUB that drops its subscription to the heartbeats: filtered as they arrive. */
+  hearOwnHeartbeats(on: boolean): void {
+    this.#hearing = on;
   }
 
   async bind(): Promise<BindOutcome> {
@@ -308,7 +318,10 @@ export class MemoryTransport implements Transport, Holder {
 
   /** @internal */
   receive(frames: Frames, latency: number): void {
-    this.clock.arrive(() => this.#handlers?.onMessage([frames[0], frames[1]]), latency);
+    this.clock.arrive(() => {
+      if (!this.#hearing && frames[0].equals(HEARTBEAT_TOPIC)) return;
+      this.#handlers?.onMessage([frames[0], frames[1]]);
+    }, latency);
   }
 
   /** @internal */

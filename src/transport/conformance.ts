@@ -81,6 +81,9 @@ interface Node {
 }
 
 const frame = (label: string): Frames => [Buffer.from(TOPIC), Buffer.from(label)];
+const HEARTBEAT = 'instance.heartbeat';
+const FAREWELL = 'instance.shutdown';
+const topicFrame = (topic: string, label: string): Frames => [Buffer.from(topic), Buffer.from(label)];
 const labels = (node: Node): string[] =>
   node.heard.flatMap((h) => (h.kind === 'message' && h.frames[0]?.toString() === TOPIC ? [h.frames[1]?.toString() ?? ''] : []));
 const events = (node: Node, type: TransportEvent['type']): number => node.heard.filter((h) => h.kind === 'event' && h.event.type === type).length;
@@ -186,6 +189,36 @@ export function transportConformance(name: string, factory: ConformanceFactory, 
       );
       const expected = [...Array.from({ length: 50 }, (_, i) => `last-${i}`), 'farewell', '<disconnected>'];
       assert.deepEqual(order.slice(0, expected.length), expected, 'messages, then the farewell, then the disconnect');
+    });
+
+    test('a holder stops and resumes reading heartbeats', async (t) => {
+      // hearOwnHeartbeats(false): the subscriber reads no `instance.heartbeat` and still reads
+      // `instance.shutdown` (the farewell); others are not affected. A transport without the
+      // method delivers the holder's heartbeats all along.
+      const a = await t.open();
+      const b = await t.open();
+      assert.deepEqual(await a.transport.bind(), { outcome: 'bound' });
+      await t.connected(a, b);
+      await t.connected(a, a, 'self-');
+      const turn = a.transport.hearOwnHeartbeats?.bind(a.transport);
+      turn?.(false);
+      const start = { a: a.heard.length, b: b.heard.length };
+      for (let i = 0; i < 20; i++) void a.transport.publish(topicFrame(HEARTBEAT, `off-${i}`));
+      await a.transport.publish(topicFrame(FAREWELL, 'bye'));
+      const read = (n: Node, topic: string, from: number): string[] =>
+        n.heard.slice(from).flatMap((h) => (h.kind === 'message' && h.frames[0]?.toString() === topic ? [h.frames[1]?.toString() ?? ''] : []));
+      await t.until(() => read(a, FAREWELL, start.a).includes('bye') && read(b, FAREWELL, start.b).includes('bye'), 'both read the farewell topic');
+      const offExpected = Array.from({ length: 20 }, (_, i) => `off-${i}`);
+      assert.deepEqual(read(b, HEARTBEAT, start.b), offExpected, 'another subscriber reads every heartbeat');
+      assert.deepEqual(read(a, HEARTBEAT, start.a), turn === undefined ? offExpected : [], 'the holder reads none of its own while off');
+      turn?.(true);
+      const resumed = a.heard.length;
+      let n = 0;
+      await t.until(async () => {
+        if (read(a, HEARTBEAT, resumed).length > 0) return true;
+        await a.transport.publish(topicFrame(HEARTBEAT, `on-${n++}`));
+        return false;
+      }, 'the holder reads its heartbeats again once on');
     });
 
     test('close is final and idempotent', async (t) => {

@@ -75,6 +75,17 @@ export interface Transport {
   open(handlers: TransportHandlers, presenceTopic?: string): Promise<void>;
   /** Subscribes (or unsubscribes) a liveness-probe topic; the holder answers a subscription with a heartbeat. */
   probe(topic: string, on: boolean): void;
+  /**
+   * Optional. Whether this node's own subscriber reads heartbeats (`instance.heartbeat`); on
+   * after `open()`. The watcher turns it off while it holds the endpoint, once its subscriber
+   * read one of its own heartbeats back on its current connection, and on again at any
+   * `connected` or `disconnected` event and when it gives the endpoint up. While off, the
+   * subscriber reads no `instance.heartbeat` and still reads `instance.shutdown` (the farewell
+   * `release()` waits for), presence and probe topics; the other `instance.` topics may or may
+   * not arrive. A transport without it delivers a holder's own heartbeats all along, which only
+   * costs their reading (PROTOCOL.md section 2.3).
+   */
+  hearOwnHeartbeats?(on: boolean): void;
   /** Tries to bind the endpoint exclusively. */
   bind(): Promise<BindOutcome>;
   /** Publishes on the bound endpoint; never blocks (drops at the high-water mark). */

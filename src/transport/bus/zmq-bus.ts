@@ -31,6 +31,9 @@
 import * as zmq from 'zeromq';
 import { InvalidOptionError } from '../../errors.js';
 import { MAX_PRESENCE_TOPIC_BYTES, TOPIC_PREFIX } from '../../protocol/messages.js';
+
+/** What a holder's own subscriber keeps while it does not read its heartbeats: the farewell. */
+const FAREWELL_TOPIC = 'instance.shutdown';
 import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandlers } from '../transport.js';
 import { parseEndpoint, type Endpoint } from '../zmq/endpoint.js';
 import { tryLockPath, type PathLock } from '../zmq/path-lock.js';
@@ -124,6 +127,7 @@ export class ZmqBus implements Transport {
   #lock: PathLock | undefined;
   #opened = false;
   #closed = false;
+  #hearingHeartbeats = true;
   #loop: Promise<void> | undefined;
   #subscriptionLoop: Promise<void> | undefined;
   #farewell: { payload: Buffer; resolve: () => void } | undefined;
@@ -314,6 +318,19 @@ export class ZmqBus implements Transport {
       return;
     }
     this.#queue.push(frames);
+  }
+
+  /** As the watcher's own transport does (transport/zmq/zmq-transport.ts). */
+  hearOwnHeartbeats(on: boolean): void {
+    if (this.#closed || !this.#opened || on === this.#hearingHeartbeats) return;
+    this.#hearingHeartbeats = on;
+    if (on) {
+      this.#sub.subscribe(TOPIC_PREFIX);
+      this.#sub.unsubscribe(FAREWELL_TOPIC);
+    } else {
+      this.#sub.subscribe(FAREWELL_TOPIC);
+      this.#sub.unsubscribe(TOPIC_PREFIX);
+    }
   }
 
   probe(topic: string, on: boolean): void {

@@ -28,7 +28,7 @@ import { lstat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import * as zmq from 'zeromq';
 import { FailoverError } from '../../errors.js';
-import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES, MAX_PRESENCE_TOPIC_BYTES } from '../../protocol/messages.js';
+import { TOPIC_PREFIX, MAX_PAYLOAD_BYTES, MAX_PRESENCE_TOPIC_BYTES, type Topic } from '../../protocol/messages.js';
 import { silentLogger, type Logger } from '../../runtime/logger.js';
 import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandlers } from '../transport.js';
 import type { CurveOptions } from './curve.js';
@@ -74,6 +74,8 @@ const DEFAULTS: ZmqTransportOptions = {
 // Frames larger than this are refused by libzmq before they reach us (the decoder's own limit
 // is smaller; this one bounds memory).
 const MAX_MESSAGE_SIZE = MAX_PAYLOAD_BYTES * 4;
+/** What a holder's own SUB keeps while it does not read its heartbeats: the farewell. */
+const FAREWELL_TOPIC: Topic = 'instance.shutdown';
 const HIGH_WATER_MARK = 1000;
 /**
  * (Un)subscriptions a connection may have queued in the XPUB that libzmq has not taken in yet.
@@ -100,6 +102,8 @@ export class ZmqTransport implements Transport {
   #sending: Promise<void> = Promise.resolve();
   /** This node's SUB has a connection to the endpoint (the monitor's last word). */
   #subConnected = false;
+  /** Whether the SUB reads heartbeats (`hearOwnHeartbeats`): subscribed to all of `instance.`. */
+  #hearingHeartbeats = true;
   /** The release under way, which close() ends and waits for. */
   #releasing: Promise<void> | undefined;
   #sendsPending = 0;
@@ -260,6 +264,22 @@ export class ZmqTransport implements Transport {
       }
     } catch {
       // The socket was closed under the iterator; nothing to deliver any more.
+    }
+  }
+
+  hearOwnHeartbeats(on: boolean): void {
+    const sub = this.#sub;
+    if (sub === undefined || sub.closed || on === this.#hearingHeartbeats) return;
+    this.#hearingHeartbeats = on;
+    // Subscribe first, then drop the other: the farewell's topic is subscribed throughout. libzmq
+    // filters on the subscriber's side too, so the change holds from this call on; the holder's
+    // XPUB filters once the (un)subscription reached it, and ignores both (PROTOCOL.md section 5).
+    if (on) {
+      sub.subscribe(TOPIC_PREFIX);
+      sub.unsubscribe(FAREWELL_TOPIC);
+    } else {
+      sub.subscribe(FAREWELL_TOPIC);
+      sub.unsubscribe(TOPIC_PREFIX);
     }
   }
 

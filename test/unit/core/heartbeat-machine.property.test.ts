@@ -101,6 +101,8 @@ interface Incarnation {
   startFailed: boolean;
   lastTickAt: number;
   ticksAtSameInstant: number;
+  /** Whether its subscriber reads heartbeats (`hearOwnHeartbeats`). */
+  hearing: boolean;
 }
 
 interface Pending {
@@ -161,6 +163,7 @@ class Sim {
       startFailed: false,
       lastTickAt: -1,
       ticksAtSameInstant: 0,
+      hearing: true,
     };
     this.all.push(inc);
     return inc;
@@ -276,14 +279,16 @@ class Sim {
 
   #broadcast(from: Incarnation, topic: Topic, epoch: number, seq: number): void {
     for (const to of this.running()) {
-      if (to === from) continue;
-      if (topic === 'instance.heartbeat' && this.faults && this.#rand() < this.world.dropRate) continue;
+      if (to !== from && topic === 'instance.heartbeat' && this.faults && this.#rand() < this.world.dropRate) continue;
       const input: Input = {
         type: 'message',
         wallNow: this.now,
         message: { version: 1, topic, instanceId: from.id, epoch, seq, sentAt: this.now, pid: from.index, host: 'sim' },
       };
-      this.#schedule(to, this.#delay(this.world.maxMessageDelay), () => input, `${from.id}#${from.number}->${to.id}#${to.number}`);
+      // The sender's own subscriber reads it back too, but for a heartbeat while it does not read
+      // them; a subscriber filters on arrival, as ZeroMQ's does.
+      const make = (): Input | undefined => (topic === 'instance.heartbeat' && !to.hearing ? undefined : input);
+      this.#schedule(to, this.#delay(this.world.maxMessageDelay), make, `${from.id}#${from.number}->${to.id}#${to.number}`);
     }
   }
 
@@ -337,11 +342,21 @@ class Sim {
           node,
           this.#delay(3),
           () => {
-            if (this.holder === undefined) this.holder = node;
+            if (this.holder === undefined) {
+              this.holder = node;
+              // Every subscriber connects to the new holder, its own included, some time later.
+              for (const to of this.running()) {
+                this.#schedule(to, this.#delay(this.world.maxMessageDelay), () => ({ type: 'connected' }), `${node.id}#${node.number}->${to.id}#${to.number}`);
+              }
+            }
             return { type: 'bindResult', outcome: this.holder === node ? 'bound' : 'in-use' };
           },
           socket,
         );
+        return;
+      case 'hearOwnHeartbeats':
+        if (!e.on && this.holder !== node) throw this.#violation(`${node.id} stops reading heartbeats without holding the endpoint`);
+        node.hearing = e.on;
         return;
       case 'loadEpoch':
         this.#schedule(node, this.#delay(3), () => ({ type: 'epochLoaded', fileEpoch: this.fileEpoch }));
@@ -443,6 +458,8 @@ class Sim {
     for (const p of primaries) {
       if (!p.state.holdsEndpoint) throw this.#violation(`${p.id} is primary without holding the endpoint`);
     }
+    // A node that holds nothing reads every heartbeat: it cannot miss another holder's.
+    for (const n of running) if (!n.hearing && !n.state.holdsEndpoint) throw this.#violation(`${n.id} does not read heartbeats and holds nothing`);
     for (const n of this.all) {
       if (n.demoted.size > n.resolved.size) throw this.#violation(`${n.id} has more onDemote than resolved onPromote`);
     }
@@ -582,6 +599,8 @@ describe('heartbeat machine: a simulated cluster', () => {
         sim.advanceTo(sim.now + 10_000);
         expect(sim.running().filter((n) => n.state.role === 'primary').map((n) => n.id)).toEqual([first]);
         expect(Math.max(...sim.all.map((n) => n.state.counters.promotions))).toBe(1);
+        // At rest the primary no longer reads its own heartbeats; everyone else reads them all.
+        expect(sim.running().filter((n) => !n.hearing).map((n) => n.id)).toEqual([first]);
       }),
       { numRuns: 60 },
     );

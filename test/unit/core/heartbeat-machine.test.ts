@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import {
   fullStep,
   initialState,
+  ownHeartbeatSeenAt,
   step,
   type Effect,
   type Input,
@@ -681,8 +682,9 @@ describe('heartbeat machine: epochs', () => {
 
     const p = primaryAtStart(3);
     p.now = 7;
-    expect(p.send(hb('a', 4, 2))).toEqual([]);
-    expect(p.state).toMatchObject({ role: 'primary', lastSelfSeenAt: 7, primary: undefined });
+    // The first own heartbeat read back is the self-check; the subscriber then stops reading them.
+    expect(p.send(hb('a', 4, 2))).toEqual([{ type: 'hearOwnHeartbeats', on: false }]);
+    expect(p.state).toMatchObject({ role: 'primary', lastSelfSeenAt: 7, selfHeard: true, primary: undefined });
     // Even an own message with a higher epoch (a previous incarnation's) does not demote it.
     expect(p.send(hb('a', 99))).toEqual([]);
     expect(p.state).toMatchObject({ role: 'primary', epoch: 4, knownEpoch: 4 });
@@ -1328,6 +1330,99 @@ describe('heartbeat machine: preemption', () => {
   });
 });
 
+describe('heartbeat machine: a holder stops reading its own beats', () => {
+  // Once a holder's subscriber read one of its own heartbeats back on its current connection,
+  // every later one goes through that same connection: the subscriber stops reading them (a
+  // second delivery of each, as costly at rest as the first) until the connection changes or
+  // the node gives the endpoint up, before it can reach another holder (PROTOCOL.md 2.3).
+  const OFF: Effect = { type: 'hearOwnHeartbeats', on: false };
+  const ON: Effect = { type: 'hearOwnHeartbeats', on: true };
+
+  /** A primary whose subscriber read its first heartbeat back at time 5. */
+  function heardPrimary(): Driver {
+    const d = primaryAtStart(3);
+    d.now = 5;
+    expect(acts(d.send({ type: 'ownHeartbeat' }))).toEqual([OFF]);
+    return d;
+  }
+
+  it('turns its own beats off once, after the first', () => {
+    const d = heardPrimary();
+    expect(d.state).toMatchObject({ selfHeard: true, lastSelfSeenAt: 5 });
+    // Another read back (a transport that cannot stop them) changes the time only.
+    d.now = 6;
+    expect(d.send({ type: 'ownHeartbeat' })).toEqual([]);
+    expect(d.send(hb('a', d.state.epoch, 9))).toEqual([]);
+    expect(d.state).toMatchObject({ selfHeard: true, lastSelfSeenAt: 6 });
+    // Its own farewell or promotion read back changes nothing either.
+    expect(d.send(farewell('a', d.state.epoch))).toEqual([]);
+  });
+
+  it('reads them again when its connection changes', () => {
+    for (const event of ['connected', 'disconnected'] as const) {
+      const d = heardPrimary();
+      expect(acts(d.send({ type: event }))).toEqual([ON]);
+      expect(d.state).toMatchObject({ role: 'primary', selfHeard: false });
+      // A second event before the next heartbeat asks for nothing more.
+      expect(acts(d.send({ type: event }))).toEqual([]);
+      // The next own heartbeat on the new connection turns them off again.
+      d.now = 20;
+      expect(acts(d.send({ type: 'ownHeartbeat' }))).toEqual([OFF]);
+    }
+  });
+
+  it('a secondary never turns them off', () => {
+    const d = follower();
+    d.send(hb('p', 3));
+    expect(acts(d.send({ type: 'connected' }))).toEqual([]);
+    expect(d.send({ type: 'ownHeartbeat' })).toEqual([]);
+    expect(only(d.send(hb('a', 3)), 'hearOwnHeartbeats')).toEqual([]);
+    expect(d.state.selfHeard).toBe(false);
+  });
+
+  it('reads them again as it gives the endpoint up', () => {
+    // Step-down and shutdown: after the release or close that ends the
+    // connection, so nothing of another holder can arrive while it does not read them.
+    const cases: Array<[string, (d: Driver) => Effect[]]> = [
+      ['stepDown', (d) => [...d.send({ type: 'stepDown' }), ...d.send(demoteSettled(1))]],
+      ['shutdown', (d) => [...d.send({ type: 'shutdown' }), ...d.send(demoteSettled(1))]],
+    ];
+    for (const [name, leave] of cases) {
+      const d = heardPrimary();
+      const fx = acts(leave(d));
+      expect(d.state.holdsEndpoint, name).toBe(false);
+      expect(d.state.selfHeard, name).toBe(false);
+      const on = fx.findIndex((e) => e.type === 'hearOwnHeartbeats');
+      expect(fx.filter((e) => e.type === 'hearOwnHeartbeats'), name).toEqual([ON]);
+      const gone = fx.findIndex((e) => e.type === 'release' || e.type === 'close');
+      expect(gone, name).toBeGreaterThanOrEqual(0);
+      expect(on, name).toBeGreaterThan(gone);
+    }
+    // A higher epoch can only arrive on a new connection, whose event turned them on already.
+    const d = heardPrimary();
+    expect(acts(d.send({ type: 'connected' }))).toEqual([ON]);
+    const fx = d.send(hb('z', 9));
+    expect(d.state).toMatchObject({ holdsEndpoint: false, selfHeard: false, role: 'secondary' });
+    expect(only(fx, 'hearOwnHeartbeats')).toEqual([]);
+  });
+
+  it('counts beats sent on a proven connection as heard', () => {
+    const d = heardPrimary();
+    d.advanceTo(1000);
+    // Sent since, on the connection that carried one back: the freshest is the last sent.
+    expect(d.state.lastSentAt).toBeGreaterThan(900);
+    expect(ownHeartbeatSeenAt(d.state)).toBe(d.state.lastSentAt);
+    // Once the connection changed, only a heartbeat read back counts.
+    d.send({ type: 'disconnected' });
+    expect(ownHeartbeatSeenAt(d.state)).toBe(5);
+    d.now = 1001;
+    d.send({ type: 'ownHeartbeat' });
+    expect(ownHeartbeatSeenAt(d.state)).toBe(1001);
+    // A secondary has none.
+    expect(ownHeartbeatSeenAt(follower().state)).toBeUndefined();
+  });
+});
+
 describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
   it('a primary reading its own beats agrees with the full step', () => {
     // step() takes a shortcut for a holder's own heartbeat read back through the endpoint (the
@@ -1335,6 +1430,7 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
     // in each phase a holder passes through, on time and late (a wakeAt already due).
     const d = primaryAtStart(3, { preempt: true });
     let compared = 0;
+    let comparedHeard = 0;
     for (let i = 0; i < 40; i++) {
       d.advanceTo(d.now + (i % 7 === 0 ? 0 : 37));
       if (i === 20) d.send({ type: 'presence', joined: true, instanceId: 'b', priority: 0 });
@@ -1347,9 +1443,18 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
       // The driver recognises its own last heartbeat by its bytes and feeds `ownHeartbeat`.
       expect(step(d.state, { type: 'ownHeartbeat' }, { now, random: () => 0.5 })).toEqual(full);
       expect(fullStep(d.state, { type: 'ownHeartbeat' }, { now, random: () => 0.5 })).toEqual(full);
-      if (d.state.holdsEndpoint) compared++;
+      if (d.state.holdsEndpoint) {
+        compared++;
+        if (d.state.selfHeard) comparedHeard++;
+      }
+      // Half the time the subscriber has read one back on this connection (the shortcut's case),
+      // half the time not (a connection change makes it read them again).
+      if (i % 4 === 1) d.send({ type: 'ownHeartbeat' });
+      if (i % 4 === 3) d.send({ type: i % 8 === 3 ? 'connected' : 'disconnected' });
     }
     expect(compared).toBeGreaterThan(20);
+    expect(comparedHeard).toBeGreaterThan(5);
+    expect(compared - comparedHeard).toBeGreaterThan(5);
     expect(d.state.config.instanceId).toBe('a');
   });
 
