@@ -37,7 +37,7 @@ import {
 import { FailoverError } from './errors.js';
 import { judgeHealth, type Health } from './health.js';
 import { resolveOptions, type ResolvedOptions, type WatcherOptions } from './options.js';
-import { decode, encode } from './protocol/codec.js';
+import { decode, encode, encodeFromTemplate, messageTemplate, type MessageTemplate } from './protocol/codec.js';
 import {
   parsePresence,
   PROBE_PREFIX,
@@ -46,6 +46,7 @@ import {
   REJECT_REASONS,
   type RejectReason,
   type Topic,
+  type Payload,
 } from './protocol/messages.js';
 import { callSettled, TermSignals } from './election/driver.js';
 import { Notifier } from './runtime/notifier.js';
@@ -404,6 +405,20 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   #metadataDropped = 0;
   /** The metadata this node announces while primary. */
   #metadata: Metadata;
+  /**
+   * The heartbeat as last encoded, but for its seq and sentAt, and what it was made of: a
+   * primary at rest fills it in rather than encoding the whole map on each heartbeat.
+   */
+  #beatTemplate:
+    | {
+        readonly epoch: number;
+        readonly members: ReadonlyArray<readonly [string, number]> | undefined;
+        readonly endpointStolen: EndpointTheft | undefined;
+        readonly metadata: Metadata;
+        /** Built at the second heartbeat made of the same: never on a takeover's clock. */
+        template: MessageTemplate | undefined;
+      }
+    | undefined;
   #finished = false;
   /** This watcher is a rehearsal's scratch watcher (see WatcherDeps.rehearsal). */
   readonly #isRehearsal: boolean;
@@ -1012,12 +1027,34 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     members?: ReadonlyArray<readonly [string, number]>,
     endpointStolen?: EndpointTheft,
   ): Frames {
-    return encode(topic, {
+    const sentAt = this.#clock.wallNow();
+    if (topic === 'instance.heartbeat') {
+      const t = this.#beatTemplate;
+      if (t === undefined || t.epoch !== epoch || t.members !== members || t.endpointStolen !== endpointStolen || t.metadata !== this.#metadata) {
+        this.#beatTemplate = { epoch, members, endpointStolen, metadata: this.#metadata, template: undefined };
+      } else {
+        t.template ??= messageTemplate(topic, this.#payload(epoch, 0, 0, members, endpointStolen, topic));
+        const frames = encodeFromTemplate(t.template, seq, sentAt);
+        if (frames !== undefined) return frames;
+      }
+    }
+    return encode(topic, this.#payload(epoch, seq, sentAt, members, endpointStolen, topic));
+  }
+
+  #payload(
+    epoch: number,
+    seq: number,
+    sentAt: number,
+    members: ReadonlyArray<readonly [string, number]> | undefined,
+    endpointStolen: EndpointTheft | undefined,
+    topic: Topic,
+  ): Payload {
+    return {
       version: PROTOCOL_VERSION,
       instanceId: this.options.instanceId,
       epoch,
       seq,
-      sentAt: this.#clock.wallNow(),
+      sentAt,
       pid: process.pid,
       host: this.#host,
       heartbeatInterval: this.options.heartbeatInterval,
@@ -1027,7 +1064,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       endpointStolen,
       // Announced with the heartbeats and the promotion (PROTOCOL.md section 11).
       metadata: topic === 'instance.shutdown' ? undefined : this.#metadata,
-    });
+    };
   }
 
   #run(effect: Effect): void {

@@ -1691,9 +1691,21 @@ function successorDelay(s: MachineState, lostId: string | undefined): number {
   return rank * s.config.priorityStagger;
 }
 
-function memberList(s: MachineState): Array<readonly [string, number]> {
-  return [...s.members].map(([id, m]) => [id, m.priority] as const);
+/**
+ * The `members` of a heartbeat: one list per members map (a map is never changed, only
+ * replaced), so a primary at rest hands the driver the same list every time, and the driver's
+ * heartbeat template (codec.ts) knows at a glance that nothing changed.
+ */
+function memberList(s: MachineState): ReadonlyArray<readonly [string, number]> {
+  let list = memberLists.get(s.members);
+  if (list === undefined) {
+    list = Object.freeze([...s.members].map(([id, m]) => Object.freeze([id, m.priority] as const)));
+    memberLists.set(s.members, list);
+  }
+  return list;
 }
+
+const memberLists = new WeakMap<ReadonlyMap<string, MemberView>, ReadonlyArray<readonly [string, number]>>();
 
 function onPresence(b: Builder, joined: boolean, instanceId: string, priority: number): void {
   const s = b.s;

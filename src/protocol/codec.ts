@@ -46,6 +46,139 @@ const topicBuffers = new Map<Topic, Buffer>(TOPICS.map((t) => [t, Buffer.from(t,
 
 /** Encodes a message as the two frames `[topic, msgpack(payload)]`. */
 export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
+  const body = payloadBody(payload);
+  let members = body.members as ReadonlyArray<readonly [string, number]> | undefined;
+  let packed = packr.pack(body);
+  // Receivers drop a payload over MAX_PAYLOAD_BYTES unread, and 64 members with long ids do not
+  // fit: list only as many members as fit, so every message encoded here is one peers accept.
+  while (packed.byteLength > MAX_PAYLOAD_BYTES && members !== undefined && members.length > 0) {
+    members = members.slice(0, -1);
+    body.members = members;
+    packed = packr.pack(body);
+  }
+  return [topicBuffers.get(topic) as Buffer, packed];
+}
+
+/**
+ * A message's bytes with its `seq` and `sentAt` left open: what a primary sends every
+ * `heartbeatInterval` differs from the last only there. Built by {@link messageTemplate} with
+ * {@link encode}'s own packer, filled by {@link encodeFromTemplate}; the two give the bytes
+ * {@link encode} gives (the codec tests compare them on arbitrary payloads).
+ */
+export interface MessageTemplate {
+  readonly topic: Buffer;
+  /** The map header and every field up to the `seq` key. */
+  readonly head: Buffer;
+  /** The `sentAt` key. */
+  readonly mid: Buffer;
+  /** Every field after `sentAt`. */
+  readonly tail: Buffer;
+}
+
+const SEQ_KEY = 'seq';
+const SENT_AT_KEY = 'sentAt';
+
+/** A template of the message {@link encode} makes of `topic` and `payload` (its seq and sentAt ignored). */
+export function messageTemplate(topic: Topic, payload: Payload): MessageTemplate {
+  const body = payloadBody(payload);
+  const keys = Object.keys(body);
+  const seqAt = keys.indexOf(SEQ_KEY);
+  if (seqAt < 0 || keys[seqAt + 1] !== SENT_AT_KEY) throw new Error('messageTemplate: seq and sentAt must follow each other');
+  const piece = (from: number, to: number): Buffer =>
+    Buffer.concat(keys.slice(from, to).flatMap((k) => [copyOf(packr.pack(k)), copyOf(packr.pack(body[k]))]));
+  return {
+    topic: topicBuffers.get(topic) as Buffer,
+    head: Buffer.concat([mapHeader(body), piece(0, seqAt), copyOf(packr.pack(SEQ_KEY))]),
+    mid: copyOf(packr.pack(SENT_AT_KEY)),
+    tail: piece(seqAt + 2, keys.length),
+  };
+}
+
+/**
+ * The message of `template` with this `seq` and `sentAt`: one allocation and four copies, where
+ * {@link encode} walks the whole map (this runs once per heartbeat, in a process otherwise
+ * asleep). Undefined when the result would exceed {@link MAX_PAYLOAD_BYTES}: {@link encode}
+ * then lists fewer members.
+ */
+export function encodeFromTemplate(template: MessageTemplate, seq: number, sentAt: number): [Buffer, Buffer] | undefined {
+  const { head, mid, tail } = template;
+  const size = head.length + numberSize(seq) + mid.length + numberSize(sentAt) + tail.length;
+  if (size > MAX_PAYLOAD_BYTES) return undefined;
+  const out = Buffer.allocUnsafe(size);
+  let at = head.copy(out, 0);
+  at = writeNumber(out, at, seq);
+  at += mid.copy(out, at);
+  at = writeNumber(out, at, sentAt);
+  tail.copy(out, at);
+  return [template.topic, out];
+}
+
+const copyOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes);
+
+/** The map header the packer writes for `body` (it may choose `map 16` for any size). */
+function mapHeader(body: Record<string, unknown>): Buffer {
+  const packed = packr.pack(body);
+  const first = packed[0] ?? 0;
+  return copyOf(packed.subarray(0, first === 0xde ? 3 : first === 0xdf ? 5 : 1));
+}
+
+/** How many bytes {@link writeNumber} writes for `v`. */
+function numberSize(v: number): number {
+  if (v >>> 0 === v) return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 5;
+  if (v >> 0 === v) return v >= -0x20 ? 1 : v >= -0x80 ? 2 : v >= -0x8000 ? 3 : 5;
+  return 9;
+}
+
+/**
+ * Writes `v` as this codec's packer does (no records, no float 32): the smallest int format for
+ * an integer from -2^31 to 2^32 - 1, `float 64` for anything else. Returns the next offset.
+ */
+function writeNumber(out: Buffer, at: number, v: number): number {
+  if (v >>> 0 === v) {
+    if (v < 0x80) {
+      out[at] = v;
+      return at + 1;
+    }
+    if (v < 0x100) {
+      out[at] = 0xcc;
+      out[at + 1] = v;
+      return at + 2;
+    }
+    if (v < 0x10000) {
+      out[at] = 0xcd;
+      out.writeUInt16BE(v, at + 1);
+      return at + 3;
+    }
+    out[at] = 0xce;
+    out.writeUInt32BE(v, at + 1);
+    return at + 5;
+  }
+  if (v >> 0 === v) {
+    if (v >= -0x20) {
+      out[at] = 0x100 + v;
+      return at + 1;
+    }
+    if (v >= -0x80) {
+      out[at] = 0xd0;
+      out[at + 1] = v + 0x100;
+      return at + 2;
+    }
+    if (v >= -0x8000) {
+      out[at] = 0xd1;
+      out.writeInt16BE(v, at + 1);
+      return at + 3;
+    }
+    out[at] = 0xd2;
+    out.writeInt32BE(v, at + 1);
+    return at + 5;
+  }
+  out[at] = 0xcb;
+  out.writeDoubleBE(v, at + 1);
+  return at + 9;
+}
+
+/** The map {@link encode} packs: the fields in this order, the optional ones only when set. */
+function payloadBody(payload: Payload): Record<string, unknown> {
   const body: Record<string, unknown> = {
     version: payload.version,
     instanceId: payload.instanceId,
@@ -58,19 +191,11 @@ export function encode(topic: Topic, payload: Payload): [Buffer, Buffer] {
   if (payload.heartbeatInterval !== undefined) body.heartbeatInterval = payload.heartbeatInterval;
   if (payload.priority !== undefined) body.priority = payload.priority;
   if (payload.procStart !== undefined) body.procStart = payload.procStart;
-  let members = payload.members?.slice(0, MAX_MEMBERS);
+  const members = payload.members?.slice(0, MAX_MEMBERS);
   if (members !== undefined) body.members = members;
   if (payload.endpointStolen !== undefined) body.endpointStolen = payload.endpointStolen;
   if (payload.metadata !== undefined && Object.keys(payload.metadata).length > 0) body.metadata = payload.metadata;
-  let packed = packr.pack(body);
-  // Receivers drop a payload over MAX_PAYLOAD_BYTES unread, and 64 members with long ids do not
-  // fit: list only as many members as fit, so every message encoded here is one peers accept.
-  while (packed.byteLength > MAX_PAYLOAD_BYTES && members !== undefined && members.length > 0) {
-    members = members.slice(0, -1);
-    body.members = members;
-    packed = packr.pack(body);
-  }
-  return [topicBuffers.get(topic) as Buffer, packed];
+  return body;
 }
 
 /** Decodes the frames of one multipart message. Never throws. */

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decode, encode } from '../../../src/protocol/codec.js';
+import { decode, encode, encodeFromTemplate, messageTemplate } from '../../../src/protocol/codec.js';
 import {
   MAX_ID_LENGTH,
   MAX_MEMBERS,
@@ -398,5 +398,60 @@ describe('bounded work', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('message templates', () => {
+  // A primary encodes each heartbeat from a template (the fields but seq and sentAt, packed once):
+  // the bytes must be encode()'s, whatever the payload and numbers.
+  const numberArb = fc.oneof(
+    uintArb,
+    sentAtArb,
+    fc.integer({ min: -(2 ** 31), max: 2 ** 32 }),
+    fc.constantFrom(-1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 0.5, -0.5, 2 ** 53),
+  );
+  const metadataArb = fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 16 }), { maxKeys: 4 });
+
+  it('fill to the bytes encode gives', () => {
+    fc.assert(
+      fc.property(
+        topicArb,
+        payloadArb,
+        fc.option(metadataArb, { nil: undefined }),
+        fc.option(fc.constantFrom('gone', 'replaced'), { nil: undefined }),
+        numberArb,
+        numberArb,
+        (topic, payload, metadata, endpointStolen, seq, sentAt) => {
+          const base: Payload = { ...payload, metadata, endpointStolen };
+          const template = messageTemplate(topic, base);
+          const filled = encodeFromTemplate(template, seq, sentAt);
+          const whole = encode(topic, { ...base, seq, sentAt });
+          expect(filled).toBeDefined();
+          expect(Buffer.from(filled?.[1] ?? [])).toEqual(Buffer.from(whole[1]));
+          expect(filled?.[0]).toEqual(whole[0]);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('give way to encode when members do not fit', () => {
+    // Over 4096 bytes a template says so (undefined): encode() then lists fewer members.
+    let over = 0;
+    fc.assert(
+      fc.property(payloadArb, longMembersArb, numberArb, (payload, members, seq) => {
+        const base: Payload = { ...payload, members };
+        const filled = encodeFromTemplate(messageTemplate('instance.heartbeat', base), seq, payload.sentAt);
+        const whole = encode('instance.heartbeat', { ...base, seq });
+        if (filled === undefined) {
+          over++;
+          expect(whole[1].byteLength).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+        } else {
+          expect(Buffer.from(filled[1])).toEqual(Buffer.from(whole[1]));
+        }
+      }),
+      { numRuns: 300 },
+    );
+    expect(over).toBeGreaterThan(0);
   });
 });
