@@ -97,3 +97,23 @@ export function readThreads(pid: number): ThreadsSample | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU time, in ms, of a Node process's helper threads: every thread but its main one and
+ * libzmq's (`ZMQbg/...`). At rest that is V8's background compiler (and, rarely, its garbage
+ * collector): what it still spends says the process has not reached its steady state yet.
+ * Undefined when the process is gone or the kernel has no schedstat.
+ */
+export function readHelperCpuMs(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      if (tid === String(pid)) continue;
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').startsWith('ZMQbg')) continue;
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return Number.isFinite(ns) ? ns / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
+}

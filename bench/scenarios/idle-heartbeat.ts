@@ -25,7 +25,7 @@ import { tempWorkdir, uniqueIpc } from '../../harness/cluster.js';
 import type { IdleNodeConfig, IdleNodeMode } from '../lib/idle-node.js';
 import { pause } from '../lib/events.js';
 import { trackChild, trackCleanup } from '../lib/live-processes.js';
-import { procAvailable, readProc, readThreads, type ThreadsSample } from '../lib/proc-usage.js';
+import { procAvailable, readHelperCpuMs, readProc, readThreads, type ThreadsSample } from '../lib/proc-usage.js';
 import type { BenchContext, ResourceRow, Scenario, ScenarioResult, TrialFailure } from '../scenario.js';
 import { round2 } from '../stats.js';
 
@@ -35,10 +35,15 @@ const BASE_SETTINGS = {
   heartbeatTimeout: 5000,
   endpoint: 'ipc://@ (abstract, unique per pair)',
   // What runs for days is what matters. At 10 Hz V8 is still compiling the per-message code
-  // into its optimised tiers for about half a minute after start (bench/README.md, "Cost at
-  // rest"): the windows start after that.
+  // into its optimised tiers for minutes after start (bench/README.md, "Cost at rest"): the
+  // windows start once its compiler is done in every process, or after maxWarmupMs at most.
   warmupMs: 30_000,
   quickWarmupMs: 3000,
+  /** Done compiling: no process's helper threads used this much in `settleSteps` steps in a row. */
+  settledHelperMs: 1,
+  settleStepMs: 10_000,
+  settleSteps: 3,
+  maxWarmupMs: 300_000,
   maxWindows: 10,
   readyTimeout: 20_000,
   target: 1.3,
@@ -90,7 +95,7 @@ function idleScenario(name: string, heartbeatInterval: number, description: stri
     const windowMs = ctx.idleSeconds * 1000;
     const windows = Math.max(1, Math.min(ctx.trials, SETTINGS.maxWindows));
     const warmupMs = ctx.quick ? SETTINGS.quickWarmupMs : SETTINGS.warmupMs;
-    const settings = { ...SETTINGS, windowMs, windows, warmupMsUsed: warmupMs, childProcesses: childRuntime() };
+    const settings: Record<string, unknown> = { ...SETTINGS, windowMs, windows, warmupMsUsed: warmupMs, childProcesses: childRuntime() };
     const rows: ResourceRow[] = [];
     const failures: TrialFailure[] = [];
     const notes: string[] = [];
@@ -156,14 +161,24 @@ function idleScenario(name: string, heartbeatInterval: number, description: stri
         const subject = SUBJECTS.find((s) => s.key === key) as Subject;
         await start(subject);
       }
-      ctx.progress(`  warm-up ${warmupMs} ms, then ${windows} window(s) of ${windowMs} ms`);
+      ctx.progress(`  warm-up ${warmupMs} ms, then until V8 is done compiling (at most ${SETTINGS.maxWarmupMs} ms), then ${windows} window(s) of ${windowMs} ms`);
       await pause(warmupMs);
+      const settled = ctx.quick ? { ms: warmupMs, done: false, helperMs: [] as number[] } : await settle(children, warmupMs);
+      settings.warmupMsUsed = settled.ms;
+      notes.push(
+        settled.done
+          ? `warm-up ${Math.round(settled.ms / 1000)} s: V8's compiler was done in every process (helper threads under ${SETTINGS.settledHelperMs} ms in each of ${SETTINGS.settleSteps} steps of ${SETTINGS.settleStepMs / 1000} s)`
+          : `warm-up ${Math.round(settled.ms / 1000)} s: ${ctx.quick ? 'quick run, not waited for V8' : `V8 still compiling somewhere (helper threads ${settled.helperMs.map((x) => x.toFixed(1)).join('/')} ms in the last ${SETTINGS.settleStepMs / 1000} s)`}`,
+      );
 
+      const helperMsInWindows: number[][] = [];
       const perWindow: Array<Record<Subject['key'], { cpuPercent: number; cpuMs: number; switchesPerBeat: number; wallMs: number }>> = [];
       for (let w = 1; w <= windows; w++) {
         const first = children.map((c) => readThreads(c.pid));
+        const helpersBefore = children.map((c) => readHelperCpuMs(c.pid) ?? Number.NaN);
         await pause(windowMs);
         const last = children.map((c) => readThreads(c.pid));
+        helperMsInWindows.push(children.map((c, i) => (readHelperCpuMs(c.pid) ?? Number.NaN) - (helpersBefore[i] ?? Number.NaN)));
         const record = {} as Record<Subject['key'], { cpuPercent: number; cpuMs: number; switchesPerBeat: number; wallMs: number }>;
         let complete = true;
         children.forEach((c, i) => {
@@ -231,6 +246,11 @@ function idleScenario(name: string, heartbeatInterval: number, description: stri
         `ratios (median of ${perWindow.length} windows of ${windowMs} ms): primary / bare PUB ${pPub.toFixed(2)} (${verdict(pPub)}); ` +
           `secondary / bare SUB ${sSub.toFixed(2)} (${verdict(sSub)}); primary / bare XPUB+own SUB ${pPair.toFixed(2)}`,
       );
+      notes.push(
+        `V8's helper threads (its compiler) during the windows, ms in all: ${children
+          .map((c, i) => `${c.subject.key} ${helperMsInWindows.reduce((sum, w) => sum + (w[i] ?? 0), 0).toFixed(1)}`)
+          .join(', ')}`,
+      );
       const perBeat = (k: Subject['key']): string => median(perWindow.map((r) => r[k].switchesPerBeat)).toFixed(2);
       notes.push(
         `thread wake-ups (context switches) per heartbeat, median: ${children.map((c) => `${c.subject.key} ${perBeat(c.subject.key)}`).join(', ')}`,
@@ -246,6 +266,25 @@ function idleScenario(name: string, heartbeatInterval: number, description: stri
     }
   },
   };
+}
+
+/**
+ * Waits, in steps of `settleStepMs`, until the helper threads of every child (V8's compiler)
+ * used less than `settledHelperMs` in one step, or `maxWarmupMs` in all have passed.
+ */
+async function settle(children: readonly Child[], elapsedMs: number): Promise<{ ms: number; done: boolean; helperMs: number[] }> {
+  let ms = elapsedMs;
+  let helperMs: number[] = [];
+  let quiet = 0;
+  while (ms < BASE_SETTINGS.maxWarmupMs) {
+    const before = children.map((c) => readHelperCpuMs(c.pid) ?? Number.NaN);
+    await pause(BASE_SETTINGS.settleStepMs);
+    ms += BASE_SETTINGS.settleStepMs;
+    helperMs = children.map((c, i) => (readHelperCpuMs(c.pid) ?? Number.NaN) - (before[i] ?? Number.NaN));
+    quiet = helperMs.every((x) => x < BASE_SETTINGS.settledHelperMs) ? quiet + 1 : 0;
+    if (quiet >= BASE_SETTINGS.settleSteps) return { ms, done: true, helperMs };
+  }
+  return { ms, done: false, helperMs };
 }
 
 export const idleHeartbeat: Scenario = idleScenario(
