@@ -105,11 +105,11 @@ export function encodeFromTemplate(template: MessageTemplate, seq: number, sentA
   const size = head.length + numberSize(seq) + mid.length + numberSize(sentAt) + tail.length;
   if (size > MAX_PAYLOAD_BYTES) return undefined;
   const out = Buffer.allocUnsafe(size);
-  let at = head.copy(out, 0);
-  at = writeNumber(out, at, seq);
-  at += mid.copy(out, at);
-  at = writeNumber(out, at, sentAt);
-  tail.copy(out, at);
+  out.set(head, 0);
+  let at = writeNumber(out, head.length, seq);
+  out.set(mid, at);
+  at = writeNumber(out, at + mid.length, sentAt);
+  out.set(tail, at);
   return [template.topic, out];
 }
 
