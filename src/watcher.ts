@@ -425,6 +425,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   readonly #locality: LocalityProbe;
   /** The payload of the last heartbeat this node published, until it comes back (see #onFrames). */
   #lastBeat: Frames | undefined;
+  /** The seq of {@link #lastBeat}. */
+  #lastBeatSeq = 0;
   /** The rehearsals running in the background; shutdown() waits for them. */
   #rehearsing: Promise<void> | undefined;
   #rehearsalsDone = 0;
@@ -474,6 +476,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
         probeWindow: Math.min(250, o.heartbeatTimeout),
         stallThreshold: Math.max(50, Math.floor(o.heartbeatInterval / 2)),
         drainDelay: Math.min(50, o.heartbeatInterval),
+        quietsOwnHeartbeats: typeof this.#transport.hearOwnHeartbeats === 'function',
       },
       o.enabled,
     ),
@@ -750,8 +753,8 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
   /**
    * Whether this node is healthy in its role: exactly what `failover-watch run --health`'s
    * `GET /healthz` answers (docs/CLI.md, "Metrics and health"). A primary is healthy while
-   * its own heartbeats come back through the endpoint on time and its socket file was not
-   * taken; a secondary while it hears a live primary or is taking over.
+   * its heartbeats go through the endpoint on time (`ownHeartbeatAgeMs`) and its socket file
+   * was not taken; a secondary while it hears a live primary or is taking over.
    *
    * @example
    * const h = watcher.health(); // { ok: true, status: 200, reason: 'following a' }
@@ -831,7 +834,7 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
     const own = this.#lastBeat;
     if (own !== undefined && frames.length === 2 && frames[1]?.equals(own[1]) === true && frames[0]?.equals(own[0]) === true) {
       this.#lastBeat = undefined;
-      this.#dispatch({ type: 'ownHeartbeat' });
+      this.#dispatch({ type: 'ownHeartbeat', seq: this.#lastBeatSeq });
       return;
     }
     const result = decode(frames);
@@ -1101,7 +1104,10 @@ export class Watcher extends Notifier<WatcherEvents, RoleChange> implements Elec
       }
       case 'publish': {
         const frames = this.#frames(effect.topic, effect.epoch, effect.seq, effect.members, effect.endpointStolen);
-        if (effect.topic === 'instance.heartbeat') this.#lastBeat = frames;
+        if (effect.topic === 'instance.heartbeat') {
+          this.#lastBeat = frames;
+          this.#lastBeatSeq = effect.seq;
+        }
         void this.#serial(() => this.#transport.publish(frames), false);
         return;
       }

@@ -158,6 +158,11 @@ export interface MachineConfig {
   readonly stallThreshold: number;
   /** After a stall, how long to let queued messages drain before judging silence. */
   readonly drainDelay: number;
+  /**
+   * The transport can stop this node's subscriber reading heartbeats (`hearOwnHeartbeats`): a
+   * holder then does so once its own came back on the subscriber's current connection.
+   */
+  readonly quietsOwnHeartbeats: boolean;
 }
 
 /** Counters kept by the machine; exposed through `status()`. */
@@ -311,6 +316,8 @@ export interface MachineState {
    * heartbeat sent meanwhile goes through that same connection.
    */
   readonly selfHeard: boolean;
+  /** The first own heartbeat (seq) whose return proves the subscriber's current connection. */
+  readonly echoFrom: number;
   readonly seq: number;
   /** When the driver should call back with a `tick`. */
   readonly wakeAt: number | undefined;
@@ -329,7 +336,7 @@ export type Input =
    * The holder's own last heartbeat came back through the endpoint, recognised by its bytes (the
    * driver skips decoding what it encoded itself): the same as that heartbeat as a `message`.
    */
-  | { readonly type: 'ownHeartbeat' }
+  | { readonly type: 'ownHeartbeat'; readonly seq: number }
   | { readonly type: 'bindResult'; readonly outcome: 'bound' | 'in-use' | 'failed'; readonly detail?: string }
   | { readonly type: 'epochLoaded'; readonly fileEpoch: number }
   | { readonly type: 'stateSaved'; readonly ok: boolean; readonly detail?: string }
@@ -528,6 +535,7 @@ export function initialState(config: MachineConfig, enabled: boolean, knownEpoch
     lastSentAt: undefined,
     lastSelfSeenAt: undefined,
     selfHeard: false,
+    echoFrom: 0,
     seq: 0,
     wakeAt: undefined,
     pendingExit: undefined,
@@ -604,6 +612,7 @@ function copyState(s: MachineState): Writable<MachineState> {
     lastSentAt: s.lastSentAt,
     lastSelfSeenAt: s.lastSelfSeenAt,
     selfHeard: s.selfHeard,
+    echoFrom: s.echoFrom,
     seq: s.seq,
     wakeAt: s.wakeAt,
     pendingExit: s.pendingExit,
@@ -744,7 +753,7 @@ export function fullStep(state: MachineState, input: Input, env: StepEnv): StepR
       onMessage(b, input.message, input.wallNow);
       break;
     case 'ownHeartbeat':
-      if (b.s.phase !== 'idle' && b.s.phase !== 'stopped' && b.s.holdsEndpoint) heardSelf(b);
+      if (b.s.phase !== 'idle' && b.s.phase !== 'stopped' && b.s.holdsEndpoint) heardSelf(b, input.seq);
       break;
     case 'bindResult':
       onBindResult(b, input.outcome, input.detail ?? input.outcome);
@@ -1013,30 +1022,41 @@ function callbacksOutstanding(s: MachineState): boolean {
 }
 
 /**
- * The connection to the primary dropped. When its process died, the kernel has freed the
- * endpoint too, so try to bind at once: success confirms the crash (and is the promotion);
- * EADDRINUSE means the primary still holds it, and a few quick retries tell a dying process from
- * a transient disconnect. Never a false failover: the bind only succeeds on a free endpoint.
- */
-/**
- * The holder's own heartbeat came back through the endpoint. The first on a connection is the
- * proof that the endpoint carries its heartbeats: from then on, its subscriber stops reading
+ * The holder's own heartbeat `seq` came back through the endpoint. The first on a connection is
+ * the proof that the endpoint carries its heartbeats: from then on, its subscriber stops reading
  * them (a second delivery of each heartbeat, which costs a primary at rest about as much as
- * the first; bench/README.md, "Cost at rest").
+ * the first; bench/README.md, "Cost at rest"). Only a heartbeat sent after the last connection
+ * event proves the connection it came on: one sent before may still be queued from the
+ * previous connection (libzmq keeps the subscriber's queue across a reconnect), and the new one
+ * may reach another holder. Not with a transport that cannot stop the subscriber reading them
+ * (`quietsOwnHeartbeats` false): its own heartbeats keep coming back, and health keeps reading
+ * their age.
  */
-function heardSelf(b: Builder): void {
+function heardSelf(b: Builder, seq: number): void {
   b.set({ lastSelfSeenAt: b.now });
-  if (!b.s.selfHeard) hearOwnHeartbeats(b, false);
+  if (!b.s.selfHeard && b.s.config.quietsOwnHeartbeats && seq >= b.s.echoFrom) hearOwnHeartbeats(b, false);
 }
 
 /**
  * The subscriber's connection ended or a new one began: whoever it reaches now has not been
  * heard on it. It reads every heartbeat again, so a holder that finds another node's heartbeat
- * there (a stolen socket file, a moved address) steps down as before.
+ * there (a stolen socket file, a moved address) steps down as before; only a heartbeat sent
+ * from now on can prove the new connection. Every heartbeat sent so far went through the last
+ * proven one: the age health reads goes on from the last of them.
  */
 function connectionChanged(b: Builder): void {
-  if (b.s.selfHeard) hearOwnHeartbeats(b, true);
+  b.set({ echoFrom: b.s.seq + 1 });
+  if (!b.s.selfHeard) return;
+  b.set({ lastSelfSeenAt: ownHeartbeatSeenAt(b.s) });
+  hearOwnHeartbeats(b, true);
 }
+
+/**
+ * The connection to the primary dropped. When its process died, the kernel has freed the
+ * endpoint too, so try to bind at once: success confirms the crash (and is the promotion);
+ * EADDRINUSE means the primary still holds it, and a few quick retries tell a dying process from
+ * a transient disconnect. Never a false failover: the bind only succeeds on a free endpoint.
+ */
 
 /**
  * While holding the endpoint: when this node's freshest heartbeat known to have gone through it
@@ -1186,7 +1206,7 @@ function onMessage(b: Builder, m: WireMessage, wallNow: number): void {
   const s = b.s;
   if (s.phase === 'idle' || s.phase === 'stopped') return;
   if (m.instanceId === s.config.instanceId) {
-    if (s.holdsEndpoint && m.topic === 'instance.heartbeat') heardSelf(b);
+    if (s.holdsEndpoint && m.topic === 'instance.heartbeat') heardSelf(b, m.seq);
     return;
   }
   if (m.epoch > s.knownEpoch) {

@@ -40,6 +40,7 @@ const TIMING = {
   livenessProbeTimeout: 100,
   stallThreshold: 50,
   drainDelay: 20,
+  quietsOwnHeartbeats: true,
 } as const;
 
 /** Deterministic PRNG for delays, drops and outcomes (the seed comes from fast-check). */

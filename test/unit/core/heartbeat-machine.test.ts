@@ -1342,7 +1342,7 @@ describe('heartbeat machine: a holder stops reading its own beats', () => {
   function heardPrimary(): Driver {
     const d = primaryAtStart(3);
     d.now = 5;
-    expect(acts(d.send({ type: 'ownHeartbeat' }))).toEqual([OFF]);
+    expect(acts(d.send({ type: 'ownHeartbeat', seq: d.state.seq }))).toEqual([OFF]);
     return d;
   }
 
@@ -1351,7 +1351,7 @@ describe('heartbeat machine: a holder stops reading its own beats', () => {
     expect(d.state).toMatchObject({ selfHeard: true, lastSelfSeenAt: 5 });
     // Another read back (a transport that cannot stop them) changes the time only.
     d.now = 6;
-    expect(d.send({ type: 'ownHeartbeat' })).toEqual([]);
+    expect(d.send({ type: 'ownHeartbeat', seq: d.state.seq })).toEqual([]);
     expect(d.send(hb('a', d.state.epoch, 9))).toEqual([]);
     expect(d.state).toMatchObject({ selfHeard: true, lastSelfSeenAt: 6 });
     // Its own farewell or promotion read back changes nothing either.
@@ -1365,17 +1365,35 @@ describe('heartbeat machine: a holder stops reading its own beats', () => {
       expect(d.state).toMatchObject({ role: 'primary', selfHeard: false });
       // A second event before the next heartbeat asks for nothing more.
       expect(acts(d.send({ type: event }))).toEqual([]);
-      // The next own heartbeat on the new connection turns them off again.
-      d.now = 20;
-      expect(acts(d.send({ type: 'ownHeartbeat' }))).toEqual([OFF]);
+      // A heartbeat sent before the event, still queued from the old connection, proves nothing
+      // of the new one (which may reach another holder): it stays on.
+      const before = d.state.seq;
+      expect(acts(d.send({ type: 'ownHeartbeat', seq: before }))).toEqual([]);
+      expect(acts(d.send(hb('a', d.state.epoch, before)))).toEqual([]);
+      expect(d.state.selfHeard).toBe(false);
+      // The next one sent, read back on the new connection, turns them off again.
+      d.advanceTo(100);
+      expect(d.state.seq).toBe(before + 1);
+      expect(acts(d.send({ type: 'ownHeartbeat', seq: d.state.seq }))).toEqual([OFF]);
     }
+  });
+
+  it('keeps them on with a transport that cannot stop them', () => {
+    // quietsOwnHeartbeats false (a transport without hearOwnHeartbeats): every own heartbeat
+    // keeps coming back, and health reads the age of the last one.
+    const d = primaryAtStart(3, { quietsOwnHeartbeats: false });
+    d.advanceTo(250);
+    expect(d.send({ type: 'ownHeartbeat', seq: d.state.seq })).toEqual([]);
+    expect(d.state.selfHeard).toBe(false);
+    d.advanceTo(1000);
+    expect(ownHeartbeatSeenAt(d.state)).toBe(250);
   });
 
   it('a secondary never turns them off', () => {
     const d = follower();
     d.send(hb('p', 3));
     expect(acts(d.send({ type: 'connected' }))).toEqual([]);
-    expect(d.send({ type: 'ownHeartbeat' })).toEqual([]);
+    expect(d.send({ type: 'ownHeartbeat', seq: d.state.seq })).toEqual([]);
     expect(only(d.send(hb('a', 3)), 'hearOwnHeartbeats')).toEqual([]);
     expect(d.state.selfHeard).toBe(false);
   });
@@ -1412,12 +1430,16 @@ describe('heartbeat machine: a holder stops reading its own beats', () => {
     // Sent since, on the connection that carried one back: the freshest is the last sent.
     expect(d.state.lastSentAt).toBeGreaterThan(900);
     expect(ownHeartbeatSeenAt(d.state)).toBe(d.state.lastSentAt);
-    // Once the connection changed, only a heartbeat read back counts.
+    // Once the connection changed, only a heartbeat read back counts: the age goes on from the
+    // last one sent on the proven connection, not from the first read back long ago.
+    const last = d.state.lastSentAt;
     d.send({ type: 'disconnected' });
-    expect(ownHeartbeatSeenAt(d.state)).toBe(5);
-    d.now = 1001;
-    d.send({ type: 'ownHeartbeat' });
-    expect(ownHeartbeatSeenAt(d.state)).toBe(1001);
+    expect(ownHeartbeatSeenAt(d.state)).toBe(last);
+    d.advanceTo(1100);
+    expect(ownHeartbeatSeenAt(d.state)).toBe(last);
+    d.now = 1101;
+    d.send({ type: 'ownHeartbeat', seq: d.state.seq });
+    expect(ownHeartbeatSeenAt(d.state)).toBe(1101);
     // A secondary has none.
     expect(ownHeartbeatSeenAt(follower().state)).toBeUndefined();
   });
@@ -1436,20 +1458,20 @@ describe('heartbeat machine: the shortcut for heartbeats at rest', () => {
       if (i === 20) d.send({ type: 'presence', joined: true, instanceId: 'b', priority: 0 });
       if (i === 30) d.send({ type: 'stepDown' });
       const now = d.now + (i % 5 === 0 ? 250 : 0);
-      const input = hb('a', d.state.epoch, i + 1);
+      const input = hb('a', d.state.epoch, d.state.seq);
       const fast = step(d.state, input, { now, random: () => 0.5 });
       const full = fullStep(d.state, input, { now, random: () => 0.5 });
       expect(fast).toEqual(full);
       // The driver recognises its own last heartbeat by its bytes and feeds `ownHeartbeat`.
-      expect(step(d.state, { type: 'ownHeartbeat' }, { now, random: () => 0.5 })).toEqual(full);
-      expect(fullStep(d.state, { type: 'ownHeartbeat' }, { now, random: () => 0.5 })).toEqual(full);
+      expect(step(d.state, { type: 'ownHeartbeat', seq: d.state.seq }, { now, random: () => 0.5 })).toEqual(full);
+      expect(fullStep(d.state, { type: 'ownHeartbeat', seq: d.state.seq }, { now, random: () => 0.5 })).toEqual(full);
       if (d.state.holdsEndpoint) {
         compared++;
         if (d.state.selfHeard) comparedHeard++;
       }
       // Half the time the subscriber has read one back on this connection (the shortcut's case),
       // half the time not (a connection change makes it read them again).
-      if (i % 4 === 1) d.send({ type: 'ownHeartbeat' });
+      if (i % 4 === 1) d.send({ type: 'ownHeartbeat', seq: d.state.seq });
       if (i % 4 === 3) d.send({ type: i % 8 === 3 ? 'connected' : 'disconnected' });
     }
     expect(compared).toBeGreaterThan(20);

@@ -21,4 +21,5 @@ export const TEST_MACHINE_CONFIG: MachineConfig = Object.freeze({
   livenessProbeTimeout: 100,
   stallThreshold: 50,
   drainDelay: 20,
+  quietsOwnHeartbeats: true,
 });
