@@ -693,12 +693,12 @@ function steadyBeat(s: MachineState, m: WireMessage, wallNow: number, now: numbe
 }
 
 /**
- * A holder reading its own heartbeat back through the endpoint after the first on this
- * connection (a transport that cannot stop its subscriber reading them): only the time it was
- * seen changes.
+ * A holder reading its own heartbeat back through the endpoint when that turns nothing off (a
+ * transport that cannot stop its subscriber reading them, or one already read on this
+ * connection): only the time it was seen changes.
  */
 function ownBeat(s: MachineState, topic: Topic, now: number): StepResult | undefined {
-  if (!s.holdsEndpoint || !s.selfHeard || topic !== 'instance.heartbeat' || s.phase === 'idle' || s.phase === 'stopped') return undefined;
+  if (!s.holdsEndpoint || (s.config.quietsOwnHeartbeats && !s.selfHeard) || topic !== 'instance.heartbeat' || s.phase === 'idle' || s.phase === 'stopped') return undefined;
   const own = copyState(s);
   own.lastSelfSeenAt = now;
   own.wakeAt = computeWakeAt(own, now);
@@ -1052,13 +1052,6 @@ function connectionChanged(b: Builder): void {
 }
 
 /**
- * The connection to the primary dropped. When its process died, the kernel has freed the
- * endpoint too, so try to bind at once: success confirms the crash (and is the promotion);
- * EADDRINUSE means the primary still holds it, and a few quick retries tell a dying process from
- * a transient disconnect. Never a false failover: the bind only succeeds on a free endpoint.
- */
-
-/**
  * While holding the endpoint: when this node's freshest heartbeat known to have gone through it
  * was sent (monotonic ms): the last one its subscriber read back, or, while that connection
  * stays up and the subscriber no longer reads them, the last one sent since.
@@ -1074,6 +1067,12 @@ function hearOwnHeartbeats(b: Builder, on: boolean): void {
   b.emit({ type: 'hearOwnHeartbeats', on });
 }
 
+/**
+ * The connection to the primary dropped. When its process died, the kernel has freed the
+ * endpoint too, so try to bind at once: success confirms the crash (and is the promotion);
+ * EADDRINUSE means the primary still holds it, and a few quick retries tell a dying process from
+ * a transient disconnect. Never a false failover: the bind only succeeds on a free endpoint.
+ */
 function onDisconnected(b: Builder): void {
   const s = b.s;
   if (s.phase !== 'secondary' || !s.enabled || s.observer) return;

@@ -102,15 +102,15 @@ export function messageTemplate(topic: Topic, payload: Payload): MessageTemplate
  */
 export function encodeFromTemplate(template: MessageTemplate, seq: number, sentAt: number): [Buffer, Buffer] | undefined {
   const { head, mid, tail } = template;
-  const size = head.length + numberSize(seq) + mid.length + numberSize(sentAt) + tail.length;
-  if (size > MAX_PAYLOAD_BYTES) return undefined;
-  const out = Buffer.allocUnsafe(size);
+  // Room for both numbers at their longest (9 bytes), cut to what was written.
+  const out = Buffer.allocUnsafe(head.length + mid.length + tail.length + 18);
   out.set(head, 0);
   let at = writeNumber(out, head.length, seq);
   out.set(mid, at);
   at = writeNumber(out, at + mid.length, sentAt);
   out.set(tail, at);
-  return [template.topic, out];
+  at += tail.length;
+  return at > MAX_PAYLOAD_BYTES ? undefined : [template.topic, out.subarray(0, at)];
 }
 
 const copyOf = (bytes: Uint8Array): Buffer => Buffer.from(bytes);
@@ -120,13 +120,6 @@ function mapHeader(body: Record<string, unknown>): Buffer {
   const packed = packr.pack(body);
   const first = packed[0] ?? 0;
   return copyOf(packed.subarray(0, first === 0xde ? 3 : first === 0xdf ? 5 : 1));
-}
-
-/** How many bytes {@link writeNumber} writes for `v`. */
-function numberSize(v: number): number {
-  if (v >>> 0 === v) return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 5;
-  if (v >> 0 === v) return v >= -0x20 ? 1 : v >= -0x80 ? 2 : v >= -0x8000 ? 3 : 5;
-  return 9;
 }
 
 /**

@@ -84,8 +84,9 @@ const frame = (label: string): Frames => [Buffer.from(TOPIC), Buffer.from(label)
 const HEARTBEAT = 'instance.heartbeat';
 const FAREWELL = 'instance.shutdown';
 const topicFrame = (topic: string, label: string): Frames => [Buffer.from(topic), Buffer.from(label)];
-const labels = (node: Node): string[] =>
-  node.heard.flatMap((h) => (h.kind === 'message' && h.frames[0]?.toString() === TOPIC ? [h.frames[1]?.toString() ?? ''] : []));
+/** The labels `node` read on `topic`, from its `from`-th record on. */
+const labels = (node: Node, topic = TOPIC, from = 0): string[] =>
+  node.heard.slice(from).flatMap((h) => (h.kind === 'message' && h.frames[0]?.toString() === topic ? [h.frames[1]?.toString() ?? ''] : []));
 const events = (node: Node, type: TransportEvent['type']): number => node.heard.filter((h) => h.kind === 'event' && h.event.type === type).length;
 
 /**
@@ -205,17 +206,15 @@ export function transportConformance(name: string, factory: ConformanceFactory, 
       const start = { a: a.heard.length, b: b.heard.length };
       for (let i = 0; i < 20; i++) void a.transport.publish(topicFrame(HEARTBEAT, `off-${i}`));
       await a.transport.publish(topicFrame(FAREWELL, 'bye'));
-      const read = (n: Node, topic: string, from: number): string[] =>
-        n.heard.slice(from).flatMap((h) => (h.kind === 'message' && h.frames[0]?.toString() === topic ? [h.frames[1]?.toString() ?? ''] : []));
-      await t.until(() => read(a, FAREWELL, start.a).includes('bye') && read(b, FAREWELL, start.b).includes('bye'), 'both read the farewell topic');
+      await t.until(() => labels(a, FAREWELL, start.a).includes('bye') && labels(b, FAREWELL, start.b).includes('bye'), 'both read the farewell topic');
       const offExpected = Array.from({ length: 20 }, (_, i) => `off-${i}`);
-      assert.deepEqual(read(b, HEARTBEAT, start.b), offExpected, 'another subscriber reads every heartbeat');
-      assert.deepEqual(read(a, HEARTBEAT, start.a), turn === undefined ? offExpected : [], 'the holder reads none of its own while off');
+      assert.deepEqual(labels(b, HEARTBEAT, start.b), offExpected, 'another subscriber reads every heartbeat');
+      assert.deepEqual(labels(a, HEARTBEAT, start.a), turn === undefined ? offExpected : [], 'the holder reads none of its own while off');
       turn?.(true);
       const resumed = a.heard.length;
       let n = 0;
       await t.until(async () => {
-        if (read(a, HEARTBEAT, resumed).length > 0) return true;
+        if (labels(a, HEARTBEAT, resumed).length > 0) return true;
         await a.transport.publish(topicFrame(HEARTBEAT, `on-${n++}`));
         return false;
       }, 'the holder reads its heartbeats again once on');

@@ -31,13 +31,10 @@
 import * as zmq from 'zeromq';
 import { InvalidOptionError } from '../../errors.js';
 import { MAX_PRESENCE_TOPIC_BYTES, TOPIC_PREFIX } from '../../protocol/messages.js';
-
-/** What a holder's own subscriber keeps while it does not read its heartbeats: the farewell. */
-const FAREWELL_TOPIC = 'instance.shutdown';
 import type { BindOutcome, Frames, Transport, TransportCounters, TransportHandlers } from '../transport.js';
 import { parseEndpoint, type Endpoint } from '../zmq/endpoint.js';
 import { tryLockPath, type PathLock } from '../zmq/path-lock.js';
-import { bindFailure, bindsWithoutLookup, CLOSE_KEEPS_SOCKET_FILE } from '../zmq/zmq-transport.js';
+import { bindFailure, bindsWithoutLookup, CLOSE_KEEPS_SOCKET_FILE, subscribeHeartbeats } from '../zmq/zmq-transport.js';
 
 /** Options of a {@link ZmqBus}. */
 export interface ZmqBusOptions {
@@ -324,13 +321,7 @@ export class ZmqBus implements Transport {
   hearOwnHeartbeats(on: boolean): void {
     if (this.#closed || !this.#opened || on === this.#hearingHeartbeats) return;
     this.#hearingHeartbeats = on;
-    if (on) {
-      this.#sub.subscribe(TOPIC_PREFIX);
-      this.#sub.unsubscribe(FAREWELL_TOPIC);
-    } else {
-      this.#sub.subscribe(FAREWELL_TOPIC);
-      this.#sub.unsubscribe(TOPIC_PREFIX);
-    }
+    subscribeHeartbeats(this.#sub, on);
   }
 
   probe(topic: string, on: boolean): void {

@@ -271,16 +271,7 @@ export class ZmqTransport implements Transport {
     const sub = this.#sub;
     if (sub === undefined || sub.closed || on === this.#hearingHeartbeats) return;
     this.#hearingHeartbeats = on;
-    // Subscribe first, then drop the other: the farewell's topic is subscribed throughout. libzmq
-    // filters on the subscriber's side too, so the change holds from this call on; the holder's
-    // XPUB filters once the (un)subscription reached it, and ignores both (PROTOCOL.md section 5).
-    if (on) {
-      sub.subscribe(TOPIC_PREFIX);
-      sub.unsubscribe(FAREWELL_TOPIC);
-    } else {
-      sub.subscribe(FAREWELL_TOPIC);
-      sub.unsubscribe(TOPIC_PREFIX);
-    }
+    subscribeHeartbeats(sub, on);
   }
 
   probe(topic: string, on: boolean): void {
@@ -674,6 +665,23 @@ async function sendOn(pub: zmq.XPublisher, frames: Frames): Promise<void> {
     await pub.send(frames as unknown as Buffer[]);
   } catch {
     // Nothing to do: see above.
+  }
+}
+
+/**
+ * Turns a SUB's heartbeats on (all of `instance.`) or off (`instance.shutdown` alone, the
+ * farewell): `hearOwnHeartbeats` here and in the bus adapter. It subscribes first, then drops the
+ * other, so the farewell's topic is subscribed throughout. libzmq filters on the subscriber's side
+ * too, so the change holds from this call on; the holder's XPUB filters once the
+ * (un)subscription reached it, and ignores both (PROTOCOL.md section 5).
+ */
+export function subscribeHeartbeats(sub: zmq.Subscriber, on: boolean): void {
+  if (on) {
+    sub.subscribe(TOPIC_PREFIX);
+    sub.unsubscribe(FAREWELL_TOPIC);
+  } else {
+    sub.subscribe(FAREWELL_TOPIC);
+    sub.unsubscribe(TOPIC_PREFIX);
   }
 }
 
